@@ -1,0 +1,413 @@
+/* core/engine.c — the engine's lifecycle and its loop thread.
+ *
+ * One thread runs the loop. Each turn: fd events (child exits, output, the
+ * posted FUSE work, signals, the mount table), expired timers, then the
+ * before-sleep work: a scheduling pass, ONE commit of everything the turn
+ * changed (fsync'd only if it holds an acknowledged change), and the replies
+ * waiting for that commit. Nothing sleeps or polls. */
+#include "core/engine_i.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/signalfd.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+void eng_log(struct orch_engine *e, const char *fmt, ...)
+{
+	char ts[ISO8601_LEN];
+	char msg[1024];
+	va_list ap;
+	(void)e;
+	fmt_iso8601(clock_wall_ms(), ts);
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "%s orchfs: %s\n", ts, msg);
+}
+
+const char *orch_mountpoint(const struct orch_engine *e) { return e->mountpoint; }
+const char *orch_state_dir(const struct orch_engine *e) { return e->state_dir; }
+
+void orch_after_commit(struct orch_engine *e, struct orch_done *d)
+{
+	d->next = NULL;
+	if (e->done_tail)
+		e->done_tail->next = d;
+	else
+		e->done_head = d;
+	e->done_tail = d;
+}
+
+void orch_need_durable(struct orch_engine *e) { store_mark_durable(&e->st); }
+
+/* ---- control requests from other threads ---- */
+
+static void ctl_work_fn(struct loop_work *w, void *ctx)
+{
+	struct orch_engine *e = ctx;
+	(void)w;
+	pthread_mutex_lock(&e->ctl_lock);
+	bool stop = e->stop_req, quit = e->quit_req;
+	e->ctl_queued = false;
+	pthread_mutex_unlock(&e->ctl_lock);
+	if (stop && !e->stopping) {
+		eng_log(e, "stopping: interrupting running steps");
+		e->stopping = true;
+		run_stop_all(e);
+	}
+	if (quit)
+		e->quit = true;
+}
+
+/* Set a request flag and make sure ctl_work is queued once to read it: the
+ * one embedded work item needs no allocation, so a request is never lost. */
+static void post_ctl(struct orch_engine *e, bool stop, bool quit)
+{
+	pthread_mutex_lock(&e->ctl_lock);
+	e->stop_req |= stop;
+	e->quit_req |= quit;
+	bool post = !e->ctl_queued;
+	e->ctl_queued = true;
+	pthread_mutex_unlock(&e->ctl_lock);
+	if (post) {
+		e->ctl_work.fn = ctl_work_fn;
+		loop_post(&e->loop, &e->ctl_work);
+	}
+}
+
+void orch_engine_stop(struct orch_engine *e) { post_ctl(e, true, false); }
+void orch_engine_quit(struct orch_engine *e) { post_ctl(e, false, true); }
+void orch_engine_post(struct orch_engine *e, struct loop_work *w) { loop_post(&e->loop, w); }
+
+/* ---- signals and the mount table ---- */
+
+static void sig_cb(struct loop_watch *w, uint32_t events)
+{
+	struct orch_engine *e = w->data;
+	struct signalfd_siginfo si;
+	(void)events;
+	while (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
+		if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) && !e->stopping) {
+			eng_log(e, "%s: stopping", strsignal((int)si.ssi_signo));
+			e->stopping = true;
+			run_stop_all(e);
+		}
+	}
+}
+
+/* Unescape a mountinfo path field (\040 for space and friends) in place. */
+static void unescape_octal(char *s)
+{
+	char *o = s;
+	for (char *p = s; *p; p++) {
+		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] >= '0' && p[2] <= '7' &&
+		    p[3] >= '0' && p[3] <= '7') {
+			*o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
+			p += 3;
+		} else {
+			*o++ = *p;
+		}
+	}
+	*o = '\0';
+}
+
+/* The mount ID of the newest fuse mount at MOUNTPOINT in FD's table, or -1;
+ * with WANT >= 0, whether mount WANT is still there (returns WANT or -1). */
+static int mountinfo_find(int fd, const char *mountpoint, int want)
+{
+	char *text = NULL;
+	struct sbuf sb = SBUF_INIT;
+	char buf[65536];
+	ssize_t n;
+	if (lseek(fd, 0, SEEK_SET) < 0)
+		return -1;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		sbuf_add(&sb, buf, (size_t)n);
+	if (sbuf_failed(&sb)) {
+		sbuf_release(&sb);
+		return want;	/* cannot tell: assume it is still there */
+	}
+	text = sb.buf;
+	int found = -1;
+	for (char *line = text, *next; line && *line; line = next) {
+		next = strchr(line, '\n');
+		if (next)
+			*next++ = '\0';
+		int id = atoi(line);
+		if (want >= 0) {
+			if (id == want) {
+				found = want;
+				break;
+			}
+			continue;
+		}
+		/* fields: id parent maj:min root mountpoint opts... - fstype source super */
+		char *f[5] = { 0 };
+		char *save = NULL, *tok = strtok_r(line, " ", &save);
+		for (int k = 0; tok && k < 5; k++, tok = strtok_r(NULL, " ", &save))
+			f[k] = tok;
+		if (!f[4])
+			continue;
+		char *sep = NULL;
+		for (; tok; tok = strtok_r(NULL, " ", &save))
+			if (!strcmp(tok, "-")) {
+				sep = strtok_r(NULL, " ", &save);
+				break;
+			}
+		unescape_octal(f[4]);
+		if (sep && !strncmp(sep, "fuse", 4) && !strcmp(f[4], mountpoint))
+			found = id;
+	}
+	sbuf_release(&sb);
+	return found;
+}
+
+bool orch_engine_mounted(struct orch_engine *e)
+{
+	if (e->mount_id < 0)
+		return true;
+	int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return true;
+	bool there = mountinfo_find(fd, e->mountpoint, e->mount_id) >= 0;
+	close(fd);
+	return there;
+}
+
+void orch_engine_set_bwrap(struct orch_engine *e, bool ok) { e->bwrap_ok = ok; }
+
+static void mnt_cb(struct loop_watch *w, uint32_t events)
+{
+	struct orch_engine *e = w->data;
+	(void)events;
+	if (e->mount_id < 0 || e->stopping)
+		return;
+	if (mountinfo_find(w->fd, e->mountpoint, e->mount_id) < 0) {
+		eng_log(e, "%s was unmounted: stopping", e->mountpoint);
+		e->stopping = true;
+		run_stop_all(e);
+	}
+}
+
+int orch_engine_watch_mount(struct orch_engine *e)
+{
+	int fd = open("/proc/self/mountinfo", O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	e->mount_id = mountinfo_find(fd, e->mountpoint, -1);
+	if (e->mount_id < 0) {
+		close(fd);
+		return -ENOENT;
+	}
+	e->mntw = (struct loop_watch){ .fd = fd, .cb = mnt_cb, .data = e };
+	/* the mount table signals a change with POLLPRI (EPOLLPRI) */
+	int r = loop_watch_add(&e->loop, &e->mntw, EPOLLPRI | EPOLLERR);
+	if (r) {
+		close(fd);
+		e->mntw.fd = -1;
+	}
+	return r;
+}
+
+/* ---- the loop ---- */
+
+static void free_dead(struct orch_engine *e)
+{
+	while (e->dead) {
+		struct proc *p = e->dead;
+		e->dead = p->next_dead;
+		sbuf_release(&p->partial);
+		orch_free(p);
+	}
+}
+
+/* After the fd events and timers of a turn: schedule, commit, reply. */
+static void before_sleep(struct orch_engine *e)
+{
+	if (!e->stopping)
+		run_schedule_all(e);
+	int rc = store_commit(&e->st);
+	if (rc)
+		eng_log(e, "commit failed: %s", strerror(-rc));
+	struct orch_done *d = e->done_head;
+	e->done_head = e->done_tail = NULL;
+	while (d) {
+		struct orch_done *next = d->next;
+		d->fn(d, rc);
+		d = next;
+	}
+	free_dead(e);
+	if (e->stopping && !e->stopped && e->running == 0) {
+		e->stopped = true;
+		store_commit(&e->st);
+		eng_log(e, "stopped: every step is stopped and recorded");
+		if (e->on_stopped)
+			e->on_stopped(e->on_stopped_arg);
+	}
+}
+
+static void *engine_main(void *arg)
+{
+	struct orch_engine *e = arg;
+	while (!e->quit) {
+		int r = loop_turn(&e->loop, -1);
+		if (r) {
+			eng_log(e, "event loop: %s", strerror(-r));
+			break;
+		}
+		before_sleep(e);
+	}
+	store_commit(&e->st);
+	return NULL;
+}
+
+int orch_engine_start(struct orch_engine *e, void (*on_stopped)(void *), void *arg)
+{
+	e->on_stopped = on_stopped;
+	e->on_stopped_arg = arg;
+	int r = pthread_create(&e->thread, NULL, engine_main, e);
+	if (r)
+		return -r;
+	e->thread_started = true;
+	return 0;
+}
+
+void orch_engine_join(struct orch_engine *e)
+{
+	if (e->thread_started) {
+		pthread_join(e->thread, NULL);
+		e->thread_started = false;
+	}
+}
+
+/* ---- open and close ---- */
+
+static char *xstrdup_or(const char *s, bool *oom)
+{
+	char *d = orch_strdup(s);
+	if (s && !d)
+		*oom = true;
+	return d;
+}
+
+struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf *err)
+{
+	struct orch_engine *e = orch_calloc(1, sizeof(*e));
+	if (!e) {
+		sbuf_adds(err, "out of memory");
+		return NULL;
+	}
+	bool oom = false;
+	e->cfg = *cfg;
+	e->state_dir = xstrdup_or(cfg->state_dir, &oom);
+	e->mountpoint = xstrdup_or(cfg->mountpoint, &oom);
+	e->cfg.state_dir = e->state_dir;
+	e->cfg.mountpoint = e->mountpoint;
+	e->cfg.vars = orch_calloc(cfg->nvars + 1, sizeof(char *));
+	if (!e->cfg.vars)
+		oom = true;
+	for (size_t i = 0; !oom && i < cfg->nvars; i++)
+		e->cfg.vars[i] = xstrdup_or(cfg->vars[i], &oom);
+	e->mount_id = -1;
+	e->sigw.fd = -1;
+	e->mntw.fd = -1;
+	pthread_mutex_init(&e->ctl_lock, NULL);
+	if (oom) {
+		sbuf_adds(err, "out of memory");
+		goto fail_early;
+	}
+	int r = loop_init(&e->loop, e);
+	if (r) {
+		sbuf_addf(err, "cannot create the event loop: %s", strerror(-r));
+		goto fail_early;
+	}
+
+	char *path = orch_asprintf("%s/orchfs.db", e->state_dir);
+	if (!path) {
+		sbuf_adds(err, "out of memory");
+		goto fail;
+	}
+	r = store_open(&e->st, path, err);
+	orch_free(path);
+	if (r)
+		goto fail;
+	static const char *const dirs[] = { "plans", "logs", "sandboxes" };
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		char *d = orch_asprintf("%s/%s", e->state_dir, dirs[i]);
+		r = d ? mkdir_p(d, 0755) : -ENOMEM;
+		if (r) {
+			sbuf_addf(err, "cannot create %s: %s", d ? d : dirs[i], strerror(-r));
+			orch_free(d);
+			goto fail;
+		}
+		orch_free(d);
+	}
+
+	/* signals: the daemon blocks these in every thread; the engine reads them */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
+	if (sfd >= 0) {
+		e->sigw = (struct loop_watch){ .fd = sfd, .cb = sig_cb, .data = e };
+		loop_watch_add(&e->loop, &e->sigw, EPOLLIN);
+	}
+
+	if ((r = ev_open(e))) {
+		sbuf_addf(err, "cannot read the event log: %s", strerror(-r));
+		goto fail;
+	}
+	run_kill_stale(e);
+	if ((r = run_load_unfinished(e))) {
+		sbuf_addf(err, "cannot resume runs: %s", strerror(-r));
+		goto fail;
+	}
+	r = store_commit(&e->st);
+	if (r) {
+		sbuf_addf(err, "cannot record recovery: %s", strerror(-r));
+		goto fail;
+	}
+	return e;
+fail:
+	orch_engine_close(e);
+	return NULL;
+fail_early:
+	for (size_t i = 0; e->cfg.vars && i < cfg->nvars; i++)
+		orch_free(e->cfg.vars[i]);
+	orch_free(e->cfg.vars);
+	orch_free(e->state_dir);
+	orch_free(e->mountpoint);
+	pthread_mutex_destroy(&e->ctl_lock);
+	orch_free(e);
+	return NULL;
+}
+
+void orch_engine_close(struct orch_engine *e)
+{
+	if (!e)
+		return;
+	orch_engine_join(e);
+	run_unload_all(e);
+	free_dead(e);
+	sb_free_all(e);
+	store_close(&e->st);
+	loop_watch_close(&e->loop, &e->sigw);
+	loop_watch_close(&e->loop, &e->mntw);
+	/* posted work nobody will run: ctl requests are ours to free */
+	loop_release(&e->loop);
+	for (size_t i = 0; i < e->cfg.nvars; i++)
+		orch_free(e->cfg.vars[i]);
+	orch_free(e->cfg.vars);
+	orch_free(e->state_dir);
+	orch_free(e->mountpoint);
+	pthread_mutex_destroy(&e->ctl_lock);
+	orch_free(e);
+}

@@ -1,0 +1,177 @@
+/* core/engine.h — the orchfs engine: runs, steps, sandboxes, plans/ files
+ * and events over one state directory, driven by one thread and one loop.
+ *
+ * Threads: orch_engine_open/start/stop/quit/join/close and orch_engine_post
+ * are for the daemon's main and FUSE threads. Every other function here runs
+ * on the engine thread only, inside work handed over with orch_engine_post().
+ * Functions return 0 or -errno; pointers returned are borrowed unless marked new. */
+#ifndef ORCH_ENGINE_H
+#define ORCH_ENGINE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/loop.h"
+#include "core/util.h"
+
+struct orch_config {
+	const char *state_dir;	/* absolute, exists */
+	const char *mountpoint;	/* absolute */
+	unsigned jobs;		/* steps running at once across runs; 0: no limit */
+	char **vars;		/* --var NAME=VALUE */
+	size_t nvars;
+	int port_min, port_max;	/* the range sandboxes take ports from */
+};
+
+struct orch_engine;
+
+/* Open the state directory's database and recover: kill processes a dead
+ * daemon left behind, load every unfinished run. New engine, or NULL with a
+ * one-line message in ERR. */
+struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf *err);
+/* Start the engine thread. ON_STOPPED runs on it once a stop has finished
+ * (steps stopped, state committed): the daemon then unmounts and calls
+ * orch_engine_quit(). */
+int orch_engine_start(struct orch_engine *e, void (*on_stopped)(void *), void *arg);
+/* Watch the mount table: when MOUNTPOINT's mount disappears, stop. Engine thread
+ * or before start. */
+int orch_engine_watch_mount(struct orch_engine *e);
+/* Is our mount still in the mount table? (any thread; true when unknown) */
+bool orch_engine_mounted(struct orch_engine *e);
+/* May plans ask for (and sandboxes default to) bubblewrap isolation? Set before start. */
+void orch_engine_set_bwrap(struct orch_engine *e, bool ok);
+void orch_engine_post(struct orch_engine *e, struct loop_work *w);	/* any thread */
+void orch_engine_stop(struct orch_engine *e);	/* any thread: graceful stop */
+void orch_engine_quit(struct orch_engine *e);	/* any thread: end the loop */
+void orch_engine_join(struct orch_engine *e);
+void orch_engine_close(struct orch_engine *e);
+
+/* Completion after the current turn's commit. A change acknowledged to a user
+ * must be durable first: mark it with orch_need_durable(), then reply from FN,
+ * which gets the commit's result (0 or -errno). */
+struct orch_done {
+	struct orch_done *next;
+	void (*fn)(struct orch_done *d, int commit_rc);
+};
+void orch_after_commit(struct orch_engine *e, struct orch_done *d);
+void orch_need_durable(struct orch_engine *e);
+
+const char *orch_mountpoint(const struct orch_engine *e);
+const char *orch_state_dir(const struct orch_engine *e);
+
+/* ---- runs/ ---- */
+
+struct orch_run_attr {
+	int64_t rowid;
+	char name[RUN_ID_MAX + 1];
+	uid_t uid;
+	gid_t gid;
+	int64_t ctime_ms, mtime_ms;
+	bool finished;
+	size_t nsteps;
+};
+
+int orch_run_by_name(struct orch_engine *e, const char *name, struct orch_run_attr *a);
+int orch_run_by_rowid(struct orch_engine *e, int64_t rowid, struct orch_run_attr *a);
+/* Runs with rowid > AFTER in rowid order; stops when CB returns non-zero. */
+int orch_run_list(struct orch_engine *e, int64_t after,
+		  int (*cb)(void *ctx, int64_t rowid, const char *name), void *ctx);
+
+enum orch_run_file { RUNF_STATUS, RUNF_SUMMARY, RUNF_PLAN, RUNF_GRAPH };
+int orch_run_render(struct orch_engine *e, int64_t rowid, enum orch_run_file f, struct sbuf *out);
+/* One ctl command (cancel, pause, resume, retry; surrounding blanks and one
+ * trailing newline allowed): 0, or -EINVAL when unknown or not applicable. */
+int orch_run_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size_t len);
+/* rmdir: -EBUSY unless finished. */
+int orch_run_remove(struct orch_engine *e, int64_t rowid);
+
+struct orch_step_attr {
+	int64_t rowid;
+	int64_t run_rowid;
+	size_t idx;
+	char name[STEP_ID_MAX + 1];
+};
+int orch_step_by_name(struct orch_engine *e, int64_t run_rowid, const char *name,
+		      struct orch_step_attr *a);
+int orch_step_by_rowid(struct orch_engine *e, int64_t rowid, struct orch_step_attr *a);
+/* Steps of a run from index FROM on, in plan order; stops when CB returns non-zero. */
+int orch_step_list(struct orch_engine *e, int64_t run_rowid, size_t from,
+		   int (*cb)(void *ctx, size_t idx, int64_t rowid, const char *name), void *ctx);
+int orch_step_render(struct orch_engine *e, int64_t rowid, struct sbuf *out);
+/* The log file of a step (it may not exist yet): new string. */
+char *orch_step_log_path(struct orch_engine *e, int64_t rowid);
+
+/* ---- events ---- */
+
+enum orch_ev_scope { EV_GLOBAL, EV_RUN, EV_SANDBOX };
+/* Size in bytes of a JSONL view; ID is a run or sandbox rowid. */
+int64_t orch_events_size(struct orch_engine *e, enum orch_ev_scope scope, int64_t id);
+/* Bytes [OFF, OFF+SIZE) of a JSONL view. */
+int orch_events_read(struct orch_engine *e, enum orch_ev_scope scope, int64_t id, int64_t off,
+		     size_t size, struct sbuf *out);
+
+/* ---- sandboxes/ ---- */
+
+struct orch_sandbox_attr {
+	int64_t rowid;
+	char name[SANDBOX_ID_MAX + 1];
+	uid_t uid;
+	gid_t gid;
+	int64_t ctime_ms;
+};
+int orch_sandbox_by_name(struct orch_engine *e, const char *name, struct orch_sandbox_attr *a);
+int orch_sandbox_by_rowid(struct orch_engine *e, int64_t rowid, struct orch_sandbox_attr *a);
+int orch_sandbox_list(struct orch_engine *e, int64_t after,
+		      int (*cb)(void *ctx, int64_t rowid, const char *name), void *ctx);
+int orch_sandbox_render(struct orch_engine *e, int64_t rowid, struct sbuf *out);
+/* mkdir sandboxes/NAME: -EINVAL for a bad id, -EEXIST. */
+int orch_sandbox_create(struct orch_engine *e, const char *name, uid_t uid, gid_t gid,
+			struct orch_sandbox_attr *a);
+/* rmdir: -EBUSY while a run is active in it. */
+int orch_sandbox_remove(struct orch_engine *e, int64_t rowid);
+/* The workspace directory: new string. */
+char *orch_sandbox_workspace(struct orch_engine *e, int64_t rowid);
+
+/* ---- plans/ ---- */
+
+enum orch_pkind { PK_FILE, PK_ERROR, PK_RUNLINK };
+struct orch_pentry {
+	enum orch_pkind kind;
+	int64_t id;		/* plan_files.id (PK_FILE) or plan_names.id */
+	char name[256];		/* the name in plans/ */
+	uid_t uid;
+	gid_t gid;
+	unsigned mode;		/* permission bits (PK_FILE) */
+	int64_t mtime_ms;	/* PK_ERROR, PK_RUNLINK */
+	int64_t size;		/* PK_ERROR: bytes of the message */
+};
+int orch_plans_lookup(struct orch_engine *e, const char *name, struct orch_pentry *p);
+int orch_plans_get(struct orch_engine *e, enum orch_pkind kind, int64_t id, struct orch_pentry *p);
+/* Entries after the cookie AFTER (0 = from the start), each with its own
+ * cookie; stops when CB returns non-zero. */
+int orch_plans_list(struct orch_engine *e, uint64_t after,
+		    int (*cb)(void *ctx, uint64_t cookie, const struct orch_pentry *p), void *ctx);
+/* The text of a generated entry: a PK_ERROR's message, a PK_RUNLINK's target. */
+int orch_plans_generated(struct orch_engine *e, enum orch_pkind kind, int64_t id, struct sbuf *out);
+/* The disk file holding a PK_FILE's bytes: new string. */
+char *orch_plans_path(struct orch_engine *e, int64_t id);
+/* Create a plain file (O_CREAT): -EEXIST, -EACCES for a generated name. */
+int orch_plans_create(struct orch_engine *e, const char *name, unsigned mode, uid_t uid, gid_t gid,
+		      struct orch_pentry *p);
+int orch_plans_unlink(struct orch_engine *e, const char *name);
+int orch_plans_chmod(struct orch_engine *e, int64_t id, unsigned mode);
+int orch_plans_chown(struct orch_engine *e, int64_t id, uid_t uid, gid_t gid);
+/* rename within plans/. Onto NAME.json it submits the plan first: an invalid
+ * plan is refused with -EINVAL (NAME.error written) and nothing moves. */
+int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, unsigned flags,
+		      uid_t uid, gid_t gid);
+/* The first close() after writes: submit plans/NAME.json if file ID is one.
+ * 0 (also when it is no plan), or -EINVAL with NAME.error written. */
+int orch_plans_written(struct orch_engine *e, int64_t id, uid_t uid, gid_t gid);
+
+/* ---- the top of the tree ---- */
+int orch_render_metrics(struct orch_engine *e, struct sbuf *out);
+void orch_render_readme(struct sbuf *out);
+
+#endif

@@ -1,0 +1,184 @@
+/* core/engine_i.h — the engine's private structures, shared by core/engine.c
+ * (lifecycle, loop, recovery), core/run.c (runs and steps), core/event.c,
+ * core/render.c, core/sandbox.c and core/planstore.c. Engine thread only. */
+#ifndef ORCH_ENGINE_I_H
+#define ORCH_ENGINE_I_H
+
+#include <jansson.h>
+#include <pthread.h>
+
+#include "core/engine.h"
+#include "core/loop.h"
+#include "core/plan.h"
+#include "core/sched.h"
+#include "core/store.h"
+
+struct run;
+struct step;
+
+/* Why the engine is stopping a process. */
+enum kill_why { KILL_NONE, KILL_TIMEOUT, KILL_CANCEL, KILL_SHUTDOWN, KILL_HEARTBEAT };
+
+/* A live attempt: the child, its output pipe and its log. Freed only after the
+ * loop turn in which it ended (the loop may still hold its watches). */
+struct proc {
+	struct orch_engine *eng;
+	struct step *step;
+	pid_t pid;		/* also the process group */
+	struct loop_watch wpid;	/* pidfd */
+	struct loop_watch wout;	/* read end of the stdout+stderr pipe */
+	int logfd;
+	struct sbuf partial;	/* an output line not yet ended */
+	struct loop_timer timer;	/* timeout, then the grace period */
+	enum kill_why why;
+	bool kill_sent;
+	int64_t start_mono;
+	struct proc *next_dead;
+};
+
+struct step {
+	struct run *run;
+	size_t idx;
+	int64_t rowid;
+	unsigned attempt;	/* attempts made (0: never started) */
+	unsigned counted;	/* attempts that count against the budget */
+	unsigned budget;	/* attempts allowed: retries + 1 (more after ctl retry) */
+	unsigned interrupted;	/* attempts cut short by a daemon stop */
+	int exit_code;		/* -1: none */
+	int signal;		/* 0: none */
+	const char *reason;	/* static string or NULL */
+	int64_t started_at, finished_at, duration_ms;	/* wall ms; 0: none */
+	int64_t retry_at;	/* wall ms when a waiting retry is due */
+	struct proc *proc;
+	struct loop_timer retry_timer;
+};
+
+struct sandbox {
+	int64_t rowid;
+	char name[SANDBOX_ID_MAX + 1];
+	char *workspace;
+	enum isolation isolation;
+	bool network;
+	int nports;
+	int *ports;
+	uid_t uid;
+	gid_t gid;
+	int64_t created_at;
+	int64_t ev_bytes;
+	struct run *holder;	/* the run active in it, if any */
+	struct sandbox *next;
+};
+
+struct run {
+	int64_t rowid;
+	char name[RUN_ID_MAX + 1];
+	char *plan_name;
+	struct plan *plan;	/* as run: literal strings */
+	struct sched_dag dag;
+	struct step *steps;
+	enum run_state state;
+	char sb_name[SANDBOX_ID_MAX + 1];
+	int64_t sb_rowid;
+	struct sandbox *sb;	/* while the run is unfinished (a sandbox in use stays) */
+	int64_t created_at, started_at, finished_at, updated_at;
+	uid_t uid;
+	gid_t gid;
+	unsigned counts[STEP_NSTATES];	/* steps by visible state */
+	unsigned nrunning;	/* live processes */
+	unsigned max_conc;
+	bool aborted, cancelled, paused;
+	int64_t ev_bytes;
+	size_t *ready;		/* FIFO of step indexes that may be ready */
+	size_t ready_head, ready_len, ready_cap;
+	bool active;		/* unfinished: on the engine's active list */
+	bool sched;		/* wants a scheduling pass */
+	struct run *prev, *next;	/* active list, or the cache's LRU list */
+	struct run *hnext;	/* rowid hash chain */
+};
+
+#define RUN_HASH 1024
+#define RUN_CACHE_MAX 32
+
+struct orch_engine {
+	struct orch_config cfg;	/* strings owned */
+	char *state_dir, *mountpoint;
+	struct loop loop;
+	struct store st;
+	pthread_t thread;
+	bool thread_started;
+
+	struct loop_watch sigw;	/* signalfd: SIGTERM, SIGINT */
+	struct loop_watch mntw;	/* /proc/self/mountinfo */
+	int mount_id;		/* of our mount in the mount table; -1 unknown */
+
+	struct run *runtab[RUN_HASH];	/* every run in memory, by rowid */
+	struct run *active_head, *active_tail;	/* unfinished runs, submission order */
+	struct run *cache_head, *cache_tail;	/* finished runs kept loaded, LRU first */
+	size_t ncached;
+	unsigned running;	/* processes across all runs */
+	bool sched_all;		/* a global slot freed: every active run may start steps */
+
+	struct sandbox *sandboxes;	/* loaded sandboxes */
+
+	int64_t next_seq;	/* the next event's seq */
+	int64_t g_bytes;	/* size of the global events view */
+	int64_t events_total;
+	int64_t run_counts[RUN_NSTATES];	/* every run in the store */
+	int64_t step_counts[STEP_NSTATES];	/* every step in the store */
+	int64_t runs_created;
+
+	struct orch_done *done_head, *done_tail;
+	struct proc *dead;	/* procs to free after this turn */
+
+	bool stopping, stopped, quit;
+	pthread_mutex_t ctl_lock;	/* guards stop_req and quit_req */
+	bool stop_req, quit_req, ctl_queued;
+	struct loop_work ctl_work;
+	void (*on_stopped)(void *);
+	void *on_stopped_arg;
+	bool bwrap_ok;
+};
+
+/* engine.c */
+void eng_log(struct orch_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* run.c */
+struct run *run_get(struct orch_engine *e, int64_t rowid);	/* borrowed; loads if needed */
+struct run *run_find_loaded(struct orch_engine *e, int64_t rowid);
+int run_load_unfinished(struct orch_engine *e);
+int run_create(struct orch_engine *e, const char *plan_name, int64_t n, struct plan *plan,
+	       struct sandbox *sb, uid_t uid, gid_t gid, struct run **out);
+void run_schedule_all(struct orch_engine *e);
+void run_stop_all(struct orch_engine *e);	/* daemon stop: interrupt every attempt */
+void run_free(struct run *r);
+void run_unload_all(struct orch_engine *e);
+bool run_step_visible_running(const struct run *r, size_t i);
+void run_kill_stale(struct orch_engine *e);	/* at open: processes of a dead daemon */
+
+/* event.c */
+/* Record an event: TYPE with the run/step/sandbox it is about (any may be NULL)
+ * and EXTRA fields (stolen, may be NULL). 0 or -errno. */
+int ev_emit(struct orch_engine *e, const char *type, struct run *r, struct step *s,
+	    struct sandbox *sb, json_t *extra);
+int ev_open(struct orch_engine *e);	/* seq and sizes from the store */
+
+/* sandbox.c */
+struct sandbox *sb_get(struct orch_engine *e, const char *name);	/* loads; NULL: none */
+struct sandbox *sb_get_rowid(struct orch_engine *e, int64_t rowid);
+bool sb_in_use(struct orch_engine *e, const struct sandbox *sb);
+int sb_create(struct orch_engine *e, const char *name, enum isolation iso, bool network,
+	      int nports, uid_t uid, gid_t gid, struct sandbox **out);
+void sb_free_all(struct orch_engine *e);
+
+/* render.c */
+int render_run_status(struct orch_engine *e, struct run *r, struct sbuf *out);
+int render_run_summary(struct orch_engine *e, struct run *r, struct sbuf *out);
+int render_run_graph(struct orch_engine *e, struct run *r, struct sbuf *out);
+int render_step_status(struct orch_engine *e, struct step *s, struct sbuf *out);
+
+static inline enum step_state step_state_of(const struct step *s)
+{
+	return s->run->dag.nodes[s->idx].state;
+}
+
+#endif

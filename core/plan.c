@@ -1,0 +1,1250 @@
+/* core/plan.c — parse and validate a plan (SPEC §3), then substitute ${VAR}s.
+ *
+ * plan_parse() does not stop at the first problem: a person fixing a plan
+ * wants every mistake at once, so it walks the whole document and appends one
+ * line per problem (top-level fields, then steps, then dependencies, then one
+ * cycle), each naming where. The plan is built while walking and thrown away
+ * when anything was wrong. plan_substitute() later fills in the values only a
+ * run knows (RUN_ID, ports...) and rewrites the JSON document to match, so
+ * the plan as run can be stored and parsed again with opts->literal.
+ * Nothing here recurses on plan data: a 100,000-step chain is a valid plan. */
+#include "core/plan.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SHOW_MAX 80		/* bytes of user text quoted in a message */
+#define PLAN_ID_MAX 256
+
+static const char *const top_fields[] = {
+	"plan_id", "version", "metadata", "variables", "env", "globals", "sandbox", "steps",
+};
+static const char *const step_fields[] = {
+	"id", "name", "command", "args", "shell", "env", "cwd", "depends_on", "timeout_sec",
+	"retries", "retry_delay_sec", "retry_backoff", "on_failure", "critical",
+	"heartbeat_ttl_sec",
+};
+static const char *const globals_fields[] = {
+	"max_concurrency", "default_timeout_sec", "kill_grace_sec",
+};
+static const char *const sandbox_fields[] = { "id", "isolation", "network", "ports" };
+static const char *const builtin_vars[] = {
+	"RUN_ID", "PLAN_ID", "STEP_ID", "SANDBOX_ID", "WORKSPACE", "MOUNT",
+};
+
+/* Where problems go while one plan is checked or substituted. */
+struct ctx {
+	struct sbuf *errs;
+	unsigned nerrs;
+	bool oom;
+	bool dep_errors;	/* an unknown dependency or a duplicate id: no cycle check */
+};
+
+/* What a ${NAME} may refer to. While parsing (b == NULL) only names matter. */
+struct vars {
+	const struct plan_opts *opts;
+	json_t *variables;		/* borrowed: the plan's "variables", or NULL */
+	size_t nports;			/* parsing: PORT0..PORT(nports-1) exist */
+	const struct plan_builtins *b;	/* substituting: the run's values */
+	const char *plan_id;
+	const char *step_id;		/* NULL at plan level, where STEP_ID has no value */
+};
+
+enum ref_kind { REF_END, REF_UNTERMINATED, REF_BAD_NAME, REF_UNKNOWN, REF_NO_PORT };
+
+struct ref {
+	const char *name;	/* the text between "${" and "}" */
+	size_t len;
+	unsigned long port;	/* REF_NO_PORT: which PORTk */
+};
+
+/* Copy user text S (LEN bytes) for a message: at most SHOW_MAX bytes, cut at a
+ * character boundary, control characters as '?', so one problem stays one line. */
+static const char *show(char buf[SHOW_MAX + 1], const char *s, size_t len)
+{
+	size_t n = len < SHOW_MAX ? len : SHOW_MAX;
+
+	if (n < len)
+		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
+			n--;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)s[i];
+		buf[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
+	}
+	buf[n] = '\0';
+	return buf;
+}
+
+/* Append one problem line, unless PLAN_MAX_ERRORS lines are there already. */
+static void __attribute__((format(printf, 2, 3))) report(struct ctx *c, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (c->nerrs >= PLAN_MAX_ERRORS)
+		return;
+	c->nerrs++;
+	va_start(ap, fmt);
+	sbuf_vaddf(c->errs, fmt, ap);
+	va_end(ap);
+	sbuf_addc(c->errs, '\n');
+}
+
+/* orch_strdup() that records a failure in C. */
+static char *dup(struct ctx *c, const char *s)
+{
+	char *d = orch_strdup(s);
+	if (!d)
+		c->oom = true;
+	return d;
+}
+
+/* "an array", "null"...: what V is, for "plan must be a JSON object, not ..." */
+static const char *json_kind(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER:
+	case JSON_REAL: return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE: return "a boolean";
+	default: return "null";
+	}
+}
+
+static void type_err(struct ctx *c, const char *pfx, const char *field, const char *kind)
+{
+	report(c, "%s\"%s\" must be %s", pfx, field, kind);
+}
+
+/* true when V is a JSON string holding a NUL byte (possible with \u0000) */
+static bool has_nul(const json_t *v)
+{
+	return strlen(json_string_value(v)) != json_string_length(v);
+}
+
+/* A string field: true with *OUT set, or false after reporting why not. */
+static bool get_str(struct ctx *c, const char *pfx, const char *field, const json_t *v,
+		    bool nonempty, const char **out)
+{
+	if (!json_is_string(v) || (nonempty && json_string_length(v) == 0)) {
+		type_err(c, pfx, field, nonempty ? "a non-empty string" : "a string");
+		return false;
+	}
+	if (has_nul(v)) {
+		report(c, "%s\"%s\" must not contain NUL bytes", pfx, field);
+		return false;
+	}
+	*out = json_string_value(v);
+	return true;
+}
+
+static bool get_bool(struct ctx *c, const char *pfx, const char *field, const json_t *v,
+		     bool *out)
+{
+	if (!json_is_boolean(v)) {
+		type_err(c, pfx, field, "a boolean");
+		return false;
+	}
+	*out = json_is_true(v);
+	return true;
+}
+
+/* A number in [LO, HI], or greater than LO when HI is HUGE_VAL. */
+static bool get_num(struct ctx *c, const char *pfx, const char *field, const json_t *v,
+		    double lo, double hi, double *out)
+{
+	if (!json_is_number(v)) {
+		type_err(c, pfx, field, "a number");
+		return false;
+	}
+	double x = json_number_value(v);
+	if (hi == HUGE_VAL ? !(x > lo) : !(x >= lo && x <= hi)) {
+		if (hi == HUGE_VAL)
+			report(c, "%s\"%s\" must be greater than %g", pfx, field, lo);
+		else
+			report(c, "%s\"%s\" must be between %g and %g", pfx, field, lo, hi);
+		return false;
+	}
+	*out = x;
+	return true;
+}
+
+/* A JSON integer in [LO, HI]. */
+static bool get_int(struct ctx *c, const char *pfx, const char *field, const json_t *v,
+		    long long lo, long long hi, long long *out)
+{
+	if (!json_is_integer(v)) {
+		type_err(c, pfx, field, "an integer");
+		return false;
+	}
+	long long x = json_integer_value(v);
+	if (x < lo || x > hi) {
+		report(c, "%s\"%s\" must be between %g and %g", pfx, field, (double)lo,
+		       (double)hi);
+		return false;
+	}
+	*out = x;
+	return true;
+}
+
+/* "unknown field", naming the nearest of KNOWN when it is near enough. */
+static void unknown_field(struct ctx *c, const char *pfx, const char *key,
+			  const char *const *known, size_t nknown)
+{
+	char b[SHOW_MAX + 1];
+	size_t len = strlen(key), best = SIZE_MAX, pick = 0;
+	size_t limit = len / 3 > 2 ? len / 3 : 2;
+
+	for (size_t i = 0; i < nknown; i++) {
+		size_t d = edit_distance(key, known[i]);
+		if (d < best) {
+			best = d;
+			pick = i;
+		}
+	}
+	if (best <= limit)
+		report(c, "%sunknown field \"%s\" (did you mean \"%s\"?)", pfx,
+		       show(b, key, len), known[pick]);
+	else
+		report(c, "%sunknown field \"%s\"", pfx, show(b, key, len));
+}
+
+/* variables */
+
+/* [A-Za-z_][A-Za-z0-9_]* */
+static bool var_name_ok(const char *s, size_t len)
+{
+	if (len == 0 || !((s[0] >= 'A' && s[0] <= 'Z') || (s[0] >= 'a' && s[0] <= 'z') ||
+			  s[0] == '_'))
+		return false;
+	for (size_t i = 1; i < len; i++) {
+		char ch = s[i];
+		if (!((ch >= 'A' && ch <= 'Z') || (ch >= 'a' && ch <= 'z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_'))
+			return false;
+	}
+	return true;
+}
+
+/* "PORT" and digits: true with *K set (saturated; "PORT01" is no port name). */
+static bool port_name(const char *s, size_t len, unsigned long *k)
+{
+	if (len < 5 || memcmp(s, "PORT", 4) != 0 || (s[4] == '0' && len > 5))
+		return false;
+	unsigned long n = 0;
+	for (size_t i = 4; i < len; i++) {
+		if (s[i] < '0' || s[i] > '9')
+			return false;
+		n = n > 100000000 ? n : n * 10 + (unsigned long)(s[i] - '0');
+	}
+	*k = n;
+	return true;
+}
+
+/* Index+1 in builtin_vars[] of NAME, or 0. */
+static size_t builtin_index(const char *s, size_t len)
+{
+	for (size_t i = 0; i < ARRAY_SIZE(builtin_vars); i++)
+		if (strlen(builtin_vars[i]) == len && !memcmp(builtin_vars[i], s, len))
+			return i + 1;
+	return 0;
+}
+
+/* The value of ${NAME}, or why there is none. Built-ins win over the plan's
+ * "variables", which win over the --var defaults (the last one given). */
+static enum ref_kind lookup(const struct vars *v, const char *name, size_t len,
+			    const char **val, char portbuf[24], unsigned long *port)
+{
+	unsigned long k;
+	size_t bi;
+
+	if (port_name(name, len, &k)) {
+		if (!v->b)
+			return k < v->nports ? REF_END : REF_UNKNOWN;
+		if (k >= v->b->nports) {
+			*port = k;
+			return REF_NO_PORT;
+		}
+		snprintf(portbuf, 24, "%d", v->b->ports[k]);
+		*val = portbuf;
+		return REF_END;
+	}
+	bi = builtin_index(name, len);
+	if (bi) {
+		const char *s = NULL;
+		if (!strcmp(builtin_vars[bi - 1], "STEP_ID") && !v->step_id)
+			return REF_UNKNOWN;
+		if (v->b) {
+			switch (bi - 1) {
+			case 0: s = v->b->run_id; break;
+			case 1: s = v->plan_id; break;
+			case 2: s = v->step_id; break;
+			case 3: s = v->b->sandbox_id; break;
+			case 4: s = v->b->workspace; break;
+			default: s = v->b->mount; break;
+			}
+		}
+		*val = s ? s : "";
+		return REF_END;
+	}
+	json_t *jv = v->variables ? json_object_getn(v->variables, name, len) : NULL;
+	if (jv) {
+		*val = json_is_string(jv) ? json_string_value(jv) : "";
+		return REF_END;
+	}
+	for (size_t i = v->opts->nvar_defaults; i-- > 0;) {
+		const char *d = v->opts->var_defaults[i];
+		if (d && !strncmp(d, name, len) && (d[len] == '=' || d[len] == '\0')) {
+			*val = d[len] ? d + len + 1 : "";
+			return REF_END;
+		}
+	}
+	return REF_UNKNOWN;
+}
+
+/* Scan S from *POS up to the next problem (or the end), appending the text
+ * with references replaced to OUT when OUT is not NULL. */
+static enum ref_kind expand_next(const struct vars *v, const char *s, size_t *pos,
+				 struct sbuf *out, struct ref *r)
+{
+	size_t i = *pos;
+
+	while (s[i]) {
+		if (s[i] != '$' || (s[i + 1] != '$' && s[i + 1] != '{')) {
+			size_t n = strcspn(s + i + 1, "$") + 1;
+			if (out)
+				sbuf_add(out, s + i, n);
+			i += n;
+			continue;
+		}
+		if (s[i + 1] == '$') {
+			if (out)
+				sbuf_addc(out, '$');
+			i += 2;
+			continue;
+		}
+		const char *name = s + i + 2, *end = strchr(name, '}');
+		if (!end) {
+			*pos = strlen(s);
+			return REF_UNTERMINATED;
+		}
+		r->name = name;
+		r->len = (size_t)(end - name);
+		*pos = i = (size_t)(end - s) + 1;
+		if (!var_name_ok(name, r->len))
+			return REF_BAD_NAME;
+		const char *val = NULL;
+		char portbuf[24];
+		enum ref_kind k = lookup(v, name, r->len, &val, portbuf, &r->port);
+		if (k != REF_END)
+			return k;
+		if (out)
+			sbuf_adds(out, val);
+	}
+	*pos = i;
+	return REF_END;
+}
+
+/* A problem at LOC: "step "S": WHAT in LOC" in a step (or "step "S": WHAT"
+ * without IN), "LOC: WHAT" at plan level. */
+static void loc_report(struct ctx *c, const char *pfx, const char *loc, const char *what,
+		       bool in)
+{
+	if (pfx && !in)
+		report(c, "%s%s", pfx, what);
+	else if (pfx)
+		report(c, "%s%s in %s", pfx, what, loc);
+	else
+		report(c, "%s: %s", loc, what);
+}
+
+/* Describe reference problem K in WHAT. */
+static void ref_what(char *what, size_t n, enum ref_kind k, const struct ref *r,
+		     const struct vars *v)
+{
+	char b[SHOW_MAX + 1];
+
+	switch (k) {
+	case REF_UNTERMINATED:
+		snprintf(what, n, "unterminated \"${\"");
+		break;
+	case REF_BAD_NAME:
+		snprintf(what, n, "invalid variable name \"${%s}\"", show(b, r->name, r->len));
+		break;
+	case REF_NO_PORT:
+		snprintf(what, n, "PORT%lu is not allocated (the sandbox has %zu ports)", r->port,
+			 v->b ? v->b->nports : 0);
+		break;
+	default:
+		snprintf(what, n, "unknown variable \"${%s}\"", show(b, r->name, r->len));
+		break;
+	}
+}
+
+/* Report every bad reference in S (parsing). PFX is NULL at plan level. */
+static void check_refs(struct ctx *c, const struct vars *v, const char *pfx, const char *loc,
+		       const char *s)
+{
+	size_t pos = 0;
+	struct ref r;
+	enum ref_kind k;
+	char what[SHOW_MAX * 2 + 64];
+
+	if (v->opts->literal)
+		return;
+	while ((k = expand_next(v, s, &pos, NULL, &r)) != REF_END) {
+		ref_what(what, sizeof(what), k, &r, v);
+		loc_report(c, pfx, loc, what, k != REF_NO_PORT);
+	}
+}
+
+/* The location "env.KEY" for messages. */
+static const char *env_loc(char buf[SHOW_MAX + 8], const char *key)
+{
+	char b[SHOW_MAX + 1];
+	snprintf(buf, SHOW_MAX + 8, "env.%s", show(b, key, strlen(key)));
+	return buf;
+}
+
+/* parsing */
+
+/* "env" of the plan (PFX "") or of a step: an object of strings, into "KEY=VALUE"s. */
+static void parse_env(struct ctx *c, const struct vars *v, const char *pfx, json_t *obj,
+		      char ***out, size_t *nout)
+{
+	const char *key;
+	json_t *val;
+	bool typed = false;
+	char b[SHOW_MAX + 1], loc[SHOW_MAX + 8];
+
+	if (!json_is_object(obj)) {
+		type_err(c, pfx, "env", "an object of strings");
+		return;
+	}
+	*out = orch_calloc(json_object_size(obj) + 1, sizeof(char *));
+	if (!*out) {
+		c->oom = true;
+		return;
+	}
+	json_object_foreach(obj, key, val) {
+		bool ok = true;
+		if (!*key || strchr(key, '=')) {
+			report(c, "%senv: invalid name \"%s\"", pfx, show(b, key, strlen(key)));
+			ok = false;
+		}
+		if (!json_is_string(val)) {
+			if (!typed)
+				type_err(c, pfx, "env", "an object of strings");
+			typed = true;
+			continue;
+		}
+		env_loc(loc, key);
+		if (has_nul(val)) {
+			report(c, "%s\"%s\" must not contain NUL bytes", pfx, loc);
+			continue;
+		}
+		check_refs(c, v, *pfx ? pfx : NULL, loc, json_string_value(val));
+		if (!ok)
+			continue;
+		char *e = orch_asprintf("%s=%s", key, json_string_value(val));
+		if (!e) {
+			c->oom = true;
+			return;
+		}
+		(*out)[(*nout)++] = e;
+	}
+}
+
+/* "variables": names that may be defined, string values. */
+static void check_variables(struct ctx *c, json_t *obj)
+{
+	const char *key;
+	json_t *val;
+	char b[SHOW_MAX + 1];
+
+	if (!json_is_object(obj)) {
+		type_err(c, "", "variables", "an object");
+		return;
+	}
+	json_object_foreach(obj, key, val) {
+		size_t len = strlen(key);
+		if (!var_name_ok(key, len))
+			report(c, "variables: invalid name \"%s\"", show(b, key, len));
+		else if (builtin_index(key, len) ||
+			 (len > 4 && !memcmp(key, "PORT", 4) && strspn(key + 4, "0123456789") == len - 4))
+			report(c, "variables: \"%s\" is a built-in variable", show(b, key, len));
+		if (!json_is_string(val))
+			report(c, "\"variables.%s\" must be a string", show(b, key, len));
+		else if (has_nul(val))
+			report(c, "\"variables.%s\" must not contain NUL bytes", show(b, key, len));
+	}
+}
+
+/* "globals" into the plan (steps take their defaults from it later). */
+static void parse_globals(struct ctx *c, struct plan *p, json_t *obj)
+{
+	const char *key;
+	json_t *val;
+	long long n;
+
+	if (!json_is_object(obj)) {
+		type_err(c, "", "globals", "an object");
+		return;
+	}
+	json_object_foreach(obj, key, val) {
+		if (!strcmp(key, "max_concurrency")) {
+			if (get_int(c, "", "globals.max_concurrency", val, 1, 100000, &n))
+				p->max_concurrency = (unsigned)n;
+		} else if (!strcmp(key, "default_timeout_sec")) {
+			get_num(c, "", "globals.default_timeout_sec", val, 0, HUGE_VAL,
+				&p->default_timeout_sec);
+		} else if (!strcmp(key, "kill_grace_sec")) {
+			get_num(c, "", "globals.kill_grace_sec", val, 0, 3600, &p->kill_grace_sec);
+		} else {
+			unknown_field(c, "globals: ", key, globals_fields, ARRAY_SIZE(globals_fields));
+		}
+	}
+}
+
+static const char *isolation_name(enum isolation i)
+{
+	return i == ISOLATION_BWRAP ? "bwrap" : i == ISOLATION_NONE ? "none" : "unset";
+}
+
+/* "sandbox", then what it asks for against what this host and the named
+ * sandbox (INFO, when it exists) have. */
+static void parse_sandbox(struct ctx *c, struct plan *p, json_t *obj,
+			  const struct plan_opts *opts, const struct plan_sandbox_info *info)
+{
+	const char *key, *s;
+	json_t *val;
+	long long n;
+	bool bv;
+	struct plan_sandbox *sb = &p->sandbox;
+
+	if (!json_is_object(obj)) {
+		type_err(c, "", "sandbox", "an object");
+		return;
+	}
+	json_object_foreach(obj, key, val) {
+		if (!strcmp(key, "id")) {
+			if (!get_str(c, "", "sandbox.id", val, false, &s))
+				continue;
+			if (!id_valid(s, SANDBOX_ID_MAX))
+				report(c, "\"sandbox.id\" must be 1 to %d of A-Z a-z 0-9 _ -",
+				       SANDBOX_ID_MAX);
+			else
+				sb->id = dup(c, s);
+		} else if (!strcmp(key, "isolation")) {
+			if (!get_str(c, "", "sandbox.isolation", val, false, &s))
+				continue;
+			if (!strcmp(s, "bwrap"))
+				sb->isolation = ISOLATION_BWRAP;
+			else if (!strcmp(s, "none"))
+				sb->isolation = ISOLATION_NONE;
+			else
+				report(c, "\"sandbox.isolation\" must be \"bwrap\" or \"none\"");
+		} else if (!strcmp(key, "network")) {
+			if (get_bool(c, "", "sandbox.network", val, &bv))
+				sb->network = bv;
+		} else if (!strcmp(key, "ports")) {
+			if (get_int(c, "", "sandbox.ports", val, 0, PLAN_MAX_PORTS, &n))
+				sb->ports = (int)n;
+		} else {
+			unknown_field(c, "sandbox: ", key, sandbox_fields, ARRAY_SIZE(sandbox_fields));
+		}
+	}
+	if (sb->isolation == ISOLATION_BWRAP && !opts->bwrap_available)
+		report(c, "sandbox.isolation \"bwrap\" is not available here: %s",
+		       opts->bwrap_unavailable_reason ? opts->bwrap_unavailable_reason
+						      : "bubblewrap not found");
+	if (!sb->id || !info->exists)
+		return;
+	if (sb->isolation != ISOLATION_UNSET && sb->isolation != info->isolation)
+		report(c, "sandbox \"%s\": isolation is \"%s\", the plan asks for \"%s\"", sb->id,
+		       isolation_name(info->isolation), isolation_name(sb->isolation));
+	if (sb->network >= 0 && sb->network != (int)info->network)
+		report(c, "sandbox \"%s\": network is %s, the plan asks for %s", sb->id,
+		       info->network ? "true" : "false", sb->network ? "true" : "false");
+	if (sb->ports >= 0 && sb->ports != info->ports)
+		report(c, "sandbox \"%s\": has %d ports, the plan asks for %d", sb->id,
+		       info->ports, sb->ports);
+}
+
+/* Step ids to indexes: open addressing, slots hold index + 1 (0 = empty). */
+struct idmap {
+	size_t *slot;
+	size_t mask;
+};
+
+/* FNV-1a */
+static size_t hash_str(const char *s)
+{
+	size_t h = 1469598103934665603u;
+	for (; *s; s++)
+		h = (h ^ (unsigned char)*s) * 1099511628211u;
+	return h;
+}
+
+/* A table for N ids, at most half full. */
+static int idmap_init(struct idmap *m, size_t n)
+{
+	size_t cap = 16;
+	while (cap < 2 * n)
+		cap *= 2;
+	m->slot = orch_calloc(cap, sizeof(size_t));
+	m->mask = cap - 1;
+	return m->slot ? 0 : -ENOMEM;
+}
+
+/* The slot where ID is, or where it would go. */
+static size_t *idmap_slot(const struct idmap *m, const struct plan *p, const char *id)
+{
+	size_t i = hash_str(id) & m->mask;
+	while (m->slot[i] && strcmp(p->steps[m->slot[i] - 1].id, id))
+		i = (i + 1) & m->mask;
+	return &m->slot[i];
+}
+
+/* "step "S": " for a step with a valid id, else "step N: ". */
+static void step_prefix(char buf[STEP_ID_MAX + 32], const struct plan_step *ps, size_t i)
+{
+	if (ps->id)
+		snprintf(buf, STEP_ID_MAX + 32, "step \"%s\": ", ps->id);
+	else
+		snprintf(buf, STEP_ID_MAX + 32, "step %zu: ", i + 1);
+}
+
+/* A string list field (args, depends_on): checked, and copied into a
+ * NULL-terminated array when OUT is not NULL. */
+static void parse_strings(struct ctx *c, const char *pfx, const char *field, json_t *arr,
+			  char ***out, size_t *nout)
+{
+	size_t i;
+	json_t *val;
+
+	if (!json_is_array(arr)) {
+		type_err(c, pfx, field, "an array of strings");
+		return;
+	}
+	json_array_foreach(arr, i, val) {
+		if (!json_is_string(val)) {
+			type_err(c, pfx, field, "an array of strings");
+			return;
+		}
+	}
+	if (out && !(*out = orch_calloc(json_array_size(arr) + 1, sizeof(char *)))) {
+		c->oom = true;
+		return;
+	}
+	json_array_foreach(arr, i, val) {
+		if (has_nul(val)) {
+			report(c, "%s\"%s[%zu]\" must not contain NUL bytes", pfx, field, i);
+			continue;
+		}
+		if (!out)
+			continue;
+		char *d = dup(c, json_string_value(val));
+		if (!d)
+			return;
+		(*out)[(*nout)++] = d;
+	}
+}
+
+/* Step I: its fields, defaults first. Ids go into MAP for the dependency pass. */
+static void parse_step(struct ctx *c, struct plan *p, size_t i, json_t *o, struct idmap *map,
+		       const struct vars *pv)
+{
+	struct plan_step *ps = &p->steps[i];
+	char pfx[STEP_ID_MAX + 32], b[SHOW_MAX + 1], loc[SHOW_MAX + 8];
+	const char *key, *s;
+	json_t *val, *jid = json_object_get(o, "id");
+	struct vars v = *pv;
+	long long n;
+
+	ps->timeout_sec = p->default_timeout_sec;
+	ps->kill_grace_sec = p->kill_grace_sec;
+	ps->retry_backoff = 1;
+	ps->on_failure = ON_FAILURE_ABORT;
+	ps->critical = true;
+	v.step_id = "";
+
+	step_prefix(pfx, ps, i);
+	if (!jid) {
+		report(c, "%s\"id\" is required", pfx);
+	} else if (get_str(c, pfx, "id", jid, false, &s)) {
+		if (!id_valid(s, STEP_ID_MAX)) {
+			report(c, "%sinvalid id \"%s\" (use 1 to %d of A-Z a-z 0-9 _ -)", pfx,
+			       show(b, s, strlen(s)), STEP_ID_MAX);
+		} else if ((ps->id = dup(c, s))) {
+			size_t *slot = idmap_slot(map, p, s);
+			step_prefix(pfx, ps, i);
+			if (*slot) {
+				report(c, "%sduplicate id (first defined as step %zu)", pfx, *slot);
+				c->dep_errors = true;
+			} else {
+				*slot = i + 1;
+			}
+		}
+	}
+	if (!json_object_get(o, "command"))
+		report(c, "%s\"command\" is required", pfx);
+
+	json_object_foreach(o, key, val) {
+		if (c->oom)
+			return;
+		if (!strcmp(key, "id")) {
+			continue;
+		} else if (!strcmp(key, "name")) {
+			if (get_str(c, pfx, "name", val, false, &s))
+				ps->name = dup(c, s);
+		} else if (!strcmp(key, "command")) {
+			if (!get_str(c, pfx, "command", val, true, &s))
+				continue;
+			check_refs(c, &v, pfx, "command", s);
+			ps->command = dup(c, s);
+		} else if (!strcmp(key, "args")) {
+			parse_strings(c, pfx, "args", val, &ps->args, &ps->nargs);
+			for (size_t k = 0; k < ps->nargs; k++) {
+				snprintf(loc, sizeof(loc), "args[%zu]", k);
+				check_refs(c, &v, pfx, loc, ps->args[k]);
+			}
+		} else if (!strcmp(key, "shell")) {
+			get_bool(c, pfx, "shell", val, &ps->shell);
+		} else if (!strcmp(key, "env")) {
+			parse_env(c, &v, pfx, val, &ps->env, &ps->nenv);
+		} else if (!strcmp(key, "cwd")) {
+			if (!get_str(c, pfx, "cwd", val, true, &s))
+				continue;
+			check_refs(c, &v, pfx, "cwd", s);
+			ps->cwd = dup(c, s);
+		} else if (!strcmp(key, "depends_on")) {
+			/* checked here, resolved once every id is known */
+			parse_strings(c, pfx, "depends_on", val, NULL, NULL);
+		} else if (!strcmp(key, "timeout_sec")) {
+			get_num(c, pfx, "timeout_sec", val, 0, HUGE_VAL, &ps->timeout_sec);
+		} else if (!strcmp(key, "retries")) {
+			if (get_int(c, pfx, "retries", val, 0, 1000, &n))
+				ps->retries = (unsigned)n;
+		} else if (!strcmp(key, "retry_delay_sec")) {
+			get_num(c, pfx, "retry_delay_sec", val, 0, 86400, &ps->retry_delay_sec);
+		} else if (!strcmp(key, "retry_backoff")) {
+			get_num(c, pfx, "retry_backoff", val, 1, 100, &ps->retry_backoff);
+		} else if (!strcmp(key, "on_failure")) {
+			if (!get_str(c, pfx, "on_failure", val, false, &s))
+				continue;
+			if (!strcmp(s, "abort"))
+				ps->on_failure = ON_FAILURE_ABORT;
+			else if (!strcmp(s, "skip_dependents"))
+				ps->on_failure = ON_FAILURE_SKIP_DEPENDENTS;
+			else if (!strcmp(s, "continue"))
+				ps->on_failure = ON_FAILURE_CONTINUE;
+			else
+				report(c, "%sunknown on_failure \"%s\" (use abort, skip_dependents or continue)",
+				       pfx, show(b, s, strlen(s)));
+		} else if (!strcmp(key, "critical")) {
+			get_bool(c, pfx, "critical", val, &ps->critical);
+		} else if (!strcmp(key, "heartbeat_ttl_sec")) {
+			get_num(c, pfx, "heartbeat_ttl_sec", val, 0, HUGE_VAL, &ps->heartbeat_ttl_sec);
+		} else {
+			unknown_field(c, pfx, key, step_fields, ARRAY_SIZE(step_fields));
+		}
+	}
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+	size_t x = *(const size_t *)a, y = *(const size_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Resolve every depends_on into sorted, unique indexes. */
+static void resolve_deps(struct ctx *c, struct plan *p, json_t *steps, const struct idmap *map)
+{
+	char pfx[STEP_ID_MAX + 32], b[SHOW_MAX + 1];
+
+	for (size_t i = 0; i < p->nsteps && !c->oom; i++) {
+		struct plan_step *ps = &p->steps[i];
+		json_t *arr = json_object_get(json_array_get(steps, i), "depends_on"), *val;
+		size_t k;
+
+		if (!json_is_array(arr) || json_array_size(arr) == 0)
+			continue;
+		ps->deps = orch_calloc(json_array_size(arr), sizeof(size_t));
+		if (!ps->deps) {
+			c->oom = true;
+			return;
+		}
+		step_prefix(pfx, ps, i);
+		json_array_foreach(arr, k, val) {
+			if (!json_is_string(val) || has_nul(val))
+				continue;
+			const char *s = json_string_value(val);
+			size_t slot = *idmap_slot(map, p, s);
+			if (!slot) {
+				report(c, "%sdepends on unknown step \"%s\"", pfx, show(b, s, strlen(s)));
+				c->dep_errors = true;
+				continue;
+			}
+			ps->deps[ps->ndeps++] = slot - 1;
+		}
+		qsort(ps->deps, ps->ndeps, sizeof(size_t), cmp_size);
+		size_t u = 0;
+		for (k = 0; k < ps->ndeps; k++)
+			if (u == 0 || ps->deps[u - 1] != ps->deps[k])
+				ps->deps[u++] = ps->deps[k];
+		ps->ndeps = u;
+	}
+}
+
+/* Report the cycle MEMBERS[0..n-1], where each member depends on the next and
+ * the last on the first, as "is needed by" arrows from its first step in plan order. */
+static void report_cycle(struct ctx *c, const struct plan *p, const size_t *m, size_t n)
+{
+	struct sbuf sb = SBUF_INIT;
+	size_t start = 0;
+
+	/* needed-by order is the reverse: m[0], m[n-1], ..., m[1] */
+	for (size_t j = 1; j < n; j++)
+		if (m[(n - j) % n] < m[(n - start) % n])
+			start = j;
+	sbuf_adds(&sb, "cycle: ");
+	for (size_t t = 0; t <= n; t++) {
+		sbuf_adds(&sb, p->steps[m[(n - (start + t) % n) % n]].id);
+		if (t < n)
+			sbuf_adds(&sb, " -> ");
+	}
+	if (sbuf_failed(&sb))
+		c->oom = true;
+	else
+		report(c, "%s", sbuf_str(&sb));
+	sbuf_release(&sb);
+}
+
+/* Find one cycle with an iterative depth-first search from each step in plan
+ * order (an explicit stack: a chain may be PLAN_MAX_STEPS deep). */
+static void check_cycle(struct ctx *c, const struct plan *p)
+{
+	enum { WHITE, GREY, BLACK };
+	size_t n = p->nsteps, depth;
+	unsigned char *color = orch_calloc(n, 1);
+	size_t *stk = orch_calloc(n, sizeof(size_t));
+	size_t *next = orch_calloc(n, sizeof(size_t));
+
+	if (!color || !stk || !next) {
+		c->oom = true;
+		goto out;
+	}
+	for (size_t root = 0; root < n; root++) {
+		if (color[root] != WHITE)
+			continue;
+		color[root] = GREY;
+		stk[0] = root;
+		next[0] = 0;
+		depth = 1;
+		while (depth) {
+			const struct plan_step *ps = &p->steps[stk[depth - 1]];
+			if (next[depth - 1] == ps->ndeps) {
+				color[stk[--depth]] = BLACK;
+				continue;
+			}
+			size_t w = ps->deps[next[depth - 1]++];
+			if (color[w] == WHITE) {
+				color[w] = GREY;
+				stk[depth] = w;
+				next[depth++] = 0;
+			} else if (color[w] == GREY) {
+				size_t k = depth - 1;
+				while (stk[k] != w)
+					k--;
+				report_cycle(c, p, stk + k, depth - k);
+				goto out;
+			}
+		}
+	}
+out:
+	orch_free(color);
+	orch_free(stk);
+	orch_free(next);
+}
+
+/* Values set before the walk: what PORTk exist and which sandbox is named. */
+static void prescan(json_t *doc, const struct plan_opts *opts, struct vars *v,
+		    struct plan_sandbox_info *info)
+{
+	json_t *vars = json_object_get(doc, "variables");
+	json_t *sb = json_object_get(doc, "sandbox");
+	json_t *id = json_object_get(sb, "id"), *ports = json_object_get(sb, "ports");
+
+	v->variables = json_is_object(vars) ? vars : NULL;
+	if (json_is_string(id) && !has_nul(id) && id_valid(json_string_value(id), SANDBOX_ID_MAX) &&
+	    opts->sandbox_info)
+		opts->sandbox_info(opts->ctx, json_string_value(id), info);
+	if (json_is_integer(ports) && json_integer_value(ports) >= 0 &&
+	    json_integer_value(ports) <= PLAN_MAX_PORTS)
+		v->nports = (size_t)json_integer_value(ports);
+	else if (info->exists)
+		v->nports = info->ports > 0 ? (size_t)info->ports : 0;
+	else
+		v->nports = 1;
+}
+
+/* Everything after the JSON syntax: fills P, reports into C. */
+static void check_plan(struct ctx *c, struct plan *p, json_t *doc, const struct plan_opts *opts)
+{
+	struct vars v = { .opts = opts };
+	struct plan_sandbox_info info = { .exists = false, .isolation = ISOLATION_UNSET };
+	struct idmap map = { NULL, 0 };
+	const char *key, *s;
+	json_t *val, *steps;
+
+	prescan(doc, opts, &v, &info);
+	json_object_foreach(doc, key, val) {
+		if (!strcmp(key, "plan_id")) {
+			if (!get_str(c, "", "plan_id", val, true, &s))
+				continue;
+			if (strlen(s) > PLAN_ID_MAX) {
+				report(c, "\"plan_id\" must be at most %d bytes", PLAN_ID_MAX);
+				continue;
+			}
+			orch_free(p->plan_id);
+			p->plan_id = dup(c, s);
+		} else if (!strcmp(key, "variables")) {
+			check_variables(c, val);
+		} else if (!strcmp(key, "env")) {
+			parse_env(c, &v, "", val, &p->env, &p->nenv);
+		} else if (!strcmp(key, "globals")) {
+			parse_globals(c, p, val);
+		} else if (!strcmp(key, "sandbox")) {
+			parse_sandbox(c, p, val, opts, &info);
+		} else if (strcmp(key, "version") && strcmp(key, "metadata") && strcmp(key, "steps")) {
+			unknown_field(c, "", key, top_fields, ARRAY_SIZE(top_fields));
+		}
+		if (c->oom)
+			return;
+	}
+
+	steps = json_object_get(doc, "steps");
+	if (!steps) {
+		report(c, "\"steps\" is required");
+		return;
+	}
+	if (!json_is_array(steps)) {
+		type_err(c, "", "steps", "an array");
+		return;
+	}
+	if (json_array_size(steps) == 0) {
+		report(c, "\"steps\" must not be empty");
+		return;
+	}
+	if (json_array_size(steps) > PLAN_MAX_STEPS) {
+		report(c, "\"steps\" has more than %d steps", PLAN_MAX_STEPS);
+		return;
+	}
+	p->steps = orch_calloc(json_array_size(steps), sizeof(*p->steps));
+	if (!p->steps || idmap_init(&map, json_array_size(steps))) {
+		c->oom = true;
+		goto out;
+	}
+	p->nsteps = json_array_size(steps);
+	for (size_t i = 0; i < p->nsteps && !c->oom; i++) {
+		json_t *o = json_array_get(steps, i);
+		if (!json_is_object(o)) {
+			report(c, "step %zu: must be an object", i + 1);
+			continue;
+		}
+		parse_step(c, p, i, o, &map, &v);
+	}
+	if (!c->oom)
+		resolve_deps(c, p, steps, &map);
+	if (!c->oom && !c->dep_errors)
+		check_cycle(c, p);
+out:
+	orch_free(map.slot);
+}
+
+struct plan *plan_parse(const char *text, size_t len, const char *name,
+			const struct plan_opts *opts, struct sbuf *errs)
+{
+	static const struct plan_opts no_opts;
+	struct sbuf own = SBUF_INIT;
+	struct ctx c = { .errs = errs ? errs : &own };
+	size_t start = c.errs->len;
+	bool was_failed = sbuf_failed(c.errs);
+	struct plan *p = NULL;
+	json_error_t jerr;
+	json_t *doc;
+
+	if (!opts)
+		opts = &no_opts;
+	/* DECODE_ANY and ALLOW_NUL so that "plan must be a JSON object" and the
+	 * NUL-byte checks can say what is wrong in plan terms */
+	doc = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+	/* jansson's lexer reports a failure to grow its buffer as a syntax
+	 * error: a second try tells a passing shortage from a real mistake */
+	if (!doc)
+		doc = json_loadb(text, len, JSON_DECODE_ANY | JSON_ALLOW_NUL, &jerr);
+	if (!doc) {
+		/* jansson leaves the error empty when its own setup fails to allocate */
+		if (json_error_code(&jerr) == json_error_out_of_memory || !jerr.text[0])
+			c.oom = true;
+		else
+			report(&c, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+		goto out;
+	}
+	if (!json_is_object(doc)) {
+		report(&c, "plan must be a JSON object, not %s", json_kind(doc));
+		json_decref(doc);
+		goto out;
+	}
+	p = orch_calloc(1, sizeof(*p));
+	if (!p) {
+		json_decref(doc);
+		c.oom = true;
+		goto out;
+	}
+	p->doc = doc;
+	p->kill_grace_sec = 5;
+	p->sandbox = (struct plan_sandbox){ NULL, ISOLATION_UNSET, -1, -1 };
+	p->plan_id = dup(&c, name ? name : "");
+	if (!c.oom)
+		check_plan(&c, p, doc, opts);
+	if (c.oom || c.nerrs || sbuf_failed(c.errs)) {
+		plan_free(p);
+		p = NULL;
+	}
+out:
+	if ((c.oom || sbuf_failed(c.errs)) && !was_failed) {
+		/* drop the partial list: the only problem worth naming is memory */
+		c.errs->oom = false;
+		c.errs->len = start;
+		if (c.errs->buf)
+			c.errs->buf[start] = '\0';
+		sbuf_adds(c.errs, "out of memory\n");
+	}
+	sbuf_release(&own);
+	return p;
+}
+
+/* substitution */
+
+/* true when S is well-formed UTF-8 (what jansson accepts for a string) */
+static bool utf8_ok(const char *s)
+{
+	const unsigned char *u = (const unsigned char *)s;
+
+	while (*u) {
+		unsigned cp, n;
+		if (*u < 0x80) {
+			u++;
+			continue;
+		} else if ((*u & 0xE0) == 0xC0) {
+			cp = *u & 0x1F;
+			n = 1;
+		} else if ((*u & 0xF0) == 0xE0) {
+			cp = *u & 0x0F;
+			n = 2;
+		} else if ((*u & 0xF8) == 0xF0) {
+			cp = *u & 0x07;
+			n = 3;
+		} else {
+			return false;
+		}
+		for (unsigned i = 1; i <= n; i++) {
+			if ((u[i] & 0xC0) != 0x80)
+				return false;
+			cp = (cp << 6) | (u[i] & 0x3F);
+		}
+		if ((n == 1 && cp < 0x80) || (n == 2 && cp < 0x800) || (n == 3 && cp < 0x10000) ||
+		    cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF))
+			return false;
+		u += n + 1;
+	}
+	return true;
+}
+
+/* Substitute the text of *STR after its first SKIP bytes (kept as they are),
+ * replace *STR with the result and give the substituted part as a new JSON
+ * string in *JOUT. 0, -EINVAL (reported) or -ENOMEM. */
+static int subst(struct ctx *c, const struct vars *v, const char *pfx, const char *loc,
+		 char **str, size_t skip, json_t **jout)
+{
+	struct sbuf out = SBUF_INIT;
+	size_t pos = skip;
+	struct ref r;
+	enum ref_kind k;
+	char what[SHOW_MAX * 2 + 64];
+	int ret = 0;
+
+	sbuf_add(&out, *str, skip);
+	k = expand_next(v, *str, &pos, &out, &r);
+	if (k != REF_END) {
+		ref_what(what, sizeof(what), k, &r, v);
+		loc_report(c, pfx, loc, what, k != REF_NO_PORT);
+		ret = -EINVAL;
+		goto out;
+	}
+	if (sbuf_failed(&out)) {
+		ret = -ENOMEM;
+		goto out;
+	}
+	*jout = json_string(sbuf_str(&out) + skip);
+	if (!*jout) {
+		if (utf8_ok(sbuf_str(&out) + skip)) {
+			ret = -ENOMEM;
+		} else {
+			loc_report(c, pfx, loc, "invalid UTF-8 after substitution", true);
+			ret = -EINVAL;
+		}
+		goto out;
+	}
+	char *s = sbuf_detach(&out, NULL);
+	if (!s) {
+		json_decref(*jout);
+		*jout = NULL;
+		return -ENOMEM;
+	}
+	orch_free(*str);
+	*str = s;
+out:
+	sbuf_release(&out);
+	return ret;
+}
+
+/* Substitute the "KEY=VALUE"s of ENV (nenv) and the matching values of OBJ. */
+static int subst_env(struct ctx *c, const struct vars *v, const char *pfx, char **env,
+		     size_t nenv, json_t *obj)
+{
+	const char *key;
+	json_t *val, *j;
+	size_t i = 0;
+	char loc[SHOW_MAX + 8];
+	int ret;
+
+	json_object_foreach(obj, key, val) {
+		size_t klen = strlen(key);
+		if (i >= nenv || strncmp(env[i], key, klen) || env[i][klen] != '=')
+			continue;
+		env_loc(loc, key);
+		ret = subst(c, v, pfx, loc, &env[i], klen + 1, &j);
+		if (ret)
+			return ret;
+		if (json_object_set_new(obj, key, j))
+			return -ENOMEM;
+		i++;
+	}
+	return 0;
+}
+
+/* Step I of the plan and of its document. */
+static int subst_step(struct ctx *c, struct plan *p, size_t i, const struct vars *pv)
+{
+	struct plan_step *ps = &p->steps[i];
+	json_t *o = json_array_get(json_object_get(p->doc, "steps"), i), *j;
+	struct vars v = *pv;
+	char pfx[STEP_ID_MAX + 32], loc[32];
+	int ret;
+
+	v.step_id = ps->id;
+	step_prefix(pfx, ps, i);
+	if (ps->command) {
+		if ((ret = subst(c, &v, pfx, "command", &ps->command, 0, &j)))
+			return ret;
+		if (json_object_set_new(o, "command", j))
+			return -ENOMEM;
+	}
+	json_t *args = json_object_get(o, "args");
+	for (size_t k = 0; k < ps->nargs; k++) {
+		snprintf(loc, sizeof(loc), "args[%zu]", k);
+		if ((ret = subst(c, &v, pfx, loc, &ps->args[k], 0, &j)))
+			return ret;
+		if (json_array_set_new(args, k, j))
+			return -ENOMEM;
+	}
+	if (ps->nenv && (ret = subst_env(c, &v, pfx, ps->env, ps->nenv, json_object_get(o, "env"))))
+		return ret;
+	if (ps->cwd) {
+		if ((ret = subst(c, &v, pfx, "cwd", &ps->cwd, 0, &j)))
+			return ret;
+		if (json_object_set_new(o, "cwd", j))
+			return -ENOMEM;
+	}
+	return 0;
+}
+
+int plan_substitute(struct plan *plan, const char *name, const struct plan_opts *opts,
+		    const struct plan_builtins *b, struct sbuf *errs)
+{
+	static const struct plan_opts no_opts;
+	static const struct plan_builtins no_builtins;
+	struct sbuf own = SBUF_INIT;
+	struct ctx c = { .errs = errs ? errs : &own };
+	json_t *vars = json_object_get(plan->doc, "variables");
+	struct vars v = {
+		.opts = opts, .b = b ? b : &no_builtins, .plan_id = plan->plan_id,
+		.variables = json_is_object(vars) ? vars : NULL,
+	};
+	int ret = 0;
+
+	if (!opts)
+		opts = &no_opts;
+	v.opts = opts;
+	if (opts->literal)
+		goto out;
+	if (plan->nenv &&
+	    (ret = subst_env(&c, &v, NULL, plan->env, plan->nenv, json_object_get(plan->doc, "env"))))
+		goto out;
+	for (size_t i = 0; i < plan->nsteps; i++)
+		if ((ret = subst_step(&c, plan, i, &v)))
+			goto out;
+out:
+	if (ret == -ENOMEM || sbuf_failed(c.errs))
+		ret = -ENOMEM;
+	sbuf_release(&own);
+	return ret;
+}
+
+static void free_strv(char **v, size_t n)
+{
+	if (!v)
+		return;
+	for (size_t i = 0; i < n; i++)
+		orch_free(v[i]);
+	orch_free(v);
+}
+
+void plan_free(struct plan *plan)
+{
+	if (!plan)
+		return;
+	for (size_t i = 0; i < plan->nsteps; i++) {
+		struct plan_step *ps = &plan->steps[i];
+		orch_free(ps->id);
+		orch_free(ps->name);
+		orch_free(ps->command);
+		free_strv(ps->args, ps->nargs);
+		free_strv(ps->env, ps->nenv);
+		orch_free(ps->cwd);
+		orch_free(ps->deps);
+	}
+	orch_free(plan->steps);
+	orch_free(plan->plan_id);
+	free_strv(plan->env, plan->nenv);
+	orch_free(plan->sandbox.id);
+	json_decref(plan->doc);
+	orch_free(plan);
+}
+
+const char *on_failure_name(enum on_failure f)
+{
+	switch (f) {
+	case ON_FAILURE_SKIP_DEPENDENTS: return "skip_dependents";
+	case ON_FAILURE_CONTINUE: return "continue";
+	default: return "abort";
+	}
+}

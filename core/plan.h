@@ -1,0 +1,116 @@
+/* core/plan.h — the plan format of SPEC §3: parsing, validation with messages
+ * people can act on, and ${VAR} substitution.
+ * Owns struct plan and its steps. Pure (no I/O, no engine state): any thread. */
+#ifndef ORCH_PLAN_H
+#define ORCH_PLAN_H
+
+#include <jansson.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "core/util.h"
+
+#define PLAN_MAX_BYTES (16u << 20)	/* larger plan files are refused with EFBIG */
+#define PLAN_MAX_STEPS 100000
+#define PLAN_MAX_ERRORS 50		/* .error keeps at most this many lines */
+
+enum on_failure { ON_FAILURE_ABORT, ON_FAILURE_SKIP_DEPENDENTS, ON_FAILURE_CONTINUE };
+
+enum isolation { ISOLATION_UNSET = -1, ISOLATION_NONE = 0, ISOLATION_BWRAP = 1 };
+
+struct plan_step {
+	char *id;		/* [A-Za-z0-9_-]{1,64} */
+	char *name;		/* NULL when absent */
+	char *command;
+	char **args;		/* nargs strings, then NULL */
+	size_t nargs;
+	bool shell;		/* run command with /bin/sh -c */
+	char **env;		/* "KEY=VALUE" strings of the step's own env, then NULL */
+	size_t nenv;
+	char *cwd;		/* NULL: the workspace itself */
+	double timeout_sec;	/* 0: none; globals.default_timeout_sec already applied */
+	double kill_grace_sec;	/* from globals (default 5) */
+	unsigned retries;	/* default 0 */
+	double retry_delay_sec;	/* default 0 */
+	double retry_backoff;	/* default 1 */
+	enum on_failure on_failure;	/* default abort */
+	bool critical;		/* default true */
+	double heartbeat_ttl_sec;	/* 0: none */
+	size_t *deps;		/* indexes into plan->steps, duplicates removed, in plan order */
+	size_t ndeps;
+};
+
+struct plan_sandbox {
+	char *id;		/* NULL: the run gets a sandbox of its own named after the run */
+	enum isolation isolation;	/* ISOLATION_UNSET when absent */
+	int network;		/* -1 absent, else 0/1 */
+	int ports;		/* -1 absent, else 0..PLAN_MAX_PORTS */
+};
+#define PLAN_MAX_PORTS 64
+
+struct plan {
+	char *plan_id;		/* "plan_id", or the plan NAME */
+	char **env;		/* plan-level "KEY=VALUE", then NULL */
+	size_t nenv;
+	unsigned max_concurrency;	/* 0: absent (the engine uses the CPU count) */
+	double default_timeout_sec;	/* 0: none */
+	double kill_grace_sec;	/* default 5 */
+	struct plan_sandbox sandbox;
+	struct plan_step *steps;
+	size_t nsteps;
+	json_t *doc;		/* the parsed document; after plan_substitute(), the plan as run */
+};
+
+/* What validation needs to know about the world outside the text. */
+struct plan_sandbox_info {
+	bool exists;
+	enum isolation isolation;
+	bool network;
+	int ports;
+};
+
+struct plan_opts {
+	/* orchfs --var NAME=VALUE defaults, "NAME=VALUE" strings; a plan's
+	 * "variables" override them. May be NULL. */
+	char *const *var_defaults;
+	size_t nvar_defaults;
+	bool bwrap_available;		/* may "bwrap" be asked for? */
+	const char *bwrap_unavailable_reason;	/* for the message when it may not */
+	/* Describe an existing sandbox (info->exists false when there is none).
+	 * May be NULL: then no sandbox exists. */
+	void (*sandbox_info)(void *ctx, const char *id, struct plan_sandbox_info *info);
+	void *ctx;
+	/* Take every string literally: no ${VAR} references, "$$" stays "$$".
+	 * For plans already substituted (plan.json as run, on resume). */
+	bool literal;
+};
+
+/* Parse and validate TEXT (LEN bytes, need not be NUL-terminated) as plan NAME.
+ * Returns a new plan, or NULL with one line per problem appended to ERRS
+ * (each line ends in '\n'; at most PLAN_MAX_ERRORS lines). On allocation
+ * failure returns NULL and appends "out of memory\n". */
+struct plan *plan_parse(const char *text, size_t len, const char *name,
+			const struct plan_opts *opts, struct sbuf *errs);
+
+/* Values of the built-in variables (SPEC §3) for one run. */
+struct plan_builtins {
+	const char *run_id;
+	const char *sandbox_id;
+	const char *workspace;
+	const char *mount;
+	const int *ports;	/* nports entries: PORT0.. */
+	size_t nports;
+};
+
+/* Replace ${NAME} and $$ in every command, args, env value and cwd (STEP_ID is
+ * each step's own id), and rewrite plan->doc to the plan as run. Every reference
+ * was checked by plan_parse(); a PORTk beyond nports is the one error left.
+ * 0, or -EINVAL with the message appended to ERRS, or -ENOMEM. */
+int plan_substitute(struct plan *plan, const char *name, const struct plan_opts *opts,
+		    const struct plan_builtins *b, struct sbuf *errs);
+
+void plan_free(struct plan *plan);
+
+const char *on_failure_name(enum on_failure f);
+
+#endif

@@ -1,0 +1,391 @@
+/* core/planstore.c — the plans/ directory (SPEC §3): plain files kept on
+ * disk under STATE/plans/<id> with their names and owners in the store, the
+ * generated NAME.error and NAME.run entries, and plan submission. */
+#include "core/engine_i.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/fs.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#ifndef RENAME_NOREPLACE
+#define RENAME_NOREPLACE (1 << 0)
+#endif
+#ifndef RENAME_EXCHANGE
+#define RENAME_EXCHANGE (1 << 1)
+#endif
+
+/* If NAME is STEM + SUFFIX with a valid plan name as STEM, copy STEM out. */
+static bool split_name(const char *name, const char *suffix, char stem[PLAN_NAME_MAX + 1])
+{
+	size_t n = strlen(name), sl = strlen(suffix);
+	if (n <= sl || strcmp(name + n - sl, suffix) || n - sl > PLAN_NAME_MAX)
+		return false;
+	memcpy(stem, name, n - sl);
+	stem[n - sl] = '\0';
+	return id_valid(stem, PLAN_NAME_MAX);
+}
+
+/* Names orchfs generates: a user may not create, rename or remove them. */
+static bool reserved(const char *name)
+{
+	char stem[PLAN_NAME_MAX + 1];
+	return split_name(name, ".error", stem) || split_name(name, ".run", stem);
+}
+
+char *orch_plans_path(struct orch_engine *e, int64_t id)
+{
+	return orch_asprintf("%s/plans/%lld", e->state_dir, (long long)id);
+}
+
+static int file_entry(sqlite3_stmt *q, struct orch_pentry *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->kind = PK_FILE;
+	p->id = sqlite3_column_int64(q, 0);
+	snprintf(p->name, sizeof(p->name), "%s", (const char *)sqlite3_column_text(q, 1));
+	p->uid = (uid_t)sqlite3_column_int64(q, 2);
+	p->gid = (gid_t)sqlite3_column_int64(q, 3);
+	p->mode = (unsigned)sqlite3_column_int64(q, 4);
+	store_done(q);
+	return 0;
+}
+
+/* plan_names columns: id, name, error, error_at, uid, gid, newest_run, updated */
+static int name_entry(sqlite3_stmt *q, enum orch_pkind kind, struct orch_pentry *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->kind = kind;
+	p->id = sqlite3_column_int64(q, 0);
+	const char *stem = (const char *)sqlite3_column_text(q, 1);
+	snprintf(p->name, sizeof(p->name), "%s%s", stem, kind == PK_ERROR ? ".error" : ".run");
+	p->uid = (uid_t)sqlite3_column_int64(q, 4);
+	p->gid = (gid_t)sqlite3_column_int64(q, 5);
+	p->mtime_ms = sqlite3_column_int64(q, 3);
+	p->size = kind == PK_ERROR ? sqlite3_column_bytes(q, 2)
+				   : (int64_t)strlen("../runs/") + sqlite3_column_bytes(q, 6);
+	store_done(q);
+	return 0;
+}
+
+#define PN_COLS "id, name, error, error_at, uid, gid, newest_run"
+
+int orch_plans_lookup(struct orch_engine *e, const char *name, struct orch_pentry *p)
+{
+	char stem[PLAN_NAME_MAX + 1];
+	int rc;
+	sqlite3_stmt *q;
+	if (split_name(name, ".error", stem)) {
+		q = store_query(&e->st, "SELECT " PN_COLS " FROM plan_names WHERE name = ? AND error IS NOT NULL",
+				&rc, "s", stem);
+		return q ? name_entry(q, PK_ERROR, p) : (rc ? rc : -ENOENT);
+	}
+	if (split_name(name, ".run", stem)) {
+		q = store_query(&e->st,
+				"SELECT " PN_COLS " FROM plan_names WHERE name = ? AND newest_run IS NOT NULL",
+				&rc, "s", stem);
+		return q ? name_entry(q, PK_RUNLINK, p) : (rc ? rc : -ENOENT);
+	}
+	q = store_query(&e->st, "SELECT id, name, uid, gid, mode FROM plan_files WHERE name = ?", &rc, "s",
+			name);
+	return q ? file_entry(q, p) : (rc ? rc : -ENOENT);
+}
+
+int orch_plans_get(struct orch_engine *e, enum orch_pkind kind, int64_t id, struct orch_pentry *p)
+{
+	int rc;
+	sqlite3_stmt *q;
+	switch (kind) {
+	case PK_FILE:
+		q = store_query(&e->st, "SELECT id, name, uid, gid, mode FROM plan_files WHERE id = ?", &rc,
+				"i", id);
+		return q ? file_entry(q, p) : (rc ? rc : -ENOENT);
+	case PK_ERROR:
+		q = store_query(&e->st, "SELECT " PN_COLS " FROM plan_names WHERE id = ? AND error IS NOT NULL",
+				&rc, "i", id);
+		return q ? name_entry(q, PK_ERROR, p) : (rc ? rc : -ENOENT);
+	case PK_RUNLINK:
+		q = store_query(&e->st,
+				"SELECT " PN_COLS " FROM plan_names WHERE id = ? AND newest_run IS NOT NULL",
+				&rc, "i", id);
+		return q ? name_entry(q, PK_RUNLINK, p) : (rc ? rc : -ENOENT);
+	}
+	return -ENOENT;
+}
+
+int orch_plans_generated(struct orch_engine *e, enum orch_pkind kind, int64_t id, struct sbuf *out)
+{
+	int rc;
+	sqlite3_stmt *q = store_query(&e->st, "SELECT error, newest_run FROM plan_names WHERE id = ?", &rc,
+				      "i", id);
+	if (!q)
+		return rc ? rc : -ENOENT;
+	const char *t = (const char *)sqlite3_column_text(q, kind == PK_ERROR ? 0 : 1);
+	if (!t) {
+		store_done(q);
+		return -ENOENT;
+	}
+	if (kind == PK_RUNLINK)
+		sbuf_adds(out, "../runs/");
+	sbuf_adds(out, t);
+	store_done(q);
+	return sbuf_failed(out) ? -ENOMEM : 0;
+}
+
+#define COOKIE(kind, id) (((uint64_t)(kind) + 1) << 48 | (uint64_t)(id))
+
+int orch_plans_list(struct orch_engine *e, uint64_t after,
+		    int (*cb)(void *ctx, uint64_t cookie, const struct orch_pentry *p), void *ctx)
+{
+	static const char *const sql[] = {
+		[PK_FILE] = "SELECT id, name, uid, gid, mode FROM plan_files WHERE id > ? ORDER BY id",
+		[PK_ERROR] = "SELECT " PN_COLS " FROM plan_names WHERE id > ? AND error IS NOT NULL ORDER BY id",
+		[PK_RUNLINK] = "SELECT " PN_COLS " FROM plan_names WHERE id > ? AND newest_run IS NOT NULL"
+			       " ORDER BY id",
+	};
+	unsigned from_kind = after ? (unsigned)(after >> 48) - 1 : 0;
+	int64_t from_id = after ? (int64_t)(after & ((1ULL << 48) - 1)) : 0;
+	for (unsigned k = from_kind; k <= PK_RUNLINK; k++, from_id = 0) {
+		int rc;
+		sqlite3_stmt *q = store_query(&e->st, sql[k], &rc, "i", from_id);
+		if (!q) {
+			if (rc)
+				return rc;
+			continue;
+		}
+		bool stop = false;
+		do {
+			struct orch_pentry p;
+			int64_t id = sqlite3_column_int64(q, 0);
+			/* the entry helpers finish the statement: copy the row first */
+			memset(&p, 0, sizeof(p));
+			p.kind = (enum orch_pkind)k;
+			p.id = id;
+			if (k == PK_FILE) {
+				snprintf(p.name, sizeof(p.name), "%s", (const char *)sqlite3_column_text(q, 1));
+				p.uid = (uid_t)sqlite3_column_int64(q, 2);
+				p.gid = (gid_t)sqlite3_column_int64(q, 3);
+				p.mode = (unsigned)sqlite3_column_int64(q, 4);
+			} else {
+				snprintf(p.name, sizeof(p.name), "%s%s", (const char *)sqlite3_column_text(q, 1),
+					 k == PK_ERROR ? ".error" : ".run");
+			}
+			stop = cb(ctx, COOKIE(k, id), &p) != 0;
+		} while (!stop && store_next(q));
+		store_done(q);
+		if (stop)
+			break;
+	}
+	return 0;
+}
+
+int orch_plans_create(struct orch_engine *e, const char *name, unsigned mode, uid_t uid, gid_t gid,
+		      struct orch_pentry *p)
+{
+	if (reserved(name))
+		return -EACCES;
+	struct orch_pentry old;
+	if (orch_plans_lookup(e, name, &old) == 0)
+		return -EEXIST;
+	int rc = store_exec(&e->st, "INSERT INTO plan_files(name, uid, gid, mode) VALUES(?, ?, ?, ?)",
+			    "siii", name, (int64_t)uid, (int64_t)gid, (int64_t)(mode & 07777));
+	if (rc)
+		return rc;
+	int64_t id = sqlite3_last_insert_rowid(e->st.db);
+	char *path = orch_plans_path(e, id);
+	int fd = path ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
+	rc = fd < 0 ? (path ? -errno : -ENOMEM) : 0;
+	if (fd >= 0)
+		close(fd);
+	orch_free(path);
+	if (rc) {
+		store_exec(&e->st, "DELETE FROM plan_files WHERE id = ?", "i", id);
+		return rc;
+	}
+	return orch_plans_get(e, PK_FILE, id, p);
+}
+
+/* Drop file ID: its row and its bytes (open handles keep their fd). */
+static int file_drop(struct orch_engine *e, int64_t id)
+{
+	int rc = store_exec(&e->st, "DELETE FROM plan_files WHERE id = ?", "i", id);
+	if (rc)
+		return rc;
+	char *path = orch_plans_path(e, id);
+	if (path)
+		unlink(path);
+	orch_free(path);
+	return 0;
+}
+
+int orch_plans_unlink(struct orch_engine *e, const char *name)
+{
+	struct orch_pentry p;
+	int rc = orch_plans_lookup(e, name, &p);
+	if (rc)
+		return rc;
+	if (p.kind != PK_FILE)
+		return -EACCES;
+	return file_drop(e, p.id);
+}
+
+int orch_plans_chmod(struct orch_engine *e, int64_t id, unsigned mode)
+{
+	return store_exec(&e->st, "UPDATE plan_files SET mode = ? WHERE id = ?", "ii",
+			  (int64_t)(mode & 07777), id);
+}
+
+int orch_plans_chown(struct orch_engine *e, int64_t id, uid_t uid, gid_t gid)
+{
+	return store_exec(&e->st, "UPDATE plan_files SET uid = ?, gid = ? WHERE id = ?", "iii",
+			  (int64_t)uid, (int64_t)gid, id);
+}
+
+/* ---- submission ---- */
+
+static void sandbox_info_cb(void *ctx, const char *id, struct plan_sandbox_info *info)
+{
+	struct orch_engine *e = ctx;
+	struct sandbox *sb = sb_get(e, id);
+	memset(info, 0, sizeof(*info));
+	if (!sb)
+		return;
+	info->exists = true;
+	info->isolation = sb->isolation;
+	info->network = sb->network;
+	info->ports = sb->nports;
+}
+
+static int set_error(struct orch_engine *e, const char *stem, const char *text, uid_t uid, gid_t gid)
+{
+	int rc = store_exec(&e->st,
+			    "INSERT INTO plan_names(name, error, error_at, uid, gid) VALUES(?, ?, ?, ?, ?)"
+			    " ON CONFLICT(name) DO UPDATE SET error = excluded.error,"
+			    " error_at = excluded.error_at, uid = excluded.uid, gid = excluded.gid",
+			    "ssiii", stem, text, clock_wall_ms(), (int64_t)uid, (int64_t)gid);
+	/* the error is what the refused close() explains: keep it with the refusal */
+	orch_need_durable(e);
+	return rc;
+}
+
+/* Validate TEXT as plan STEM and start a run of it. 0, or -EINVAL with
+ * STEM.error written, or another -errno. */
+static int submit(struct orch_engine *e, const char *stem, const char *text, size_t len, uid_t uid,
+		  gid_t gid)
+{
+	struct sbuf errs = SBUF_INIT;
+	struct plan_opts opts = {
+		.var_defaults = e->cfg.vars,
+		.nvar_defaults = e->cfg.nvars,
+		.bwrap_available = e->bwrap_ok,
+		.bwrap_unavailable_reason = "bubblewrap (bwrap) is not installed or cannot create namespaces",
+		.sandbox_info = sandbox_info_cb,
+		.ctx = e,
+	};
+	struct plan *plan = plan_parse(text, len, stem, &opts, &errs);
+	if (!plan) {
+		int rc = sbuf_failed(&errs) ? -ENOMEM : 0;
+		if (!rc)
+			rc = set_error(e, stem, sbuf_str(&errs), uid, gid);
+		sbuf_release(&errs);
+		return rc ? rc : -EINVAL;
+	}
+	int64_t n = store_int(&e->st, "SELECT next_n FROM plan_names WHERE name = ?", 1, "s", stem);
+	char run_name[RUN_ID_MAX + 1];
+	snprintf(run_name, sizeof(run_name), "%s-%lld", stem, (long long)n);
+	const char *sbname = plan->sandbox.id ? plan->sandbox.id : run_name;
+	struct sandbox *sb = sb_get(e, sbname);
+	int rc = 0;
+	if (!sb)
+		rc = sb_create(e, sbname, plan->sandbox.isolation, plan->sandbox.network != 0,
+			       plan->sandbox.ports, uid, gid, &sb);
+	if (!rc) {
+		struct plan_builtins b = { .run_id = run_name, .sandbox_id = sb->name,
+					   .workspace = sb->workspace, .mount = e->mountpoint,
+					   .ports = sb->ports, .nports = (size_t)sb->nports };
+		rc = plan_substitute(plan, stem, &opts, &b, &errs);
+		if (rc == -EINVAL) {
+			set_error(e, stem, sbuf_str(&errs), uid, gid);
+		}
+	}
+	struct run *r = NULL;
+	if (!rc)
+		rc = run_create(e, stem, n, plan, sb, uid, gid, &r);
+	sbuf_release(&errs);
+	if (rc) {
+		plan_free(plan);
+		return rc;
+	}
+	rc = store_exec(&e->st,
+			"INSERT INTO plan_names(name, next_n, newest_run, uid, gid) VALUES(?, ?, ?, ?, ?)"
+			" ON CONFLICT(name) DO UPDATE SET next_n = excluded.next_n,"
+			" newest_run = excluded.newest_run, error = NULL, error_at = NULL,"
+			" uid = excluded.uid, gid = excluded.gid",
+			"sisii", stem, n + 1, run_name, (int64_t)uid, (int64_t)gid);
+	orch_need_durable(e);
+	return rc;
+}
+
+/* Read file ID whole (a plan is at most PLAN_MAX_BYTES). */
+static int file_text(struct orch_engine *e, int64_t id, char **text, size_t *len)
+{
+	char *path = orch_plans_path(e, id);
+	if (!path)
+		return -ENOMEM;
+	int rc = read_file(path, PLAN_MAX_BYTES, text, len);
+	orch_free(path);
+	return rc;
+}
+
+int orch_plans_written(struct orch_engine *e, int64_t id, uid_t uid, gid_t gid)
+{
+	struct orch_pentry p;
+	char stem[PLAN_NAME_MAX + 1];
+	if (orch_plans_get(e, PK_FILE, id, &p) || !split_name(p.name, ".json", stem))
+		return 0;	/* renamed away or removed meanwhile, or no plan name */
+	char *text;
+	size_t len;
+	int rc = file_text(e, id, &text, &len);
+	if (rc)
+		return rc;
+	rc = submit(e, stem, text, len, uid, gid);
+	orch_free(text);
+	return rc;
+}
+
+int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, unsigned flags,
+		      uid_t uid, gid_t gid)
+{
+	struct orch_pentry src, dst;
+	int rc = orch_plans_lookup(e, from, &src);
+	if (rc)
+		return rc;
+	if (src.kind != PK_FILE || reserved(to))
+		return -EACCES;
+	if (flags & RENAME_EXCHANGE)
+		return -EINVAL;
+	bool have_dst = orch_plans_lookup(e, to, &dst) == 0;
+	if (have_dst && (flags & RENAME_NOREPLACE))
+		return -EEXIST;
+	if (!strcmp(from, to))
+		return 0;
+	char stem[PLAN_NAME_MAX + 1];
+	if (split_name(to, ".json", stem)) {
+		char *text;
+		size_t len;
+		if ((rc = file_text(e, src.id, &text, &len)))
+			return rc;
+		rc = submit(e, stem, text, len, uid, gid);
+		orch_free(text);
+		if (rc)
+			return rc;
+	}
+	if (have_dst && (rc = file_drop(e, dst.id)))
+		return rc;
+	rc = store_exec(&e->st, "UPDATE plan_files SET name = ? WHERE id = ?", "si", to, src.id);
+	if (!rc)
+		orch_need_durable(e);
+	return rc;
+}

@@ -1,0 +1,174 @@
+/* core/proc.c — posix_spawn, pidfd and process identity helpers. */
+#include "core/proc.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <spawn.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/util.h"
+
+#ifndef P_PIDFD
+#define P_PIDFD 3
+#endif
+
+static int pidfd_open(pid_t pid)
+{
+	return (int)syscall(SYS_pidfd_open, pid, 0);
+}
+
+int proc_spawn(const struct proc_spec *spec, pid_t *pidp, int *pidfdp)
+{
+	posix_spawn_file_actions_t fa;
+	posix_spawnattr_t at;
+	sigset_t empty, all;
+	int r;
+
+	if ((r = posix_spawn_file_actions_init(&fa)))
+		return -r;
+	if ((r = posix_spawnattr_init(&at))) {
+		posix_spawn_file_actions_destroy(&fa);
+		return -r;
+	}
+	sigemptyset(&empty);
+	/* every signal back to its default: the daemon ignores SIGPIPE and
+	 * blocks the ones it reads through signalfd */
+	sigfillset(&all);
+	sigdelset(&all, SIGKILL);
+	sigdelset(&all, SIGSTOP);
+	r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
+					      POSIX_SPAWN_SETSIGDEF);
+	if (!r)
+		r = posix_spawnattr_setpgroup(&at, 0);
+	if (!r)
+		r = posix_spawnattr_setsigmask(&at, &empty);
+	if (!r)
+		r = posix_spawnattr_setsigdefault(&at, &all);
+	if (!r)
+		r = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
+	if (!r)
+		r = posix_spawn_file_actions_adddup2(&fa, spec->out_fd, 1);
+	if (!r)
+		r = posix_spawn_file_actions_adddup2(&fa, spec->out_fd, 2);
+	if (!r && spec->cwd)
+		r = posix_spawn_file_actions_addchdir_np(&fa, spec->cwd);
+	pid_t pid = -1;
+	if (!r)
+		r = posix_spawn(&pid, spec->path, &fa, &at, spec->argv, spec->envp);
+	posix_spawn_file_actions_destroy(&fa);
+	posix_spawnattr_destroy(&at);
+	if (r)
+		return -r;
+	int pfd = pidfd_open(pid);
+	if (pfd < 0) {
+		int e = -errno;
+		kill(pid, SIGKILL);
+		waitpid(pid, NULL, 0);
+		return e;
+	}
+	*pidp = pid;
+	*pidfdp = pfd;
+	return 0;
+}
+
+int proc_resolve(const char *cmd, const char *path_env, char **out)
+{
+	if (!*cmd)
+		return -ENOENT;
+	if (strchr(cmd, '/')) {
+		*out = orch_strdup(cmd);
+		return *out ? 0 : -ENOMEM;
+	}
+	const char *path = path_env ? path_env : "/usr/local/bin:/usr/bin:/bin";
+	int err = -ENOENT;
+	size_t clen = strlen(cmd);
+	for (const char *p = path;;) {
+		const char *colon = strchr(p, ':');
+		size_t dlen = colon ? (size_t)(colon - p) : strlen(p);
+		char *cand = orch_malloc(dlen + clen + 3);
+		if (!cand)
+			return -ENOMEM;
+		if (dlen)
+			snprintf(cand, dlen + clen + 3, "%.*s/%s", (int)dlen, p, cmd);
+		else
+			snprintf(cand, dlen + clen + 3, "./%s", cmd);
+		struct stat st;
+		if (stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
+			if (access(cand, X_OK) == 0) {
+				*out = cand;
+				return 0;
+			}
+			err = -EACCES;
+		}
+		orch_free(cand);
+		if (!colon)
+			break;
+		p = colon + 1;
+	}
+	return err;
+}
+
+int proc_reap(int pidfd, int *status)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	if (waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG) < 0)
+		return -errno;
+	if (si.si_pid == 0)
+		return -EAGAIN;
+	switch (si.si_code) {
+	case CLD_EXITED:
+		*status = W_EXITCODE(si.si_status, 0);
+		break;
+	case CLD_KILLED:
+		*status = si.si_status;
+		break;
+	case CLD_DUMPED:
+		*status = si.si_status | 0x80;
+		break;
+	default:
+		*status = W_EXITCODE(255, 0);
+	}
+	return 0;
+}
+
+uint64_t proc_start_time(pid_t pid)
+{
+	char path[64], buf[1024];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (n <= 0)
+		return 0;
+	buf[n] = '\0';
+	/* the command name may hold spaces and parentheses: fields start after the last ')' */
+	char *p = strrchr(buf, ')');
+	if (!p)
+		return 0;
+	p++;
+	/* p is before field 3 (state); field 22 is 19 fields on */
+	for (int field = 3; field < 22; field++) {
+		p = strchr(p + 1, ' ');
+		if (!p)
+			return 0;
+	}
+	return strtoull(p + 1, NULL, 10);
+}
+
+void proc_kill_group(pid_t pgid, int sig)
+{
+	if (pgid <= 1)
+		return;
+	kill(-pgid, sig);
+	kill(pgid, sig);
+}

@@ -1,0 +1,241 @@
+/* core/render.c — the text of the read-only files: run and step status JSON,
+ * the summary for people, the DOT graph, metrics and the mount's README.
+ * Each is rendered whole when a file is opened (a snapshot). */
+#include "core/engine_i.h"
+
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+
+static json_t *time_or_null(int64_t ms)
+{
+	if (!ms)
+		return json_null();
+	char ts[ISO8601_LEN];
+	fmt_iso8601(ms, ts);
+	return json_string(ts);
+}
+
+/* Dump O (stolen) into OUT with a final newline. */
+static int put_json(json_t *o, struct sbuf *out)
+{
+	if (!o)
+		return -ENOMEM;
+	char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (!txt)
+		return -ENOMEM;
+	sbuf_adds(out, txt);
+	sbuf_addc(out, '\n');
+	free(txt);
+	return sbuf_failed(out) ? -ENOMEM : 0;
+}
+
+static unsigned run_percent(const struct run *r)
+{
+	size_t n = r->dag.n;
+	unsigned done = r->counts[STEP_SUCCEEDED] + r->counts[STEP_FAILED] + r->counts[STEP_TIMED_OUT] +
+			r->counts[STEP_SKIPPED] + r->counts[STEP_CANCELLED];
+	return n ? (unsigned)(done * 100 / n) : 100;
+}
+
+int render_run_status(struct orch_engine *e, struct run *r, struct sbuf *out)
+{
+	(void)e;
+	json_t *o = json_pack(
+		"{s:s, s:s, s:s, s:s, s:s, s:o, s:o, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}",
+		"run_id", r->name, "plan_id", r->plan->plan_id, "plan_name", r->plan_name, "state",
+		run_state_name(r->state), "sandbox", r->sb_name, "created_at", time_or_null(r->created_at),
+		"started_at", time_or_null(r->started_at), "finished_at", time_or_null(r->finished_at),
+		"progress", "total", (json_int_t)r->dag.n, "pending", (json_int_t)r->counts[STEP_PENDING],
+		"running", (json_int_t)r->counts[STEP_RUNNING], "succeeded",
+		(json_int_t)r->counts[STEP_SUCCEEDED], "failed",
+		(json_int_t)(r->counts[STEP_FAILED] + r->counts[STEP_TIMED_OUT]), "skipped",
+		(json_int_t)r->counts[STEP_SKIPPED], "cancelled", (json_int_t)r->counts[STEP_CANCELLED],
+		"percent", (json_int_t)run_percent(r));
+	return put_json(o, out);
+}
+
+int render_step_status(struct orch_engine *e, struct step *s, struct sbuf *out)
+{
+	(void)e;
+	struct run *r = s->run;
+	const struct plan_step *ps = &r->plan->steps[s->idx];
+	json_t *deps = json_array();
+	for (size_t k = 0; deps && k < ps->ndeps; k++)
+		json_array_append_new(deps, json_string(r->plan->steps[ps->deps[k]].id));
+	int64_t dur = s->duration_ms;
+	if (step_state_of(s) == STEP_RUNNING && s->started_at)
+		dur = clock_wall_ms() - s->started_at;
+	json_t *o = json_pack("{s:s, s:o, s:s, s:I, s:I, s:o, s:o, s:o, s:o, s:o, s:o, s:o}", "id", ps->id,
+			      "name", ps->name ? json_string(ps->name) : json_null(), "state",
+			      step_state_name(step_state_of(s)), "attempt", (json_int_t)s->attempt,
+			      "max_attempts", (json_int_t)(s->budget + s->interrupted), "exit_code",
+			      s->exit_code >= 0 ? json_integer(s->exit_code) : json_null(), "signal",
+			      s->signal ? json_integer(s->signal) : json_null(), "started_at",
+			      time_or_null(s->started_at), "finished_at", time_or_null(s->finished_at),
+			      "duration_ms", s->started_at ? json_integer(dur) : json_null(),
+			      "depends_on", deps ? deps : json_null(), "reason",
+			      s->reason ? json_string(s->reason) : json_null());
+	if (o && s->retry_at)
+		json_object_set_new(o, "next_attempt_at", time_or_null(s->retry_at));
+	return put_json(o, out);
+}
+
+static void fmt_duration(int64_t ms, char *buf, size_t n)
+{
+	if (ms < 60000)
+		snprintf(buf, n, "%.1fs", (double)ms / 1000.0);
+	else if (ms < 3600000)
+		snprintf(buf, n, "%dm%02ds", (int)(ms / 60000), (int)(ms / 1000 % 60));
+	else
+		snprintf(buf, n, "%dh%02dm", (int)(ms / 3600000), (int)(ms / 60000 % 60));
+}
+
+int render_run_summary(struct orch_engine *e, struct run *r, struct sbuf *out)
+{
+	(void)e;
+	unsigned pct = run_percent(r);
+	int64_t now = clock_wall_ms();
+	char dur[32] = "";
+	if (r->started_at)
+		fmt_duration((r->finished_at ? r->finished_at : now) - r->started_at, dur, sizeof(dur));
+	sbuf_addf(out, "run %s (plan %s): %s%s%s\n", r->name, r->plan->plan_id, run_state_name(r->state),
+		  *dur ? " after " : "", dur);
+	sbuf_adds(out, "[");
+	for (unsigned k = 0; k < 30; k++)
+		sbuf_addc(out, k < pct * 30 / 100 ? '#' : '.');
+	sbuf_addf(out, "] %3u%%  %u/%zu done", pct,
+		  r->counts[STEP_SUCCEEDED] + r->counts[STEP_FAILED] + r->counts[STEP_TIMED_OUT] +
+			  r->counts[STEP_SKIPPED] + r->counts[STEP_CANCELLED],
+		  r->dag.n);
+	static const enum step_state order[] = { STEP_RUNNING, STEP_SUCCEEDED, STEP_FAILED,
+						 STEP_TIMED_OUT, STEP_SKIPPED, STEP_CANCELLED,
+						 STEP_PENDING };
+	for (size_t k = 0; k < ARRAY_SIZE(order); k++)
+		if (r->counts[order[k]])
+			sbuf_addf(out, ", %u %s", r->counts[order[k]], step_state_name(order[k]));
+	sbuf_adds(out, "\n\n");
+	size_t w = 4;
+	for (size_t i = 0; i < r->dag.n; i++)
+		if (strlen(r->plan->steps[i].id) > w)
+			w = strlen(r->plan->steps[i].id);
+	for (size_t i = 0; i < r->dag.n; i++) {
+		struct step *s = &r->steps[i];
+		const struct plan_step *ps = &r->plan->steps[i];
+		enum step_state st = r->dag.nodes[i].state;
+		sbuf_addf(out, "  %-9s  %-*s", step_state_name(st), (int)w, ps->id);
+		if (s->attempt)
+			sbuf_addf(out, "  attempt %u/%u", s->attempt, s->budget + s->interrupted);
+		if (s->started_at) {
+			fmt_duration(st == STEP_RUNNING ? now - s->started_at : s->duration_ms, dur,
+				     sizeof(dur));
+			sbuf_addf(out, "  %s", dur);
+		}
+		if (s->exit_code > 0)
+			sbuf_addf(out, "  exit %d", s->exit_code);
+		if (s->signal)
+			sbuf_addf(out, "  signal %d", s->signal);
+		if (s->reason && st != STEP_SUCCEEDED && strcmp(s->reason, "exit"))
+			sbuf_addf(out, "  (%s)", s->reason);
+		if (ps->name)
+			sbuf_addf(out, "  %s", ps->name);
+		sbuf_addc(out, '\n');
+	}
+	return sbuf_failed(out) ? -ENOMEM : 0;
+}
+
+static const char *state_color(enum step_state st)
+{
+	switch (st) {
+	case STEP_PENDING: return "white";
+	case STEP_RUNNING: return "lightskyblue";
+	case STEP_SUCCEEDED: return "palegreen";
+	case STEP_FAILED: return "salmon";
+	case STEP_TIMED_OUT: return "orange";
+	case STEP_SKIPPED: return "lightgrey";
+	case STEP_CANCELLED: return "khaki";
+	default: return "white";
+	}
+}
+
+int render_run_graph(struct orch_engine *e, struct run *r, struct sbuf *out)
+{
+	(void)e;
+	sbuf_adds(out, "digraph ");
+	sbuf_add_json_str(out, r->name);
+	sbuf_adds(out, " {\n  rankdir=LR;\n  node [shape=box, style=\"rounded,filled\"];\n");
+	for (size_t i = 0; i < r->dag.n; i++) {
+		const char *id = r->plan->steps[i].id;	/* ids are [A-Za-z0-9_-]: no quoting issues */
+		enum step_state st = r->dag.nodes[i].state;
+		sbuf_addf(out, "  \"%s\" [label=\"%s\\n%s\", fillcolor=\"%s\"];\n", id, id,
+			  step_state_name(st), state_color(st));
+	}
+	for (size_t i = 0; i < r->dag.n; i++) {
+		const struct plan_step *ps = &r->plan->steps[i];
+		for (size_t k = 0; k < ps->ndeps; k++)
+			sbuf_addf(out, "  \"%s\" -> \"%s\";\n", r->plan->steps[ps->deps[k]].id, ps->id);
+	}
+	sbuf_adds(out, "}\n");
+	return sbuf_failed(out) ? -ENOMEM : 0;
+}
+
+int orch_render_metrics(struct orch_engine *e, struct sbuf *out)
+{
+	sbuf_adds(out, "# HELP orchfs_runs Runs in the state directory, by state.\n"
+		       "# TYPE orchfs_runs gauge\n");
+	for (int s = 0; s < RUN_NSTATES; s++)
+		sbuf_addf(out, "orchfs_runs{state=\"%s\"} %lld\n", run_state_name((enum run_state)s),
+			  (long long)e->run_counts[s]);
+	sbuf_adds(out, "# HELP orchfs_steps Steps of every run, by state.\n"
+		       "# TYPE orchfs_steps gauge\n");
+	for (int s = 0; s < STEP_NSTATES; s++)
+		sbuf_addf(out, "orchfs_steps{state=\"%s\"} %lld\n", step_state_name((enum step_state)s),
+			  (long long)e->step_counts[s]);
+	sbuf_addf(out,
+		  "# HELP orchfs_running_steps Step processes alive now.\n"
+		  "# TYPE orchfs_running_steps gauge\n"
+		  "orchfs_running_steps %u\n"
+		  "# HELP orchfs_runs_created_total Runs created (accepted submissions).\n"
+		  "# TYPE orchfs_runs_created_total counter\n"
+		  "orchfs_runs_created_total %lld\n"
+		  "# HELP orchfs_events_total Events recorded.\n"
+		  "# TYPE orchfs_events_total counter\n"
+		  "orchfs_events_total %lld\n",
+		  e->running, (long long)e->runs_created, (long long)e->events_total);
+	int64_t q = store_int(&e->st, "SELECT count(*) FROM sandboxes", 0, NULL);
+	sbuf_addf(out,
+		  "# HELP orchfs_sandboxes Sandboxes that exist.\n"
+		  "# TYPE orchfs_sandboxes gauge\n"
+		  "orchfs_sandboxes %lld\n"
+		  "# HELP orchfs_messages_queued Messages waiting in inboxes.\n"
+		  "# TYPE orchfs_messages_queued gauge\n"
+		  "orchfs_messages_queued %d\n"
+		  "# HELP orchfs_db_commits_total Store transactions committed (durable ones fsync).\n"
+		  "# TYPE orchfs_db_commits_total counter\n"
+		  "orchfs_db_commits_total{durable=\"false\"} %lld\n"
+		  "orchfs_db_commits_total{durable=\"true\"} %lld\n",
+		  (long long)q, 0, (long long)(e->st.commits - e->st.durable_commits),
+		  (long long)e->st.durable_commits);
+	return sbuf_failed(out) ? -ENOMEM : 0;
+}
+
+void orch_render_readme(struct sbuf *out)
+{
+	sbuf_adds(out,
+		  "orchfs: an orchestration engine whose interface is this directory.\n"
+		  "\n"
+		  "  plans/NAME.json     write a plan (JSON DAG of steps) here to start a run;\n"
+		  "                      an invalid one fails its close() with EINVAL and\n"
+		  "                      plans/NAME.error says why; plans/NAME.run links the newest run\n"
+		  "  runs/NAME-N/        status (JSON), summary, plan.json, events (JSONL),\n"
+		  "                      graph.dot, ctl (write cancel, pause, resume or retry),\n"
+		  "                      steps/ID/status and steps/ID/log\n"
+		  "  sandboxes/ID/       status, workspace -> the run's working directory;\n"
+		  "                      mkdir to create one, rmdir to delete it\n"
+		  "  events              every event, one JSON object a line (tail -f it)\n"
+		  "  metrics             Prometheus text format\n"
+		  "\n"
+		  "A minimal plan:\n"
+		  "  {\"steps\": [{\"id\": \"hello\", \"command\": \"echo\", \"args\": [\"hi\"]}]}\n");
+}

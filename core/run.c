@@ -1,0 +1,1505 @@
+/* core/run.c — runs and their steps: creation, loading, the scheduling pass,
+ * attempts (spawn, output, exit, timeout, retry), ctl commands and recovery.
+ *
+ * Every step state change goes through step_set() (counters) and step_save()
+ * (the store); all of a turn's saves land in the turn's one transaction.
+ * Unfinished runs are always in memory; finished ones are loaded on demand
+ * and kept in a small LRU cache. */
+#include "core/engine_i.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "core/proc.h"
+
+extern char **environ;
+
+/* ---- the in-memory index: hash by rowid, active list, LRU cache ---- */
+
+static void hash_add(struct orch_engine *e, struct run *r)
+{
+	size_t h = (size_t)r->rowid % RUN_HASH;
+	r->hnext = e->runtab[h];
+	e->runtab[h] = r;
+}
+
+static void hash_del(struct orch_engine *e, struct run *r)
+{
+	for (struct run **pp = &e->runtab[(size_t)r->rowid % RUN_HASH]; *pp; pp = &(*pp)->hnext)
+		if (*pp == r) {
+			*pp = r->hnext;
+			return;
+		}
+}
+
+struct run *run_find_loaded(struct orch_engine *e, int64_t rowid)
+{
+	for (struct run *r = e->runtab[(size_t)rowid % RUN_HASH]; r; r = r->hnext)
+		if (r->rowid == rowid)
+			return r;
+	return NULL;
+}
+
+static void list_del(struct run **head, struct run **tail, struct run *r)
+{
+	if (r->prev)
+		r->prev->next = r->next;
+	else
+		*head = r->next;
+	if (r->next)
+		r->next->prev = r->prev;
+	else
+		*tail = r->prev;
+	r->prev = r->next = NULL;
+}
+
+static void list_append(struct run **head, struct run **tail, struct run *r)
+{
+	r->next = NULL;
+	r->prev = *tail;
+	if (*tail)
+		(*tail)->next = r;
+	else
+		*head = r;
+	*tail = r;
+}
+
+/* Keep at most RUN_CACHE_MAX finished runs loaded. */
+static void cache_trim(struct orch_engine *e)
+{
+	while (e->ncached > RUN_CACHE_MAX) {
+		struct run *r = e->cache_head;
+		list_del(&e->cache_head, &e->cache_tail, r);
+		e->ncached--;
+		hash_del(e, r);
+		run_free(r);
+	}
+}
+
+static void cache_add(struct orch_engine *e, struct run *r)
+{
+	list_append(&e->cache_head, &e->cache_tail, r);
+	e->ncached++;
+	cache_trim(e);
+}
+
+void run_free(struct run *r)
+{
+	if (!r)
+		return;
+	orch_free(r->steps);
+	orch_free(r->ready);
+	sched_dag_release(&r->dag);
+	plan_free(r->plan);
+	orch_free(r->plan_name);
+	orch_free(r);
+}
+
+void run_unload_all(struct orch_engine *e)
+{
+	for (size_t h = 0; h < RUN_HASH; h++) {
+		while (e->runtab[h]) {
+			struct run *r = e->runtab[h];
+			e->runtab[h] = r->hnext;
+			for (size_t i = 0; r->steps && i < r->dag.n; i++) {
+				struct proc *p = r->steps[i].proc;
+				if (!p)
+					continue;
+				loop_watch_close(&e->loop, &p->wpid);
+				loop_watch_close(&e->loop, &p->wout);
+				if (p->logfd >= 0)
+					close(p->logfd);
+				sbuf_release(&p->partial);
+				orch_free(p);
+			}
+			run_free(r);
+		}
+	}
+	e->active_head = e->active_tail = e->cache_head = e->cache_tail = NULL;
+	e->ncached = 0;
+}
+
+/* ---- the ready FIFO ---- */
+
+static void ready_push(struct run *r, size_t i)
+{
+	if (r->ready_len == r->ready_cap) {
+		size_t cap = r->ready_cap ? r->ready_cap * 2 : 16;
+		size_t *q = orch_reallocarray(NULL, cap, sizeof(*q));
+		if (!q)
+			return;	/* rebuilt by ready_rebuild() on the next pass */
+		for (size_t k = 0; k < r->ready_len; k++)
+			q[k] = r->ready[(r->ready_head + k) % r->ready_cap];
+		orch_free(r->ready);
+		r->ready = q;
+		r->ready_cap = cap;
+		r->ready_head = 0;
+	}
+	r->ready[(r->ready_head + r->ready_len) % r->ready_cap] = i;
+	r->ready_len++;
+	r->sched = true;
+}
+
+static bool ready_pop(struct run *r, size_t *i)
+{
+	if (!r->ready_len)
+		return false;
+	*i = r->ready[r->ready_head];
+	r->ready_head = (r->ready_head + 1) % r->ready_cap;
+	r->ready_len--;
+	return true;
+}
+
+static void ready_rebuild(struct run *r)
+{
+	r->ready_len = r->ready_head = 0;
+	for (size_t i = 0; i < r->dag.n; i++)
+		if (sched_ready(&r->dag, i))
+			ready_push(r, i);
+}
+
+/* ---- state and persistence ---- */
+
+static const char *const reasons[] = { "exit", "signal", "timeout", "missed_heartbeat",
+				       "spawn_failed", "cancelled", "interrupted", "aborted" };
+
+static const char *reason_intern(const char *s)
+{
+	for (size_t i = 0; s && i < ARRAY_SIZE(reasons); i++)
+		if (!strcmp(s, reasons[i]))
+			return reasons[i];
+	return NULL;
+}
+
+static void step_set(struct orch_engine *e, struct step *s, enum step_state st)
+{
+	struct run *r = s->run;
+	struct sched_node *nd = &r->dag.nodes[s->idx];
+	if (nd->state == st)
+		return;
+	r->counts[nd->state]--;
+	e->step_counts[nd->state]--;
+	nd->state = st;
+	r->counts[st]++;
+	e->step_counts[st]++;
+}
+
+static int step_save(struct orch_engine *e, struct step *s)
+{
+	struct proc *p = s->proc;
+	int64_t pid = p ? p->pid : 0;
+	int rc = store_exec(&e->st,
+			    "UPDATE steps SET state = ?, attempt = ?, counted = ?, budget = ?,"
+			    " interrupted = ?, exit_code = ?, signal = ?, reason = ?, started_at = ?,"
+			    " finished_at = ?, duration_ms = ?, retry_at = ?, pid = ?, pgid = ?,"
+			    " pstart = ? WHERE id = ?",
+			    "siiiiiisiiiiiiii", step_state_name(step_state_of(s)), (int64_t)s->attempt,
+			    (int64_t)s->counted, (int64_t)s->budget, (int64_t)s->interrupted,
+			    (int64_t)s->exit_code, (int64_t)s->signal, s->reason, s->started_at,
+			    s->finished_at, s->duration_ms, s->retry_at, pid, pid,
+			    (int64_t)(p ? (int64_t)proc_start_time(p->pid) : 0), s->rowid);
+	if (!rc && !p)
+		rc = store_exec(&e->st, "UPDATE steps SET pid = NULL, pgid = NULL, pstart = NULL WHERE id = ?",
+				"i", s->rowid);
+	if (rc)
+		eng_log(e, "cannot save step %s of %s: %s", s->run->plan->steps[s->idx].id, s->run->name,
+			strerror(-rc));
+	return rc;
+}
+
+static int attempt_save(struct orch_engine *e, struct step *s, const char *state)
+{
+	return store_exec(&e->st,
+			  "INSERT OR REPLACE INTO attempts(step, k, state, started_at, finished_at,"
+			  " exit_code, signal, reason) VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+			  "iisiiiis", s->rowid, (int64_t)s->attempt, state, s->started_at,
+			  s->finished_at, (int64_t)s->exit_code, (int64_t)s->signal, s->reason);
+}
+
+static void run_set_state(struct orch_engine *e, struct run *r, enum run_state st)
+{
+	if (r->state != st) {
+		e->run_counts[r->state]--;
+		e->run_counts[st]++;
+		r->state = st;
+	}
+	r->updated_at = clock_wall_ms();
+}
+
+static int run_save(struct orch_engine *e, struct run *r)
+{
+	int rc = store_exec(&e->st,
+			    "UPDATE runs SET state = ?, started_at = ?, finished_at = ?, updated_at = ?,"
+			    " aborted = ?, cancelled = ?, paused = ? WHERE id = ?",
+			    "siiiiiii", run_state_name(r->state), r->started_at, r->finished_at,
+			    r->updated_at, (int64_t)r->aborted, (int64_t)r->cancelled,
+			    (int64_t)r->paused, r->rowid);
+	if (rc)
+		eng_log(e, "cannot save run %s: %s", r->name, strerror(-rc));
+	return rc;
+}
+
+static char *log_path(struct orch_engine *e, const struct run *r, const char *step)
+{
+	return orch_asprintf("%s/logs/%s/%s.log", e->state_dir, r->name, step);
+}
+
+/* ---- building a run ---- */
+
+static struct run *run_alloc(struct plan *plan)
+{
+	struct run *r = orch_calloc(1, sizeof(*r));
+	if (!r)
+		return NULL;
+	r->plan = plan;
+	if (sched_dag_init(&r->dag, plan)) {
+		r->plan = NULL;
+		orch_free(r);
+		return NULL;
+	}
+	r->steps = orch_calloc(plan->nsteps, sizeof(*r->steps));
+	if (!r->steps) {
+		r->plan = NULL;
+		run_free(r);
+		return NULL;
+	}
+	for (size_t i = 0; i < plan->nsteps; i++) {
+		struct step *s = &r->steps[i];
+		s->run = r;
+		s->idx = i;
+		s->exit_code = -1;
+		s->budget = plan->steps[i].retries + 1;
+	}
+	r->counts[STEP_PENDING] = (unsigned)plan->nsteps;
+	r->max_conc = plan->max_concurrency ? plan->max_concurrency : cpu_count();
+	return r;
+}
+
+static void retry_timer_cb(struct loop_timer *t);
+
+int run_create(struct orch_engine *e, const char *plan_name, int64_t n, struct plan *plan,
+	       struct sandbox *sb, uid_t uid, gid_t gid, struct run **out)
+{
+	struct run *r = run_alloc(plan);
+	if (!r)
+		return -ENOMEM;
+	int rc = -ENOMEM;
+	snprintf(r->name, sizeof(r->name), "%s-%lld", plan_name, (long long)n);
+	r->plan_name = orch_strdup(plan_name);
+	char *json = json_dumps(plan->doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	char *dir = orch_asprintf("%s/logs/%s", e->state_dir, r->name);
+	if (!r->plan_name || !json || !dir)
+		goto fail;
+	r->state = RUN_PENDING;
+	r->created_at = r->updated_at = clock_wall_ms();
+	r->uid = uid;
+	r->gid = gid;
+	r->sb = sb;
+	r->sb_rowid = sb->rowid;
+	snprintf(r->sb_name, sizeof(r->sb_name), "%s", sb->name);
+	/* all rows of the run or none */
+	if ((rc = store_savepoint(&e->st, "run_create")))
+		goto fail;
+	rc = store_exec(&e->st,
+			"INSERT INTO runs(name, plan_name, plan_id, state, sandbox, created_at,"
+			" updated_at, plan_json, uid, gid) VALUES(?, ?, ?, 'pending', ?, ?, ?, ?, ?, ?)",
+			"ssssiisii", r->name, plan_name, plan->plan_id, sb->name, r->created_at,
+			r->updated_at, json, (int64_t)uid, (int64_t)gid);
+	r->rowid = sqlite3_last_insert_rowid(e->st.db);
+	for (size_t i = 0; i < plan->nsteps && !rc; i++) {
+		rc = store_exec(&e->st,
+				"INSERT INTO steps(run, idx, name, state, budget) VALUES(?, ?, ?, 'pending', ?)",
+				"iisi", r->rowid, (int64_t)i, plan->steps[i].id,
+				(int64_t)r->steps[i].budget);
+		r->steps[i].rowid = sqlite3_last_insert_rowid(e->st.db);
+		r->steps[i].retry_timer = (struct loop_timer)LOOP_TIMER_INIT(retry_timer_cb, &r->steps[i]);
+	}
+	if (!rc)
+		rc = mkdir_p(dir, 0755);
+	if (rc) {
+		store_release(&e->st, "run_create", false);
+		goto fail;
+	}
+	store_release(&e->st, "run_create", true);
+	orch_free(dir);
+	free(json);
+	hash_add(e, r);
+	r->active = true;
+	list_append(&e->active_head, &e->active_tail, r);
+	e->run_counts[RUN_PENDING]++;
+	e->step_counts[STEP_PENDING] += (int64_t)plan->nsteps;
+	e->runs_created++;
+	ready_rebuild(r);
+	r->sched = true;
+	ev_emit(e, "run.created", r, NULL, NULL,
+		json_pack("{s:s, s:s, s:i}", "plan_id", plan->plan_id, "plan_name", plan_name,
+			  "steps", (json_int_t)plan->nsteps));
+	*out = r;
+	return 0;
+fail:
+	free(json);
+	orch_free(dir);
+	r->plan = NULL;	/* the caller still owns the plan */
+	run_free(r);
+	return rc;
+}
+
+/* Load run ROWID from the store (the plan as run, step states). New run, not
+ * indexed; NULL with *rc set. */
+static struct run *run_load(struct orch_engine *e, int64_t rowid, int *rcp)
+{
+	int rc;
+	sqlite3_stmt *q = store_query(&e->st,
+				      "SELECT name, plan_name, plan_json, state, sandbox, created_at,"
+				      " started_at, finished_at, updated_at, uid, gid, aborted, cancelled,"
+				      " paused FROM runs WHERE id = ?",
+				      &rc, "i", rowid);
+	if (!q) {
+		*rcp = rc ? rc : -ENOENT;
+		return NULL;
+	}
+	struct sbuf errs = SBUF_INIT;
+	struct plan_opts opts = { .literal = true, .bwrap_available = true };
+	const char *name = (const char *)sqlite3_column_text(q, 0);
+	const char *pname = (const char *)sqlite3_column_text(q, 1);
+	const char *json = (const char *)sqlite3_column_text(q, 2);
+	struct plan *plan = plan_parse(json, strlen(json), pname, &opts, &errs);
+	struct run *r = plan ? run_alloc(plan) : NULL;
+	if (!r) {
+		if (plan)
+			plan_free(plan);
+		else
+			eng_log(e, "run %s: stored plan does not parse: %s", name, sbuf_str(&errs));
+		sbuf_release(&errs);
+		store_done(q);
+		*rcp = plan ? -ENOMEM : -EIO;
+		return NULL;
+	}
+	sbuf_release(&errs);
+	r->rowid = rowid;
+	snprintf(r->name, sizeof(r->name), "%s", name);
+	r->plan_name = orch_strdup(pname);
+	int st = run_state_parse((const char *)sqlite3_column_text(q, 3));
+	r->state = st < 0 ? RUN_FAILED : (enum run_state)st;
+	snprintf(r->sb_name, sizeof(r->sb_name), "%s", (const char *)sqlite3_column_text(q, 4));
+	r->created_at = sqlite3_column_int64(q, 5);
+	r->started_at = sqlite3_column_int64(q, 6);
+	r->finished_at = sqlite3_column_int64(q, 7);
+	r->updated_at = sqlite3_column_int64(q, 8);
+	r->uid = (uid_t)sqlite3_column_int64(q, 9);
+	r->gid = (gid_t)sqlite3_column_int64(q, 10);
+	r->aborted = sqlite3_column_int(q, 11) != 0;
+	r->cancelled = sqlite3_column_int(q, 12) != 0;
+	r->paused = sqlite3_column_int(q, 13) != 0;
+	store_done(q);
+	if (!r->plan_name) {
+		run_free(r);
+		*rcp = -ENOMEM;
+		return NULL;
+	}
+
+	q = store_query(&e->st,
+			"SELECT idx, id, state, attempt, counted, budget, interrupted, exit_code, signal,"
+			" reason, started_at, finished_at, duration_ms, retry_at FROM steps"
+			" WHERE run = ? ORDER BY idx",
+			&rc, "i", rowid);
+	memset(r->counts, 0, sizeof(r->counts));
+	for (; q; q = store_next(q) ? q : (store_done(q), NULL)) {
+		int64_t i = sqlite3_column_int64(q, 0);
+		if (i < 0 || (size_t)i >= r->dag.n)
+			continue;
+		struct step *s = &r->steps[i];
+		s->rowid = sqlite3_column_int64(q, 1);
+		int ss = step_state_parse((const char *)sqlite3_column_text(q, 2));
+		r->dag.nodes[i].state = ss < 0 ? STEP_FAILED : (enum step_state)ss;
+		s->attempt = (unsigned)sqlite3_column_int64(q, 3);
+		s->counted = (unsigned)sqlite3_column_int64(q, 4);
+		s->budget = (unsigned)sqlite3_column_int64(q, 5);
+		s->interrupted = (unsigned)sqlite3_column_int64(q, 6);
+		s->exit_code = sqlite3_column_type(q, 7) == SQLITE_NULL ? -1 : sqlite3_column_int(q, 7);
+		s->signal = sqlite3_column_int(q, 8);
+		s->reason = reason_intern((const char *)sqlite3_column_text(q, 9));
+		s->started_at = sqlite3_column_int64(q, 10);
+		s->finished_at = sqlite3_column_int64(q, 11);
+		s->duration_ms = sqlite3_column_int64(q, 12);
+		s->retry_at = sqlite3_column_int64(q, 13);
+		s->retry_timer = (struct loop_timer)LOOP_TIMER_INIT(retry_timer_cb, s);
+	}
+	for (size_t i = 0; i < r->dag.n; i++)
+		r->counts[r->dag.nodes[i].state]++;
+	r->ev_bytes = orch_events_size(e, EV_RUN, rowid);
+	*rcp = 0;
+	return r;
+}
+
+struct run *run_get(struct orch_engine *e, int64_t rowid)
+{
+	struct run *r = run_find_loaded(e, rowid);
+	if (r) {
+		if (!r->active) {	/* most recently used goes last */
+			list_del(&e->cache_head, &e->cache_tail, r);
+			list_append(&e->cache_head, &e->cache_tail, r);
+		}
+		return r;
+	}
+	int rc;
+	r = run_load(e, rowid, &rc);
+	if (!r)
+		return NULL;
+	hash_add(e, r);
+	cache_add(e, r);
+	return r;
+}
+
+/* ---- attempts ---- */
+
+static void proc_term(struct orch_engine *e, struct proc *p, enum kill_why why);
+static void step_final(struct orch_engine *e, struct step *s, enum step_state st);
+
+/* Finish the log of an attempt: the unterminated last line gets its newline. */
+static void proc_flush(struct proc *p)
+{
+	if (p->logfd >= 0 && p->partial.len) {
+		sbuf_addc(&p->partial, '\n');
+		write_all(p->logfd, p->partial.buf, p->partial.len);
+		sbuf_reset(&p->partial);
+	}
+}
+
+/* Append output, writing only whole lines so readers never see a torn one.
+ * A line longer than 64 KiB is written in pieces. */
+static void proc_output(struct proc *p, const char *buf, size_t n)
+{
+	sbuf_add(&p->partial, buf, n);
+	if (sbuf_failed(&p->partial)) {
+		sbuf_release(&p->partial);
+		return;
+	}
+	char *nl = memrchr(p->partial.buf, '\n', p->partial.len);
+	size_t whole = nl ? (size_t)(nl - p->partial.buf) + 1 : 0;
+	if (!whole && p->partial.len >= 65536)
+		whole = p->partial.len;
+	if (!whole)
+		return;
+	if (p->logfd >= 0)
+		write_all(p->logfd, p->partial.buf, whole);
+	memmove(p->partial.buf, p->partial.buf + whole, p->partial.len - whole);
+	p->partial.len -= whole;
+	p->partial.buf[p->partial.len] = '\0';
+}
+
+/* Read what the pipe holds now; close it at EOF. */
+static void proc_drain(struct orch_engine *e, struct proc *p, int max_reads)
+{
+	char buf[65536];
+	while (p->wout.fd >= 0 && max_reads-- > 0) {
+		ssize_t n = read(p->wout.fd, buf, sizeof(buf));
+		if (n > 0) {
+			proc_output(p, buf, (size_t)n);
+			continue;
+		}
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		loop_watch_close(&e->loop, &p->wout);	/* EOF or error */
+	}
+}
+
+static void out_cb(struct loop_watch *w, uint32_t events)
+{
+	struct proc *p = w->data;
+	(void)events;
+	/* bounded, so one chatty step cannot starve the loop */
+	proc_drain(p->eng, p, 4);
+}
+
+/* The attempt's process has ended (reaped): record what it means. */
+static void attempt_ended(struct orch_engine *e, struct step *s, int status, enum kill_why why);
+
+static void pid_cb(struct loop_watch *w, uint32_t events)
+{
+	struct proc *p = w->data;
+	struct orch_engine *e = p->eng;
+	struct step *s = p->step;
+	struct run *r = s->run;
+	int status = 0;
+	(void)events;
+	/* The leader is a zombie: its PID, hence the group, cannot be reused
+	 * yet. Whatever it left running in its group goes with it. */
+	proc_kill_group(p->pid, SIGKILL);
+	int rc = proc_reap(w->fd, &status);
+	if (rc == -EAGAIN)
+		return;
+	if (rc)
+		status = W_EXITCODE(255, 0);
+	proc_drain(e, p, 1 << 20);
+	proc_flush(p);
+	loop_watch_close(&e->loop, &p->wpid);
+	loop_watch_close(&e->loop, &p->wout);
+	loop_timer_cancel(&e->loop, &p->timer);
+	if (p->logfd >= 0)
+		close(p->logfd);
+	p->logfd = -1;
+	enum kill_why why = p->why;
+	s->proc = NULL;
+	p->next_dead = e->dead;	/* the loop may still hold its watches this turn */
+	e->dead = p;
+	r->nrunning--;
+	e->running--;
+	if (e->cfg.jobs)
+		e->sched_all = true;
+	r->sched = true;
+	attempt_ended(e, s, status, why);
+}
+
+/* The step's timer: first its timeout, then the end of the grace period. */
+static void proc_timer_cb(struct loop_timer *t)
+{
+	struct proc *p = t->data;
+	if (!p->kill_sent) {
+		proc_term(p->eng, p, KILL_TIMEOUT);
+		return;
+	}
+	proc_kill_group(p->pid, SIGKILL);
+}
+
+/* Ask an attempt to stop: SIGTERM to its process group now, SIGKILL when
+ * the step's kill_grace_sec has passed. The first reason sticks, except that a
+ * cancel or a daemon stop overrides a timeout in progress. */
+static void proc_term(struct orch_engine *e, struct proc *p, enum kill_why why)
+{
+	if (p->why == KILL_NONE || (why == KILL_CANCEL || why == KILL_SHUTDOWN))
+		if (!(p->why == KILL_SHUTDOWN && why == KILL_CANCEL))
+			p->why = why;
+	if (p->kill_sent)
+		return;
+	p->kill_sent = true;
+	double grace = p->step->run->plan->steps[p->step->idx].kill_grace_sec;
+	proc_kill_group(p->pid, grace > 0 ? SIGTERM : SIGKILL);
+	loop_timer_set(&e->loop, &p->timer, clock_mono_ms() + (int64_t)(grace * 1000));
+}
+
+/* "KEY=VALUE" list with later entries replacing earlier ones of the same KEY. */
+struct envv {
+	char **v;
+	size_t n, cap;
+	bool oom;
+};
+
+static void env_put(struct envv *ev, const char *kv, bool owned)
+{
+	const char *eq = strchr(kv, '=');
+	size_t klen = eq ? (size_t)(eq - kv) : strlen(kv);
+	char *copy = owned ? (char *)kv : orch_strdup(kv);
+	if (!copy) {
+		ev->oom = true;
+		return;
+	}
+	for (size_t i = 0; i < ev->n; i++)
+		if (!strncmp(ev->v[i], kv, klen) && ev->v[i][klen] == '=') {
+			orch_free(ev->v[i]);
+			ev->v[i] = copy;
+			return;
+		}
+	if (ev->n + 2 > ev->cap) {
+		size_t cap = ev->cap ? ev->cap * 2 : 64;
+		char **nv = orch_reallocarray(ev->v, cap, sizeof(char *));
+		if (!nv) {
+			orch_free(copy);
+			ev->oom = true;
+			return;
+		}
+		ev->v = nv;
+		ev->cap = cap;
+	}
+	ev->v[ev->n++] = copy;
+	ev->v[ev->n] = NULL;
+}
+
+static void env_putf(struct envv *ev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void env_putf(struct envv *ev, const char *fmt, ...)
+{
+	struct sbuf sb = SBUF_INIT;
+	va_list ap;
+	va_start(ap, fmt);
+	sbuf_vaddf(&sb, fmt, ap);
+	va_end(ap);
+	if (sbuf_failed(&sb)) {
+		sbuf_release(&sb);
+		ev->oom = true;
+		return;
+	}
+	env_put(ev, sbuf_detach(&sb, NULL), true);
+}
+
+static void env_release(struct envv *ev)
+{
+	for (size_t i = 0; i < ev->n; i++)
+		orch_free(ev->v[i]);
+	orch_free(ev->v);
+	memset(ev, 0, sizeof(*ev));
+}
+
+static const char *env_get(const struct envv *ev, const char *key)
+{
+	size_t klen = strlen(key);
+	for (size_t i = 0; i < ev->n; i++)
+		if (!strncmp(ev->v[i], key, klen) && ev->v[i][klen] == '=')
+			return ev->v[i] + klen + 1;
+	return NULL;
+}
+
+/* The environment of SPEC §3: orchfs's own, the plan's env, the step's env,
+ * then ORCHFS_* and PORTn. */
+static int step_env(struct orch_engine *e, struct step *s, struct envv *ev)
+{
+	struct run *r = s->run;
+	const struct plan_step *ps = &r->plan->steps[s->idx];
+	struct sandbox *sb = r->sb;
+	for (char **p = environ; p && *p; p++)
+		env_put(ev, *p, false);
+	for (size_t i = 0; i < r->plan->nenv; i++)
+		env_put(ev, r->plan->env[i], false);
+	for (size_t i = 0; i < ps->nenv; i++)
+		env_put(ev, ps->env[i], false);
+	env_putf(ev, "ORCHFS_RUN_ID=%s", r->name);
+	env_putf(ev, "ORCHFS_STEP_ID=%s", ps->id);
+	env_putf(ev, "ORCHFS_ATTEMPT=%u", s->attempt);
+	env_putf(ev, "ORCHFS_SANDBOX=%s/sandboxes/%s", e->mountpoint, sb->name);
+	env_putf(ev, "ORCHFS_WORKSPACE=%s", sb->workspace);
+	env_putf(ev, "ORCHFS_MOUNT=%s", e->mountpoint);
+	for (int i = 0; i < sb->nports; i++)
+		env_putf(ev, "PORT%d=%d", i, sb->ports[i]);
+	return ev->oom ? -ENOMEM : 0;
+}
+
+/* Start attempt s->attempt+1 of step I. Failures to start are failed attempts. */
+static void step_start(struct orch_engine *e, struct run *r, size_t i)
+{
+	struct step *s = &r->steps[i];
+	const struct plan_step *ps = &r->plan->steps[i];
+	struct envv ev = { 0 };
+	char *path = NULL, *cwd = NULL, *lpath = log_path(e, r, ps->id);
+	char **argv = NULL;
+	int pipefd[2] = { -1, -1 };
+	int rc = 0;
+	struct proc *p = orch_calloc(1, sizeof(*p));
+
+	s->attempt++;
+	s->counted++;
+	s->exit_code = -1;
+	s->signal = 0;
+	s->reason = NULL;
+	s->started_at = clock_wall_ms();
+	s->finished_at = s->duration_ms = s->retry_at = 0;
+	step_set(e, s, STEP_RUNNING);
+	if (!p || !lpath) {
+		rc = -ENOMEM;
+		goto spawn_failed;
+	}
+	p->eng = e;
+	p->step = s;
+	p->logfd = open(lpath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	if (p->logfd < 0) {
+		rc = -errno;
+		eng_log(e, "cannot open log %s: %s", lpath, strerror(errno));
+	} else {
+		char hdr[64];
+		int n = snprintf(hdr, sizeof(hdr), "=== attempt %u ===\n", s->attempt);
+		write_all(p->logfd, hdr, (size_t)n);
+	}
+	if (rc)
+		goto spawn_failed;
+
+	argv = orch_calloc(ps->nargs + 4, sizeof(char *));
+	if (!argv || (rc = step_env(e, s, &ev))) {
+		rc = -ENOMEM;
+		goto spawn_failed;
+	}
+	if (ps->shell) {
+		argv[0] = "/bin/sh";
+		argv[1] = "-c";
+		argv[2] = ps->command;
+		path = orch_strdup("/bin/sh");
+	} else {
+		argv[0] = ps->command;
+		for (size_t k = 0; k < ps->nargs; k++)
+			argv[k + 1] = ps->args[k];
+		rc = proc_resolve(ps->command, env_get(&ev, "PATH"), &path);
+	}
+	if (!rc && !path)
+		rc = -ENOMEM;
+	if (rc)
+		goto spawn_failed;
+	if (ps->cwd && ps->cwd[0] == '/')
+		cwd = orch_strdup(ps->cwd);
+	else if (ps->cwd)
+		cwd = orch_asprintf("%s/%s", r->sb->workspace, ps->cwd);
+	else
+		cwd = orch_strdup(r->sb->workspace);
+	if (!cwd) {
+		rc = -ENOMEM;
+		goto spawn_failed;
+	}
+	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+		rc = -errno;
+		goto spawn_failed;
+	}
+	fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
+	struct proc_spec spec = { .path = path, .argv = argv, .envp = ev.v, .cwd = cwd,
+				  .out_fd = pipefd[1] };
+	int pidfd = -1;
+	rc = proc_spawn(&spec, &p->pid, &pidfd);
+	close(pipefd[1]);
+	pipefd[1] = -1;
+	if (rc)
+		goto spawn_failed;
+
+	p->wpid = (struct loop_watch){ .fd = pidfd, .cb = pid_cb, .data = p };
+	p->wout = (struct loop_watch){ .fd = pipefd[0], .cb = out_cb, .data = p };
+	pipefd[0] = -1;
+	p->timer = (struct loop_timer)LOOP_TIMER_INIT(proc_timer_cb, p);
+	p->start_mono = clock_mono_ms();
+	loop_watch_add(&e->loop, &p->wpid, EPOLLIN);
+	loop_watch_add(&e->loop, &p->wout, EPOLLIN);
+	if (ps->timeout_sec > 0)
+		loop_timer_set(&e->loop, &p->timer, p->start_mono + (int64_t)(ps->timeout_sec * 1000));
+	s->proc = p;
+	r->nrunning++;
+	e->running++;
+	step_save(e, s);
+	attempt_save(e, s, "running");
+	ev_emit(e, "step.started", r, s, NULL,
+		json_pack("{s:i, s:i}", "attempt", (json_int_t)s->attempt, "pid", (json_int_t)p->pid));
+	goto out;
+
+spawn_failed:
+	if (p && p->logfd >= 0) {
+		char msg[512];
+		int n = snprintf(msg, sizeof(msg), "orchfs: cannot run \"%s\"%s%s: %s\n",
+				 ps->shell ? "/bin/sh" : ps->command, cwd ? " in " : "", cwd ? cwd : "",
+				 strerror(-rc));
+		write_all(p->logfd, msg, (size_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1));
+		close(p->logfd);
+	}
+	if (pipefd[0] >= 0)
+		close(pipefd[0]);
+	if (pipefd[1] >= 0)
+		close(pipefd[1]);
+	orch_free(p);
+	eng_log(e, "run %s step %s: cannot start: %s", r->name, ps->id, strerror(-rc));
+	ev_emit(e, "step.started", r, s, NULL, json_pack("{s:i}", "attempt", (json_int_t)s->attempt));
+	s->reason = "spawn_failed";
+	attempt_ended(e, s, W_EXITCODE(rc == -ENOENT ? 127 : 126, 0), KILL_NONE);
+out:
+	env_release(&ev);
+	orch_free(argv);
+	orch_free(path);
+	orch_free(cwd);
+	orch_free(lpath);
+}
+
+struct settle_ctx {
+	struct orch_engine *e;
+	struct run *r;
+};
+
+static void ready_cb(void *ctx, size_t i)
+{
+	struct settle_ctx *c = ctx;
+	ready_push(c->r, i);
+}
+
+static void skipped_cb(void *ctx, size_t i)
+{
+	struct settle_ctx *c = ctx;
+	struct run *r = c->r;
+	struct step *s = &r->steps[i];
+	/* sched_settle already moved the node from PENDING to SKIPPED */
+	r->counts[STEP_PENDING]--;
+	r->counts[STEP_SKIPPED]++;
+	c->e->step_counts[STEP_PENDING]--;
+	c->e->step_counts[STEP_SKIPPED]++;
+	loop_timer_cancel(&c->e->loop, &s->retry_timer);
+	r->dag.nodes[i].waiting = false;
+	s->retry_at = 0;
+	s->finished_at = clock_wall_ms();
+	step_save(c->e, s);
+	ev_emit(c->e, "step.skipped", r, s, NULL, NULL);
+}
+
+static void run_stop_steps(struct orch_engine *e, struct run *r);
+
+/* Step S has reached final state ST: record it and let the DAG react. */
+static void step_final(struct orch_engine *e, struct step *s, enum step_state st)
+{
+	struct run *r = s->run;
+	step_set(e, s, st);
+	r->dag.nodes[s->idx].waiting = false;
+	loop_timer_cancel(&e->loop, &s->retry_timer);
+	s->retry_at = 0;
+	s->finished_at = clock_wall_ms();
+	s->duration_ms = s->started_at ? s->finished_at - s->started_at : 0;
+	step_save(e, s);
+	if (s->started_at && s->attempt)
+		attempt_save(e, s, step_state_name(st));
+	char type[32];
+	snprintf(type, sizeof(type), "step.%s", step_state_name(st));
+	json_t *x = json_pack("{s:i}", "attempt", (json_int_t)s->attempt);
+	if (x && s->started_at && st != STEP_CANCELLED) {
+		json_object_set_new(x, "exit_code", s->exit_code >= 0 ? json_integer(s->exit_code) : json_null());
+		if (s->signal)
+			json_object_set_new(x, "signal", json_integer(s->signal));
+		json_object_set_new(x, "duration_ms", json_integer(s->duration_ms));
+	}
+	if (x && s->reason)
+		json_object_set_new(x, "reason", json_string(s->reason));
+	ev_emit(e, type, r, s, NULL, x);
+	struct settle_ctx c = { e, r };
+	if (sched_settle(&r->dag, s->idx, ready_cb, skipped_cb, &c) == SCHED_ABORT && !r->aborted &&
+	    !r->cancelled) {
+		r->aborted = true;
+		run_save(e, r);
+		run_stop_steps(e, r);
+	}
+	r->sched = true;
+}
+
+static void attempt_ended(struct orch_engine *e, struct step *s, int status, enum kill_why why)
+{
+	struct run *r = s->run;
+	const struct plan_step *ps = &r->plan->steps[s->idx];
+	int64_t now = clock_wall_ms();
+	s->finished_at = now;
+	s->duration_ms = now - s->started_at;
+	if (WIFEXITED(status)) {
+		s->exit_code = WEXITSTATUS(status);
+		s->signal = 0;
+	} else {
+		s->exit_code = -1;
+		s->signal = WTERMSIG(status);
+	}
+
+	if (why == KILL_SHUTDOWN) {
+		/* the daemon stopped it: an interrupted attempt, run again on the
+		 * next start, not counted against retries */
+		s->counted--;
+		s->interrupted++;
+		s->reason = "interrupted";
+		step_set(e, s, STEP_PENDING);
+		attempt_save(e, s, "interrupted");
+		step_save(e, s);
+		ev_emit(e, "step.interrupted", r, s, NULL,
+			json_pack("{s:i}", "attempt", (json_int_t)s->attempt));
+		ready_push(r, s->idx);
+		return;
+	}
+	if (why == KILL_CANCEL || r->cancelled || r->aborted) {
+		s->reason = r->cancelled ? "cancelled" : "aborted";
+		step_final(e, s, STEP_CANCELLED);
+		return;
+	}
+	enum step_state outcome = STEP_FAILED;
+	if (why == KILL_TIMEOUT) {
+		outcome = STEP_TIMED_OUT;
+		s->reason = "timeout";
+	} else if (why == KILL_HEARTBEAT) {
+		s->reason = "missed_heartbeat";
+	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !s->reason) {
+		step_final(e, s, STEP_SUCCEEDED);
+		return;
+	} else if (!s->reason) {
+		s->reason = WIFEXITED(status) ? "exit" : "signal";
+	}
+
+	if (s->counted < s->budget) {
+		int64_t delay = sched_retry_delay_ms(ps->retry_delay_sec, ps->retry_backoff, s->counted);
+		attempt_save(e, s, step_state_name(outcome));
+		json_t *x = json_pack("{s:i, s:i, s:s, s:I}", "attempt", (json_int_t)s->attempt + 1,
+				      "failed_attempt", (json_int_t)s->attempt, "reason", s->reason,
+				      "delay_ms", (json_int_t)delay);
+		if (x) {
+			json_object_set_new(x, "exit_code",
+					    s->exit_code >= 0 ? json_integer(s->exit_code) : json_null());
+			if (s->signal)
+				json_object_set_new(x, "signal", json_integer(s->signal));
+		}
+		ev_emit(e, "step.retrying", r, s, NULL, x);
+		step_set(e, s, STEP_PENDING);
+		if (delay > 0) {
+			r->dag.nodes[s->idx].waiting = true;
+			s->retry_at = now + delay;
+			loop_timer_set(&e->loop, &s->retry_timer, clock_mono_ms() + delay);
+		} else {
+			ready_push(r, s->idx);
+		}
+		step_save(e, s);
+		return;
+	}
+	step_final(e, s, outcome);
+}
+
+static void retry_timer_cb(struct loop_timer *t)
+{
+	struct step *s = t->data;
+	struct run *r = s->run;
+	r->dag.nodes[s->idx].waiting = false;
+	s->retry_at = 0;
+	ready_push(r, s->idx);
+}
+
+/* Cancel what has not started, stop what runs (abort, or a user's cancel). */
+static void run_stop_steps(struct orch_engine *e, struct run *r)
+{
+	for (size_t i = 0; i < r->dag.n; i++) {
+		struct step *s = &r->steps[i];
+		enum step_state st = r->dag.nodes[i].state;
+		if (s->proc) {
+			proc_term(e, s->proc, KILL_CANCEL);
+		} else if (st == STEP_PENDING) {
+			s->reason = r->cancelled ? "cancelled" : "aborted";
+			s->started_at = 0;
+			step_final(e, s, STEP_CANCELLED);
+		}
+	}
+}
+
+/* ---- the scheduling pass ---- */
+
+static void run_finish(struct orch_engine *e, struct run *r)
+{
+	enum run_state st = sched_outcome(&r->dag, r->aborted, r->cancelled);
+	run_set_state(e, r, st);
+	r->finished_at = r->updated_at;
+	r->paused = false;
+	run_save(e, r);
+	char type[32];
+	snprintf(type, sizeof(type), "run.%s", run_state_name(st));
+	ev_emit(e, type, r, NULL, NULL,
+		json_pack("{s:I}", "duration_ms",
+			  (json_int_t)(r->started_at ? r->finished_at - r->started_at : 0)));
+	if (r->sb && r->sb->holder == r)
+		r->sb->holder = NULL;
+	r->sb = NULL;
+	r->active = false;
+	list_del(&e->active_head, &e->active_tail, r);
+	cache_add(e, r);
+	e->sched_all = true;	/* its sandbox may let the next run start */
+}
+
+/* Start what may start in run R; finish it when nothing is left. Returns
+ * false when R was finished (and moved off the active list). */
+static bool run_advance(struct orch_engine *e, struct run *r)
+{
+	if (r->state == RUN_PENDING && !r->paused) {
+		if (r->sb->holder && r->sb->holder != r)
+			return true;	/* an earlier run has the sandbox */
+		r->sb->holder = r;
+		run_set_state(e, r, RUN_RUNNING);
+		if (!r->started_at)
+			r->started_at = r->updated_at;
+		run_save(e, r);
+		ev_emit(e, "run.started", r, NULL, NULL, NULL);
+	}
+	if (r->state == RUN_RUNNING && !r->aborted && !r->cancelled) {
+		size_t i;
+		while (r->nrunning < r->max_conc && (!e->cfg.jobs || e->running < e->cfg.jobs) &&
+		       ready_pop(r, &i))
+			if (sched_ready(&r->dag, i))
+				step_start(e, r, i);
+	}
+	if (r->counts[STEP_PENDING] == 0 && r->counts[STEP_RUNNING] == 0 && r->nrunning == 0) {
+		run_finish(e, r);
+		return false;
+	}
+	return true;
+}
+
+void run_schedule_all(struct orch_engine *e)
+{
+	/* a step finishing inside the pass may free a slot or a sandbox for a
+	 * run the pass already passed: go round until nothing more changes */
+	for (int round = 0; round < 8; round++) {
+		bool all = e->sched_all;
+		e->sched_all = false;
+		bool any = false;
+		for (struct run *r = e->active_head, *next; r; r = next) {
+			next = r->next;
+			if (!all && !r->sched)
+				continue;
+			r->sched = false;
+			any = true;
+			run_advance(e, r);
+		}
+		if (!any || (!e->sched_all && !e->active_head))
+			break;
+		bool more = e->sched_all;
+		for (struct run *r = e->active_head; r && !more; r = r->next)
+			more = r->sched;
+		if (!more)
+			break;
+	}
+}
+
+void run_stop_all(struct orch_engine *e)
+{
+	for (struct run *r = e->active_head; r; r = r->next)
+		for (size_t i = 0; i < r->dag.n; i++)
+			if (r->steps[i].proc)
+				proc_term(e, r->steps[i].proc, KILL_SHUTDOWN);
+}
+
+/* ---- recovery ---- */
+
+void run_kill_stale(struct orch_engine *e)
+{
+	int rc;
+	sqlite3_stmt *q = store_query(&e->st, "SELECT pid, pgid, pstart FROM steps WHERE pid IS NOT NULL",
+				      &rc, NULL);
+	for (; q; q = store_next(q) ? q : (store_done(q), NULL)) {
+		pid_t pid = (pid_t)sqlite3_column_int64(q, 0);
+		pid_t pgid = (pid_t)sqlite3_column_int64(q, 1);
+		uint64_t start = (uint64_t)sqlite3_column_int64(q, 2);
+		/* only the very process we started: a PID may have been reused */
+		if (pid > 1 && start && proc_start_time(pid) == start) {
+			eng_log(e, "killing process group %d left by the previous daemon", (int)pgid);
+			proc_kill_group(pgid, SIGKILL);
+		}
+	}
+	store_exec(&e->st, "UPDATE steps SET pid = NULL, pgid = NULL, pstart = NULL WHERE pid IS NOT NULL",
+		   NULL);
+}
+
+int run_load_unfinished(struct orch_engine *e)
+{
+	int rc;
+	size_t n = 0, cap = 0;
+	int64_t *ids = NULL;
+	sqlite3_stmt *q = store_query(&e->st,
+				      "SELECT id FROM runs WHERE state IN ('pending','running','paused')"
+				      " ORDER BY id",
+				      &rc, NULL);
+	for (; q; q = store_next(q) ? q : (store_done(q), NULL)) {
+		if (n == cap) {
+			cap = cap ? cap * 2 : 64;
+			int64_t *ni = orch_reallocarray(ids, cap, sizeof(*ids));
+			if (!ni) {
+				store_done(q);
+				orch_free(ids);
+				return -ENOMEM;
+			}
+			ids = ni;
+		}
+		ids[n++] = sqlite3_column_int64(q, 0);
+	}
+	if (rc) {
+		orch_free(ids);
+		return rc;
+	}
+	for (size_t k = 0; k < n; k++) {
+		struct run *r = run_load(e, ids[k], &rc);
+		if (!r) {
+			eng_log(e, "cannot resume run %lld: %s", (long long)ids[k], strerror(-rc));
+			continue;
+		}
+		r->sb = sb_get(e, r->sb_name);
+		if (!r->sb) {
+			rc = sb_create(e, r->sb_name, ISOLATION_UNSET, true, -1, r->uid, r->gid, &r->sb);
+			if (rc) {
+				eng_log(e, "run %s: cannot recreate sandbox %s: %s", r->name, r->sb_name,
+					strerror(-rc));
+				run_free(r);
+				continue;
+			}
+		}
+		r->sb_rowid = r->sb->rowid;
+		int64_t now = clock_wall_ms(), mono = clock_mono_ms();
+		for (size_t i = 0; i < r->dag.n; i++) {
+			struct step *s = &r->steps[i];
+			struct sched_node *nd = &r->dag.nodes[i];
+			if (nd->state == STEP_RUNNING) {
+				/* its process died with the previous daemon (or was killed
+				 * above): an interrupted attempt */
+				r->counts[STEP_RUNNING]--;
+				if (r->cancelled || r->aborted) {
+					nd->state = STEP_CANCELLED;
+					s->reason = r->cancelled ? "cancelled" : "aborted";
+				} else {
+					nd->state = STEP_PENDING;
+					if (s->counted)
+						s->counted--;
+					s->interrupted++;
+					s->reason = "interrupted";
+					attempt_save(e, s, "interrupted");
+				}
+				r->counts[nd->state]++;
+				step_save(e, s);
+			}
+			if (nd->state == STEP_PENDING && s->retry_at) {
+				nd->waiting = true;
+				int64_t left = s->retry_at - now;
+				loop_timer_set(&e->loop, &s->retry_timer, mono + (left > 0 ? left : 0));
+			}
+		}
+		if (r->cancelled || r->aborted)
+			for (size_t i = 0; i < r->dag.n; i++)
+				if (r->dag.nodes[i].state == STEP_PENDING) {
+					r->counts[STEP_PENDING]--;
+					r->dag.nodes[i].state = STEP_CANCELLED;
+					r->counts[STEP_CANCELLED]++;
+					step_save(e, &r->steps[i]);
+				}
+		sched_recount(&r->dag);
+		ready_rebuild(r);
+		r->max_conc = r->plan->max_concurrency ? r->plan->max_concurrency : cpu_count();
+		r->active = true;
+		r->sched = true;
+		hash_add(e, r);
+		list_append(&e->active_head, &e->active_tail, r);
+		eng_log(e, "resuming run %s", r->name);
+	}
+	orch_free(ids);
+	/* the counters reflect the store after the fixes above */
+	memset(e->run_counts, 0, sizeof(e->run_counts));
+	memset(e->step_counts, 0, sizeof(e->step_counts));
+	q = store_query(&e->st, "SELECT state, count(*) FROM runs GROUP BY state", &rc, NULL);
+	for (; q; q = store_next(q) ? q : (store_done(q), NULL)) {
+		int st = run_state_parse((const char *)sqlite3_column_text(q, 0));
+		if (st >= 0)
+			e->run_counts[st] = sqlite3_column_int64(q, 1);
+	}
+	q = store_query(&e->st, "SELECT state, count(*) FROM steps GROUP BY state", &rc, NULL);
+	for (; q; q = store_next(q) ? q : (store_done(q), NULL)) {
+		int st = step_state_parse((const char *)sqlite3_column_text(q, 0));
+		if (st >= 0)
+			e->step_counts[st] = sqlite3_column_int64(q, 1);
+	}
+	e->runs_created = store_int(&e->st, "SELECT count(*) FROM runs", 0, NULL);
+	return 0;
+}
+
+/* ---- ctl ---- */
+
+static int ctl_cancel(struct orch_engine *e, struct run *r)
+{
+	if (!r->active || r->cancelled)
+		return -EINVAL;
+	r->cancelled = true;
+	r->paused = false;
+	run_set_state(e, r, r->state == RUN_PAUSED ? (r->started_at ? RUN_RUNNING : RUN_PENDING)
+						    : r->state);
+	run_save(e, r);
+	run_stop_steps(e, r);
+	r->sched = true;
+	return 0;
+}
+
+static int ctl_pause(struct orch_engine *e, struct run *r)
+{
+	if (!r->active || r->paused || r->cancelled || r->aborted)
+		return -EINVAL;
+	r->paused = true;
+	run_set_state(e, r, RUN_PAUSED);
+	run_save(e, r);
+	ev_emit(e, "run.paused", r, NULL, NULL, NULL);
+	return 0;
+}
+
+static int ctl_resume(struct orch_engine *e, struct run *r)
+{
+	if (!r->active || !r->paused)
+		return -EINVAL;
+	r->paused = false;
+	bool holds = r->sb->holder == r;
+	run_set_state(e, r, r->started_at && holds ? RUN_RUNNING : RUN_PENDING);
+	run_save(e, r);
+	ev_emit(e, "run.resumed", r, NULL, NULL, NULL);
+	r->sched = true;
+	return 0;
+}
+
+/* retry: a finished run runs its failed, timed-out, cancelled and skipped
+ * steps again, each with a fresh retry budget; succeeded ones stay. */
+static int ctl_retry(struct orch_engine *e, struct run *r)
+{
+	if (r->active)
+		return -EINVAL;
+	size_t again = 0;
+	for (size_t i = 0; i < r->dag.n; i++)
+		if (r->dag.nodes[i].state != STEP_SUCCEEDED)
+			again++;
+	if (!again)
+		return -EINVAL;
+	struct sandbox *sb = sb_get(e, r->sb_name);
+	if (!sb) {
+		struct plan_sandbox *ps = &r->plan->sandbox;
+		int rc = sb_create(e, r->sb_name, ps->isolation, ps->network != 0, ps->ports, r->uid,
+				   r->gid, &sb);
+		if (rc)
+			return rc;
+	}
+	/* leave the cache for the active list */
+	list_del(&e->cache_head, &e->cache_tail, r);
+	e->ncached--;
+	r->active = true;
+	list_append(&e->active_head, &e->active_tail, r);
+	r->sb = sb;
+	r->sb_rowid = sb->rowid;
+	r->aborted = r->cancelled = r->paused = false;
+	r->finished_at = 0;
+	run_set_state(e, r, RUN_PENDING);
+	for (size_t i = 0; i < r->dag.n; i++) {
+		struct step *s = &r->steps[i];
+		if (r->dag.nodes[i].state == STEP_SUCCEEDED)
+			continue;
+		step_set(e, s, STEP_PENDING);
+		s->budget = s->counted + r->plan->steps[i].retries + 1;
+		s->exit_code = -1;
+		s->signal = 0;
+		s->reason = NULL;
+		s->finished_at = s->duration_ms = 0;
+		step_save(e, s);
+	}
+	sched_recount(&r->dag);
+	ready_rebuild(r);
+	run_save(e, r);
+	ev_emit(e, "run.retried", r, NULL, NULL, json_pack("{s:i}", "steps", (json_int_t)again));
+	r->sched = true;
+	return 0;
+}
+
+int orch_run_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size_t len)
+{
+	static const struct {
+		const char *name;
+		int (*fn)(struct orch_engine *, struct run *);
+	} cmds[] = { { "cancel", ctl_cancel }, { "pause", ctl_pause }, { "resume", ctl_resume },
+		     { "retry", ctl_retry } };
+	/* one word, blanks around it allowed (echo adds a newline) */
+	while (len && (*cmd == ' ' || *cmd == '\t' || *cmd == '\n' || *cmd == '\r'))
+		cmd++, len--;
+	while (len && (cmd[len - 1] == ' ' || cmd[len - 1] == '\t' || cmd[len - 1] == '\n' ||
+		       cmd[len - 1] == '\r'))
+		len--;
+	struct run *r = run_get(e, rowid);
+	if (!r)
+		return -ENOENT;
+	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
+		if (len == strlen(cmds[i].name) && !memcmp(cmd, cmds[i].name, len)) {
+			int rc = cmds[i].fn(e, r);
+			if (!rc)
+				orch_need_durable(e);
+			return rc;
+		}
+	return -EINVAL;
+}
+
+int orch_run_remove(struct orch_engine *e, int64_t rowid)
+{
+	struct run *r = run_get(e, rowid);
+	if (!r)
+		return -ENOENT;
+	if (r->active)
+		return -EBUSY;
+	int rc = store_exec(&e->st, "DELETE FROM attempts WHERE step IN (SELECT id FROM steps WHERE run = ?)",
+			    "i", rowid);
+	if (!rc)
+		rc = store_exec(&e->st, "DELETE FROM steps WHERE run = ?", "i", rowid);
+	if (!rc)
+		rc = store_exec(&e->st, "DELETE FROM runs WHERE id = ?", "i", rowid);
+	if (!rc)
+		rc = store_exec(&e->st, "UPDATE plan_names SET newest_run = NULL WHERE newest_run = ?", "s",
+				r->name);
+	if (rc)
+		return rc;
+	orch_need_durable(e);
+	e->run_counts[r->state]--;
+	for (int st = 0; st < STEP_NSTATES; st++)
+		e->step_counts[st] -= r->counts[st];
+	char *dir = orch_asprintf("%s/logs/%s", e->state_dir, r->name);
+	if (dir) {
+		int x = rm_rf(dir);
+		if (x)
+			eng_log(e, "cannot remove %s: %s", dir, strerror(-x));
+		orch_free(dir);
+	}
+	list_del(&e->cache_head, &e->cache_tail, r);
+	e->ncached--;
+	hash_del(e, r);
+	run_free(r);
+	return 0;
+}
+
+/* ---- queries for the tree ---- */
+
+static int run_attr_from_store(struct orch_engine *e, sqlite3_stmt *q, struct orch_run_attr *a)
+{
+	a->rowid = sqlite3_column_int64(q, 0);
+	snprintf(a->name, sizeof(a->name), "%s", (const char *)sqlite3_column_text(q, 1));
+	a->uid = (uid_t)sqlite3_column_int64(q, 2);
+	a->gid = (gid_t)sqlite3_column_int64(q, 3);
+	a->ctime_ms = sqlite3_column_int64(q, 4);
+	a->mtime_ms = sqlite3_column_int64(q, 5);
+	int st = run_state_parse((const char *)sqlite3_column_text(q, 6));
+	a->finished = st < 0 || run_state_final((enum run_state)st);
+	a->nsteps = 0;
+	store_done(q);
+	struct run *r = run_find_loaded(e, a->rowid);
+	if (r) {	/* memory is ahead of nothing, but has the live times */
+		a->mtime_ms = r->updated_at;
+		a->finished = !r->active;
+		a->nsteps = r->dag.n;
+	}
+	return 0;
+}
+
+int orch_run_by_name(struct orch_engine *e, const char *name, struct orch_run_attr *a)
+{
+	if (!id_valid(name, RUN_ID_MAX))
+		return -ENOENT;
+	int rc;
+	sqlite3_stmt *q = store_query(&e->st,
+				      "SELECT id, name, uid, gid, created_at, updated_at, state FROM runs"
+				      " WHERE name = ?",
+				      &rc, "s", name);
+	return q ? run_attr_from_store(e, q, a) : (rc ? rc : -ENOENT);
+}
+
+int orch_run_by_rowid(struct orch_engine *e, int64_t rowid, struct orch_run_attr *a)
+{
+	int rc;
+	sqlite3_stmt *q = store_query(&e->st,
+				      "SELECT id, name, uid, gid, created_at, updated_at, state FROM runs"
+				      " WHERE id = ?",
+				      &rc, "i", rowid);
+	return q ? run_attr_from_store(e, q, a) : (rc ? rc : -ENOENT);
+}
+
+int orch_run_list(struct orch_engine *e, int64_t after,
+		  int (*cb)(void *ctx, int64_t rowid, const char *name), void *ctx)
+{
+	int rc;
+	sqlite3_stmt *q = store_query(&e->st, "SELECT id, name FROM runs WHERE id > ? ORDER BY id", &rc,
+				      "i", after);
+	if (!q)
+		return rc;
+	do {
+		if (cb(ctx, sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1)))
+			break;
+	} while (store_next(q));
+	store_done(q);
+	return 0;
+}
+
+int orch_run_render(struct orch_engine *e, int64_t rowid, enum orch_run_file f, struct sbuf *out)
+{
+	struct run *r = run_get(e, rowid);
+	if (!r)
+		return -ENOENT;
+	switch (f) {
+	case RUNF_STATUS:
+		return render_run_status(e, r, out);
+	case RUNF_SUMMARY:
+		return render_run_summary(e, r, out);
+	case RUNF_GRAPH:
+		return render_run_graph(e, r, out);
+	case RUNF_PLAN: {
+		char *txt = json_dumps(r->plan->doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+		if (!txt)
+			return -ENOMEM;
+		sbuf_adds(out, txt);
+		sbuf_addc(out, '\n');
+		free(txt);
+		return sbuf_failed(out) ? -ENOMEM : 0;
+	}
+	}
+	return -EINVAL;
+}
+
+static int step_attr(sqlite3_stmt *q, struct orch_step_attr *a)
+{
+	a->rowid = sqlite3_column_int64(q, 0);
+	a->run_rowid = sqlite3_column_int64(q, 1);
+	a->idx = (size_t)sqlite3_column_int64(q, 2);
+	snprintf(a->name, sizeof(a->name), "%s", (const char *)sqlite3_column_text(q, 3));
+	store_done(q);
+	return 0;
+}
+
+int orch_step_by_name(struct orch_engine *e, int64_t run_rowid, const char *name,
+		      struct orch_step_attr *a)
+{
+	if (!id_valid(name, STEP_ID_MAX))
+		return -ENOENT;
+	int rc;
+	sqlite3_stmt *q = store_query(&e->st, "SELECT id, run, idx, name FROM steps WHERE run = ? AND name = ?",
+				      &rc, "is", run_rowid, name);
+	return q ? step_attr(q, a) : (rc ? rc : -ENOENT);
+}
+
+int orch_step_by_rowid(struct orch_engine *e, int64_t rowid, struct orch_step_attr *a)
+{
+	int rc;
+	sqlite3_stmt *q = store_query(&e->st, "SELECT id, run, idx, name FROM steps WHERE id = ?", &rc,
+				      "i", rowid);
+	return q ? step_attr(q, a) : (rc ? rc : -ENOENT);
+}
+
+int orch_step_list(struct orch_engine *e, int64_t run_rowid, size_t from,
+		   int (*cb)(void *ctx, size_t idx, int64_t rowid, const char *name), void *ctx)
+{
+	int rc;
+	sqlite3_stmt *q = store_query(&e->st,
+				      "SELECT idx, id, name FROM steps WHERE run = ? AND idx >= ? ORDER BY idx",
+				      &rc, "ii", run_rowid, (int64_t)from);
+	if (!q)
+		return rc;
+	do {
+		if (cb(ctx, (size_t)sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1),
+		       (const char *)sqlite3_column_text(q, 2)))
+			break;
+	} while (store_next(q));
+	store_done(q);
+	return 0;
+}
+
+int orch_step_render(struct orch_engine *e, int64_t rowid, struct sbuf *out)
+{
+	struct orch_step_attr a;
+	int rc = orch_step_by_rowid(e, rowid, &a);
+	if (rc)
+		return rc;
+	struct run *r = run_get(e, a.run_rowid);
+	if (!r || a.idx >= r->dag.n)
+		return -ENOENT;
+	return render_step_status(e, &r->steps[a.idx], out);
+}
+
+char *orch_step_log_path(struct orch_engine *e, int64_t rowid)
+{
+	int rc;
+	sqlite3_stmt *q = store_query(&e->st,
+				      "SELECT runs.name, steps.name FROM steps JOIN runs ON runs.id = steps.run"
+				      " WHERE steps.id = ?",
+				      &rc, "i", rowid);
+	if (!q)
+		return NULL;
+	char *p = orch_asprintf("%s/logs/%s/%s.log", e->state_dir, (const char *)sqlite3_column_text(q, 0),
+				(const char *)sqlite3_column_text(q, 1));
+	store_done(q);
+	return p;
+}
+
+bool run_step_visible_running(const struct run *r, size_t i)
+{
+	return r->dag.nodes[i].state == STEP_RUNNING;
+}

@@ -1,0 +1,362 @@
+/* core/store.c — SQLite access for the engine. Schema version 1. */
+#include "core/store.h"
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+static const char schema[] =
+	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;\n"
+	/* one row per plan NAME ever submitted: numbering, newest run, last error */
+	"CREATE TABLE IF NOT EXISTS plan_names(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" name TEXT NOT NULL UNIQUE, next_n INTEGER NOT NULL DEFAULT 1, newest_run TEXT,"
+	" error TEXT, error_at INTEGER, uid INTEGER, gid INTEGER);\n"
+	/* the files in plans/: content lives in STATE/plans/<id> */
+	"CREATE TABLE IF NOT EXISTS plan_files(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" name TEXT NOT NULL UNIQUE, uid INTEGER, gid INTEGER, mode INTEGER);\n"
+	"CREATE TABLE IF NOT EXISTS sandboxes(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" name TEXT NOT NULL UNIQUE, state TEXT NOT NULL DEFAULT 'ready', isolation INTEGER,"
+	" network INTEGER, nports INTEGER, created_at INTEGER, uid INTEGER, gid INTEGER,"
+	" owner_run TEXT, last_heartbeat INTEGER, restarts INTEGER NOT NULL DEFAULT 0,"
+	" ev_bytes INTEGER NOT NULL DEFAULT 0);\n"
+	/* TCP ports held by sandboxes: no two live sandboxes share one */
+	"CREATE TABLE IF NOT EXISTS ports(port INTEGER PRIMARY KEY, sandbox INTEGER NOT NULL);\n"
+	"CREATE INDEX IF NOT EXISTS ports_sb ON ports(sandbox);\n"
+	"CREATE TABLE IF NOT EXISTS runs(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" name TEXT NOT NULL UNIQUE, plan_name TEXT NOT NULL, plan_id TEXT, state TEXT NOT NULL,"
+	" sandbox TEXT NOT NULL, created_at INTEGER, started_at INTEGER, finished_at INTEGER,"
+	" updated_at INTEGER, plan_json TEXT NOT NULL, uid INTEGER, gid INTEGER,"
+	" aborted INTEGER NOT NULL DEFAULT 0, cancelled INTEGER NOT NULL DEFAULT 0,"
+	" paused INTEGER NOT NULL DEFAULT 0, ev_bytes INTEGER NOT NULL DEFAULT 0);\n"
+	"CREATE INDEX IF NOT EXISTS runs_unfinished ON runs(state)"
+	" WHERE state IN ('pending','running','paused');\n"
+	/* a step's current state; pid/pgid/pstart name a live attempt's process */
+	"CREATE TABLE IF NOT EXISTS steps(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" run INTEGER NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL,"
+	" attempt INTEGER NOT NULL DEFAULT 0, counted INTEGER NOT NULL DEFAULT 0,"
+	" budget INTEGER NOT NULL DEFAULT 0, interrupted INTEGER NOT NULL DEFAULT 0,"
+	" exit_code INTEGER, signal INTEGER, reason TEXT, started_at INTEGER, finished_at INTEGER,"
+	" duration_ms INTEGER, retry_at INTEGER, pid INTEGER, pgid INTEGER, pstart INTEGER,"
+	" UNIQUE(run, name));\n"
+	"CREATE INDEX IF NOT EXISTS steps_live ON steps(pid) WHERE pid IS NOT NULL;\n"
+	"CREATE TABLE IF NOT EXISTS attempts(step INTEGER NOT NULL, k INTEGER NOT NULL,"
+	" state TEXT NOT NULL, started_at INTEGER, finished_at INTEGER, exit_code INTEGER,"
+	" signal INTEGER, reason TEXT, PRIMARY KEY(step, k)) WITHOUT ROWID;\n"
+	/* every event once, rendered; offsets place it in the three JSONL views */
+	"CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" ts INTEGER NOT NULL, type TEXT NOT NULL, run INTEGER, sandbox INTEGER,"
+	" line TEXT NOT NULL, g_off INTEGER NOT NULL, r_off INTEGER, s_off INTEGER);\n"
+	"CREATE INDEX IF NOT EXISTS events_g ON events(g_off);\n"
+	"CREATE INDEX IF NOT EXISTS events_r ON events(run, r_off) WHERE run IS NOT NULL;\n"
+	"CREATE INDEX IF NOT EXISTS events_s ON events(sandbox, s_off) WHERE sandbox IS NOT NULL;\n"
+	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 1);\n";
+
+/* Unexpected SQLite failures say what and where on stderr (the daemon's log). */
+static void store_complain(struct store *s, int rc, const char *sql)
+{
+	if ((rc & 0xff) == SQLITE_CONSTRAINT)
+		return;
+	fprintf(stderr, "orchfs: sqlite: %s (%s) in: %.200s\n", sqlite3_errmsg(s->db),
+		sqlite3_errstr(rc), sql);
+}
+
+int store_errno(int rc)
+{
+	switch (rc & 0xff) {
+	case SQLITE_OK:
+	case SQLITE_ROW:
+	case SQLITE_DONE:
+		return 0;
+	case SQLITE_FULL:
+		return -ENOSPC;
+	case SQLITE_NOMEM:
+		return -ENOMEM;
+	case SQLITE_BUSY:
+	case SQLITE_LOCKED:
+		return -EBUSY;
+	case SQLITE_CONSTRAINT:
+		return -EEXIST;
+	case SQLITE_READONLY:
+		return -EROFS;
+	case SQLITE_CANTOPEN:
+		return -ENOENT;
+	case SQLITE_TOOBIG:
+		return -EFBIG;
+	case SQLITE_PERM:
+	case SQLITE_AUTH:
+		return -EACCES;
+	default:
+		return -EIO;
+	}
+}
+
+int store_open(struct store *s, const char *path, struct sbuf *err)
+{
+	memset(s, 0, sizeof(*s));
+	int rc = sqlite3_open_v2(path, &s->db,
+				 SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_NOMUTEX, NULL);
+	if (rc != SQLITE_OK) {
+		sbuf_addf(err, "cannot open database %s: %s", path,
+			  s->db ? sqlite3_errmsg(s->db) : sqlite3_errstr(rc));
+		sqlite3_close(s->db);
+		s->db = NULL;
+		return store_errno(rc);
+	}
+	sqlite3_extended_result_codes(s->db, 1);
+	/* Only this daemon writes (the lock file sees to it); a short busy
+	 * timeout covers an sqlite3 shell reading alongside. */
+	sqlite3_busy_timeout(s->db, 2000);
+	char *msg = NULL;
+	rc = sqlite3_exec(s->db,
+			  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+			  " PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;"
+			  " PRAGMA cache_size=-16000;",
+			  NULL, NULL, &msg);
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, schema, NULL, NULL, &msg);
+	if (rc != SQLITE_OK) {
+		sbuf_addf(err, "cannot set up database %s: %s", path, msg ? msg : sqlite3_errstr(rc));
+		sqlite3_free(msg);
+		int e = store_errno(rc);
+		store_close(s);
+		return e ? e : -EIO;
+	}
+	/* a durable commit must also be durable against power loss in WAL mode */
+	sqlite3_exec(s->db, "PRAGMA fullfsync=OFF;", NULL, NULL, NULL);
+	return 0;
+}
+
+void store_close(struct store *s)
+{
+	if (!s->db)
+		return;
+	if (s->in_tx)
+		store_commit(s);
+	for (size_t i = 0; i < STORE_STMT_SLOTS; i++)
+		if (s->stmts[i].st)
+			sqlite3_finalize(s->stmts[i].st);
+	sqlite3_close(s->db);
+	memset(s, 0, sizeof(*s));
+}
+
+/* The statement cache: open addressing on the address of the SQL literal. */
+static sqlite3_stmt *stmt_get(struct store *s, const char *sql, int *rc)
+{
+	size_t h = ((uintptr_t)sql >> 3) % STORE_STMT_SLOTS;
+	for (size_t n = 0; n < STORE_STMT_SLOTS; n++, h = (h + 1) % STORE_STMT_SLOTS) {
+		if (s->stmts[h].sql == sql) {
+			*rc = 0;
+			return s->stmts[h].st;
+		}
+		if (!s->stmts[h].sql)
+			break;
+	}
+	sqlite3_stmt *st = NULL;
+	int r = sqlite3_prepare_v3(s->db, sql, -1, SQLITE_PREPARE_PERSISTENT, &st, NULL);
+	if (r != SQLITE_OK) {
+		store_complain(s, r, sql);
+		*rc = store_errno(r);
+		return NULL;
+	}
+	*rc = 0;
+	if (!s->stmts[h].sql) {
+		s->stmts[h].sql = sql;
+		s->stmts[h].st = st;
+	}
+	/* a full cache would leak st: it never fills (SQL literals are few) */
+	return st;
+}
+
+static int bind_args(sqlite3_stmt *st, const char *fmt, va_list ap)
+{
+	int idx = 1, rc = SQLITE_OK;
+	for (const char *f = fmt; f && *f && rc == SQLITE_OK; f++, idx++) {
+		switch (*f) {
+		case 'i':
+			rc = sqlite3_bind_int64(st, idx, va_arg(ap, int64_t));
+			break;
+		case 'I': {	/* an id: 0 binds NULL */
+			int64_t v = va_arg(ap, int64_t);
+			rc = v ? sqlite3_bind_int64(st, idx, v) : sqlite3_bind_null(st, idx);
+			break;
+		}
+		case 'd':
+			rc = sqlite3_bind_double(st, idx, va_arg(ap, double));
+			break;
+		case 's': {
+			const char *t = va_arg(ap, const char *);
+			rc = t ? sqlite3_bind_text(st, idx, t, -1, SQLITE_TRANSIENT)
+			       : sqlite3_bind_null(st, idx);
+			break;
+		}
+		case 'b': {
+			const void *b = va_arg(ap, const void *);
+			int n = va_arg(ap, int);
+			rc = sqlite3_bind_blob(st, idx, b, n, SQLITE_TRANSIENT);
+			break;
+		}
+		case 'n':
+			rc = sqlite3_bind_null(st, idx);
+			break;
+		default:
+			rc = SQLITE_MISUSE;
+		}
+	}
+	return rc;
+}
+
+int store_begin(struct store *s)
+{
+	if (s->in_tx)
+		return 0;
+	int rc = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		store_complain(s, rc, "BEGIN");
+		return store_errno(rc);
+	}
+	s->in_tx = true;
+	return 0;
+}
+
+/* Savepoints nest inside the batch transaction (a SAVEPOINT outside one
+ * would start a transaction of its own and end it at RELEASE). */
+int store_savepoint(struct store *s, const char *name)
+{
+	int rc = store_begin(s);
+	if (rc)
+		return rc;
+	char sql[96];
+	snprintf(sql, sizeof(sql), "SAVEPOINT %s", name);
+	rc = sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	if (rc != SQLITE_OK)
+		store_complain(s, rc, sql);
+	return store_errno(rc);
+}
+
+void store_release(struct store *s, const char *name, bool keep)
+{
+	char sql[128];
+	if (!keep) {
+		snprintf(sql, sizeof(sql), "ROLLBACK TO %s", name);
+		sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	}
+	snprintf(sql, sizeof(sql), "RELEASE %s", name);
+	sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+}
+
+void store_mark_durable(struct store *s) { s->durable = true; }
+
+int store_exec(struct store *s, const char *sql, const char *fmt, ...)
+{
+	int rc;
+	sqlite3_stmt *st = stmt_get(s, sql, &rc);
+	if (!st)
+		return rc;
+	if (!sqlite3_stmt_readonly(st) && (rc = store_begin(s)))
+		return rc;
+	va_list ap;
+	va_start(ap, fmt);
+	int r = bind_args(st, fmt, ap);
+	va_end(ap);
+	if (r == SQLITE_OK) {
+		while ((r = sqlite3_step(st)) == SQLITE_ROW)
+			;
+	}
+	if (r != SQLITE_DONE && r != SQLITE_OK)
+		store_complain(s, r, sql);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return (r == SQLITE_DONE || r == SQLITE_OK) ? 0 : store_errno(r) ? store_errno(r) : -EIO;
+}
+
+sqlite3_stmt *store_query(struct store *s, const char *sql, int *rcp, const char *fmt, ...)
+{
+	int rc;
+	sqlite3_stmt *st = stmt_get(s, sql, &rc);
+	*rcp = rc;
+	if (!st)
+		return NULL;
+	va_list ap;
+	va_start(ap, fmt);
+	int r = bind_args(st, fmt, ap);
+	va_end(ap);
+	if (r == SQLITE_OK)
+		r = sqlite3_step(st);
+	if (r == SQLITE_ROW)
+		return st;
+	if (r != SQLITE_DONE)
+		store_complain(s, r, sql);
+	*rcp = (r == SQLITE_DONE) ? 0 : (store_errno(r) ? store_errno(r) : -EIO);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return NULL;
+}
+
+bool store_next(sqlite3_stmt *st) { return sqlite3_step(st) == SQLITE_ROW; }
+
+void store_done(sqlite3_stmt *st)
+{
+	if (!st)
+		return;
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+}
+
+int64_t store_int(struct store *s, const char *sql, int64_t dflt, const char *fmt, ...)
+{
+	int rc;
+	sqlite3_stmt *st = stmt_get(s, sql, &rc);
+	if (!st)
+		return dflt;
+	va_list ap;
+	va_start(ap, fmt);
+	int r = bind_args(st, fmt, ap);
+	va_end(ap);
+	int64_t v = dflt;
+	if (r == SQLITE_OK && sqlite3_step(st) == SQLITE_ROW &&
+	    sqlite3_column_type(st, 0) != SQLITE_NULL)
+		v = sqlite3_column_int64(st, 0);
+	sqlite3_reset(st);
+	sqlite3_clear_bindings(st);
+	return v;
+}
+
+int store_commit(struct store *s)
+{
+	if (!s->in_tx)
+		return 0;
+	int want_full = s->durable ? 1 : 0;
+	if (want_full != s->sync_full) {
+		/* PRAGMA synchronous may change inside a transaction: it applies
+		 * to the commit that follows */
+		sqlite3_exec(s->db, want_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
+			     NULL, NULL, NULL);
+		s->sync_full = want_full;
+	}
+	int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	if (rc != SQLITE_OK) {
+		int e = store_errno(rc);
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		s->in_tx = false;
+		s->durable = false;
+		return e ? e : -EIO;
+	}
+	s->commits++;
+	if (s->durable)
+		s->durable_commits++;
+	s->in_tx = false;
+	s->durable = false;
+	return 0;
+}
+
+int store_rollback(struct store *s)
+{
+	if (!s->in_tx)
+		return 0;
+	int rc = sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	s->in_tx = false;
+	s->durable = false;
+	return store_errno(rc);
+}

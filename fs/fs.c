@@ -1,0 +1,772 @@
+/* fs/fs.c — the FUSE low-level operations.
+ *
+ * Each operation that needs engine state is copied into a struct fs_req and
+ * posted to the engine thread (exec_req), which replies there; a change that
+ * must be durable replies only after the turn's commit (deferred_reply).
+ * Reads of snapshots and disk files, writes to plans/ files, flush without
+ * writes, release and statfs are answered on the FUSE thread itself. */
+#include "fs/fs.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <stddef.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/statvfs.h>
+#include <unistd.h>
+
+#include "core/plan.h"
+
+enum fs_op {
+	OP_LOOKUP, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKDIR, OP_UNLINK, OP_RMDIR, OP_RENAME,
+	OP_OPEN, OP_CREATE, OP_READ, OP_WRITE, OP_FLUSH, OP_READDIR,
+};
+
+struct fs_req {
+	struct loop_work work;	/* first: posted to the engine */
+	struct orch_done done;
+	struct fs *fs;
+	fuse_req_t req;
+	enum fs_op op;
+	fuse_ino_t ino, ino2;
+	char *name, *name2;
+	struct fuse_file_info fi;
+	bool has_fi;
+	struct stat attr;
+	int to_set;
+	mode_t mode;
+	unsigned flags;
+	size_t size;
+	off_t off;
+	char *data;
+	uid_t uid;
+	gid_t gid;
+	int result;		/* deferred: 0 / byte count, or -errno */
+	struct fuse_entry_param entry;
+	struct fs_fh *fh;
+};
+
+static void req_free(struct fs_req *rq)
+{
+	free(rq->name);
+	free(rq->name2);
+	free(rq->data);
+	free(rq);
+}
+
+static struct fs *fs_of(fuse_req_t req) { return fuse_req_userdata(req); }
+
+static void exec_req(struct loop_work *w, void *ctx);
+
+/* Allocate a request for OP; on failure answer ENOMEM and return NULL. */
+static struct fs_req *req_new(fuse_req_t req, enum fs_op op, fuse_ino_t ino)
+{
+	struct fs_req *rq = calloc(1, sizeof(*rq));
+	if (!rq) {
+		fuse_reply_err(req, ENOMEM);
+		return NULL;
+	}
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	rq->fs = fs_of(req);
+	rq->req = req;
+	rq->op = op;
+	rq->ino = ino;
+	rq->uid = c->uid;
+	rq->gid = c->gid;
+	rq->work.fn = exec_req;
+	return rq;
+}
+
+static void post(struct fs_req *rq) { orch_engine_post(rq->fs->eng, &rq->work); }
+
+static bool copy_name(struct fs_req *rq, char **dst, const char *name)
+{
+	*dst = strdup(name);
+	if (*dst)
+		return true;
+	fuse_reply_err(rq->req, ENOMEM);
+	req_free(rq);
+	return false;
+}
+
+/* ---- engine-thread helpers ---- */
+
+static int node_getattr(struct fs *fs, struct fs_node n, struct stat *st)
+{
+	const struct node_ops *ops = node_ops_of(n);
+	if (!ops || !ops->getattr)
+		return -ENOENT;
+	int rc = ops->getattr(fs, n, st);
+	if (!rc)
+		st->st_ino = node_ino(n);
+	return rc;
+}
+
+static int fill_entry(struct fs *fs, struct fs_node n, struct fuse_entry_param *e)
+{
+	memset(e, 0, sizeof(*e));
+	int rc = node_getattr(fs, n, &e->attr);
+	if (rc)
+		return rc;
+	const struct node_ops *ops = node_ops_of(n);
+	e->ino = node_ino(n);
+	e->generation = 1;
+	e->entry_timeout = ops->entry_timeout;
+	e->attr_timeout = ops->attr_timeout;
+	return 0;
+}
+
+static void fh_free(struct fs_fh *fh)
+{
+	if (!fh)
+		return;
+	if (fh->kind == FH_DISK && fh->fd >= 0)
+		close(fh->fd);
+	orch_free(fh->buf);
+	free(fh);
+}
+
+/* Replies that wait for the commit of the turn that made the change. */
+static void deferred_reply(struct orch_done *d, int commit_rc)
+{
+	struct fs_req *rq = (struct fs_req *)((char *)d - offsetof(struct fs_req, done));
+	int rc = rq->result;
+	if (commit_rc && rc >= 0)
+		rc = commit_rc;
+	if (rc < 0) {
+		if (rq->fh)
+			fh_free(rq->fh);
+		fuse_reply_err(rq->req, -rc);
+		req_free(rq);
+		return;
+	}
+	switch (rq->op) {
+	case OP_MKDIR:
+		fuse_reply_entry(rq->req, &rq->entry);
+		break;
+	case OP_CREATE:
+		rq->fi.fh = (uint64_t)(uintptr_t)rq->fh;
+		if (fuse_reply_create(rq->req, &rq->entry, &rq->fi))
+			fh_free(rq->fh);	/* the caller was interrupted */
+		break;
+	case OP_WRITE:
+		fuse_reply_write(rq->req, (size_t)rc);
+		break;
+	case OP_SETATTR:
+		fuse_reply_attr(rq->req, &rq->attr, 0);
+		break;
+	default:
+		fuse_reply_err(rq->req, 0);
+	}
+	req_free(rq);
+}
+
+static void defer(struct fs_req *rq, int result)
+{
+	rq->result = result;
+	rq->done.fn = deferred_reply;
+	orch_after_commit(rq->fs->eng, &rq->done);
+}
+
+/* ---- the operations, on the engine thread ---- */
+
+static void do_lookup(struct fs_req *rq)
+{
+	struct fs_node dir = ino_node(rq->ino), child;
+	const struct node_ops *ops = node_ops_of(dir);
+	if (!ops || !ops->lookup) {
+		fuse_reply_err(rq->req, ops ? ENOTDIR : ENOENT);
+		return;
+	}
+	int rc = ops->lookup(rq->fs, dir, rq->name, &child);
+	struct fuse_entry_param e;
+	if (!rc)
+		rc = fill_entry(rq->fs, child, &e);
+	if (rc)
+		fuse_reply_err(rq->req, -rc);
+	else
+		fuse_reply_entry(rq->req, &e);
+}
+
+static void do_getattr(struct fs_req *rq)
+{
+	struct fs_node n = ino_node(rq->ino);
+	struct stat st;
+	int rc = node_getattr(rq->fs, n, &st);
+	if (rc)
+		fuse_reply_err(rq->req, -rc);
+	else
+		fuse_reply_attr(rq->req, &st, node_ops_of(n)->attr_timeout);
+}
+
+static int setattr_planfile(struct fs_req *rq, struct fs_node n)
+{
+	struct orch_engine *eng = rq->fs->eng;
+	int rc = 0;
+	struct fs_fh *fh = rq->has_fi ? (struct fs_fh *)(uintptr_t)rq->fi.fh : NULL;
+	char *path = orch_plans_path(eng, n.id);
+	if (!path)
+		return -ENOMEM;
+	if (rq->to_set & FUSE_SET_ATTR_SIZE) {
+		if (rq->attr.st_size > (off_t)PLAN_MAX_BYTES)
+			rc = -EFBIG;
+		else if (fh && fh->kind == FH_DISK)
+			rc = ftruncate(fh->fd, rq->attr.st_size) < 0 ? -errno : 0;
+		else
+			rc = truncate(path, rq->attr.st_size) < 0 ? -errno : 0;
+	}
+	if (!rc && (rq->to_set & FUSE_SET_ATTR_MODE))
+		rc = orch_plans_chmod(eng, n.id, rq->attr.st_mode);
+	if (!rc && (rq->to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
+		struct orch_pentry p;
+		rc = orch_plans_get(eng, PK_FILE, n.id, &p);
+		if (!rc)
+			rc = orch_plans_chown(eng, n.id,
+					      (rq->to_set & FUSE_SET_ATTR_UID) ? rq->attr.st_uid : p.uid,
+					      (rq->to_set & FUSE_SET_ATTR_GID) ? rq->attr.st_gid : p.gid);
+	}
+	if (!rc && (rq->to_set & (FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME))) {
+		struct timespec ts[2] = { { .tv_nsec = UTIME_OMIT }, { .tv_nsec = UTIME_OMIT } };
+		if (rq->to_set & FUSE_SET_ATTR_ATIME_NOW)
+			ts[0].tv_nsec = UTIME_NOW;
+		else if (rq->to_set & FUSE_SET_ATTR_ATIME)
+			ts[0] = rq->attr.st_atim;
+		if (rq->to_set & FUSE_SET_ATTR_MTIME_NOW)
+			ts[1].tv_nsec = UTIME_NOW;
+		else if (rq->to_set & FUSE_SET_ATTR_MTIME)
+			ts[1] = rq->attr.st_mtim;
+		rc = utimensat(AT_FDCWD, path, ts, 0) < 0 ? -errno : 0;
+	}
+	orch_free(path);
+	return rc;
+}
+
+static void do_setattr(struct fs_req *rq)
+{
+	struct fs_node n = ino_node(rq->ino);
+	int rc;
+	if (n.type == NT_PLANFILE) {
+		rc = setattr_planfile(rq, n);
+	} else if (n.type == NT_RUN_CTL && rq->to_set == FUSE_SET_ATTR_SIZE && rq->attr.st_size == 0) {
+		rc = 0;	/* `> ctl` truncates: there is nothing to truncate */
+	} else {
+		const struct node_ops *ops = node_ops_of(n);
+		rc = !ops ? -ENOENT : (ops->type == S_IFDIR ? -EACCES : -EROFS);
+	}
+	if (!rc)
+		rc = node_getattr(rq->fs, n, &rq->attr);
+	defer(rq, rc);
+}
+
+static void do_readlink(struct fs_req *rq)
+{
+	struct fs_node n = ino_node(rq->ino);
+	struct sbuf sb = SBUF_INIT;
+	int rc;
+	if (n.type == NT_PLANRUN) {
+		rc = orch_plans_generated(rq->fs->eng, PK_RUNLINK, n.id, &sb);
+	} else if (n.type == NT_SB_WORKSPACE) {
+		char *ws = orch_sandbox_workspace(rq->fs->eng, n.id);
+		rc = ws ? 0 : -ENOENT;
+		if (ws)
+			sbuf_adds(&sb, ws);
+		orch_free(ws);
+	} else {
+		rc = -EINVAL;
+	}
+	if (!rc && sbuf_failed(&sb))
+		rc = -ENOMEM;
+	if (rc)
+		fuse_reply_err(rq->req, -rc);
+	else
+		fuse_reply_readlink(rq->req, sbuf_str(&sb));
+	sbuf_release(&sb);
+}
+
+static void do_mkdir(struct fs_req *rq)
+{
+	struct fs_node dir = ino_node(rq->ino);
+	int rc = -EACCES;
+	if (dir.type == NT_SANDBOXES) {
+		struct orch_sandbox_attr a;
+		rc = orch_sandbox_create(rq->fs->eng, rq->name, rq->uid, rq->gid, &a);
+		if (!rc)
+			rc = fill_entry(rq->fs, (struct fs_node){ NT_SB, a.rowid }, &rq->entry);
+	} else if (!node_ops_of(dir) || !node_ops_of(dir)->lookup) {
+		rc = -ENOTDIR;
+	}
+	defer(rq, rc);
+}
+
+static void do_unlink(struct fs_req *rq)
+{
+	struct fs_node dir = ino_node(rq->ino);
+	int rc = dir.type == NT_PLANS ? orch_plans_unlink(rq->fs->eng, rq->name) : -EACCES;
+	defer(rq, rc);
+}
+
+static void do_rmdir(struct fs_req *rq)
+{
+	struct fs_node dir = ino_node(rq->ino);
+	int rc = -EACCES;
+	if (dir.type == NT_RUNS) {
+		struct orch_run_attr a;
+		rc = orch_run_by_name(rq->fs->eng, rq->name, &a);
+		if (!rc)
+			rc = orch_run_remove(rq->fs->eng, a.rowid);
+	} else if (dir.type == NT_SANDBOXES) {
+		struct orch_sandbox_attr a;
+		rc = orch_sandbox_by_name(rq->fs->eng, rq->name, &a);
+		if (!rc)
+			rc = orch_sandbox_remove(rq->fs->eng, a.rowid);
+	}
+	defer(rq, rc);
+}
+
+static void do_rename(struct fs_req *rq)
+{
+	struct fs_node from = ino_node(rq->ino), to = ino_node(rq->ino2);
+	int rc;
+	if (from.type != to.type)
+		rc = -EXDEV;
+	else if (from.type != NT_PLANS)
+		rc = -EACCES;
+	else
+		rc = orch_plans_rename(rq->fs->eng, rq->name, rq->name2, rq->flags, rq->uid, rq->gid);
+	defer(rq, rc);
+}
+
+/* Fill FH for node N opened with FLAGS. */
+static int open_node(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh,
+		     struct fuse_file_info *fi)
+{
+	const struct node_ops *ops = node_ops_of(n);
+	if (!ops)
+		return -ENOENT;
+	if (ops->type == S_IFDIR)
+		return -EISDIR;
+	fh->node = n;
+	fh->fd = -1;
+	int rc;
+	if (ops->render) {
+		if ((flags & O_ACCMODE) != O_RDONLY)
+			return -EROFS;
+		struct sbuf sb = SBUF_INIT;
+		rc = ops->render(fs, n, &sb);
+		if (!rc && sbuf_failed(&sb))
+			rc = -ENOMEM;
+		if (rc) {
+			sbuf_release(&sb);
+			return rc;
+		}
+		fh->kind = FH_SNAP;
+		fh->buf = sbuf_detach(&sb, &fh->len);
+		if (!fh->buf)
+			return -ENOMEM;
+	} else if (ops->open) {
+		if ((rc = ops->open(fs, n, flags, fh)))
+			return rc;
+	} else {
+		return -EACCES;
+	}
+	/* files whose bytes change bypass the page cache: every read is ours */
+	fi->direct_io = n.type != NT_PLANFILE;
+	fi->keep_cache = 0;
+	if (fh->kind == FH_CTL)
+		fi->nonseekable = 1;
+	return 0;
+}
+
+static void do_open(struct fs_req *rq)
+{
+	struct fs_fh *fh = calloc(1, sizeof(*fh));
+	int rc = fh ? open_node(rq->fs, ino_node(rq->ino), rq->fi.flags, fh, &rq->fi) : -ENOMEM;
+	if (rc) {
+		fh_free(fh);
+		fuse_reply_err(rq->req, -rc);
+		return;
+	}
+	rq->fi.fh = (uint64_t)(uintptr_t)fh;
+	if (fuse_reply_open(rq->req, &rq->fi))
+		fh_free(fh);
+}
+
+static void do_create(struct fs_req *rq)
+{
+	struct fs_node dir = ino_node(rq->ino);
+	int rc = -EACCES;
+	if (dir.type == NT_PLANS) {
+		struct orch_pentry p;
+		rc = orch_plans_create(rq->fs->eng, rq->name, rq->mode & 07777, rq->uid, rq->gid, &p);
+		struct fs_node n = { NT_PLANFILE, p.id };
+		if (!rc)
+			rc = fill_entry(rq->fs, n, &rq->entry);
+		if (!rc) {
+			rq->fh = calloc(1, sizeof(*rq->fh));
+			rc = rq->fh ? open_node(rq->fs, n, rq->fi.flags & ~O_TRUNC, rq->fh, &rq->fi)
+				    : -ENOMEM;
+		}
+	}
+	defer(rq, rc);
+}
+
+static void do_read_events(struct fs_req *rq)
+{
+	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)rq->fi.fh;
+	struct sbuf sb = SBUF_INIT;
+	int rc = orch_events_read(rq->fs->eng, fh->scope, fh->node.id, rq->off, rq->size, &sb);
+	if (rc)
+		fuse_reply_err(rq->req, -rc);
+	else
+		fuse_reply_buf(rq->req, sb.buf, sb.len);
+	sbuf_release(&sb);
+}
+
+static void do_write_ctl(struct fs_req *rq)
+{
+	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)rq->fi.fh;
+	int rc = -EINVAL;
+	if (fh->node.type == NT_RUN_CTL)
+		rc = orch_run_ctl(rq->fs->eng, fh->node.id, rq->data, rq->size);
+	defer(rq, rc ? rc : (int)rq->size);
+}
+
+static void do_flush(struct fs_req *rq)
+{
+	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)rq->fi.fh;
+	defer(rq, orch_plans_written(rq->fs->eng, fh->node.id, rq->uid, rq->gid));
+}
+
+static void do_readdir(struct fs_req *rq)
+{
+	struct fs_node dir = ino_node(rq->ino);
+	const struct node_ops *ops = node_ops_of(dir);
+	if (!ops || !ops->readdir) {
+		fuse_reply_err(rq->req, ops ? ENOTDIR : ENOENT);
+		return;
+	}
+	struct fs_dirbuf db = { rq->req, malloc(rq->size), rq->size, 0 };
+	if (!db.buf) {
+		fuse_reply_err(rq->req, ENOMEM);
+		return;
+	}
+	uint64_t cookie = (uint64_t)rq->off;
+	int rc = 0;
+	if (cookie < 1 && dirbuf_add(&db, ".", dir, S_IFDIR, 1))
+		goto reply;
+	if (cookie < 2 && dirbuf_add(&db, "..", (struct fs_node){ NT_ROOT, 0 }, S_IFDIR, 2))
+		goto reply;
+	rc = ops->readdir(rq->fs, dir, cookie, &db);
+reply:
+	if (rc)
+		fuse_reply_err(rq->req, -rc);
+	else
+		fuse_reply_buf(rq->req, db.buf, db.len);
+	free(db.buf);
+}
+
+static void exec_req(struct loop_work *w, void *ctx)
+{
+	struct fs_req *rq = (struct fs_req *)w;
+	(void)ctx;
+	switch (rq->op) {
+	case OP_LOOKUP: do_lookup(rq); break;
+	case OP_GETATTR: do_getattr(rq); break;
+	case OP_READLINK: do_readlink(rq); break;
+	case OP_OPEN: do_open(rq); break;
+	case OP_READ: do_read_events(rq); break;
+	case OP_READDIR: do_readdir(rq); break;
+	/* these reply after the commit, and free the request then */
+	case OP_SETATTR: do_setattr(rq); return;
+	case OP_MKDIR: do_mkdir(rq); return;
+	case OP_UNLINK: do_unlink(rq); return;
+	case OP_RMDIR: do_rmdir(rq); return;
+	case OP_RENAME: do_rename(rq); return;
+	case OP_CREATE: do_create(rq); return;
+	case OP_WRITE: do_write_ctl(rq); return;
+	case OP_FLUSH: do_flush(rq); return;
+	}
+	req_free(rq);
+}
+
+/* ---- the FUSE-thread side ---- */
+
+static void ll_init(void *userdata, struct fuse_conn_info *conn)
+{
+	/* O_TRUNC arrives with open(): `> plans/x.json` and `echo cancel > ctl`
+	 * need no separate setattr */
+	if (conn->capable & FUSE_CAP_ATOMIC_O_TRUNC)
+		conn->want |= FUSE_CAP_ATOMIC_O_TRUNC;
+	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
+	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
+		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+}
+
+static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_req *rq = req_new(req, OP_LOOKUP, parent);
+	if (rq && copy_name(rq, &rq->name, name))
+		post(rq);
+}
+
+static void ll_forget(fuse_req_t req, fuse_ino_t ino, uint64_t nlookup)
+{
+	/* inode numbers are row ids: nothing is kept per inode */
+	fuse_reply_none(req);
+}
+
+static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_data *forgets)
+{
+	fuse_reply_none(req);
+}
+
+static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_fh *fh = fi ? (struct fs_fh *)(uintptr_t)fi->fh : NULL;
+	if (fh && fh->kind == FH_SNAP && fh->len != (size_t)-1) {
+		/* fstat of an open snapshot: its own size, no engine trip */
+		struct stat st;
+		attr_fill(&st, S_IFREG | 0444, getuid(), getgid(), (off_t)fh->len, clock_wall_ms(),
+			  clock_wall_ms());
+		st.st_ino = ino;
+		fuse_reply_attr(req, &st, 0);
+		return;
+	}
+	struct fs_req *rq = req_new(req, OP_GETATTR, ino);
+	if (rq)
+		post(rq);
+}
+
+static void ll_setattr(fuse_req_t req, fuse_ino_t ino, struct stat *attr, int to_set,
+		       struct fuse_file_info *fi)
+{
+	struct fs_req *rq = req_new(req, OP_SETATTR, ino);
+	if (!rq)
+		return;
+	rq->attr = *attr;
+	rq->to_set = to_set;
+	if (fi) {
+		rq->fi = *fi;
+		rq->has_fi = true;
+	}
+	post(rq);
+}
+
+static void ll_readlink(fuse_req_t req, fuse_ino_t ino)
+{
+	struct fs_req *rq = req_new(req, OP_READLINK, ino);
+	if (rq)
+		post(rq);
+}
+
+static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode)
+{
+	struct fs_req *rq = req_new(req, OP_MKDIR, parent);
+	if (rq && copy_name(rq, &rq->name, name)) {
+		rq->mode = mode;
+		post(rq);
+	}
+}
+
+static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_req *rq = req_new(req, OP_UNLINK, parent);
+	if (rq && copy_name(rq, &rq->name, name))
+		post(rq);
+}
+
+static void ll_rmdir(fuse_req_t req, fuse_ino_t parent, const char *name)
+{
+	struct fs_req *rq = req_new(req, OP_RMDIR, parent);
+	if (rq && copy_name(rq, &rq->name, name))
+		post(rq);
+}
+
+static void ll_rename(fuse_req_t req, fuse_ino_t parent, const char *name, fuse_ino_t newparent,
+		      const char *newname, unsigned int flags)
+{
+	struct fs_req *rq = req_new(req, OP_RENAME, parent);
+	if (!rq || !copy_name(rq, &rq->name, name) || !copy_name(rq, &rq->name2, newname))
+		return;
+	rq->ino2 = newparent;
+	rq->flags = flags;
+	post(rq);
+}
+
+static void ll_open(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_req *rq = req_new(req, OP_OPEN, ino);
+	if (!rq)
+		return;
+	rq->fi = *fi;
+	post(rq);
+}
+
+static void ll_create(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode,
+		      struct fuse_file_info *fi)
+{
+	struct fs_req *rq = req_new(req, OP_CREATE, parent);
+	if (!rq || !copy_name(rq, &rq->name, name))
+		return;
+	rq->mode = mode;
+	rq->fi = *fi;
+	post(rq);
+}
+
+static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
+	switch (fh->kind) {
+	case FH_SNAP:
+		if (off < 0 || (size_t)off >= fh->len)
+			fuse_reply_buf(req, NULL, 0);
+		else
+			fuse_reply_buf(req, fh->buf + off, size < fh->len - (size_t)off ? size : fh->len - (size_t)off);
+		return;
+	case FH_DISK: {
+		char *buf = malloc(size ? size : 1);
+		if (!buf) {
+			fuse_reply_err(req, ENOMEM);
+			return;
+		}
+		ssize_t n = pread(fh->fd, buf, size, off);
+		if (n < 0) {
+			fuse_reply_err(req, errno);
+		} else {
+			/* a read that reached the end stops after the last whole line: a
+			 * log line being written is never handed out half */
+			if (fh->lines && (size_t)n < size && n > 0 && buf[n - 1] != '\n') {
+				char *nl = memrchr(buf, '\n', (size_t)n);
+				if (nl)
+					n = nl - buf + 1;
+			}
+			fuse_reply_buf(req, buf, (size_t)n);
+		}
+		free(buf);
+		return;
+	}
+	case FH_CTL:
+		fuse_reply_buf(req, NULL, 0);
+		return;
+	case FH_EVENTS: {
+		struct fs_req *rq = req_new(req, OP_READ, ino);
+		if (!rq)
+			return;
+		rq->fi = *fi;
+		rq->size = size;
+		rq->off = off;
+		post(rq);
+		return;
+	}
+	}
+}
+
+static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
+		     struct fuse_file_info *fi)
+{
+	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
+	if (fh->kind == FH_DISK && fh->node.type == NT_PLANFILE) {
+		if (off < 0 || (uint64_t)off + size > PLAN_MAX_BYTES) {
+			fuse_reply_err(req, EFBIG);
+			return;
+		}
+		ssize_t n = pwrite(fh->fd, buf, size, off);
+		if (n < 0) {
+			fuse_reply_err(req, errno);
+			return;
+		}
+		atomic_store(&fh->wrote, true);
+		fuse_reply_write(req, (size_t)n);
+		return;
+	}
+	if (fh->kind != FH_CTL) {
+		fuse_reply_err(req, EBADF);
+		return;
+	}
+	struct fs_req *rq = req_new(req, OP_WRITE, ino);
+	if (!rq)
+		return;
+	rq->data = malloc(size ? size : 1);
+	if (!rq->data) {
+		fuse_reply_err(req, ENOMEM);
+		req_free(rq);
+		return;
+	}
+	memcpy(rq->data, buf, size);
+	rq->size = size;
+	rq->fi = *fi;
+	post(rq);
+}
+
+static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
+	/* the first close() after writes submits; later ones (dup'ed fds) do not */
+	if (fh->kind == FH_DISK && fh->node.type == NT_PLANFILE && atomic_exchange(&fh->wrote, false)) {
+		struct fs_req *rq = req_new(req, OP_FLUSH, ino);
+		if (!rq)
+			return;
+		rq->fi = *fi;
+		post(rq);
+		return;
+	}
+	fuse_reply_err(req, 0);
+}
+
+static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
+{
+	fh_free((struct fs_fh *)(uintptr_t)fi->fh);
+	fuse_reply_err(req, 0);
+}
+
+static void ll_fsync(fuse_req_t req, fuse_ino_t ino, int datasync, struct fuse_file_info *fi)
+{
+	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
+	int rc = 0;
+	if (fh->kind == FH_DISK && (datasync ? fdatasync(fh->fd) : fsync(fh->fd)) < 0)
+		rc = errno;
+	fuse_reply_err(req, rc);
+}
+
+static void ll_readdir(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, struct fuse_file_info *fi)
+{
+	struct fs_req *rq = req_new(req, OP_READDIR, ino);
+	if (!rq)
+		return;
+	rq->size = size;
+	rq->off = off;
+	post(rq);
+}
+
+static void ll_statfs(fuse_req_t req, fuse_ino_t ino)
+{
+	struct statvfs sv;
+	memset(&sv, 0, sizeof(sv));
+	if (statvfs(orch_state_dir(fs_of(req)->eng), &sv) < 0)
+		memset(&sv, 0, sizeof(sv));
+	sv.f_namemax = 255;
+	fuse_reply_statfs(req, &sv);
+}
+
+const struct fuse_lowlevel_ops fs_ops = {
+	.init = ll_init,
+	.lookup = ll_lookup,
+	.forget = ll_forget,
+	.forget_multi = ll_forget_multi,
+	.getattr = ll_getattr,
+	.setattr = ll_setattr,
+	.readlink = ll_readlink,
+	.mkdir = ll_mkdir,
+	.unlink = ll_unlink,
+	.rmdir = ll_rmdir,
+	.rename = ll_rename,
+	.open = ll_open,
+	.create = ll_create,
+	.read = ll_read,
+	.write = ll_write,
+	.flush = ll_flush,
+	.release = ll_release,
+	.fsync = ll_fsync,
+	.readdir = ll_readdir,
+	.statfs = ll_statfs,
+};

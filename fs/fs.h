@@ -1,0 +1,165 @@
+/* fs/fs.h — the FUSE layer: maps inodes, paths and file operations onto
+ * engine calls. FUSE threads only copy a request and hand it to the engine
+ * (fs.c); node handlers (node_*.c) run on the engine thread and reply there.
+ * Reads of a snapshot or a disk-backed file, writes to a plans/ file and
+ * handle cleanup touch no engine state and are served on the FUSE thread. */
+#ifndef ORCH_FS_H
+#define ORCH_FS_H
+
+#define FUSE_USE_VERSION 312
+#include <fuse_lowlevel.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/stat.h>
+
+#include "core/engine.h"
+
+/* Node types. The fixed top-level nodes are their own inode numbers; every
+ * other inode is (type << 48 | id), id being a stable row id of the store
+ * (row ids are never reused, so inode numbers never are either). */
+enum ntype {
+	NT_NONE,
+	NT_ROOT,		/* = FUSE_ROOT_ID */
+	NT_README,
+	NT_PLANS,
+	NT_RUNS,
+	NT_SANDBOXES,
+	NT_EVENTS,
+	NT_METRICS,
+	NT_FIXED_END,
+	NT_PLANFILE = 16,	/* id: plan_files.id */
+	NT_PLANERR,		/* id: plan_names.id */
+	NT_PLANRUN,		/* id: plan_names.id */
+	NT_RUN,			/* id: runs.id, as for every NT_RUN_* */
+	NT_RUN_STATUS,
+	NT_RUN_SUMMARY,
+	NT_RUN_PLAN,
+	NT_RUN_EVENTS,
+	NT_RUN_GRAPH,
+	NT_RUN_CTL,
+	NT_RUN_STEPS,
+	NT_STEP,		/* id: steps.id, as for every NT_STEP_* */
+	NT_STEP_STATUS,
+	NT_STEP_LOG,
+	NT_SB,			/* id: sandboxes.id, as for every NT_SB_* */
+	NT_SB_STATUS,
+	NT_SB_WORKSPACE,
+	NT_SB_EVENTS,
+	NT_MAX
+};
+
+struct fs_node {
+	enum ntype type;
+	int64_t id;
+};
+
+#define NODE_ID_BITS 48
+static inline fuse_ino_t node_ino(struct fs_node n)
+{
+	return n.type < NT_FIXED_END ? (fuse_ino_t)n.type
+				     : ((fuse_ino_t)n.type << NODE_ID_BITS) | (fuse_ino_t)n.id;
+}
+
+static inline struct fs_node ino_node(fuse_ino_t ino)
+{
+	struct fs_node n = { NT_NONE, 0 };
+	if (ino < NT_FIXED_END) {
+		n.type = (enum ntype)ino;
+	} else if ((ino >> NODE_ID_BITS) < NT_MAX) {
+		n.type = (enum ntype)(ino >> NODE_ID_BITS);
+		n.id = (int64_t)(ino & ((1ULL << NODE_ID_BITS) - 1));
+	}
+	return n;
+}
+
+struct fs {
+	struct orch_engine *eng;
+	struct fuse_session *se;
+	uid_t uid;		/* the daemon's: owner of the top of the tree */
+	gid_t gid;
+	int64_t started_ms;
+};
+
+/* An open file. */
+enum fh_kind {
+	FH_SNAP,		/* bytes rendered at open(): buf/len */
+	FH_DISK,		/* a file on disk: fd (plans/ files, step logs) */
+	FH_EVENTS,		/* a JSONL view of the event log, read through the engine */
+	FH_CTL,			/* a control file: each write is a command */
+};
+
+struct fs_fh {
+	enum fh_kind kind;
+	struct fs_node node;
+	char *buf;		/* FH_SNAP */
+	size_t len;
+	int fd;			/* FH_DISK */
+	bool lines;		/* FH_DISK: a log; a short read ends at a whole line */
+	atomic_bool wrote;	/* FH_DISK in plans/: written since the last submission */
+	enum orch_ev_scope scope;	/* FH_EVENTS */
+};
+
+/* A directory listing being filled. */
+struct fs_dirbuf {
+	fuse_req_t req;
+	char *buf;
+	size_t size, len;
+};
+/* Add an entry whose successor starts after COOKIE: non-zero when full. */
+int dirbuf_add(struct fs_dirbuf *db, const char *name, struct fs_node n, mode_t type, uint64_t cookie);
+
+/* What each node type does; NULL members: the operation does not apply.
+ * All run on the engine thread. */
+struct node_ops {
+	mode_t type;		/* S_IFDIR, S_IFREG or S_IFLNK */
+	int (*getattr)(struct fs *fs, struct fs_node n, struct stat *st);
+	int (*lookup)(struct fs *fs, struct fs_node dir, const char *name, struct fs_node *child);
+	/* entries after COOKIE (0: the first after "." and "..") */
+	int (*readdir)(struct fs *fs, struct fs_node dir, uint64_t cookie, struct fs_dirbuf *db);
+	/* snapshot files: their text */
+	int (*render)(struct fs *fs, struct fs_node n, struct sbuf *out);
+	/* other files: fill FH for FLAGS */
+	int (*open)(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh);
+	double entry_timeout;	/* how long the kernel may keep a name of this type */
+	double attr_timeout;
+};
+
+extern const struct node_ops *const node_table[NT_MAX];
+
+static inline const struct node_ops *node_ops_of(struct fs_node n)
+{
+	return n.type > NT_NONE && n.type < NT_MAX ? node_table[n.type] : NULL;
+}
+
+/* Attribute helpers for node files. */
+void attr_fill(struct stat *st, mode_t mode, uid_t uid, gid_t gid, off_t size, int64_t mtime_ms,
+	       int64_t ctime_ms);
+
+/* Node op tables, one per file. */
+extern const struct node_ops node_root, node_readme, node_events, node_metrics;
+extern const struct node_ops node_plans, node_planfile, node_planerr, node_planrun;
+extern const struct node_ops node_runs, node_run, node_run_status, node_run_summary, node_run_plan,
+	node_run_events, node_run_graph, node_run_ctl, node_run_steps, node_step, node_step_status,
+	node_step_log;
+extern const struct node_ops node_sandboxes, node_sb, node_sb_status, node_sb_workspace,
+	node_sb_events;
+
+/* fs.c: the FUSE operations */
+extern const struct fuse_lowlevel_ops fs_ops;
+
+/* Fixed directories: a table of (name, child type); children share the id. */
+struct fixed_entry {
+	const char *name;
+	enum ntype type;
+};
+int fixed_lookup(const struct fixed_entry *t, size_t n, struct fs_node dir, const char *name,
+		 struct fs_node *child);
+int fixed_readdir(const struct fixed_entry *t, size_t n, struct fs_node dir, uint64_t cookie,
+		  struct fs_dirbuf *db);
+
+/* Snapshot-file getattr: render it to know its size. */
+int snap_getattr(struct fs *fs, struct fs_node n, struct stat *st, mode_t mode, uid_t uid, gid_t gid,
+		 int64_t mtime_ms, int64_t ctime_ms);
+
+#endif

@@ -1,0 +1,500 @@
+/* fs/main.c — the orchfs daemon: arguments, the state directory and its
+ * lock, daemonizing once the mount is ready, and an orderly stop.
+ *
+ * Threads: main (this file: start-up, then waits), the engine thread (core),
+ * and the FUSE loop with its workers. A stop starts in the engine (SIGTERM,
+ * SIGINT, or our mount gone from the mount table) or in the FUSE loop (the
+ * kernel ended the connection); either way the engine stops the steps first,
+ * then main unmounts (if the mount is still ours) and exits. */
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <jansson.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "fs/fs.h"
+
+#define ORCHFS_VERSION "0.1.0"
+
+static const char usage[] =
+	"usage: orchfs [-f] [-d] [-o FUSE_OPTS] [--state DIR] [--config FILE] [--jobs N]\n"
+	"              [--var NAME=VALUE]... [--port-range LO-HI] MOUNTPOINT\n"
+	"\n"
+	"  -f                 stay in the foreground (default: daemonize once mounted)\n"
+	"  -d                 FUSE debug output (implies -f)\n"
+	"  -o OPTS            mount options, e.g. allow_other,default_permissions\n"
+	"  --state DIR        state directory (default: $ORCHFS_STATE, else\n"
+	"                     $XDG_STATE_HOME/orchfs, else ~/.local/state/orchfs)\n"
+	"  --config FILE      JSON settings: {\"state\", \"jobs\", \"vars\", \"port_range\", \"options\"}\n"
+	"  --jobs N           at most N steps running at once across all runs (0: no limit)\n"
+	"  --var NAME=VALUE   a default for ${NAME} in plans (repeatable)\n"
+	"  --port-range LO-HI the TCP ports sandboxes take (default 20000-29999)\n";
+
+/* Where start-up errors go: stderr, or (daemonizing) the pipe to the parent,
+ * which prints them. Only main() and its helpers exit. */
+static int report_fd = -1;
+
+static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
+static void die(int code, const char *fmt, ...)
+{
+	char msg[1024];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	if (report_fd >= 0) {
+		char buf[1100];
+		int n = snprintf(buf, sizeof(buf), "%d orchfs: %s\n", code, msg);
+		write_all(report_fd, buf, (size_t)n);
+		_exit(code);
+	}
+	fprintf(stderr, "orchfs: %s\n", msg);
+	exit(code);
+}
+
+struct opts {
+	bool foreground, debug;
+	char *fuse_opts;
+	char *state;
+	char *config;
+	long jobs;		/* -1: not given */
+	char **vars;
+	size_t nvars;
+	int port_min, port_max;
+	char *mountpoint;
+};
+
+static void add_var(struct opts *o, const char *nv)
+{
+	const char *eq = strchr(nv, '=');
+	if (!eq || eq == nv)
+		die(2, "--var takes NAME=VALUE, not \"%s\"", nv);
+	char **v = realloc(o->vars, (o->nvars + 1) * sizeof(char *));
+	if (!v || !(v[o->nvars] = strdup(nv)))
+		die(1, "out of memory");
+	o->vars = v;
+	o->nvars++;
+}
+
+static void parse_ports(struct opts *o, const char *s, const char *where)
+{
+	int lo, hi, n = 0;
+	if (sscanf(s, "%d-%d%n", &lo, &hi, &n) != 2 || s[n] || lo < 1 || hi > 65535 || lo > hi)
+		die(2, "%s: port range must be LO-HI within 1-65535, not \"%s\"", where, s);
+	o->port_min = lo;
+	o->port_max = hi;
+}
+
+/* Settings from --config; the command line wins over them. */
+static void load_config(struct opts *o, bool jobs_given, bool ports_given)
+{
+	json_error_t err;
+	json_t *c = json_load_file(o->config, 0, &err);
+	if (!c)
+		die(2, "config %s: line %d, column %d: %s", o->config, err.line, err.column, err.text);
+	if (!json_is_object(c))
+		die(2, "config %s: must be a JSON object", o->config);
+	const char *k;
+	json_t *v;
+	json_object_foreach(c, k, v) {
+		if (!strcmp(k, "state") && json_is_string(v)) {
+			if (!o->state)
+				o->state = strdup(json_string_value(v));
+		} else if (!strcmp(k, "jobs") && json_is_integer(v) && json_integer_value(v) >= 0) {
+			if (!jobs_given)
+				o->jobs = (long)json_integer_value(v);
+		} else if (!strcmp(k, "port_range") && json_is_string(v)) {
+			if (!ports_given)
+				parse_ports(o, json_string_value(v), o->config);
+		} else if (!strcmp(k, "options") && json_is_string(v)) {
+			if (!o->fuse_opts)
+				o->fuse_opts = strdup(json_string_value(v));
+		} else if (!strcmp(k, "vars") && json_is_object(v)) {
+			const char *vk;
+			json_t *vv;
+			json_object_foreach(v, vk, vv) {
+				if (!json_is_string(vv))
+					die(2, "config %s: vars.%s must be a string", o->config, vk);
+				char *nv;
+				if (asprintf(&nv, "%s=%s", vk, json_string_value(vv)) < 0)
+					die(1, "out of memory");
+				/* config vars come first: a --var of the same name wins */
+				char **nvv = realloc(o->vars, (o->nvars + 1) * sizeof(char *));
+				if (!nvv)
+					die(1, "out of memory");
+				memmove(nvv + 1, nvv, o->nvars * sizeof(char *));
+				nvv[0] = nv;
+				o->vars = nvv;
+				o->nvars++;
+			}
+		} else {
+			die(2, "config %s: unknown or mistyped setting \"%s\"", o->config, k);
+		}
+	}
+	json_decref(c);
+}
+
+static void parse_args(int argc, char **argv, struct opts *o)
+{
+	static const struct option lo[] = {
+		{ "state", required_argument, NULL, 's' }, { "config", required_argument, NULL, 'c' },
+		{ "jobs", required_argument, NULL, 'j' },  { "var", required_argument, NULL, 'v' },
+		{ "port-range", required_argument, NULL, 'p' }, { "help", no_argument, NULL, 'h' },
+		{ "version", no_argument, NULL, 'V' },	   { NULL, 0, NULL, 0 },
+	};
+	bool jobs_given = false, ports_given = false;
+	int c;
+	memset(o, 0, sizeof(*o));
+	o->jobs = -1;
+	o->port_min = 20000;
+	o->port_max = 29999;
+	opterr = 0;
+	while ((c = getopt_long(argc, argv, "+fdo:hV", lo, NULL)) != -1) {
+		switch (c) {
+		case 'f': o->foreground = true; break;
+		case 'd': o->debug = o->foreground = true; break;
+		case 'o':
+			if (o->fuse_opts) {
+				char *j;
+				if (asprintf(&j, "%s,%s", o->fuse_opts, optarg) < 0)
+					die(1, "out of memory");
+				free(o->fuse_opts);
+				o->fuse_opts = j;
+			} else {
+				o->fuse_opts = strdup(optarg);
+			}
+			break;
+		case 's': o->state = strdup(optarg); break;
+		case 'c': o->config = strdup(optarg); break;
+		case 'j': {
+			char *end;
+			errno = 0;
+			long n = strtol(optarg, &end, 10);
+			if (errno || *end || end == optarg || n < 0 || n > 1000000)
+				die(2, "--jobs takes a number from 0 to 1000000, not \"%s\"", optarg);
+			o->jobs = n;
+			jobs_given = true;
+			break;
+		}
+		case 'v': add_var(o, optarg); break;
+		case 'p': parse_ports(o, optarg, "--port-range"); ports_given = true; break;
+		case 'h': fputs(usage, stdout); exit(0);
+		case 'V': puts("orchfs " ORCHFS_VERSION); exit(0);
+		default:
+			if (optopt)
+				die(2, "unknown or incomplete option -%c (see orchfs --help)", optopt);
+			die(2, "unknown option %s (see orchfs --help)", argv[optind - 1]);
+		}
+	}
+	if (optind == argc)
+		die(2, "no mountpoint given (see orchfs --help)");
+	if (optind + 1 < argc)
+		die(2, "one mountpoint only: unexpected \"%s\"", argv[optind + 1]);
+	o->mountpoint = argv[optind];
+	if (o->config)
+		load_config(o, jobs_given, ports_given);
+	if (o->jobs < 0)
+		o->jobs = 0;
+}
+
+static char *default_state_dir(void)
+{
+	const char *s = getenv("ORCHFS_STATE");
+	char *d = NULL;
+	if (s && *s)
+		return strdup(s);
+	s = getenv("XDG_STATE_HOME");
+	if (s && *s) {
+		if (asprintf(&d, "%s/orchfs", s) < 0)
+			return NULL;
+		return d;
+	}
+	s = getenv("HOME");
+	if (!s || !*s)
+		die(2, "no state directory: set --state, $ORCHFS_STATE or $HOME");
+	if (asprintf(&d, "%s/.local/state/orchfs", s) < 0)
+		return NULL;
+	return d;
+}
+
+/* Take the state directory's lock or say who holds it. */
+static int take_lock(const char *state)
+{
+	char path[PATH_MAX];
+	snprintf(path, sizeof(path), "%s/lock", state);
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	if (fd < 0)
+		die(1, "cannot open %s: %s", path, strerror(errno));
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		char buf[32] = "";
+		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
+		buf[n > 0 ? n : 0] = '\0';
+		buf[strcspn(buf, "\n")] = '\0';
+		die(1, "state directory %s is in use by another orchfs (pid %s)", state,
+		    *buf ? buf : "unknown");
+	}
+	char pid[32];
+	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
+	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
+		die(1, "cannot write %s: %s", path, strerror(errno));
+	return fd;
+}
+
+/* Can bubblewrap make the namespaces a sandbox needs here? */
+static bool bwrap_works(void)
+{
+	pid_t pid = fork();
+	if (pid < 0)
+		return false;
+	if (pid == 0) {
+		int null = open("/dev/null", O_RDWR);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			dup2(null, 2);
+		}
+		execlp("bwrap", "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+		       "--unshare-pid", "--die-with-parent", "true", (char *)NULL);
+		_exit(127);
+	}
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+}
+
+/* ---- running ---- */
+
+struct daemon {
+	struct fs fs;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	bool fuse_done, engine_stopped;
+	struct fuse_loop_config *loop_cfg;
+	int loop_rc;
+};
+
+static void on_engine_stopped(void *arg)
+{
+	struct daemon *d = arg;
+	pthread_mutex_lock(&d->lock);
+	d->engine_stopped = true;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+}
+
+static void *fuse_thread(void *arg)
+{
+	struct daemon *d = arg;
+	d->loop_rc = fuse_session_loop_mt(d->fs.se, d->loop_cfg);
+	pthread_mutex_lock(&d->lock);
+	d->fuse_done = true;
+	pthread_cond_broadcast(&d->cond);
+	pthread_mutex_unlock(&d->lock);
+	return NULL;
+}
+
+/* Fork; the parent waits until the child says the mount is ready (or why it
+ * failed) and exits with the child's verdict. Returns in the child. */
+static void daemonize(void)
+{
+	int p[2];
+	if (pipe2(p, O_CLOEXEC) < 0)
+		die(1, "pipe: %s", strerror(errno));
+	pid_t pid = fork();
+	if (pid < 0)
+		die(1, "fork: %s", strerror(errno));
+	if (pid > 0) {
+		close(p[1]);
+		char buf[1200];
+		size_t len = 0;
+		ssize_t n;
+		while (len < sizeof(buf) - 1 && (n = read(p[0], buf + len, sizeof(buf) - 1 - len)) != 0) {
+			if (n < 0) {
+				if (errno == EINTR)
+					continue;
+				break;
+			}
+			len += (size_t)n;
+		}
+		buf[len] = '\0';
+		if (!strcmp(buf, "ready\n"))
+			exit(0);
+		int code = 1;
+		char *msg = buf;
+		if (len && sscanf(buf, "%d ", &code) == 1)
+			msg = strchr(buf, ' ') + 1;
+		if (!len)
+			msg = "orchfs: the daemon exited during start-up\n";
+		fputs(msg, stderr);
+		exit(code ? code : 1);
+	}
+	close(p[0]);
+	report_fd = p[1];
+	setsid();
+}
+
+int main(int argc, char **argv)
+{
+	struct opts o;
+	parse_args(argc, argv, &o);
+	orch_alloc_setup_jansson();
+
+	char *mnt = realpath(o.mountpoint, NULL);
+	struct stat st;
+	if (!mnt || stat(mnt, &st) < 0)
+		die(1, "mountpoint %s: %s", o.mountpoint, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		die(1, "mountpoint %s is not a directory", o.mountpoint);
+	if (access("/dev/fuse", R_OK | W_OK) < 0)
+		die(1, "/dev/fuse: %s (FUSE is not available here)", strerror(errno));
+
+	char *state = o.state ? strdup(o.state) : default_state_dir();
+	if (!state)
+		die(1, "out of memory");
+	int r = mkdir_p(state, 0755);
+	if (r)
+		die(1, "cannot create state directory %s: %s", state, strerror(-r));
+	char *state_abs = realpath(state, NULL);
+	if (!state_abs)
+		die(1, "state directory %s: %s", state, strerror(errno));
+
+	if (!o.foreground)
+		daemonize();
+	int lockfd = take_lock(state_abs);
+
+	/* signals: the engine reads SIGTERM and SIGINT through a signalfd, so
+	 * every thread blocks them; a write to a closed pipe is an error, not death */
+	sigset_t set;
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &set, NULL);
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGHUP, SIG_IGN);
+
+	struct orch_config cfg = {
+		.state_dir = state_abs,
+		.mountpoint = mnt,
+		.jobs = (unsigned)o.jobs,
+		.vars = o.vars,
+		.nvars = o.nvars,
+		.port_min = o.port_min,
+		.port_max = o.port_max,
+	};
+	struct sbuf err = SBUF_INIT;
+	struct orch_engine *eng = orch_engine_open(&cfg, &err);
+	if (!eng)
+		die(1, "%s", sbuf_str(&err));
+	orch_engine_set_bwrap(eng, bwrap_works());
+
+	static struct daemon d;
+	pthread_mutex_init(&d.lock, NULL);
+	pthread_cond_init(&d.cond, NULL);
+	d.fs.eng = eng;
+	d.fs.uid = getuid();
+	d.fs.gid = getgid();
+	d.fs.started_ms = clock_wall_ms();
+
+	char *fo;
+	if (asprintf(&fo, "fsname=orchfs,subtype=orchfs%s%s", o.fuse_opts ? "," : "",
+		     o.fuse_opts ? o.fuse_opts : "") < 0)
+		die(1, "out of memory");
+	char *fargv[] = { argv[0], "-o", fo, o.debug ? "-d" : NULL, NULL };
+	struct fuse_args args = FUSE_ARGS_INIT(o.debug ? 4 : 3, fargv);
+	d.fs.se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &d.fs);
+	if (!d.fs.se)
+		die(2, "bad mount options \"%s\"", o.fuse_opts ? o.fuse_opts : "");
+	if (fuse_session_mount(d.fs.se, mnt) != 0)
+		die(1, "cannot mount on %s", mnt);
+	if ((r = orch_engine_watch_mount(eng)))
+		fprintf(stderr, "orchfs: cannot watch the mount table: %s\n", strerror(-r));
+
+	d.loop_cfg = fuse_loop_cfg_create();
+	fuse_loop_cfg_set_max_threads(d.loop_cfg, 16);
+	fuse_loop_cfg_set_idle_threads(d.loop_cfg, 8);
+	pthread_t ft;
+	if ((r = orch_engine_start(eng, on_engine_stopped, &d)) ||
+	    (r = pthread_create(&ft, NULL, fuse_thread, &d))) {
+		fuse_session_unmount(d.fs.se);
+		die(1, "cannot start threads: %s", strerror(r < 0 ? -r : r));
+	}
+
+	/* ready: the mount answers */
+	if (report_fd >= 0) {
+		int logfd = -1;
+		char lp[PATH_MAX];
+		snprintf(lp, sizeof(lp), "%s/orchfs.log", state_abs);
+		logfd = open(lp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+		if (null >= 0) {
+			dup2(null, 0);
+			dup2(null, 1);
+			close(null);
+		}
+		if (logfd >= 0) {
+			dup2(logfd, 2);
+			close(logfd);
+		}
+		write_all(report_fd, "ready\n", 6);
+		close(report_fd);
+		report_fd = -1;
+	}
+
+	pthread_mutex_lock(&d.lock);
+	while (!d.fuse_done && !d.engine_stopped)
+		pthread_cond_wait(&d.cond, &d.lock);
+	pthread_mutex_unlock(&d.lock);
+
+	/* stop the steps (a no-op when the engine started the stop itself) */
+	orch_engine_stop(eng);
+	pthread_mutex_lock(&d.lock);
+	while (!d.engine_stopped)
+		pthread_cond_wait(&d.cond, &d.lock);
+	bool fuse_done = d.fuse_done;
+	pthread_mutex_unlock(&d.lock);
+
+	/* unmount only a mount that is still ours: after a user's unmount the
+	 * mountpoint may already hold someone else's mount */
+	fuse_session_exit(d.fs.se);
+	if (!fuse_done && orch_engine_mounted(eng))
+		fuse_session_unmount(d.fs.se);
+	struct timespec dl;
+	clock_gettime(CLOCK_REALTIME, &dl);
+	dl.tv_sec += 2;
+	bool joined = pthread_timedjoin_np(ft, NULL, &dl) == 0;
+	orch_engine_quit(eng);
+	orch_engine_join(eng);
+	if (!joined) {
+		/* FUSE threads still wait on a connection other namespaces keep
+		 * alive: the state is committed; leaving closes the connection */
+		_exit(0);
+	}
+	fuse_session_destroy(d.fs.se);
+	fuse_loop_cfg_destroy(d.loop_cfg);
+	orch_engine_close(eng);
+	close(lockfd);
+	sbuf_release(&err);
+	free(fo);
+	free(mnt);
+	free(state);
+	free(state_abs);
+	for (size_t i = 0; i < o.nvars; i++)
+		free(o.vars[i]);
+	free(o.vars);
+	free(o.state);
+	free(o.config);
+	free(o.fuse_opts);
+	return 0;
+}
