@@ -28,31 +28,40 @@ fs_objs   = $(FS_SRC:%.c=$(1)/%.o)
 .PHONY: all asan test unit e2e check demo clean deps bench
 all: orchfs
 
+# V=1 shows the commands
+Q := $(if $(V),,@)
+
 $(B)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC      $<")
+	$(Q)$(CC) $(BASE) $(CFLAGS) -c $< -o $@
 $(A)/%.o: %.c
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) -O1 $(SAN) $(CFLAGS) -c $< -o $@
+	@$(if $(Q),echo "  CC asan $<")
+	$(Q)$(CC) $(BASE) -O1 $(SAN) $(CFLAGS) -c $< -o $@
 
 $(B)/liborchcore.a: $(call core_objs,$(B))
-	rm -f $@; ar rcs $@ $^
+	$(Q)rm -f $@; ar rcs $@ $^
 $(A)/liborchcore.a: $(call core_objs,$(A))
-	rm -f $@; ar rcs $@ $^
+	$(Q)rm -f $@; ar rcs $@ $^
 
 orchfs: $(call fs_objs,$(B)) $(B)/liborchcore.a
-	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LIBS)
 orchfs-asan: $(call fs_objs,$(A)) $(A)/liborchcore.a
-	$(CC) $(BASE) -O1 $(SAN) $(CFLAGS) -o $@ $^ $(LIBS)
+	@$(if $(Q),echo "  LINK    $@")
+	$(Q)$(CC) $(BASE) -O1 $(SAN) $(CFLAGS) -o $@ $^ $(LIBS)
 asan: orchfs-asan
 
 # unit tests: one binary per tests/test_<module>.c, linked against the core library
 $(B)/tests/%: tests/%.c $(B)/liborchcore.a
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
 $(A)/tests/%: tests/%.c $(A)/liborchcore.a
 	@mkdir -p $(dir $@)
-	$(CC) $(BASE) -O1 $(SAN) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
+	@$(if $(Q),echo "  TEST    $@")
+	$(Q)$(CC) $(BASE) -O1 $(SAN) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
 
 UNIT_BIN_B := $(UNIT_SRC:tests/%.c=$(B)/tests/%)
 UNIT_BIN_A := $(UNIT_SRC:tests/%.c=$(A)/tests/%)

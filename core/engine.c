@@ -253,6 +253,14 @@ static void before_sleep(struct orch_engine *e)
 	}
 }
 
+int orch_engine_turn(struct orch_engine *e, int max_wait_ms)
+{
+	int r = loop_turn(&e->loop, max_wait_ms);
+	if (!r)
+		before_sleep(e);
+	return r;
+}
+
 static void *engine_main(void *arg)
 {
 	struct orch_engine *e = arg;

@@ -45,6 +45,9 @@ void orch_engine_post(struct orch_engine *e, struct loop_work *w);	/* any thread
 void orch_engine_stop(struct orch_engine *e);	/* any thread: graceful stop */
 void orch_engine_quit(struct orch_engine *e);	/* any thread: end the loop */
 void orch_engine_join(struct orch_engine *e);
+/* One loop turn on the calling thread, for tests that drive an engine without
+ * its thread: wait up to MAX_WAIT_MS for something to do, do it, commit. */
+int orch_engine_turn(struct orch_engine *e, int max_wait_ms);
 void orch_engine_close(struct orch_engine *e);
 
 /* Completion after the current turn's commit. A change acknowledged to a user

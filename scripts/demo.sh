@@ -1,0 +1,46 @@
+#!/usr/bin/env bash
+# The demo: mount a fresh orchfs on a scratch directory, drop the example
+# plans into plans/, show what orchfs shows, then unmount. Run by `make demo`.
+set -eu
+cd "$(dirname "$0")/.."
+ORCHFS=${ORCHFS:-./orchfs}
+work=$(mktemp -d /tmp/orchfs-demo.XXXXXX)
+M=$work/mnt S=$work/state
+mkdir -p "$M"
+cleanup() {
+	fusermount3 -u "$M" 2>/dev/null || fusermount3 -uz "$M" 2>/dev/null || true
+	for _ in $(seq 50); do pgrep -f -- "--state $S" >/dev/null || break; sleep 0.1; done
+	rm -rf "$work"
+}
+trap cleanup EXIT
+say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+run() { say "$*"; eval "$@"; }
+
+"$ORCHFS" --state "$S" "$M"
+echo "orchfs mounted on $M (state in $S)"
+run "ls $M"
+run "cp examples/hello.json examples/diamond.json examples/pipeline.json $M/plans/"
+run "ls $M/runs"
+
+wait_done() {
+	for _ in $(seq 300); do
+		case $(jq -r .state "$M/runs/$1/status") in succeeded|failed|cancelled) return 0;; esac
+		sleep 0.1
+	done
+	echo "demo: $1 did not finish" >&2
+	return 1
+}
+for r in hello-1 diamond-1 pipeline-1; do wait_done $r; done
+
+run "cat $M/runs/hello-1/steps/hello/log"
+run "jq -c '{run_id, state, progress}' $M/runs/diamond-1/status"
+run "cat $M/runs/diamond-1/steps/join/log"
+run "cat $M/runs/pipeline-1/summary"
+run "jq -c 'select(.type | startswith(\"step.\")) | {type, step_id, attempt, reason}' $M/runs/pipeline-1/events | head -12"
+run "cat $M/runs/diamond-1/graph.dot"
+say "cp examples/broken.json $M/plans/   # an invalid plan: close() fails with EINVAL"
+cp examples/broken.json "$M/plans/" || true
+run "cat $M/plans/broken.error"
+run "grep -E '^orchfs_(runs|steps)' $M/metrics"
+echo
+echo "demo finished: unmounting"

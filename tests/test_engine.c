@@ -1,0 +1,360 @@
+/* tests/test_engine.c — the engine without FUSE: plan submission, real step
+ * processes, events, ctl, and resume after the engine goes away mid-run.
+ * The test thread drives the loop with orch_engine_turn(). */
+#include <errno.h>
+#include <fcntl.h>
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/engine.h"
+
+struct fixture {
+	char dir[64];
+	char state[96];
+	char mnt[96];
+	struct orch_engine *e;
+};
+
+static struct orch_engine *open_engine(struct fixture *f)
+{
+	struct orch_config cfg = { .state_dir = f->state, .mountpoint = f->mnt, .port_min = 31000,
+				   .port_max = 31999 };
+	struct sbuf err = SBUF_INIT;
+	struct orch_engine *e = orch_engine_open(&cfg, &err);
+	if (!e)
+		fail_msg("engine did not open: %s", sbuf_str(&err));
+	sbuf_release(&err);
+	return e;
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/orchfs-test-engine.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
+	snprintf(f->mnt, sizeof(f->mnt), "%s/mnt", f->dir);
+	mkdir(f->state, 0755);
+	mkdir(f->mnt, 0755);
+	f->e = open_engine(f);
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	orch_engine_close(f->e);
+	rm_rf(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Write TEXT to plans/NAME.json and close it: what `cp` does. */
+static int submit(struct orch_engine *e, const char *name, const char *text)
+{
+	char fname[128];
+	struct orch_pentry p;
+	snprintf(fname, sizeof(fname), "%s.json", name);
+	int rc = orch_plans_lookup(e, fname, &p);
+	if (rc)
+		rc = orch_plans_create(e, fname, 0644, getuid(), getgid(), &p);
+	assert_int_equal(rc, 0);
+	char *path = orch_plans_path(e, p.id);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+	orch_free(path);
+	rc = orch_plans_written(e, p.id, getuid(), getgid());
+	orch_engine_turn(e, 0);	/* commit, as the reply would wait for */
+	return rc;
+}
+
+/* The JSON of a run's status (new reference). */
+static json_t *run_status(struct orch_engine *e, const char *run)
+{
+	struct orch_run_attr a;
+	if (orch_run_by_name(e, run, &a))
+		return NULL;
+	struct sbuf sb = SBUF_INIT;
+	assert_int_equal(orch_run_render(e, a.rowid, RUNF_STATUS, &sb), 0);
+	json_t *j = json_loads(sbuf_str(&sb), 0, NULL);
+	sbuf_release(&sb);
+	assert_non_null(j);
+	return j;
+}
+
+static json_t *step_status(struct orch_engine *e, const char *run, const char *step)
+{
+	struct orch_run_attr a;
+	struct orch_step_attr s;
+	assert_int_equal(orch_run_by_name(e, run, &a), 0);
+	assert_int_equal(orch_step_by_name(e, a.rowid, step, &s), 0);
+	struct sbuf sb = SBUF_INIT;
+	assert_int_equal(orch_step_render(e, s.rowid, &sb), 0);
+	json_t *j = json_loads(sbuf_str(&sb), 0, NULL);
+	sbuf_release(&sb);
+	return j;
+}
+
+static bool state_is(json_t *j, const char *want)
+{
+	const char *s = json_string_value(json_object_get(j, "state"));
+	return s && !strcmp(s, want);
+}
+
+static bool run_is(struct orch_engine *e, const char *run, const char *want)
+{
+	json_t *j = run_status(e, run);
+	bool ok = j && state_is(j, want);
+	json_decref(j);
+	return ok;
+}
+
+static bool step_is(struct orch_engine *e, const char *run, const char *step, const char *want)
+{
+	json_t *j = step_status(e, run, step);
+	bool ok = j && state_is(j, want);
+	json_decref(j);
+	return ok;
+}
+
+/* Turn the loop until the run is in state WANT, for at most 10 s. */
+static void run_until(struct orch_engine *e, const char *run, const char *want)
+{
+	int64_t end = clock_mono_ms() + 10000;
+	while (!run_is(e, run, want)) {
+		if (clock_mono_ms() > end) {
+			json_t *j = run_status(e, run);
+			char *s = j ? json_dumps(j, 0) : NULL;
+			fail_msg("run %s never became %s: %s", run, want, s ? s : "(none)");
+		}
+		orch_engine_turn(e, 50);
+	}
+}
+
+static void step_until(struct orch_engine *e, const char *run, const char *step, const char *want)
+{
+	int64_t end = clock_mono_ms() + 10000;
+	while (!step_is(e, run, step, want)) {
+		if (clock_mono_ms() > end)
+			fail_msg("step %s of %s never became %s", step, run, want);
+		orch_engine_turn(e, 50);
+	}
+}
+
+static char *workspace_file(struct fixture *f, const char *sb, const char *name)
+{
+	static char path[256];
+	snprintf(path, sizeof(path), "%s/sandboxes/%s/workspace/%s", f->state, sb, name);
+	return path;
+}
+
+static int count_lines(const char *path)
+{
+	FILE *fp = fopen(path, "r");
+	int n = 0, c;
+	if (!fp)
+		return 0;
+	while ((c = fgetc(fp)) != EOF)
+		n += c == '\n';
+	fclose(fp);
+	return n;
+}
+
+static void test_engine__diamond_runs_and_records(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(submit(f->e, "dia",
+				"{\"steps\":[{\"id\":\"a\",\"command\":\"sh\",\"args\":[\"-c\",\"echo a >>order\"]},"
+				"{\"id\":\"b\",\"command\":\"sh\",\"args\":[\"-c\",\"echo b >>order\"],\"depends_on\":[\"a\"]},"
+				"{\"id\":\"c\",\"command\":\"sh\",\"args\":[\"-c\",\"echo c >>order\"],\"depends_on\":[\"a\"]},"
+				"{\"id\":\"d\",\"command\":\"sh\",\"args\":[\"-c\",\"cat order\"],\"depends_on\":[\"b\",\"c\"]}]}"),
+			 0);
+	run_until(f->e, "dia-1", "succeeded");
+	json_t *j = run_status(f->e, "dia-1");
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "progress"), "succeeded")), 4);
+	assert_int_equal(json_integer_value(json_object_get(json_object_get(j, "progress"), "percent")), 100);
+	json_decref(j);
+	/* d ran last: its log holds every line */
+	struct orch_run_attr a;
+	struct orch_step_attr s;
+	orch_run_by_name(f->e, "dia-1", &a);
+	orch_step_by_name(f->e, a.rowid, "d", &s);
+	char *log = orch_step_log_path(f->e, s.rowid), *text;
+	size_t len;
+	assert_int_equal(read_file(log, 1 << 20, &text, &len), 0);
+	assert_non_null(strstr(text, "=== attempt 1 ===\na\n"));
+	orch_free(text);
+	orch_free(log);
+	/* every event of the run parses, seq strictly increasing */
+	struct sbuf ev = SBUF_INIT;
+	assert_int_equal(orch_events_read(f->e, EV_RUN, a.rowid, 0, 1 << 20, &ev), 0);
+	assert_int_equal((int64_t)ev.len, orch_events_size(f->e, EV_RUN, a.rowid));
+	json_int_t last = 0;
+	int n = 0;
+	for (char *line = ev.buf, *nl; line && *line; line = nl + 1) {
+		nl = strchr(line, '\n');
+		assert_non_null(nl);
+		*nl = '\0';
+		json_t *o = json_loads(line, 0, NULL);
+		assert_non_null(o);
+		assert_true(json_integer_value(json_object_get(o, "seq")) > last);
+		last = json_integer_value(json_object_get(o, "seq"));
+		json_decref(o);
+		n++;
+	}
+	assert_int_equal(n, 2 + 4 * 2 + 1);	/* created, started, 4 x (started, succeeded), succeeded */
+	sbuf_release(&ev);
+	/* a read at an odd offset gives the same bytes as the whole */
+	struct sbuf part = SBUF_INIT;
+	assert_int_equal(orch_events_read(f->e, EV_RUN, a.rowid, 17, 10, &part), 0);
+	assert_int_equal(part.len, 10);
+	sbuf_release(&part);
+}
+
+static void test_engine__invalid_plan_writes_error(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(submit(f->e, "bad", "{\"steps\":[{\"id\":\"a\",\"command\":\"true\",\"depends_on\":[\"zz\"]}]}"),
+			 -EINVAL);
+	struct orch_pentry p;
+	assert_int_equal(orch_plans_lookup(f->e, "bad.error", &p), 0);
+	struct sbuf sb = SBUF_INIT;
+	assert_int_equal(orch_plans_generated(f->e, PK_ERROR, p.id, &sb), 0);
+	assert_string_equal(sbuf_str(&sb), "step \"a\": depends on unknown step \"zz\"\n");
+	sbuf_release(&sb);
+	struct orch_run_attr a;
+	assert_int_equal(orch_run_by_name(f->e, "bad-1", &a), -ENOENT);
+	/* the fix removes the error, and numbering starts at 1 */
+	assert_int_equal(submit(f->e, "bad", "{\"steps\":[{\"id\":\"a\",\"command\":\"true\"}]}"), 0);
+	assert_int_equal(orch_plans_lookup(f->e, "bad.error", &p), -ENOENT);
+	run_until(f->e, "bad-1", "succeeded");
+	assert_int_equal(orch_plans_lookup(f->e, "bad.run", &p), 0);
+	sbuf_reset(&sb);
+	assert_int_equal(orch_plans_generated(f->e, PK_RUNLINK, p.id, &sb), 0);
+	assert_string_equal(sbuf_str(&sb), "../runs/bad-1");
+	sbuf_release(&sb);
+}
+
+static void test_engine__resume_after_engine_dies(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(submit(f->e, "res",
+				"{\"steps\":[{\"id\":\"a\",\"command\":\"sh\",\"args\":[\"-c\",\"echo ran >>a.count\"]},"
+				"{\"id\":\"b\",\"command\":\"sh\",\"args\":[\"-c\",\"echo ran >>b.count; sleep 2\"],\"depends_on\":[\"a\"]},"
+				"{\"id\":\"c\",\"command\":\"sh\",\"args\":[\"-c\",\"echo ran >>c.count\"],\"depends_on\":[\"b\"]}]}"),
+			 0);
+	step_until(f->e, "res-1", "b", "running");
+	int64_t end = clock_mono_ms() + 5000;
+	while (count_lines(workspace_file(f, "res-1", "b.count")) < 1 && clock_mono_ms() < end)
+		usleep(10000);
+	struct sbuf ev = SBUF_INIT;
+	int64_t before = orch_events_size(f->e, EV_GLOBAL, 0);
+	/* the engine goes away with b running, as after kill -9 of the daemon
+	 * (what it had committed stays; its child is left behind) */
+	orch_engine_close(f->e);
+	f->e = open_engine(f);
+	assert_int_equal(orch_events_size(f->e, EV_GLOBAL, 0), before);
+	run_until(f->e, "res-1", "succeeded");
+	assert_int_equal(count_lines(workspace_file(f, "res-1", "a.count")), 1);
+	assert_int_equal(count_lines(workspace_file(f, "res-1", "b.count")), 2);
+	assert_int_equal(count_lines(workspace_file(f, "res-1", "c.count")), 1);
+	json_t *j = step_status(f->e, "res-1", "b");
+	assert_int_equal(json_integer_value(json_object_get(j, "attempt")), 2);
+	assert_int_equal(json_integer_value(json_object_get(j, "max_attempts")), 2);	/* retries 0 + 1 interrupted */
+	json_decref(j);
+	/* event seq never repeats across the restart */
+	assert_int_equal(orch_events_read(f->e, EV_GLOBAL, 0, 0, 1 << 20, &ev), 0);
+	json_int_t last = 0;
+	for (char *line = ev.buf, *nl; line && *line; line = nl + 1) {
+		nl = strchr(line, '\n');
+		*nl = '\0';
+		json_t *o = json_loads(line, 0, NULL);
+		assert_true(json_integer_value(json_object_get(o, "seq")) > last);
+		last = json_integer_value(json_object_get(o, "seq"));
+		json_decref(o);
+	}
+	sbuf_release(&ev);
+}
+
+static void test_engine__ctl_cancel_and_retry(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(submit(f->e, "c",
+				"{\"steps\":[{\"id\":\"long\",\"command\":\"sleep\",\"args\":[\"30\"]},"
+				"{\"id\":\"next\",\"command\":\"true\",\"depends_on\":[\"long\"]}]}"),
+			 0);
+	step_until(f->e, "c-1", "long", "running");
+	struct orch_run_attr a;
+	assert_int_equal(orch_run_by_name(f->e, "c-1", &a), 0);
+	assert_int_equal(orch_run_ctl(f->e, a.rowid, "bogus\n", 6), -EINVAL);
+	assert_int_equal(orch_run_ctl(f->e, a.rowid, "resume\n", 7), -EINVAL);	/* not paused */
+	assert_int_equal(orch_run_remove(f->e, a.rowid), -EBUSY);
+	assert_int_equal(orch_run_ctl(f->e, a.rowid, "cancel\n", 7), 0);
+	run_until(f->e, "c-1", "cancelled");
+	assert_true(step_is(f->e, "c-1", "long", "cancelled"));
+	assert_true(step_is(f->e, "c-1", "next", "cancelled"));
+	assert_int_equal(orch_run_ctl(f->e, a.rowid, "cancel", 6), -EINVAL);	/* finished */
+	assert_int_equal(orch_run_ctl(f->e, a.rowid, "retry\n", 6), 0);
+	step_until(f->e, "c-1", "long", "running");
+	json_t *j = step_status(f->e, "c-1", "long");
+	assert_int_equal(json_integer_value(json_object_get(j, "attempt")), 2);
+	json_decref(j);
+	assert_int_equal(orch_run_ctl(f->e, a.rowid, "pause", 5), 0);
+	assert_true(run_is(f->e, "c-1", "paused"));
+	assert_int_equal(orch_run_ctl(f->e, a.rowid, "cancel", 6), 0);
+	run_until(f->e, "c-1", "cancelled");
+	assert_int_equal(orch_run_remove(f->e, a.rowid), 0);
+	assert_int_equal(orch_run_by_name(f->e, "c-1", &a), -ENOENT);
+}
+
+static void test_engine__timeout_and_retry(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(submit(f->e, "t",
+				"{\"globals\":{\"kill_grace_sec\":0.2},\"steps\":[{\"id\":\"s\",\"command\":\"sleep\","
+				"\"args\":[\"30\"],\"timeout_sec\":0.3,\"retries\":1}]}"),
+			 0);
+	run_until(f->e, "t-1", "failed");
+	json_t *j = step_status(f->e, "t-1", "s");
+	assert_true(state_is(j, "timed_out"));
+	assert_int_equal(json_integer_value(json_object_get(j, "attempt")), 2);
+	assert_string_equal(json_string_value(json_object_get(j, "reason")), "timeout");
+	json_decref(j);
+}
+
+static void test_engine__spawn_failure_is_a_failed_attempt(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(submit(f->e, "nx", "{\"steps\":[{\"id\":\"x\",\"command\":\"/nonexistent/cmd\"}]}"), 0);
+	run_until(f->e, "nx-1", "failed");
+	json_t *j = step_status(f->e, "nx-1", "x");
+	assert_int_equal(json_integer_value(json_object_get(j, "exit_code")), 127);
+	assert_string_equal(json_string_value(json_object_get(j, "reason")), "spawn_failed");
+	json_decref(j);
+}
+
+int main(void)
+{
+	orch_alloc_setup_jansson();
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_engine__diamond_runs_and_records, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine__invalid_plan_writes_error, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine__resume_after_engine_dies, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine__ctl_cancel_and_retry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine__timeout_and_retry, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine__spawn_failure_is_a_failed_attempt, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}

@@ -1,0 +1,172 @@
+/* tests/test_store.c — the SQLite store: schema, bindings, savepoints,
+ * batched and durable commits, persistence across reopening. Real files. */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/store.h"
+
+struct fixture {
+	char dir[64];
+	char path[96];
+	struct store st;
+};
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/orchfs-test-store.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->path, sizeof(f->path), "%s/db", f->dir);
+	struct sbuf err = SBUF_INIT;
+	if (store_open(&f->st, f->path, &err)) {
+		fprintf(stderr, "%s\n", sbuf_str(&err));
+		return -1;
+	}
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	store_close(&f->st);
+	rm_rf(f->dir);
+	free(f);
+	return 0;
+}
+
+static void reopen(struct fixture *f)
+{
+	struct sbuf err = SBUF_INIT;
+	store_close(&f->st);
+	assert_int_equal(store_open(&f->st, f->path, &err), 0);
+	sbuf_release(&err);
+}
+
+static void test_store__schema_and_wal(void **state)
+{
+	struct fixture *f = *state;
+	int rc;
+	sqlite3_stmt *q = store_query(&f->st, "PRAGMA journal_mode", &rc, NULL);
+	assert_non_null(q);
+	assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
+	store_done(q);
+	assert_int_equal(store_int(&f->st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 1);
+	static const char *const tables[] = { "runs", "steps", "attempts", "events", "plan_files",
+					      "plan_names", "sandboxes", "ports" };
+	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
+		assert_int_equal(store_int(&f->st, "SELECT count(*) FROM sqlite_master WHERE name = ?", 0,
+					   "s", tables[i]),
+				 1);
+}
+
+static void test_store__round_trip_after_reopen(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(store_exec(&f->st,
+				    "INSERT INTO runs(name, plan_name, state, sandbox, plan_json, created_at)"
+				    " VALUES(?, ?, ?, ?, ?, ?)",
+				    "sssssi", "r-1", "r", "running", "r-1", "{}", (int64_t)1234),
+			 0);
+	assert_true(f->st.in_tx);	/* a write opens the batch */
+	store_mark_durable(&f->st);
+	assert_int_equal(store_commit(&f->st), 0);
+	assert_false(f->st.in_tx);
+	assert_int_equal(f->st.durable_commits, 1);
+	reopen(f);
+	int rc;
+	sqlite3_stmt *q = store_query(&f->st, "SELECT name, state, created_at FROM runs WHERE name = ?",
+				      &rc, "s", "r-1");
+	assert_non_null(q);
+	assert_string_equal((const char *)sqlite3_column_text(q, 1), "running");
+	assert_int_equal(sqlite3_column_int64(q, 2), 1234);
+	assert_false(store_next(q));
+	store_done(q);
+}
+
+static void test_store__uncommitted_batch_is_lost(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(store_exec(&f->st, "INSERT INTO meta(key, value) VALUES('k', 1)", NULL), 0);
+	assert_int_equal(store_int(&f->st, "SELECT value FROM meta WHERE key = 'k'", 0, NULL), 1);
+	assert_int_equal(store_rollback(&f->st), 0);
+	assert_int_equal(store_int(&f->st, "SELECT value FROM meta WHERE key = 'k'", -1, NULL), -1);
+}
+
+static void test_store__savepoint_undo_keeps_batch(void **state)
+{
+	struct fixture *f = *state;
+	store_exec(&f->st, "INSERT INTO meta(key, value) VALUES('before', 1)", NULL);
+	assert_int_equal(store_savepoint(&f->st, "sp"), 0);
+	store_exec(&f->st, "INSERT INTO meta(key, value) VALUES('inside', 1)", NULL);
+	store_release(&f->st, "sp", false);
+	assert_true(f->st.in_tx);	/* the batch is still open */
+	assert_int_equal(store_commit(&f->st), 0);
+	assert_int_equal(store_int(&f->st, "SELECT count(*) FROM meta WHERE key = 'before'", 0, NULL), 1);
+	assert_int_equal(store_int(&f->st, "SELECT count(*) FROM meta WHERE key = 'inside'", 0, NULL), 0);
+	/* a savepoint outside a batch opens one rather than committing by itself */
+	assert_int_equal(store_savepoint(&f->st, "sp2"), 0);
+	store_exec(&f->st, "INSERT INTO meta(key, value) VALUES('kept', 1)", NULL);
+	store_release(&f->st, "sp2", true);
+	assert_true(f->st.in_tx);
+	assert_int_equal(store_commit(&f->st), 0);
+	reopen(f);
+	assert_int_equal(store_int(&f->st, "SELECT count(*) FROM meta WHERE key = 'kept'", 0, NULL), 1);
+}
+
+static void test_store__errors_map_to_errno(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(store_exec(&f->st, "INSERT INTO plan_files(name) VALUES(?)", "s", "x"), 0);
+	assert_int_equal(store_exec(&f->st, "INSERT INTO plan_files(name) VALUES(?)", "s", "x"), -EEXIST);
+	assert_int_equal(store_errno(SQLITE_FULL), -ENOSPC);
+	assert_int_equal(store_errno(SQLITE_NOMEM), -ENOMEM);
+	assert_int_equal(store_errno(SQLITE_OK), 0);
+	store_commit(&f->st);
+}
+
+static void test_store__null_ids_and_no_rows(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(store_exec(&f->st,
+				    "INSERT INTO events(seq, ts, type, run, sandbox, line, g_off) VALUES(1, 0, 't', ?, ?, 'x', 0)",
+				    "II", (int64_t)0, (int64_t)7),
+			 0);
+	assert_int_equal(store_int(&f->st, "SELECT count(*) FROM events WHERE run IS NULL", 0, NULL), 1);
+	assert_int_equal(store_int(&f->st, "SELECT sandbox FROM events WHERE seq = 1", 0, NULL), 7);
+	int rc = -1;
+	assert_null(store_query(&f->st, "SELECT 1 FROM runs WHERE name = ?", &rc, "s", "none"));
+	assert_int_equal(rc, 0);
+	store_commit(&f->st);
+}
+
+static void test_store__open_failure_names_path(void **state)
+{
+	struct store st;
+	struct sbuf err = SBUF_INIT;
+	assert_true(store_open(&st, "/nonexistent-dir/x/db", &err) < 0);
+	assert_non_null(strstr(sbuf_str(&err), "/nonexistent-dir/x/db"));
+	sbuf_release(&err);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_store__schema_and_wal, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store__round_trip_after_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store__uncommitted_batch_is_lost, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store__savepoint_undo_keeps_batch, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store__errors_map_to_errno, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store__null_ids_and_no_rows, setup, teardown),
+		cmocka_unit_test(test_store__open_failure_names_path),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
