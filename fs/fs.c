@@ -355,6 +355,11 @@ static int open_node(struct fs *fs, struct fs_node n, int flags, struct fs_fh *f
 		rc = ops->render(fs, n, &sb);
 		if (!rc && sbuf_failed(&sb))
 			rc = -ENOMEM;
+		if (!rc) {
+			fs->rendered = &sb;
+			rc = node_getattr(fs, n, &fh->st);
+			fs->rendered = NULL;
+		}
 		if (rc) {
 			sbuf_release(&sb);
 			return rc;
@@ -523,13 +528,9 @@ static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_fh *fh = fi ? (struct fs_fh *)(uintptr_t)fi->fh : NULL;
-	if (fh && fh->kind == FH_SNAP && fh->len != (size_t)-1) {
-		/* fstat of an open snapshot: its own size, no engine trip */
-		struct stat st;
-		attr_fill(&st, S_IFREG | 0444, getuid(), getgid(), (off_t)fh->len, clock_wall_ms(),
-			  clock_wall_ms());
-		st.st_ino = ino;
-		fuse_reply_attr(req, &st, 0);
+	if (fh && fh->kind == FH_SNAP) {
+		/* fstat of an open snapshot: its attributes at open, no engine trip */
+		fuse_reply_attr(req, &fh->st, 0);
 		return;
 	}
 	struct fs_req *rq = req_new(req, OP_GETATTR, ino);

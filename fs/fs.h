@@ -79,6 +79,9 @@ struct fs {
 	uid_t uid;		/* the daemon's: owner of the top of the tree */
 	gid_t gid;
 	int64_t started_ms;
+	/* engine thread: a snapshot just rendered at open(), so that the getattr
+	 * that follows takes its size instead of rendering it again */
+	const struct sbuf *rendered;
 };
 
 /* An open file. */
@@ -94,6 +97,7 @@ struct fs_fh {
 	struct fs_node node;
 	char *buf;		/* FH_SNAP */
 	size_t len;
+	struct stat st;		/* FH_SNAP: attributes at open, for fstat() */
 	int fd;			/* FH_DISK */
 	bool lines;		/* FH_DISK: a log; a short read ends at a whole line */
 	atomic_bool wrote;	/* FH_DISK in plans/: written since the last submission */

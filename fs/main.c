@@ -18,6 +18,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/file.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -274,6 +275,43 @@ static bool bwrap_works(void)
 	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
 }
 
+/* libfuse reports problems on stderr: while it sets up, catch what it says
+ * so that a failure is one line of ours that includes it. */
+static int grab_stderr(void)
+{
+	int saved = dup(2);
+	int mfd = memfd_create("fuse-stderr", MFD_CLOEXEC);
+	if (saved < 0 || mfd < 0) {
+		if (saved >= 0)
+			close(saved);
+		if (mfd >= 0)
+			close(mfd);
+		return -1;
+	}
+	fflush(stderr);
+	dup2(mfd, 2);
+	close(mfd);
+	return saved;
+}
+
+/* Put stderr back; return what was caught, on one line (static buffer). */
+static const char *release_stderr(int saved)
+{
+	static char text[512];
+	text[0] = '\0';
+	if (saved < 0)
+		return text;
+	fflush(stderr);
+	ssize_t n = pread(2, text, sizeof(text) - 1, 0);
+	text[n > 0 ? n : 0] = '\0';
+	dup2(saved, 2);
+	close(saved);
+	for (char *p = text; *p; p++)
+		if (*p == '\n')
+			*p = p[1] ? ' ' : '\0';
+	return text;
+}
+
 /* ---- running ---- */
 
 struct daemon {
@@ -413,11 +451,17 @@ int main(int argc, char **argv)
 		die(1, "out of memory");
 	char *fargv[] = { argv[0], "-o", fo, o.debug ? "-d" : NULL, NULL };
 	struct fuse_args args = FUSE_ARGS_INIT(o.debug ? 4 : 3, fargv);
+	int saved = o.debug ? -1 : grab_stderr();
 	d.fs.se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &d.fs);
-	if (!d.fs.se)
-		die(2, "bad mount options \"%s\"", o.fuse_opts ? o.fuse_opts : "");
-	if (fuse_session_mount(d.fs.se, mnt) != 0)
-		die(1, "cannot mount on %s", mnt);
+	if (!d.fs.se) {
+		const char *why = release_stderr(saved);
+		die(2, "bad mount options \"%s\"%s%s", o.fuse_opts ? o.fuse_opts : "", *why ? ": " : "", why);
+	}
+	if (fuse_session_mount(d.fs.se, mnt) != 0) {
+		const char *why = release_stderr(saved);
+		die(1, "cannot mount on %s%s%s", mnt, *why ? ": " : "", why);
+	}
+	release_stderr(saved);
 	if ((r = orch_engine_watch_mount(eng)))
 		fprintf(stderr, "orchfs: cannot watch the mount table: %s\n", strerror(-r));
 

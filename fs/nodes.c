@@ -89,6 +89,10 @@ int fixed_readdir(const struct fixed_entry *t, size_t n, struct fs_node dir, uin
 int snap_getattr(struct fs *fs, struct fs_node n, struct stat *st, mode_t mode, uid_t uid, gid_t gid,
 		 int64_t mtime_ms, int64_t ctime_ms)
 {
+	if (fs->rendered) {
+		attr_fill(st, mode, uid, gid, (off_t)fs->rendered->len, mtime_ms, ctime_ms);
+		return 0;
+	}
 	struct sbuf sb = SBUF_INIT;
 	const struct node_ops *ops = node_ops_of(n);
 	int rc = ops && ops->render ? ops->render(fs, n, &sb) : 0;
