@@ -116,9 +116,19 @@ static int fill_entry(struct fs *fs, struct fs_node n, struct fuse_entry_param *
 	return 0;
 }
 
+static struct fs_fh *fh_new(void)
+{
+	struct fs_fh *fh = calloc(1, sizeof(*fh));
+	if (fh) {
+		atomic_init(&fh->refs, 1);
+		fh->fd = -1;
+	}
+	return fh;
+}
+
 static void fh_free(struct fs_fh *fh)
 {
-	if (!fh)
+	if (!fh || atomic_fetch_sub(&fh->refs, 1) != 1)
 		return;
 	if (fh->kind == FH_DISK && fh->fd >= 0)
 		close(fh->fd);
@@ -384,7 +394,7 @@ static int open_node(struct fs *fs, struct fs_node n, int flags, struct fs_fh *f
 
 static void do_open(struct fs_req *rq)
 {
-	struct fs_fh *fh = calloc(1, sizeof(*fh));
+	struct fs_fh *fh = fh_new();
 	int rc = fh ? open_node(rq->fs, ino_node(rq->ino), rq->fi.flags, fh, &rq->fi) : -ENOMEM;
 	if (rc) {
 		fh_free(fh);
@@ -407,7 +417,7 @@ static void do_create(struct fs_req *rq)
 		if (!rc)
 			rc = fill_entry(rq->fs, n, &rq->entry);
 		if (!rc) {
-			rq->fh = calloc(1, sizeof(*rq->fh));
+			rq->fh = fh_new();
 			rc = rq->fh ? open_node(rq->fs, n, rq->fi.flags & ~O_TRUNC, rq->fh, &rq->fi)
 				    : -ENOMEM;
 		}
@@ -530,7 +540,9 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct fs_fh *fh = fi ? (struct fs_fh *)(uintptr_t)fi->fh : NULL;
 	if (fh && fh->kind == FH_SNAP) {
 		/* fstat of an open snapshot: its attributes at open, no engine trip */
+		atomic_fetch_add(&fh->refs, 1);
 		fuse_reply_attr(req, &fh->st, 0);
+		fh_free(fh);
 		return;
 	}
 	struct fs_req *rq = req_new(req, OP_GETATTR, ino);
@@ -619,10 +631,13 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
 	switch (fh->kind) {
 	case FH_SNAP:
-		if (off < 0 || (size_t)off >= fh->len)
+		if (off < 0 || (size_t)off >= fh->len) {
 			fuse_reply_buf(req, NULL, 0);
-		else
-			fuse_reply_buf(req, fh->buf + off, size < fh->len - (size_t)off ? size : fh->len - (size_t)off);
+			return;
+		}
+		atomic_fetch_add(&fh->refs, 1);
+		fuse_reply_buf(req, fh->buf + off, size < fh->len - (size_t)off ? size : fh->len - (size_t)off);
+		fh_free(fh);
 		return;
 	case FH_DISK: {
 		char *buf = malloc(size ? size : 1);

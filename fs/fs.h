@@ -93,6 +93,10 @@ enum fh_kind {
 };
 
 struct fs_fh {
+	/* references: the open file holds one, a reply in progress another
+	 * (the reader may close, and release run, while our reply is still in
+	 * writev on another thread) */
+	atomic_int refs;
 	enum fh_kind kind;
 	struct fs_node node;
 	char *buf;		/* FH_SNAP */

@@ -367,8 +367,9 @@ static void daemonize(void)
 			len += (size_t)n;
 		}
 		buf[len] = '\0';
+		/* _exit: the parent's copies of the settings are the child's business */
 		if (!strcmp(buf, "ready\n"))
-			exit(0);
+			_exit(0);
 		int code = 1;
 		char *msg = buf;
 		if (len && sscanf(buf, "%d ", &code) == 1)
@@ -376,7 +377,8 @@ static void daemonize(void)
 		if (!len)
 			msg = "orchfs: the daemon exited during start-up\n";
 		fputs(msg, stderr);
-		exit(code ? code : 1);
+		fflush(stderr);
+		_exit(code ? code : 1);
 	}
 	close(p[0]);
 	report_fd = p[1];
@@ -453,6 +455,7 @@ int main(int argc, char **argv)
 	struct fuse_args args = FUSE_ARGS_INIT(o.debug ? 4 : 3, fargv);
 	int saved = o.debug ? -1 : grab_stderr();
 	d.fs.se = fuse_session_new(&args, &fs_ops, sizeof(fs_ops), &d.fs);
+	fuse_opt_free_args(&args);
 	if (!d.fs.se) {
 		const char *why = release_stderr(saved);
 		die(2, "bad mount options \"%s\"%s%s", o.fuse_opts ? o.fuse_opts : "", *why ? ": " : "", why);
@@ -512,7 +515,12 @@ int main(int argc, char **argv)
 	/* unmount only a mount that is still ours: after a user's unmount the
 	 * mountpoint may already hold someone else's mount */
 	fuse_session_exit(d.fs.se);
-	if (!fuse_done && orch_engine_mounted(eng))
+	/* fuse_session_unmount() unmounts the mountpoint's path unless the
+	 * connection is already gone (it then only closes it). Call it when the
+	 * mount is still ours, or when the kernel ended the connection; not when
+	 * only the mount table lost us while sandboxes keep the connection up:
+	 * the path may hold someone else's mount by now */
+	if (fuse_done || orch_engine_mounted(eng))
 		fuse_session_unmount(d.fs.se);
 	struct timespec dl;
 	clock_gettime(CLOCK_REALTIME, &dl);
