@@ -181,7 +181,12 @@ bool orch_engine_mounted(struct orch_engine *e)
 	return there;
 }
 
-void orch_engine_set_bwrap(struct orch_engine *e, bool ok) { e->bwrap_ok = ok; }
+void orch_engine_set_bwrap(struct orch_engine *e, const char *path)
+{
+	orch_free(e->bwrap_path);
+	e->bwrap_path = orch_strdup(path);
+	e->bwrap_ok = e->bwrap_path != NULL;
+}
 
 static void mnt_cb(struct loop_watch *w, uint32_t events)
 {
@@ -416,6 +421,7 @@ void orch_engine_close(struct orch_engine *e)
 	orch_free(e->cfg.vars);
 	orch_free(e->state_dir);
 	orch_free(e->mountpoint);
+	orch_free(e->bwrap_path);
 	pthread_mutex_destroy(&e->ctl_lock);
 	orch_free(e);
 }

@@ -12,6 +12,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "core/lines.h"
 #include "core/loop.h"
 #include "core/util.h"
 
@@ -39,8 +40,9 @@ int orch_engine_start(struct orch_engine *e, void (*on_stopped)(void *), void *a
 int orch_engine_watch_mount(struct orch_engine *e);
 /* Is our mount still in the mount table? (any thread; true when unknown) */
 bool orch_engine_mounted(struct orch_engine *e);
-/* May plans ask for (and sandboxes default to) bubblewrap isolation? Set before start. */
-void orch_engine_set_bwrap(struct orch_engine *e, bool ok);
+/* Where bubblewrap is, when it works here (NULL: it does not): sandboxes then
+ * default to it and plans may ask for it. Set before start. */
+void orch_engine_set_bwrap(struct orch_engine *e, const char *path);
 void orch_engine_post(struct orch_engine *e, struct loop_work *w);	/* any thread */
 void orch_engine_stop(struct orch_engine *e);	/* any thread: graceful stop */
 void orch_engine_quit(struct orch_engine *e);	/* any thread: end the loop */
@@ -135,6 +137,28 @@ int orch_sandbox_create(struct orch_engine *e, const char *name, uid_t uid, gid_
 int orch_sandbox_remove(struct orch_engine *e, int64_t rowid);
 /* The workspace directory: new string. */
 char *orch_sandbox_workspace(struct orch_engine *e, int64_t rowid);
+
+/* sandboxes/ID/ctl: stop, restart, reset or delete (-EINVAL otherwise). */
+int orch_sandbox_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size_t len);
+/* The file of sandboxes/ID/logs (it may not exist yet): new string. */
+char *orch_sandbox_logs_path(struct orch_engine *e, int64_t rowid);
+
+/* sandboxes/ID/messages: queue the messages of B, FIFO. Durable once the
+ * turn's commit is (reply after it). */
+int orch_messages_append(struct orch_engine *e, int64_t sb, const struct line_batch *b);
+/* Every message of the sandbox as JSONL, oldest first. */
+int orch_messages_render(struct orch_engine *e, int64_t sb, struct sbuf *out);
+/* sandboxes/ID/inbox opened: hand the queued messages no other open inbox
+ * holds to this one, as JSONL in OUT; *LEASE names them (0: none). */
+int orch_inbox_take(struct orch_engine *e, int64_t sb, uint64_t *lease, struct sbuf *out);
+/* The inbox handle of LEASE closed: DELIVER (it was read to its end) marks its
+ * messages delivered, durably; otherwise they go back to the queue. */
+int orch_inbox_done(struct orch_engine *e, int64_t sb, uint64_t lease, bool deliver);
+/* sandboxes/ID/events: record posted events. CHAIN is the writer's pid and
+ * its ancestors' (nearest first): it tells which step posted. Durable like
+ * messages; "heartbeat" events refresh the sandbox's and the step's heartbeat. */
+int orch_events_post(struct orch_engine *e, int64_t sb, const struct line_batch *b,
+		     const pid_t *chain, size_t nchain);
 
 /* ---- plans/ ---- */
 

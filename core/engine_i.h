@@ -17,7 +17,13 @@ struct run;
 struct step;
 
 /* Why the engine is stopping a process. */
-enum kill_why { KILL_NONE, KILL_TIMEOUT, KILL_CANCEL, KILL_SHUTDOWN, KILL_HEARTBEAT };
+enum kill_why {
+	KILL_NONE,
+	KILL_TIMEOUT,
+	KILL_CANCEL,	/* ctl cancel, an abort, sandbox stop: the step ends cancelled */
+	KILL_INTERRUPT,	/* daemon stop, sandbox restart: the attempt runs again */
+	KILL_HEARTBEAT,
+};
 
 /* A live attempt: the child, its output pipe and its log. Freed only after the
  * loop turn in which it ended (the loop may still hold its watches). */
@@ -29,9 +35,12 @@ struct proc {
 	struct loop_watch wout;	/* read end of the stdout+stderr pipe */
 	int logfd;
 	struct sbuf partial;	/* an output line not yet ended */
+	int sblogfd;		/* the sandbox's logs */
 	struct loop_timer timer;	/* timeout, then the grace period */
+	struct loop_timer hb_timer;	/* heartbeat_ttl_sec without a heartbeat */
 	enum kill_why why;
 	bool kill_sent;
+	bool sandboxed;		/* pid is bubblewrap's */
 	int64_t start_mono;
 	struct proc *next_dead;
 };
@@ -53,6 +62,14 @@ struct step {
 	struct loop_timer retry_timer;
 };
 
+/* Messages handed to one open inbox, not yet delivered nor handed back. */
+struct lease {
+	uint64_t id;
+	int64_t *msgs;
+	size_t n;
+	struct lease *next;
+};
+
 struct sandbox {
 	int64_t rowid;
 	char name[SANDBOX_ID_MAX + 1];
@@ -66,6 +83,13 @@ struct sandbox {
 	int64_t created_at;
 	int64_t ev_bytes;
 	struct run *holder;	/* the run active in it, if any */
+	char *logs_path;	/* everything its steps wrote, each line prefixed [STEP_ID] */
+	int64_t last_heartbeat;	/* wall ms; 0: never */
+	int64_t restarts;
+	bool missed;		/* an attempt missed its heartbeat, none came since */
+	bool stopped;		/* ctl stop: no run starts until restart */
+	int64_t msg_queued, msg_delivered;
+	struct lease *leases;
 	struct sandbox *next;
 };
 
@@ -127,6 +151,7 @@ struct orch_engine {
 	int64_t step_counts[STEP_NSTATES];	/* every step in the store */
 	int64_t runs_created;
 
+	uint64_t next_lease;
 	struct orch_done *done_head, *done_tail;
 	struct proc *dead;	/* procs to free after this turn */
 
@@ -137,6 +162,7 @@ struct orch_engine {
 	void (*on_stopped)(void *);
 	void *on_stopped_arg;
 	bool bwrap_ok;
+	char *bwrap_path;	/* NULL: bubblewrap cannot run here */
 };
 
 /* engine.c */
@@ -154,6 +180,14 @@ void run_free(struct run *r);
 void run_unload_all(struct orch_engine *e);
 bool run_step_visible_running(const struct run *r, size_t i);
 void run_kill_stale(struct orch_engine *e);	/* at open: processes of a dead daemon */
+int run_cancel(struct orch_engine *e, struct run *r);	/* ctl cancel */
+void run_interrupt(struct orch_engine *e, struct run *r);	/* stop its attempts; they run again */
+/* The running step whose process is one of CHAIN (a pid and its ancestors),
+ * among the runs active in SB; NULL when none. */
+struct step *run_step_by_pids(struct orch_engine *e, struct sandbox *sb, const pid_t *chain, size_t n);
+/* A heartbeat in SB: restart the heartbeat clock of step S, or of every
+ * running step in SB when S is NULL. */
+void run_heartbeat(struct orch_engine *e, struct sandbox *sb, struct step *s);
 
 /* event.c */
 /* Record an event: TYPE with the run/step/sandbox it is about (any may be NULL)
@@ -166,9 +200,13 @@ int ev_open(struct orch_engine *e);	/* seq and sizes from the store */
 struct sandbox *sb_get(struct orch_engine *e, const char *name);	/* loads; NULL: none */
 struct sandbox *sb_get_rowid(struct orch_engine *e, int64_t rowid);
 bool sb_in_use(struct orch_engine *e, const struct sandbox *sb);
+int sb_save(struct orch_engine *e, struct sandbox *sb);	/* state, heartbeat, restarts */
 int sb_create(struct orch_engine *e, const char *name, enum isolation iso, bool network,
 	      int nports, uid_t uid, gid_t gid, struct sandbox **out);
 void sb_free_all(struct orch_engine *e);
+
+/* msgq.c */
+void msgq_forget(struct sandbox *sb);	/* drop every lease (the sandbox goes away) */
 
 /* render.c */
 int render_run_status(struct orch_engine *e, struct run *r, struct sbuf *out);

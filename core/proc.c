@@ -1,6 +1,7 @@
 /* core/proc.c — posix_spawn, pidfd and process identity helpers. */
 #include "core/proc.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -171,4 +172,98 @@ void proc_kill_group(pid_t pgid, int sig)
 		return;
 	kill(-pgid, sig);
 	kill(pgid, sig);
+}
+
+/* Append the children of every thread of PID to *KIDS. */
+static void children_of(pid_t pid, pid_t **kids, size_t *n, size_t *cap)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/task", (int)pid);
+	DIR *d = opendir(path);
+	if (!d)
+		return;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (de->d_name[0] == '.')
+			continue;
+		char cpath[320], buf[4096];
+		snprintf(cpath, sizeof(cpath), "/proc/%d/task/%s/children", (int)pid, de->d_name);
+		int fd = open(cpath, O_RDONLY | O_CLOEXEC);
+		if (fd < 0)
+			continue;
+		ssize_t r = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (r <= 0)
+			continue;
+		buf[r] = '\0';
+		for (char *p = buf, *end; *p; p = end) {
+			long k = strtol(p, &end, 10);
+			if (end == p)
+				break;
+			if (*n == *cap) {
+				size_t nc = *cap ? *cap * 2 : 32;
+				pid_t *nk = orch_reallocarray(*kids, nc, sizeof(pid_t));
+				if (!nk)
+					break;
+				*kids = nk;
+				*cap = nc;
+			}
+			(*kids)[(*n)++] = (pid_t)k;
+		}
+	}
+	closedir(d);
+}
+
+static bool comm_is(pid_t pid, const char *name)
+{
+	char path[64], buf[64];
+	snprintf(path, sizeof(path), "/proc/%d/comm", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return false;
+	ssize_t r = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (r <= 0)
+		return false;
+	buf[r] = '\0';
+	buf[strcspn(buf, "\n")] = '\0';
+	return !strcmp(buf, name);
+}
+
+int proc_signal_tree(pid_t root, int sig, const char *skip_comm)
+{
+	pid_t *kids = NULL;
+	size_t n = 0, cap = 0, done = 0;
+	int count = 0;
+	children_of(root, &kids, &n, &cap);
+	/* breadth first; the list grows as we go */
+	while (done < n) {
+		pid_t k = kids[done++];
+		children_of(k, &kids, &n, &cap);
+		if (skip_comm && comm_is(k, skip_comm))
+			continue;
+		if (kill(k, sig) == 0)
+			count++;
+	}
+	orch_free(kids);
+	return count;
+}
+
+pid_t proc_parent(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return 0;
+	ssize_t r = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (r <= 0)
+		return 0;
+	buf[r] = '\0';
+	char *p = strrchr(buf, ')');
+	int ppid = 0;
+	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
+		return 0;
+	return (pid_t)ppid;
 }

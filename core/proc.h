@@ -37,4 +37,14 @@ uint64_t proc_start_time(pid_t pid);
 /* Signal the process group PGID (and PGID itself, in case it left the group). */
 void proc_kill_group(pid_t pgid, int sig);
 
+/* Signal every descendant of ROOT (not ROOT itself) whose command name is not
+ * SKIP_COMM (NULL: none skipped). For sandboxed steps: bubblewrap neither
+ * forwards signals nor shares the step's process group, so a step's own
+ * processes are found by walking /proc/PID/task/TID/children. Returns how many
+ * processes were signalled. */
+int proc_signal_tree(pid_t root, int sig, const char *skip_comm);
+
+/* The parent of PID, or 0 when unknown. */
+pid_t proc_parent(pid_t pid);
+
 #endif

@@ -464,12 +464,35 @@ struct run *run_get(struct orch_engine *e, int64_t rowid)
 static void proc_term(struct orch_engine *e, struct proc *p, enum kill_why why);
 static void step_final(struct orch_engine *e, struct step *s, enum step_state st);
 
+/* Write whole lines TEXT[0..N) to the step's log, and to the sandbox's logs
+ * with each line prefixed "[STEP_ID] ". */
+static void proc_write_lines(struct proc *p, const char *text, size_t n)
+{
+	if (p->logfd >= 0)
+		write_all(p->logfd, text, n);
+	if (p->sblogfd < 0)
+		return;
+	const char *id = p->step->run->plan->steps[p->step->idx].id;
+	struct sbuf sb = SBUF_INIT;
+	for (const char *line = text, *end = text + n; line < end;) {
+		const char *nl = memchr(line, '\n', (size_t)(end - line));
+		size_t len = nl ? (size_t)(nl - line) + 1 : (size_t)(end - line);
+		sbuf_addf(&sb, "[%s] ", id);
+		sbuf_add(&sb, line, len);
+		line += len;
+	}
+	if (!sbuf_failed(&sb))
+		write_all(p->sblogfd, sb.buf, sb.len);
+	sbuf_release(&sb);
+}
+
 /* Finish the log of an attempt: the unterminated last line gets its newline. */
 static void proc_flush(struct proc *p)
 {
-	if (p->logfd >= 0 && p->partial.len) {
+	if (p->partial.len) {
 		sbuf_addc(&p->partial, '\n');
-		write_all(p->logfd, p->partial.buf, p->partial.len);
+		if (!sbuf_failed(&p->partial))
+			proc_write_lines(p, p->partial.buf, p->partial.len);
 		sbuf_reset(&p->partial);
 	}
 }
@@ -489,8 +512,7 @@ static void proc_output(struct proc *p, const char *buf, size_t n)
 		whole = p->partial.len;
 	if (!whole)
 		return;
-	if (p->logfd >= 0)
-		write_all(p->logfd, p->partial.buf, whole);
+	proc_write_lines(p, p->partial.buf, whole);
 	memmove(p->partial.buf, p->partial.buf + whole, p->partial.len - whole);
 	p->partial.len -= whole;
 	p->partial.buf[p->partial.len] = '\0';
@@ -546,9 +568,12 @@ static void pid_cb(struct loop_watch *w, uint32_t events)
 	loop_watch_close(&e->loop, &p->wpid);
 	loop_watch_close(&e->loop, &p->wout);
 	loop_timer_cancel(&e->loop, &p->timer);
+	loop_timer_cancel(&e->loop, &p->hb_timer);
 	if (p->logfd >= 0)
 		close(p->logfd);
-	p->logfd = -1;
+	if (p->sblogfd >= 0)
+		close(p->sblogfd);
+	p->logfd = p->sblogfd = -1;
 	enum kill_why why = p->why;
 	s->proc = NULL;
 	p->next_dead = e->dead;	/* the loop may still hold its watches this turn */
@@ -561,6 +586,22 @@ static void pid_cb(struct loop_watch *w, uint32_t events)
 	attempt_ended(e, s, status, why);
 }
 
+/* Send SIG to an attempt's processes. A plain step is its process group. A
+ * sandboxed one is bubblewrap and what runs under it: bubblewrap forwards no
+ * signal and the step has a session of its own, so SIGTERM goes to the
+ * processes under bubblewrap, and SIGKILL to bubblewrap too (its PID
+ * namespace dies with it). */
+static void proc_signal(struct proc *p, int sig)
+{
+	if (!p->sandboxed) {
+		proc_kill_group(p->pid, sig);
+		return;
+	}
+	int n = proc_signal_tree(p->pid, sig, "bwrap");
+	if (sig == SIGKILL || n == 0)
+		kill(p->pid, SIGKILL);
+}
+
 /* The step's timer: first its timeout, then the end of the grace period. */
 static void proc_timer_cb(struct loop_timer *t)
 {
@@ -569,22 +610,33 @@ static void proc_timer_cb(struct loop_timer *t)
 		proc_term(p->eng, p, KILL_TIMEOUT);
 		return;
 	}
-	proc_kill_group(p->pid, SIGKILL);
+	proc_signal(p, SIGKILL);
 }
 
-/* Ask an attempt to stop: SIGTERM to its process group now, SIGKILL when
- * the step's kill_grace_sec has passed. The first reason sticks, except that a
- * cancel or a daemon stop overrides a timeout in progress. */
+static void hb_timer_cb(struct loop_timer *t)
+{
+	struct proc *p = t->data;
+	eng_log(p->eng, "run %s step %s: no heartbeat for %gs: stopping it", p->step->run->name,
+		p->step->run->plan->steps[p->step->idx].id,
+		p->step->run->plan->steps[p->step->idx].heartbeat_ttl_sec);
+	proc_term(p->eng, p, KILL_HEARTBEAT);
+}
+
+/* Ask an attempt to stop: SIGTERM now, SIGKILL when the step's
+ * kill_grace_sec has passed. The first reason sticks, except that a cancel or
+ * an interruption overrides a timeout or a missed heartbeat in progress (and
+ * an interruption, which the daemon's stop is, overrides a cancel). */
 static void proc_term(struct orch_engine *e, struct proc *p, enum kill_why why)
 {
-	if (p->why == KILL_NONE || (why == KILL_CANCEL || why == KILL_SHUTDOWN))
-		if (!(p->why == KILL_SHUTDOWN && why == KILL_CANCEL))
-			p->why = why;
+	if (p->why == KILL_NONE || why == KILL_INTERRUPT ||
+	    (why == KILL_CANCEL && p->why != KILL_INTERRUPT))
+		p->why = why;
+	loop_timer_cancel(&e->loop, &p->hb_timer);
 	if (p->kill_sent)
 		return;
 	p->kill_sent = true;
 	double grace = p->step->run->plan->steps[p->step->idx].kill_grace_sec;
-	proc_kill_group(p->pid, grace > 0 ? SIGTERM : SIGKILL);
+	proc_signal(p, grace > 0 ? SIGTERM : SIGKILL);
 	loop_timer_set(&e->loop, &p->timer, clock_mono_ms() + (int64_t)(grace * 1000));
 }
 
@@ -682,18 +734,66 @@ static int step_env(struct orch_engine *e, struct step *s, struct envv *ev)
 	return ev->oom ? -ENOMEM : 0;
 }
 
+/* The bubblewrap command line of a sandboxed step (SPEC §5): the system
+ * read-only, a private /tmp, the state directory and the mount hidden but
+ * for the workspace and the sandbox's own directory, both read-write at their
+ * own paths; PID (and, without network, network) namespaces of its own. */
+#define BWRAP_MAX_ARGS 40
+struct bwrap_argv {
+	size_t n;
+	char *owned[2];
+};
+
+static int bwrap_args(struct orch_engine *e, struct sandbox *sb, const char *cwd, char **argv,
+		      struct bwrap_argv *bw)
+{
+	char *sbdir = orch_asprintf("%s/sandboxes/%s", e->mountpoint, sb->name);
+	char *cwd_copy = orch_strdup(cwd);
+	if (!sbdir || !cwd_copy) {
+		orch_free(sbdir);
+		orch_free(cwd_copy);
+		return -ENOMEM;
+	}
+	bw->owned[0] = sbdir;
+	bw->owned[1] = cwd_copy;
+	const char *a[] = {
+		"bwrap", "--die-with-parent", "--new-session", "--unshare-pid",
+		"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+		"--tmpfs", e->state_dir, "--tmpfs", e->mountpoint,
+		"--bind", sb->workspace, sb->workspace, "--bind", sbdir, sbdir,
+		"--chdir", cwd_copy,
+	};
+	size_t n = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(a); i++)
+		argv[n++] = (char *)a[i];
+	if (!sb->network)
+		argv[n++] = "--unshare-net";
+	argv[n++] = "--";
+	bw->n = n;
+	return 0;
+}
+
+static void bwrap_args_release(struct bwrap_argv *bw)
+{
+	orch_free(bw->owned[0]);
+	orch_free(bw->owned[1]);
+}
+
 /* Start attempt s->attempt+1 of step I. Failures to start are failed attempts. */
 static void step_start(struct orch_engine *e, struct run *r, size_t i)
 {
 	struct step *s = &r->steps[i];
 	const struct plan_step *ps = &r->plan->steps[i];
 	struct envv ev = { 0 };
-	char *path = NULL, *cwd = NULL, *lpath = log_path(e, r, ps->id);
+	char *path = NULL, *cmd_path = NULL, *cwd = NULL, *lpath = log_path(e, r, ps->id);
 	char **argv = NULL;
 	int pipefd[2] = { -1, -1 };
 	int rc = 0;
 	struct proc *p = orch_calloc(1, sizeof(*p));
+	struct bwrap_argv bw = { 0 };
 
+	if (p)
+		p->logfd = p->sblogfd = -1;
 	s->attempt++;
 	s->counted++;
 	s->exit_code = -1;
@@ -720,26 +820,13 @@ static void step_start(struct orch_engine *e, struct run *r, size_t i)
 	if (rc)
 		goto spawn_failed;
 
-	argv = orch_calloc(ps->nargs + 4, sizeof(char *));
+	p->sblogfd = open(r->sb->logs_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	bool sandboxed = r->sb->isolation == ISOLATION_BWRAP && e->bwrap_path;
+	argv = orch_calloc(ps->nargs + 4 + (sandboxed ? BWRAP_MAX_ARGS : 0), sizeof(char *));
 	if (!argv || (rc = step_env(e, s, &ev))) {
 		rc = -ENOMEM;
 		goto spawn_failed;
 	}
-	if (ps->shell) {
-		argv[0] = "/bin/sh";
-		argv[1] = "-c";
-		argv[2] = ps->command;
-		path = orch_strdup("/bin/sh");
-	} else {
-		argv[0] = ps->command;
-		for (size_t k = 0; k < ps->nargs; k++)
-			argv[k + 1] = ps->args[k];
-		rc = proc_resolve(ps->command, env_get(&ev, "PATH"), &path);
-	}
-	if (!rc && !path)
-		rc = -ENOMEM;
-	if (rc)
-		goto spawn_failed;
 	if (ps->cwd && ps->cwd[0] == '/')
 		cwd = orch_strdup(ps->cwd);
 	else if (ps->cwd)
@@ -749,6 +836,37 @@ static void step_start(struct orch_engine *e, struct run *r, size_t i)
 	if (!cwd) {
 		rc = -ENOMEM;
 		goto spawn_failed;
+	}
+	char **cmd = argv;
+	if (sandboxed) {
+		if ((rc = bwrap_args(e, r->sb, cwd, argv, &bw)))
+			goto spawn_failed;
+		cmd = argv + bw.n;
+	}
+	if (ps->shell) {
+		cmd[0] = "/bin/sh";
+		cmd[1] = "-c";
+		cmd[2] = ps->command;
+		path = orch_strdup("/bin/sh");
+	} else {
+		for (size_t k = 0; k < ps->nargs; k++)
+			cmd[k + 1] = ps->args[k];
+		rc = proc_resolve(ps->command, env_get(&ev, "PATH"), &path);
+		/* inside the sandbox the same path names the same file */
+		cmd[0] = sandboxed && path ? path : ps->command;
+	}
+	if (!rc && !path)
+		rc = -ENOMEM;
+	if (rc)
+		goto spawn_failed;
+	if (sandboxed) {
+		/* the command's path stays in argv: spawn bubblewrap */
+		cmd_path = path;
+		path = orch_strdup(e->bwrap_path);
+		if (!path) {
+			rc = -ENOMEM;
+			goto spawn_failed;
+		}
 	}
 	if (pipe2(pipefd, O_CLOEXEC) < 0) {
 		rc = -errno;
@@ -768,11 +886,16 @@ static void step_start(struct orch_engine *e, struct run *r, size_t i)
 	p->wout = (struct loop_watch){ .fd = pipefd[0], .cb = out_cb, .data = p };
 	pipefd[0] = -1;
 	p->timer = (struct loop_timer)LOOP_TIMER_INIT(proc_timer_cb, p);
+	p->hb_timer = (struct loop_timer)LOOP_TIMER_INIT(hb_timer_cb, p);
+	p->sandboxed = sandboxed;
 	p->start_mono = clock_mono_ms();
 	loop_watch_add(&e->loop, &p->wpid, EPOLLIN);
 	loop_watch_add(&e->loop, &p->wout, EPOLLIN);
 	if (ps->timeout_sec > 0)
 		loop_timer_set(&e->loop, &p->timer, p->start_mono + (int64_t)(ps->timeout_sec * 1000));
+	if (ps->heartbeat_ttl_sec > 0)
+		loop_timer_set(&e->loop, &p->hb_timer,
+			       p->start_mono + (int64_t)(ps->heartbeat_ttl_sec * 1000));
 	s->proc = p;
 	r->nrunning++;
 	e->running++;
@@ -783,6 +906,8 @@ static void step_start(struct orch_engine *e, struct run *r, size_t i)
 	goto out;
 
 spawn_failed:
+	if (p && p->sblogfd >= 0)
+		close(p->sblogfd);
 	if (p && p->logfd >= 0) {
 		char msg[512];
 		int n = snprintf(msg, sizeof(msg), "orchfs: cannot run \"%s\"%s%s: %s\n",
@@ -801,9 +926,11 @@ spawn_failed:
 	s->reason = "spawn_failed";
 	attempt_ended(e, s, W_EXITCODE(rc == -ENOENT ? 127 : 126, 0), KILL_NONE);
 out:
+	bwrap_args_release(&bw);
 	env_release(&ev);
 	orch_free(argv);
 	orch_free(path);
+	orch_free(cmd_path);
 	orch_free(cwd);
 	orch_free(lpath);
 }
@@ -889,7 +1016,7 @@ static void attempt_ended(struct orch_engine *e, struct step *s, int status, enu
 		s->signal = WTERMSIG(status);
 	}
 
-	if (why == KILL_SHUTDOWN) {
+	if (why == KILL_INTERRUPT) {
 		/* the daemon stopped it: an interrupted attempt, run again on the
 		 * next start, not counted against retries */
 		s->counted--;
@@ -914,6 +1041,11 @@ static void attempt_ended(struct orch_engine *e, struct step *s, int status, enu
 		s->reason = "timeout";
 	} else if (why == KILL_HEARTBEAT) {
 		s->reason = "missed_heartbeat";
+		if (r->sb) {
+			r->sb->restarts++;
+			r->sb->missed = true;
+			sb_save(e, r->sb);
+		}
 	} else if (WIFEXITED(status) && WEXITSTATUS(status) == 0 && !s->reason) {
 		step_final(e, s, STEP_SUCCEEDED);
 		return;
@@ -1003,11 +1135,15 @@ static bool run_advance(struct orch_engine *e, struct run *r)
 	if (r->state == RUN_PENDING && !r->paused) {
 		if (r->sb->holder && r->sb->holder != r)
 			return true;	/* an earlier run has the sandbox */
+		if (r->sb->stopped && !r->cancelled)
+			return true;	/* until a restart */
 		r->sb->holder = r;
 		run_set_state(e, r, RUN_RUNNING);
 		if (!r->started_at)
 			r->started_at = r->updated_at;
 		run_save(e, r);
+		store_exec(&e->st, "UPDATE sandboxes SET owner_run = ? WHERE id = ?", "si", r->name,
+			   r->sb->rowid);
 		ev_emit(e, "run.started", r, NULL, NULL, NULL);
 	}
 	if (r->state == RUN_RUNNING && !r->aborted && !r->cancelled) {
@@ -1055,7 +1191,7 @@ void run_stop_all(struct orch_engine *e)
 	for (struct run *r = e->active_head; r; r = r->next)
 		for (size_t i = 0; i < r->dag.n; i++)
 			if (r->steps[i].proc)
-				proc_term(e, r->steps[i].proc, KILL_SHUTDOWN);
+				proc_term(e, r->steps[i].proc, KILL_INTERRUPT);
 }
 
 /* ---- recovery ---- */
@@ -1189,7 +1325,7 @@ int run_load_unfinished(struct orch_engine *e)
 
 /* ---- ctl ---- */
 
-static int ctl_cancel(struct orch_engine *e, struct run *r)
+int run_cancel(struct orch_engine *e, struct run *r)
 {
 	if (!r->active || r->cancelled)
 		return -EINVAL;
@@ -1282,7 +1418,7 @@ int orch_run_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size_t l
 	static const struct {
 		const char *name;
 		int (*fn)(struct orch_engine *, struct run *);
-	} cmds[] = { { "cancel", ctl_cancel }, { "pause", ctl_pause }, { "resume", ctl_resume },
+	} cmds[] = { { "cancel", run_cancel }, { "pause", ctl_pause }, { "resume", ctl_resume },
 		     { "retry", ctl_retry } };
 	/* one word, blanks around it allowed (echo adds a newline) */
 	while (len && (*cmd == ' ' || *cmd == '\t' || *cmd == '\n' || *cmd == '\r'))
@@ -1502,4 +1638,46 @@ char *orch_step_log_path(struct orch_engine *e, int64_t rowid)
 bool run_step_visible_running(const struct run *r, size_t i)
 {
 	return r->dag.nodes[i].state == STEP_RUNNING;
+}
+
+void run_interrupt(struct orch_engine *e, struct run *r)
+{
+	for (size_t i = 0; i < r->dag.n; i++)
+		if (r->steps[i].proc)
+			proc_term(e, r->steps[i].proc, KILL_INTERRUPT);
+}
+
+struct step *run_step_by_pids(struct orch_engine *e, struct sandbox *sb, const pid_t *chain, size_t n)
+{
+	for (struct run *r = e->active_head; r; r = r->next) {
+		if (r->sb != sb || !r->nrunning)
+			continue;
+		for (size_t i = 0; i < r->dag.n; i++) {
+			struct proc *p = r->steps[i].proc;
+			for (size_t k = 0; p && k < n; k++)
+				if (chain[k] == p->pid)
+					return &r->steps[i];
+		}
+	}
+	return NULL;
+}
+
+static void heartbeat_one(struct orch_engine *e, struct step *s)
+{
+	struct proc *p = s->proc;
+	double ttl = s->run->plan->steps[s->idx].heartbeat_ttl_sec;
+	if (p && ttl > 0 && !p->kill_sent)
+		loop_timer_set(&e->loop, &p->hb_timer, clock_mono_ms() + (int64_t)(ttl * 1000));
+}
+
+void run_heartbeat(struct orch_engine *e, struct sandbox *sb, struct step *s)
+{
+	if (s) {
+		heartbeat_one(e, s);
+		return;
+	}
+	for (struct run *r = e->active_head; r; r = r->next)
+		if (r->sb == sb)
+			for (size_t i = 0; i < r->dag.n; i++)
+				heartbeat_one(e, &r->steps[i]);
 }

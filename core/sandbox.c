@@ -4,6 +4,7 @@
 #include "core/engine_i.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
 #include <errno.h>
 #include <netinet/in.h>
 #include <string.h>
@@ -14,6 +15,8 @@ static void sb_free(struct sandbox *sb)
 {
 	if (!sb)
 		return;
+	msgq_forget(sb);
+	orch_free(sb->logs_path);
 	orch_free(sb->workspace);
 	orch_free(sb->ports);
 	orch_free(sb);
@@ -34,7 +37,8 @@ static char *sb_dir(struct orch_engine *e, const char *name)
 }
 
 /* Build the in-memory sandbox from its row (columns as in SB_COLS). */
-#define SB_COLS "id, name, isolation, network, nports, uid, gid, created_at"
+#define SB_COLS \
+	"id, name, isolation, network, nports, uid, gid, created_at, last_heartbeat, restarts, state"
 static struct sandbox *sb_from_row(struct orch_engine *e, sqlite3_stmt *q)
 {
 	struct sandbox *sb = orch_calloc(1, sizeof(*sb));
@@ -48,11 +52,16 @@ static struct sandbox *sb_from_row(struct orch_engine *e, sqlite3_stmt *q)
 	sb->uid = (uid_t)sqlite3_column_int64(q, 5);
 	sb->gid = (gid_t)sqlite3_column_int64(q, 6);
 	sb->created_at = sqlite3_column_int64(q, 7);
+	sb->last_heartbeat = sqlite3_column_int64(q, 8);
+	sb->restarts = sqlite3_column_int64(q, 9);
+	const char *state = (const char *)sqlite3_column_text(q, 10);
+	sb->stopped = state && !strcmp(state, "stopped");
 	char *dir = sb_dir(e, sb->name);
 	sb->workspace = dir ? orch_asprintf("%s/workspace", dir) : NULL;
+	sb->logs_path = dir ? orch_asprintf("%s/logs", dir) : NULL;
 	orch_free(dir);
 	sb->ports = orch_calloc((size_t)(sb->nports > 0 ? sb->nports : 1), sizeof(int));
-	if (!sb->workspace || !sb->ports) {
+	if (!sb->workspace || !sb->logs_path || !sb->ports) {
 		sb_free(sb);
 		return NULL;
 	}
@@ -71,6 +80,11 @@ static int sb_load_rest(struct orch_engine *e, struct sandbox *sb)
 	if (rc)
 		return rc;
 	sb->nports = n;
+	sb->msg_queued = store_int(&e->st, "SELECT count(*) FROM messages WHERE sandbox = ? AND state = 'queued'",
+				   0, "i", sb->rowid);
+	sb->msg_delivered = store_int(&e->st,
+				      "SELECT count(*) FROM messages WHERE sandbox = ? AND state = 'delivered'", 0,
+				      "i", sb->rowid);
 	sb->ev_bytes = store_int(&e->st,
 				 "SELECT s_off + length(CAST(line AS BLOB)) + 1 FROM events"
 				 " WHERE sandbox = ? ORDER BY s_off DESC LIMIT 1",
@@ -274,25 +288,60 @@ char *orch_sandbox_workspace(struct orch_engine *e, int64_t rowid)
 	return sb ? orch_strdup(sb->workspace) : NULL;
 }
 
+/* The run a sandbox shows: the one active in it, else the last that ran there. */
+static int last_run(struct orch_engine *e, struct sandbox *sb, char name[RUN_ID_MAX + 1],
+		    char state[16])
+{
+	name[0] = state[0] = '\0';
+	if (sb->holder) {
+		snprintf(name, RUN_ID_MAX + 1, "%s", sb->holder->name);
+		snprintf(state, 16, "%s", run_state_name(sb->holder->state));
+		return 1;
+	}
+	int rc;
+	sqlite3_stmt *q = store_query(&e->st,
+				      "SELECT runs.name, runs.state FROM sandboxes JOIN runs"
+				      " ON runs.name = sandboxes.owner_run WHERE sandboxes.id = ?",
+				      &rc, "i", sb->rowid);
+	if (!q)
+		return 0;
+	snprintf(name, RUN_ID_MAX + 1, "%s", (const char *)sqlite3_column_text(q, 0));
+	snprintf(state, 16, "%s", (const char *)sqlite3_column_text(q, 1));
+	store_done(q);
+	return 1;
+}
+
 int orch_sandbox_render(struct orch_engine *e, int64_t rowid, struct sbuf *out)
 {
 	struct sandbox *sb = sb_get_rowid(e, rowid);
 	if (!sb)
 		return -ENOENT;
-	char created[ISO8601_LEN];
+	char created[ISO8601_LEN], hb[ISO8601_LEN], run[RUN_ID_MAX + 1], rstate[16];
 	fmt_iso8601(sb->created_at, created);
+	fmt_iso8601(sb->last_heartbeat, hb);
+	bool have_run = last_run(e, sb, run, rstate);
+	const char *state = "ready";
+	if (sb->stopped)
+		state = "stopped";
+	else if (sb->holder && sb->holder->state == RUN_RUNNING)
+		state = "running";
+	else if (!sb->holder && have_run && !strcmp(rstate, "failed"))
+		state = "failed";
+	const char *health = sb->missed ? "unhealthy" : sb->last_heartbeat ? "healthy" : "unknown";
 	json_t *ports = json_array();
 	for (int i = 0; ports && i < sb->nports; i++)
 		json_array_append_new(ports, json_integer(sb->ports[i]));
-	struct run *holder = sb->holder;
-	const char *state = holder && holder->state == RUN_RUNNING ? "running" : "ready";
-	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:n, s:i, s:s, s:{s:i, s:i}}",
-			      "id", sb->name, "state", state, "isolation",
+	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:o, s:I, s:s, s:{s:I, s:I}}", "id",
+			      sb->name, "state", state, "isolation",
 			      sb->isolation == ISOLATION_BWRAP ? "bwrap" : "none", "workspace",
 			      sb->workspace, "ports", ports ? ports : json_null(), "run_id",
-			      holder ? json_string(holder->name) : json_null(), "created_at", created,
-			      "last_heartbeat", "restarts", 0, "health", "ok", "messages", "queued", 0,
-			      "delivered", 0);
+			      have_run ? json_string(run) : json_null(), "created_at", created,
+			      "last_heartbeat", sb->last_heartbeat ? json_string(hb) : json_null(),
+			      "restarts", (json_int_t)sb->restarts, "health", health, "messages",
+			      "queued", (json_int_t)sb->msg_queued, "delivered",
+			      (json_int_t)sb->msg_delivered);
+	if (o)
+		json_object_set_new(o, "network", json_boolean(sb->network));
 	if (!o)
 		return -ENOMEM;
 	char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
@@ -303,6 +352,131 @@ int orch_sandbox_render(struct orch_engine *e, int64_t rowid, struct sbuf *out)
 	sbuf_addc(out, '\n');
 	free(txt);
 	return sbuf_failed(out) ? -ENOMEM : 0;
+}
+
+char *orch_sandbox_logs_path(struct orch_engine *e, int64_t rowid)
+{
+	struct sandbox *sb = sb_get_rowid(e, rowid);
+	return sb ? orch_strdup(sb->logs_path) : NULL;
+}
+
+int sb_save(struct orch_engine *e, struct sandbox *sb)
+{
+	return store_exec(&e->st,
+			  "UPDATE sandboxes SET state = ?, last_heartbeat = ?, restarts = ? WHERE id = ?",
+			  "siii", sb->stopped ? "stopped" : "ready", sb->last_heartbeat, sb->restarts,
+			  sb->rowid);
+}
+
+/* Posted event types may not pass for the engine's own. */
+static bool reserved_type(const char *t)
+{
+	static const char *const prefixes[] = { "run.", "step.", "sandbox.", "message." };
+	for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
+		if (!strncmp(t, prefixes[i], strlen(prefixes[i])))
+			return true;
+	return false;
+}
+
+int orch_events_post(struct orch_engine *e, int64_t sbid, const struct line_batch *b,
+		     const pid_t *chain, size_t nchain)
+{
+	struct sandbox *sb = sb_get_rowid(e, sbid);
+	if (!sb)
+		return -ENOENT;
+	for (size_t i = 0; i < b->n; i++)
+		if (reserved_type(json_string_value(json_object_get(b->events[i], "event_type"))))
+			return -EINVAL;
+	struct step *s = run_step_by_pids(e, sb, chain, nchain);
+	struct run *r = s ? s->run : sb->holder;
+	bool heartbeat = false;
+	int rc = store_savepoint(&e->st, "post");
+	for (size_t i = 0; !rc && i < b->n; i++) {
+		const char *type = json_string_value(json_object_get(b->events[i], "event_type"));
+		rc = ev_emit(e, type, r, s, sb, json_incref(b->events[i]));
+		heartbeat |= !strcmp(type, "heartbeat");
+	}
+	if (!rc && heartbeat) {
+		sb->last_heartbeat = clock_wall_ms();
+		sb->missed = false;
+		rc = sb_save(e, sb);
+	}
+	store_release(&e->st, "post", rc == 0);
+	if (rc)
+		return rc;
+	if (heartbeat)
+		run_heartbeat(e, sb, s);
+	orch_need_durable(e);
+	return 0;
+}
+
+/* reset: empty the workspace but for persist/, and the logs. */
+static int sb_reset(struct orch_engine *e, struct sandbox *sb)
+{
+	DIR *d = opendir(sb->workspace);
+	if (!d)
+		return -errno;
+	int rc = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || !strcmp(de->d_name, "persist"))
+			continue;
+		char *p = orch_asprintf("%s/%s", sb->workspace, de->d_name);
+		int r = p ? rm_rf(p) : -ENOMEM;
+		if (r && !rc)
+			rc = r;
+		orch_free(p);
+	}
+	closedir(d);
+	if (truncate(sb->logs_path, 0) < 0 && errno != ENOENT && !rc)
+		rc = -errno;
+	if (!rc)
+		ev_emit(e, "sandbox.reset", NULL, NULL, sb, NULL);
+	return rc;
+}
+
+int orch_sandbox_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size_t len)
+{
+	struct sandbox *sb = sb_get_rowid(e, rowid);
+	if (!sb)
+		return -ENOENT;
+	while (len && strchr(" \t\r\n", *cmd))
+		cmd++, len--;
+	while (len && strchr(" \t\r\n", cmd[len - 1]))
+		len--;
+#define IS(word) (len == strlen(word) && !memcmp(cmd, word, len))
+	int rc;
+	if (IS("stop")) {
+		if (sb->stopped)
+			return -EINVAL;
+		sb->stopped = true;
+		if (sb->holder)
+			run_cancel(e, sb->holder);
+		rc = sb_save(e, sb);
+		if (!rc)
+			ev_emit(e, "sandbox.stopped", NULL, NULL, sb, NULL);
+	} else if (IS("restart")) {
+		sb->stopped = false;
+		sb->restarts++;
+		if (sb->holder)
+			run_interrupt(e, sb->holder);
+		rc = sb_save(e, sb);
+		if (!rc)
+			ev_emit(e, "sandbox.restarted", sb->holder, NULL, sb, NULL);
+		e->sched_all = true;
+	} else if (IS("reset")) {
+		if (sb_in_use(e, sb))
+			return -EBUSY;
+		rc = sb_reset(e, sb);
+	} else if (IS("delete")) {
+		return orch_sandbox_remove(e, rowid);
+	} else {
+		return -EINVAL;
+	}
+#undef IS
+	if (!rc)
+		orch_need_durable(e);
+	return rc;
 }
 
 int orch_sandbox_create(struct orch_engine *e, const char *name, uid_t uid, gid_t gid,
@@ -327,6 +501,8 @@ int orch_sandbox_remove(struct orch_engine *e, int64_t rowid)
 	int rc = store_exec(&e->st, "DELETE FROM sandboxes WHERE id = ?", "i", rowid);
 	if (!rc)
 		rc = store_exec(&e->st, "DELETE FROM ports WHERE sandbox = ?", "i", rowid);
+	if (!rc)
+		rc = store_exec(&e->st, "DELETE FROM messages WHERE sandbox = ?", "i", rowid);
 	if (rc)
 		return rc;
 	ev_emit(e, "sandbox.deleted", NULL, NULL, sb, NULL);

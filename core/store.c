@@ -44,6 +44,11 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS attempts(step INTEGER NOT NULL, k INTEGER NOT NULL,"
 	" state TEXT NOT NULL, started_at INTEGER, finished_at INTEGER, exit_code INTEGER,"
 	" signal INTEGER, reason TEXT, PRIMARY KEY(step, k)) WITHOUT ROWID;\n"
+	/* messages to the worker of a sandbox, FIFO by id */
+	"CREATE TABLE IF NOT EXISTS messages(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" sandbox INTEGER NOT NULL, ts INTEGER NOT NULL, type TEXT NOT NULL, content TEXT NOT NULL,"
+	" state TEXT NOT NULL DEFAULT 'queued', delivered_at INTEGER);\n"
+	"CREATE INDEX IF NOT EXISTS messages_sb ON messages(sandbox, state, id);\n"
 	/* every event once, rendered; offsets place it in the three JSONL views */
 	"CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" ts INTEGER NOT NULL, type TEXT NOT NULL, run INTEGER, sandbox INTEGER,"

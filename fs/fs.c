@@ -16,11 +16,16 @@
 #include <unistd.h>
 
 #include "core/plan.h"
+#include "core/proc.h"
 
 enum fs_op {
 	OP_LOOKUP, OP_GETATTR, OP_SETATTR, OP_READLINK, OP_MKDIR, OP_UNLINK, OP_RMDIR, OP_RENAME,
 	OP_OPEN, OP_CREATE, OP_READ, OP_WRITE, OP_FLUSH, OP_READDIR,
+	OP_APPEND,		/* lines for messages or events, already validated */
+	OP_INBOX,		/* an inbox handle closed: deliver or hand back */
 };
+
+#define PID_CHAIN_MAX 16
 
 struct fs_req {
 	struct loop_work work;	/* first: posted to the engine */
@@ -44,10 +49,18 @@ struct fs_req {
 	int result;		/* deferred: 0 / byte count, or -errno */
 	struct fuse_entry_param entry;
 	struct fs_fh *fh;
+	struct line_batch batch;	/* OP_APPEND */
+	pid_t chain[PID_CHAIN_MAX];	/* OP_APPEND to events: the writer and its ancestors */
+	size_t nchain;
+	uint64_t lease;		/* OP_INBOX */
+	bool deliver;
+	bool no_reply;		/* OP_INBOX from release: already answered */
+	bool closing;		/* OP_APPEND from a flush */
 };
 
 static void req_free(struct fs_req *rq)
 {
+	line_batch_release(&rq->batch);
 	free(rq->name);
 	free(rq->name2);
 	free(rq->data);
@@ -130,6 +143,11 @@ static void fh_free(struct fs_fh *fh)
 {
 	if (!fh || atomic_fetch_sub(&fh->refs, 1) != 1)
 		return;
+	if (fh->lines) {
+		line_asm_release(fh->lines);
+		orch_free(fh->lines);
+		pthread_mutex_destroy(&fh->lines_lock);
+	}
 	if (fh->kind == FH_DISK && fh->fd >= 0)
 		close(fh->fd);
 	orch_free(fh->buf);
@@ -161,6 +179,12 @@ static void deferred_reply(struct orch_done *d, int commit_rc)
 		break;
 	case OP_WRITE:
 		fuse_reply_write(rq->req, (size_t)rc);
+		break;
+	case OP_APPEND:
+		if (rq->closing)
+			fuse_reply_err(rq->req, 0);
+		else
+			fuse_reply_write(rq->req, (size_t)rc);
 		break;
 	case OP_SETATTR:
 		fuse_reply_attr(rq->req, &rq->attr, 0);
@@ -257,8 +281,10 @@ static void do_setattr(struct fs_req *rq)
 	int rc;
 	if (n.type == NT_PLANFILE) {
 		rc = setattr_planfile(rq, n);
-	} else if (n.type == NT_RUN_CTL && rq->to_set == FUSE_SET_ATTR_SIZE && rq->attr.st_size == 0) {
-		rc = 0;	/* `> ctl` truncates: there is nothing to truncate */
+	} else if ((n.type == NT_RUN_CTL || n.type == NT_SB_CTL || n.type == NT_SB_MESSAGES ||
+		    n.type == NT_SB_EVENTS) &&
+		   rq->to_set == FUSE_SET_ATTR_SIZE) {
+		rc = 0;	/* `>` on a file that takes appends or commands truncates nothing */
 	} else {
 		const struct node_ops *ops = node_ops_of(n);
 		rc = !ops ? -ENOENT : (ops->type == S_IFDIR ? -EACCES : -EROFS);
@@ -389,6 +415,8 @@ static int open_node(struct fs *fs, struct fs_node n, int flags, struct fs_fh *f
 	fi->keep_cache = 0;
 	if (fh->kind == FH_CTL)
 		fi->nonseekable = 1;
+	if (fh->kind == FH_INBOX && !fh->len)
+		atomic_store(&fh->read_to_end, true);
 	return 0;
 }
 
@@ -443,7 +471,31 @@ static void do_write_ctl(struct fs_req *rq)
 	int rc = -EINVAL;
 	if (fh->node.type == NT_RUN_CTL)
 		rc = orch_run_ctl(rq->fs->eng, fh->node.id, rq->data, rq->size);
+	else if (fh->node.type == NT_SB_CTL)
+		rc = orch_sandbox_ctl(rq->fs->eng, fh->node.id, rq->data, rq->size);
 	defer(rq, rc ? rc : (int)rq->size);
+}
+
+/* Record validated lines; the reply (the write's size, or 0 for a flush)
+ * waits for the durable commit. */
+static void do_append(struct fs_req *rq)
+{
+	struct fs_node n = ino_node(rq->ino);
+	int rc = n.type == NT_SB_MESSAGES
+			 ? orch_messages_append(rq->fs->eng, n.id, &rq->batch)
+			 : orch_events_post(rq->fs->eng, n.id, &rq->batch, rq->chain, rq->nchain);
+	defer(rq, rc ? rc : (int)rq->size);
+}
+
+static void do_inbox(struct fs_req *rq)
+{
+	struct fs_node n = ino_node(rq->ino);
+	int rc = orch_inbox_done(rq->fs->eng, n.id, rq->lease, rq->deliver);
+	if (rq->no_reply) {
+		req_free(rq);
+		return;
+	}
+	defer(rq, rc);
 }
 
 static void do_flush(struct fs_req *rq)
@@ -500,6 +552,8 @@ static void exec_req(struct loop_work *w, void *ctx)
 	case OP_CREATE: do_create(rq); return;
 	case OP_WRITE: do_write_ctl(rq); return;
 	case OP_FLUSH: do_flush(rq); return;
+	case OP_APPEND: do_append(rq); return;
+	case OP_INBOX: do_inbox(rq); return;
 	}
 	req_free(rq);
 }
@@ -538,7 +592,7 @@ static void ll_forget_multi(fuse_req_t req, size_t count, struct fuse_forget_dat
 static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_fh *fh = fi ? (struct fs_fh *)(uintptr_t)fi->fh : NULL;
-	if (fh && fh->kind == FH_SNAP) {
+	if (fh && (fh->kind == FH_SNAP || fh->kind == FH_INBOX)) {
 		/* fstat of an open snapshot: its attributes at open, no engine trip */
 		atomic_fetch_add(&fh->refs, 1);
 		fuse_reply_attr(req, &fh->st, 0);
@@ -631,14 +685,21 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
 	switch (fh->kind) {
 	case FH_SNAP:
+	case FH_INBOX: {
 		if (off < 0 || (size_t)off >= fh->len) {
+			if (fh->kind == FH_INBOX)
+				atomic_store(&fh->read_to_end, true);
 			fuse_reply_buf(req, NULL, 0);
 			return;
 		}
+		size_t n = size < fh->len - (size_t)off ? size : fh->len - (size_t)off;
+		if (fh->kind == FH_INBOX && (size_t)off + n == fh->len)
+			atomic_store(&fh->read_to_end, true);
 		atomic_fetch_add(&fh->refs, 1);
-		fuse_reply_buf(req, fh->buf + off, size < fh->len - (size_t)off ? size : fh->len - (size_t)off);
+		fuse_reply_buf(req, fh->buf + off, n);
 		fh_free(fh);
 		return;
+	}
 	case FH_DISK: {
 		char *buf = malloc(size ? size : 1);
 		if (!buf) {
@@ -651,7 +712,7 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 		} else {
 			/* a read that reached the end stops after the last whole line: a
 			 * log line being written is never handed out half */
-			if (fh->lines && (size_t)n < size && n > 0 && buf[n - 1] != '\n') {
+			if (fh->lines_only && (size_t)n < size && n > 0 && buf[n - 1] != '\n') {
 				char *nl = memrchr(buf, '\n', (size_t)n);
 				if (nl)
 					n = nl - buf + 1;
@@ -677,6 +738,51 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	}
 }
 
+/* The writer's pid and its ancestors', nearest first: which step posted. */
+static size_t pid_chain(fuse_req_t req, pid_t *chain)
+{
+	size_t n = 0;
+	for (pid_t p = fuse_req_ctx(req)->pid; p > 1 && n < PID_CHAIN_MAX; p = proc_parent(p))
+		chain[n++] = p;
+	return n;
+}
+
+/* A write (or, with CLOSING, the flush) of a messages or events file: the
+ * lines it completes are checked here, all or nothing, then recorded by the
+ * engine, which answers once they are durable. */
+static void append_lines(fuse_req_t req, fuse_ino_t ino, struct fs_fh *fh, const char *buf, size_t size,
+			 bool closing)
+{
+	struct line_batch batch = LINE_BATCH_INIT;
+	struct sbuf err = SBUF_INIT;
+	pthread_mutex_lock(&fh->lines_lock);
+	int rc = closing ? line_asm_close(fh->lines, &batch, &err)
+			 : line_asm_write(fh->lines, buf, size, &batch, &err);
+	pthread_mutex_unlock(&fh->lines_lock);
+	sbuf_release(&err);
+	if (rc || !batch.n) {
+		line_batch_release(&batch);
+		if (rc)
+			fuse_reply_err(req, -rc);
+		else if (closing)
+			fuse_reply_err(req, 0);
+		else
+			fuse_reply_write(req, size);	/* only an unfinished line so far */
+		return;
+	}
+	struct fs_req *rq = req_new(req, OP_APPEND, ino);
+	if (!rq) {
+		line_batch_release(&batch);
+		return;
+	}
+	rq->batch = batch;
+	rq->size = closing ? 0 : size;
+	rq->closing = closing;
+	if (fh->lines->kind == LINES_EVENTS)
+		rq->nchain = pid_chain(req, rq->chain);
+	post(rq);
+}
+
 static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t size, off_t off,
 		     struct fuse_file_info *fi)
 {
@@ -693,6 +799,10 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		}
 		atomic_store(&fh->wrote, true);
 		fuse_reply_write(req, (size_t)n);
+		return;
+	}
+	if (fh->lines) {
+		append_lines(req, ino, fh, buf, size, false);
 		return;
 	}
 	if (fh->kind != FH_CTL) {
@@ -717,6 +827,21 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
+	if (fh->lines) {
+		append_lines(req, ino, fh, NULL, 0, true);	/* the unfinished last line */
+		return;
+	}
+	if (fh->kind == FH_INBOX && fh->lease && !atomic_exchange(&fh->settled, true)) {
+		/* first close: read to the end, the messages are delivered; else
+		 * they go back to the queue */
+		struct fs_req *rq = req_new(req, OP_INBOX, ino);
+		if (!rq)
+			return;
+		rq->lease = fh->lease;
+		rq->deliver = atomic_load(&fh->read_to_end);
+		post(rq);
+		return;
+	}
 	/* the first close() after writes submits; later ones (dup'ed fds) do not */
 	if (fh->kind == FH_DISK && fh->node.type == NT_PLANFILE && atomic_exchange(&fh->wrote, false)) {
 		struct fs_req *rq = req_new(req, OP_FLUSH, ino);
@@ -731,7 +856,21 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 
 static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
-	fh_free((struct fs_fh *)(uintptr_t)fi->fh);
+	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
+	if (fh->kind == FH_INBOX && fh->lease && !atomic_exchange(&fh->settled, true)) {
+		/* never flushed (the opener died): the messages go back */
+		struct fs_req *rq = calloc(1, sizeof(*rq));
+		if (rq) {
+			rq->fs = fs_of(req);
+			rq->op = OP_INBOX;
+			rq->ino = ino;
+			rq->lease = fh->lease;
+			rq->no_reply = true;
+			rq->work.fn = exec_req;
+			post(rq);
+		}
+	}
+	fh_free(fh);
 	fuse_reply_err(req, 0);
 }
 

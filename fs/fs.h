@@ -8,12 +8,14 @@
 
 #define FUSE_USE_VERSION 312
 #include <fuse_lowlevel.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/stat.h>
 
 #include "core/engine.h"
+#include "core/lines.h"
 
 /* Node types. The fixed top-level nodes are their own inode numbers; every
  * other inode is (type << 48 | id), id being a stable row id of the store
@@ -46,6 +48,10 @@ enum ntype {
 	NT_SB_STATUS,
 	NT_SB_WORKSPACE,
 	NT_SB_EVENTS,
+	NT_SB_LOGS,
+	NT_SB_MESSAGES,
+	NT_SB_INBOX,
+	NT_SB_CTL,
 	NT_MAX
 };
 
@@ -90,6 +96,7 @@ enum fh_kind {
 	FH_DISK,		/* a file on disk: fd (plans/ files, step logs) */
 	FH_EVENTS,		/* a JSONL view of the event log, read through the engine */
 	FH_CTL,			/* a control file: each write is a command */
+	FH_INBOX,		/* a snapshot of leased messages (buf/len, lease) */
 };
 
 struct fs_fh {
@@ -103,9 +110,16 @@ struct fs_fh {
 	size_t len;
 	struct stat st;		/* FH_SNAP: attributes at open, for fstat() */
 	int fd;			/* FH_DISK */
-	bool lines;		/* FH_DISK: a log; a short read ends at a whole line */
+	bool lines_only;	/* FH_DISK: a log; a short read ends at a whole line */
 	atomic_bool wrote;	/* FH_DISK in plans/: written since the last submission */
 	enum orch_ev_scope scope;	/* FH_EVENTS */
+	/* messages and events opened for writing: lines assembled across
+	 * writes, under a lock (writes through one handle may be concurrent) */
+	struct line_asm *lines;
+	pthread_mutex_t lines_lock;
+	uint64_t lease;		/* FH_INBOX: the messages it holds (0: none) */
+	atomic_bool read_to_end;	/* FH_INBOX: its last byte was read */
+	atomic_bool settled;	/* FH_INBOX: delivered or handed back */
 };
 
 /* A directory listing being filled. */
@@ -151,7 +165,7 @@ extern const struct node_ops node_runs, node_run, node_run_status, node_run_summ
 	node_run_events, node_run_graph, node_run_ctl, node_run_steps, node_step, node_step_status,
 	node_step_log;
 extern const struct node_ops node_sandboxes, node_sb, node_sb_status, node_sb_workspace,
-	node_sb_events;
+	node_sb_events, node_sb_logs, node_sb_messages, node_sb_inbox, node_sb_ctl;
 
 /* fs.c: the FUSE operations */
 extern const struct fuse_lowlevel_ops fs_ops;

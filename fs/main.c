@@ -11,6 +11,7 @@
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -24,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/proc.h"
 #include "fs/fs.h"
 
 #define ORCHFS_VERSION "0.1.0"
@@ -252,12 +254,17 @@ static int take_lock(const char *state)
 	return fd;
 }
 
-/* Can bubblewrap make the namespaces a sandbox needs here? */
-static bool bwrap_works(void)
+/* Can bubblewrap make the namespaces a sandbox needs here? Its path, or NULL. */
+static char *bwrap_works(void)
 {
+	char *path = NULL;
+	if (proc_resolve("bwrap", getenv("PATH"), &path))
+		return NULL;
 	pid_t pid = fork();
-	if (pid < 0)
-		return false;
+	if (pid < 0) {
+		orch_free(path);
+		return NULL;
+	}
 	if (pid == 0) {
 		int null = open("/dev/null", O_RDWR);
 		if (null >= 0) {
@@ -265,14 +272,17 @@ static bool bwrap_works(void)
 			dup2(null, 1);
 			dup2(null, 2);
 		}
-		execlp("bwrap", "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-		       "--unshare-pid", "--die-with-parent", "true", (char *)NULL);
+		execl(path, "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+		      "--unshare-pid", "--die-with-parent", "true", (char *)NULL);
 		_exit(127);
 	}
 	int st;
 	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
 		;
-	return WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
+		return path;
+	orch_free(path);
+	return NULL;
 }
 
 /* libfuse reports problems on stderr: while it sets up, catch what it says
@@ -437,7 +447,9 @@ int main(int argc, char **argv)
 	struct orch_engine *eng = orch_engine_open(&cfg, &err);
 	if (!eng)
 		die(1, "%s", sbuf_str(&err));
-	orch_engine_set_bwrap(eng, bwrap_works());
+	char *bwrap = bwrap_works();
+	orch_engine_set_bwrap(eng, bwrap);
+	orch_free(bwrap);
 
 	static struct daemon d;
 	pthread_mutex_init(&d.lock, NULL);
@@ -532,6 +544,13 @@ int main(int argc, char **argv)
 		/* FUSE threads still wait on a connection other namespaces keep
 		 * alive: the state is committed; leaving closes the connection */
 		_exit(0);
+	}
+	if (!fuse_done && !orch_engine_mounted(eng)) {
+		/* the mount left our table while sandboxes held it; now that the
+		 * connection is over (POLLERR), unmount only closes it */
+		struct pollfd pfd = { .fd = fuse_session_fd(d.fs.se), .events = 0 };
+		if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR))
+			fuse_session_unmount(d.fs.se);
 	}
 	fuse_session_destroy(d.fs.se);
 	fuse_loop_cfg_destroy(d.loop_cfg);

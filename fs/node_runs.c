@@ -332,7 +332,7 @@ static int step_log_open(struct fs *fs, struct fs_node n, int flags, struct fs_f
 		return rc;
 	fh->kind = FH_DISK;
 	fh->fd = fd;
-	fh->lines = true;
+	fh->lines_only = true;
 	return 0;
 }
 

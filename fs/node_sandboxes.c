@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <string.h>
+#include <unistd.h>
 
 static int sandboxes_getattr(struct fs *fs, struct fs_node n, struct stat *st)
 {
@@ -39,8 +40,6 @@ static int sandboxes_readdir(struct fs *fs, struct fs_node dir, uint64_t cookie,
 	return orch_sandbox_list(fs->eng, cookie > 2 ? (int64_t)(cookie - 2) : 0, sb_ls_cb, &ls);
 }
 
-/* a sandbox may go away without the kernel seeing it (a run's retry may
- * recreate it): names are not cached */
 const struct node_ops node_sandboxes = {
 	.type = S_IFDIR,
 	.getattr = sandboxes_getattr,
@@ -50,8 +49,8 @@ const struct node_ops node_sandboxes = {
 };
 
 static const struct fixed_entry sb_entries[] = {
-	{ "status", NT_SB_STATUS },
-	{ "events", NT_SB_EVENTS },
+	{ "status", NT_SB_STATUS }, { "logs", NT_SB_LOGS },	  { "messages", NT_SB_MESSAGES },
+	{ "inbox", NT_SB_INBOX },   { "events", NT_SB_EVENTS },	  { "ctl", NT_SB_CTL },
 	{ "workspace", NT_SB_WORKSPACE },
 };
 
@@ -75,6 +74,8 @@ static int sb_readdir(struct fs *fs, struct fs_node dir, uint64_t cookie, struct
 	return fixed_readdir(sb_entries, ARRAY_SIZE(sb_entries), dir, cookie, db);
 }
 
+/* a sandbox may go away without the kernel seeing it (its ctl "delete", a
+ * run's retry recreating it): its name is not cached */
 const struct node_ops node_sb = {
 	.type = S_IFDIR,
 	.getattr = sb_getattr,
@@ -103,30 +104,175 @@ const struct node_ops node_sb_status = {
 	.render = sb_status_render,
 };
 
-static int sb_events_getattr(struct fs *fs, struct fs_node n, struct stat *st)
+/* The owner of the sandbox owns its files; others may read them. */
+static int sb_file_attr(struct fs *fs, struct fs_node n, struct stat *st, mode_t mode, off_t size)
 {
 	struct orch_sandbox_attr a;
 	int rc = orch_sandbox_by_rowid(fs->eng, n.id, &a);
 	if (rc)
 		return rc;
-	attr_fill(st, S_IFREG | 0444, a.uid, a.gid, (off_t)orch_events_size(fs->eng, EV_SANDBOX, n.id),
-		  clock_wall_ms(), a.ctime_ms);
+	attr_fill(st, S_IFREG | mode, a.uid, a.gid, size, clock_wall_ms(), a.ctime_ms);
+	return 0;
+}
+
+static int sb_events_getattr(struct fs *fs, struct fs_node n, struct stat *st)
+{
+	return sb_file_attr(fs, n, st, 0644, (off_t)orch_events_size(fs->eng, EV_SANDBOX, n.id));
+}
+
+/* Appending lines to messages or events: a line assembly per open file. */
+static int open_lines(struct fs_fh *fh, enum line_kind kind)
+{
+	fh->lines = orch_calloc(1, sizeof(*fh->lines));
+	if (!fh->lines)
+		return -ENOMEM;
+	*fh->lines = (struct line_asm)LINE_ASM_INIT(kind);
+	pthread_mutex_init(&fh->lines_lock, NULL);
 	return 0;
 }
 
 static int sb_events_open(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh)
 {
-	if ((flags & O_ACCMODE) != O_RDONLY)
-		return -EROFS;
 	fh->kind = FH_EVENTS;
 	fh->scope = EV_SANDBOX;
-	return 0;
+	/* O_TRUNC (a `>` redirection) appends all the same: nothing is removed */
+	return (flags & O_ACCMODE) != O_RDONLY ? open_lines(fh, LINES_EVENTS) : 0;
 }
 
 const struct node_ops node_sb_events = {
 	.type = S_IFREG,
 	.getattr = sb_events_getattr,
 	.open = sb_events_open,
+};
+
+static int sb_messages_getattr(struct fs *fs, struct fs_node n, struct stat *st)
+{
+	struct sbuf sb = SBUF_INIT;
+	int rc = fs->rendered ? 0 : orch_messages_render(fs->eng, n.id, &sb);
+	size_t len = fs->rendered ? fs->rendered->len : sb.len;
+	sbuf_release(&sb);
+	return rc ? rc : sb_file_attr(fs, n, st, 0644, (off_t)len);
+}
+
+static int sb_messages_open(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh)
+{
+	struct sbuf sb = SBUF_INIT;
+	int rc = 0;
+	if ((flags & O_ACCMODE) != O_WRONLY)
+		rc = orch_messages_render(fs->eng, n.id, &sb);
+	if (!rc && sbuf_failed(&sb))
+		rc = -ENOMEM;
+	if (!rc && (flags & O_ACCMODE) != O_RDONLY)
+		rc = open_lines(fh, LINES_MESSAGES);
+	if (!rc) {
+		fs->rendered = &sb;
+		rc = sb_messages_getattr(fs, n, &fh->st);
+		fs->rendered = NULL;
+	}
+	if (rc) {
+		sbuf_release(&sb);
+		return rc;
+	}
+	fh->kind = FH_SNAP;
+	fh->buf = sbuf_detach(&sb, &fh->len);
+	return fh->buf ? 0 : -ENOMEM;
+}
+
+const struct node_ops node_sb_messages = {
+	.type = S_IFREG,
+	.getattr = sb_messages_getattr,
+	.open = sb_messages_open,
+};
+
+static int sb_inbox_getattr(struct fs *fs, struct fs_node n, struct stat *st)
+{
+	/* its size is what an open would take: unknown until then */
+	return sb_file_attr(fs, n, st, 0444, 0);
+}
+
+static int sb_inbox_open(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh)
+{
+	if ((flags & O_ACCMODE) != O_RDONLY)
+		return -EROFS;
+	struct sbuf sb = SBUF_INIT;
+	int rc = orch_inbox_take(fs->eng, n.id, &fh->lease, &sb);
+	if (!rc && sbuf_failed(&sb))
+		rc = -ENOMEM;
+	if (!rc)
+		rc = sb_file_attr(fs, n, &fh->st, 0444, (off_t)sb.len);
+	if (rc) {
+		orch_inbox_done(fs->eng, n.id, fh->lease, false);
+		fh->lease = 0;
+		sbuf_release(&sb);
+		return rc;
+	}
+	fh->kind = FH_INBOX;
+	fh->buf = sbuf_detach(&sb, &fh->len);
+	if (!fh->buf) {
+		orch_inbox_done(fs->eng, n.id, fh->lease, false);
+		fh->lease = 0;
+		return -ENOMEM;
+	}
+	return 0;
+}
+
+const struct node_ops node_sb_inbox = {
+	.type = S_IFREG,
+	.getattr = sb_inbox_getattr,
+	.open = sb_inbox_open,
+};
+
+static int sb_logs_getattr(struct fs *fs, struct fs_node n, struct stat *st)
+{
+	char *path = orch_sandbox_logs_path(fs->eng, n.id);
+	struct stat ds;
+	bool have = path && stat(path, &ds) == 0;
+	orch_free(path);
+	int rc = sb_file_attr(fs, n, st, 0444, have ? ds.st_size : 0);
+	if (!rc && have)
+		st->st_mtim = ds.st_mtim;
+	return rc;
+}
+
+static int sb_logs_open(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh)
+{
+	if ((flags & O_ACCMODE) != O_RDONLY)
+		return -EROFS;
+	char *path = orch_sandbox_logs_path(fs->eng, n.id);
+	if (!path)
+		return -ENOENT;
+	int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
+	int rc = fd < 0 ? -errno : 0;
+	orch_free(path);
+	if (rc)
+		return rc;
+	fh->kind = FH_DISK;
+	fh->fd = fd;
+	fh->lines_only = true;
+	return 0;
+}
+
+const struct node_ops node_sb_logs = {
+	.type = S_IFREG,
+	.getattr = sb_logs_getattr,
+	.open = sb_logs_open,
+};
+
+static int sb_ctl_getattr(struct fs *fs, struct fs_node n, struct stat *st)
+{
+	return sb_file_attr(fs, n, st, 0644, 0);
+}
+
+static int sb_ctl_open(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh)
+{
+	fh->kind = FH_CTL;
+	return 0;
+}
+
+const struct node_ops node_sb_ctl = {
+	.type = S_IFREG,
+	.getattr = sb_ctl_getattr,
+	.open = sb_ctl_open,
 };
 
 static int sb_ws_getattr(struct fs *fs, struct fs_node n, struct stat *st)

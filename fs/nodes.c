@@ -30,6 +30,10 @@ const struct node_ops *const node_table[NT_MAX] = {
 	[NT_SB_STATUS] = &node_sb_status,
 	[NT_SB_WORKSPACE] = &node_sb_workspace,
 	[NT_SB_EVENTS] = &node_sb_events,
+	[NT_SB_LOGS] = &node_sb_logs,
+	[NT_SB_MESSAGES] = &node_sb_messages,
+	[NT_SB_INBOX] = &node_sb_inbox,
+	[NT_SB_CTL] = &node_sb_ctl,
 };
 
 void attr_fill(struct stat *st, mode_t mode, uid_t uid, gid_t gid, off_t size, int64_t mtime_ms,

@@ -16,7 +16,7 @@ trap cleanup EXIT
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 run() { say "$*"; eval "$@"; }
 
-"$ORCHFS" --state "$S" "$M"
+"$ORCHFS" --state "$S" --var EXAMPLES="$PWD/examples" "$M"
 echo "orchfs mounted on $M (state in $S)"
 run "ls $M"
 run "cp examples/hello.json examples/diamond.json examples/pipeline.json $M/plans/"
@@ -42,5 +42,19 @@ say "cp examples/broken.json $M/plans/   # an invalid plan: close() fails with E
 cp examples/broken.json "$M/plans/" || true
 run "cat $M/plans/broken.error"
 run "grep -E '^orchfs_(runs|steps)' $M/metrics"
+
+say "# a worker in a sandbox, steered through files"
+run "cp examples/agent-sh.json $M/plans/"
+for _ in $(seq 100); do [ "$(jq -r .state "$M/runs/agent-sh-1/status")" = running ] && break; sleep 0.1; done
+run "echo 'summarize the build log' >> $M/sandboxes/sh-agent/messages"
+run "echo '{\"content\":\"do not touch prod\",\"message_type\":\"guardian_intervention\"}' >> $M/sandboxes/sh-agent/messages"
+for _ in $(seq 100); do [ "$(jq -r .messages.queued "$M/sandboxes/sh-agent/status")" = 0 ] && break; sleep 0.1; done
+sleep 0.6
+run "cat $M/sandboxes/sh-agent/logs"
+run "jq -c 'select(.type | startswith(\"agent.\")) | {type, step_id, event_data}' $M/sandboxes/sh-agent/events"
+run "echo '{\"content\":\"wrap up\",\"message_type\":\"interrupt\"}' >> $M/sandboxes/sh-agent/messages"
+wait_done agent-sh-1
+run "jq -c '{id, state, isolation, last_heartbeat, messages}' $M/sandboxes/sh-agent/status"
+run "jq -r .state $M/runs/agent-sh-1/status"
 echo
 echo "demo finished: unmounting"

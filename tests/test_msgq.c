@@ -1,0 +1,220 @@
+/* tests/test_msgq.c — a sandbox's message queue: FIFO order, leases to one
+ * open inbox at a time, hand-back, delivered marking, and durability across
+ * reopening the engine (a real SQLite file). */
+#include <errno.h>
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/engine.h"
+
+struct fixture {
+	char dir[64], state[96], mnt[96];
+	struct orch_engine *e;
+	int64_t sb;
+};
+
+static struct orch_engine *open_engine(struct fixture *f)
+{
+	struct orch_config cfg = { .state_dir = f->state, .mountpoint = f->mnt, .port_min = 32000,
+				   .port_max = 32099 };
+	struct sbuf err = SBUF_INIT;
+	struct orch_engine *e = orch_engine_open(&cfg, &err);
+	if (!e)
+		fail_msg("engine: %s", sbuf_str(&err));
+	sbuf_release(&err);
+	return e;
+}
+
+static void reopen(struct fixture *f)
+{
+	orch_engine_turn(f->e, 0);
+	orch_engine_close(f->e);
+	f->e = open_engine(f);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = calloc(1, sizeof(*f));
+	snprintf(f->dir, sizeof(f->dir), "/tmp/orchfs-test-msgq.XXXXXX");
+	if (!mkdtemp(f->dir))
+		return -1;
+	snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
+	snprintf(f->mnt, sizeof(f->mnt), "%s/mnt", f->dir);
+	mkdir(f->state, 0755);
+	mkdir(f->mnt, 0755);
+	f->e = open_engine(f);
+	struct orch_sandbox_attr a;
+	if (orch_sandbox_create(f->e, "box", getuid(), getgid(), &a))
+		return -1;
+	f->sb = a.rowid;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	struct fixture *f = *state;
+	orch_engine_close(f->e);
+	rm_rf(f->dir);
+	free(f);
+	return 0;
+}
+
+/* Queue messages given as (type, content) pairs, then commit. */
+static void send(struct fixture *f, size_t n, const enum msg_type *types, const char *const *texts)
+{
+	struct msg_line m[8];
+	for (size_t i = 0; i < n; i++) {
+		m[i].type = types ? types[i] : MSG_USER_MESSAGE;
+		m[i].content = (char *)texts[i];
+	}
+	struct line_batch b = { n, m, NULL };
+	assert_int_equal(orch_messages_append(f->e, f->sb, &b), 0);
+	assert_int_equal(orch_engine_turn(f->e, 0), 0);
+}
+
+/* The contents of a JSONL text of messages, comma-joined. */
+static void contents(const char *jsonl, char *out, size_t n)
+{
+	out[0] = '\0';
+	char *copy = strdup(jsonl);
+	for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n")) {
+		json_t *o = json_loads(line, 0, NULL);
+		assert_non_null(o);
+		strncat(out, json_string_value(json_object_get(o, "content")), n - strlen(out) - 2);
+		strcat(out, ",");
+		json_decref(o);
+	}
+	free(copy);
+}
+
+static void take(struct fixture *f, uint64_t *lease, char *got, size_t n)
+{
+	struct sbuf sb = SBUF_INIT;
+	assert_int_equal(orch_inbox_take(f->e, f->sb, lease, &sb), 0);
+	contents(sbuf_str(&sb), got, n);
+	sbuf_release(&sb);
+}
+
+static void test_msgq__fifo_and_delivery(void **state)
+{
+	struct fixture *f = *state;
+	const char *t[] = { "first", "second", "third" };
+	send(f, 3, NULL, t);
+	uint64_t l;
+	char got[256];
+	take(f, &l, got, sizeof(got));
+	assert_string_equal(got, "first,second,third,");
+	assert_int_not_equal(l, 0);
+	assert_int_equal(orch_inbox_done(f->e, f->sb, l, true), 0);
+	orch_engine_turn(f->e, 0);
+	uint64_t l2;
+	take(f, &l2, got, sizeof(got));
+	assert_string_equal(got, "");
+	assert_int_equal(l2, 0);	/* nothing queued: no lease */
+	struct sbuf all = SBUF_INIT;
+	assert_int_equal(orch_messages_render(f->e, f->sb, &all), 0);
+	assert_non_null(strstr(sbuf_str(&all), "\"state\":\"delivered\""));
+	assert_null(strstr(sbuf_str(&all), "\"state\":\"queued\""));
+	sbuf_release(&all);
+}
+
+static void test_msgq__one_open_inbox_at_a_time(void **state)
+{
+	struct fixture *f = *state;
+	const char *t1[] = { "a", "b" };
+	send(f, 2, NULL, t1);
+	uint64_t la, lb;
+	char got[256];
+	take(f, &la, got, sizeof(got));
+	assert_string_equal(got, "a,b,");
+	const char *t2[] = { "c" };
+	send(f, 1, NULL, t2);
+	take(f, &lb, got, sizeof(got));	/* a and b are held by the first inbox */
+	assert_string_equal(got, "c,");
+	/* the first closes early: a and b go back, and come first again */
+	assert_int_equal(orch_inbox_done(f->e, f->sb, la, false), 0);
+	uint64_t lc;
+	take(f, &lc, got, sizeof(got));
+	assert_string_equal(got, "a,b,");
+	assert_int_equal(orch_inbox_done(f->e, f->sb, lb, true), 0);
+	assert_int_equal(orch_inbox_done(f->e, f->sb, lc, true), 0);
+	assert_int_equal(orch_inbox_done(f->e, f->sb, lc, true), 0);	/* settled twice: no-op */
+}
+
+static void test_msgq__types_kept(void **state)
+{
+	struct fixture *f = *state;
+	const enum msg_type ty[] = { MSG_INTERRUPT, MSG_GUARDIAN_INTERVENTION };
+	const char *t[] = { "STOP", "check tests" };
+	send(f, 2, ty, t);
+	struct sbuf all = SBUF_INIT;
+	orch_messages_render(f->e, f->sb, &all);
+	char *second = strchr(sbuf_str(&all), '\n');
+	assert_non_null(strstr(sbuf_str(&all), "\"message_type\":\"interrupt\""));
+	assert_non_null(second && strstr(second, "\"message_type\":\"guardian_intervention\""));
+	sbuf_release(&all);
+}
+
+static void test_msgq__durable_across_reopen(void **state)
+{
+	struct fixture *f = *state;
+	const char *t[] = { "m1", "m2", "m3", "m4" };
+	send(f, 4, NULL, t);
+	uint64_t l;
+	char got[256];
+	take(f, &l, got, sizeof(got));	/* leased, then the engine dies: leases are forgotten */
+	reopen(f);
+	take(f, &l, got, sizeof(got));
+	assert_string_equal(got, "m1,m2,m3,m4,");
+	assert_int_equal(orch_inbox_done(f->e, f->sb, l, true), 0);
+	reopen(f);
+	take(f, &l, got, sizeof(got));
+	assert_string_equal(got, "");
+	struct sbuf st = SBUF_INIT;
+	assert_int_equal(orch_sandbox_render(f->e, f->sb, &st), 0);
+	json_t *j = json_loads(sbuf_str(&st), 0, NULL);
+	json_t *m = json_object_get(j, "messages");
+	assert_int_equal(json_integer_value(json_object_get(m, "queued")), 0);
+	assert_int_equal(json_integer_value(json_object_get(m, "delivered")), 4);
+	json_decref(j);
+	sbuf_release(&st);
+}
+
+static void test_msgq__events_for_queue_and_delivery(void **state)
+{
+	struct fixture *f = *state;
+	const char *t[] = { "x" };
+	send(f, 1, NULL, t);
+	uint64_t l;
+	char got[64];
+	take(f, &l, got, sizeof(got));
+	orch_inbox_done(f->e, f->sb, l, true);
+	orch_engine_turn(f->e, 0);
+	struct sbuf ev = SBUF_INIT;
+	assert_int_equal(orch_events_read(f->e, EV_SANDBOX, f->sb, 0, 1 << 20, &ev), 0);
+	assert_non_null(strstr(sbuf_str(&ev), "\"type\":\"message.queued\""));
+	assert_non_null(strstr(sbuf_str(&ev), "\"type\":\"message.delivered\""));
+	sbuf_release(&ev);
+}
+
+int main(void)
+{
+	orch_alloc_setup_jansson();
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test_setup_teardown(test_msgq__fifo_and_delivery, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_msgq__one_open_inbox_at_a_time, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_msgq__types_kept, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_msgq__durable_across_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_msgq__events_for_queue_and_delivery, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
