@@ -146,7 +146,8 @@ char *orch_sandbox_logs_path(struct orch_engine *e, int64_t rowid);
 /* sandboxes/ID/messages: queue the messages of B, FIFO. Durable once the
  * turn's commit is (reply after it). */
 int orch_messages_append(struct orch_engine *e, int64_t sb, const struct line_batch *b);
-/* Every message of the sandbox as JSONL, oldest first. */
+/* Every message of the sandbox as JSONL, oldest first; and its size. */
+int64_t orch_messages_size(struct orch_engine *e, int64_t sb);
 int orch_messages_render(struct orch_engine *e, int64_t sb, struct sbuf *out);
 /* sandboxes/ID/inbox opened: hand the queued messages no other open inbox
  * holds to this one, as JSONL in OUT; *LEASE names them (0: none). */

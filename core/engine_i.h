@@ -89,6 +89,7 @@ struct sandbox {
 	bool missed;		/* an attempt missed its heartbeat, none came since */
 	bool stopped;		/* ctl stop: no run starts until restart */
 	int64_t msg_queued, msg_delivered;
+	int64_t msg_bytes;	/* size of the messages view */
 	struct lease *leases;
 	struct sandbox *next;
 };
@@ -207,6 +208,7 @@ void sb_free_all(struct orch_engine *e);
 
 /* msgq.c */
 void msgq_forget(struct sandbox *sb);	/* drop every lease (the sandbox goes away) */
+int64_t msgq_bytes_load(struct orch_engine *e, int64_t sbid);	/* size of its messages view */
 
 /* render.c */
 int render_run_status(struct orch_engine *e, struct run *r, struct sbuf *out);

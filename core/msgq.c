@@ -19,6 +19,43 @@ static bool leased(const struct sandbox *sb, int64_t id)
 	return false;
 }
 
+/* One message as the JSON line readers get. Only "state" ever changes, from
+ * "queued" to "delivered": a line grows by DELIVERED_GROWTH bytes then, so
+ * the view's size is known without rendering it. */
+#define DELIVERED_GROWTH ((int64_t)sizeof("delivered") - (int64_t)sizeof("queued"))
+
+static int render_line(int64_t id, int64_t ts_ms, const char *type, const char *content,
+		       const char *state, struct sbuf *out)
+{
+	char ts[ISO8601_LEN];
+	fmt_iso8601(ts_ms, ts);
+	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s}", "id", (json_int_t)id, "ts", ts, "message_type",
+			      type, "content", content, "state", state);
+	char *line = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
+	json_decref(o);
+	if (!line)
+		return -ENOMEM;
+	sbuf_adds(out, line);
+	sbuf_addc(out, '\n');
+	free(line);
+	return sbuf_failed(out) ? -ENOMEM : 0;
+}
+
+static int render_msg(sqlite3_stmt *q, struct sbuf *out)
+{
+	return render_line(sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1),
+			   (const char *)sqlite3_column_text(q, 2), (const char *)sqlite3_column_text(q, 3),
+			   (const char *)sqlite3_column_text(q, 4), out);
+}
+
+int64_t msgq_bytes_load(struct orch_engine *e, int64_t sbid)
+{
+	return store_int(&e->st,
+			 "SELECT coalesce(sum(len), 0) + ? * coalesce(sum(state = 'delivered'), 0)"
+			 " FROM messages WHERE sandbox = ?",
+			 0, "ii", DELIVERED_GROWTH, sbid);
+}
+
 int orch_messages_append(struct orch_engine *e, int64_t sbid, const struct line_batch *b)
 {
 	struct sandbox *sb = sb_get_rowid(e, sbid);
@@ -33,17 +70,29 @@ int orch_messages_append(struct orch_engine *e, int64_t sbid, const struct line_
 	int64_t *ids = orch_calloc(b->n, sizeof(*ids));
 	if (!ids)
 		rc = -ENOMEM;
+	int64_t bytes = 0;
+	struct sbuf line = SBUF_INIT;
 	for (size_t i = 0; !rc && i < b->n; i++) {
 		rc = store_exec(&e->st, "INSERT INTO messages(sandbox, ts, type, content) VALUES(?, ?, ?, ?)",
 				"iiss", sbid, now, msg_type_name(b->msgs[i].type), b->msgs[i].content);
 		ids[i] = sqlite3_last_insert_rowid(e->st.db);
+		sbuf_reset(&line);
+		if (!rc)
+			rc = render_line(ids[i], now, msg_type_name(b->msgs[i].type), b->msgs[i].content,
+					 "queued", &line);
+		if (!rc)
+			rc = store_exec(&e->st, "UPDATE messages SET len = ? WHERE id = ?", "ii",
+					(int64_t)line.len, ids[i]);
+		bytes += (int64_t)line.len;
 	}
+	sbuf_release(&line);
 	store_release(&e->st, "msg_append", rc == 0);
 	if (rc) {
 		orch_free(ids);
 		return rc;
 	}
 	sb->msg_queued += (int64_t)b->n;
+	sb->msg_bytes += bytes;
 	for (size_t i = 0; i < b->n; i++)
 		ev_emit(e, "message.queued", sb->holder, NULL, sb,
 			json_pack("{s:I, s:s}", "message_id", (json_int_t)ids[i], "message_type",
@@ -51,25 +100,6 @@ int orch_messages_append(struct orch_engine *e, int64_t sbid, const struct line_
 	orch_free(ids);
 	orch_need_durable(e);
 	return 0;
-}
-
-/* One message as the JSON line readers get. */
-static int render_msg(sqlite3_stmt *q, struct sbuf *out)
-{
-	char ts[ISO8601_LEN];
-	fmt_iso8601(sqlite3_column_int64(q, 1), ts);
-	json_t *o = json_pack("{s:I, s:s, s:s, s:s, s:s}", "id", (json_int_t)sqlite3_column_int64(q, 0),
-			      "ts", ts, "message_type", (const char *)sqlite3_column_text(q, 2), "content",
-			      (const char *)sqlite3_column_text(q, 3), "state",
-			      (const char *)sqlite3_column_text(q, 4));
-	char *line = o ? json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER) : NULL;
-	json_decref(o);
-	if (!line)
-		return -ENOMEM;
-	sbuf_adds(out, line);
-	sbuf_addc(out, '\n');
-	free(line);
-	return sbuf_failed(out) ? -ENOMEM : 0;
 }
 
 #define MSG_COLS "id, ts, type, content, state"
@@ -159,6 +189,7 @@ int orch_inbox_done(struct orch_engine *e, int64_t sbid, uint64_t lease, bool de
 		if (!rc) {
 			sb->msg_queued -= (int64_t)l->n;
 			sb->msg_delivered += (int64_t)l->n;
+			sb->msg_bytes += (int64_t)l->n * DELIVERED_GROWTH;
 			for (size_t i = 0; i < l->n; i++)
 				ev_emit(e, "message.delivered", sb->holder, NULL, sb,
 					json_pack("{s:I}", "message_id", (json_int_t)l->msgs[i]));
@@ -178,4 +209,10 @@ void msgq_forget(struct sandbox *sb)
 		orch_free(l->msgs);
 		orch_free(l);
 	}
+}
+
+int64_t orch_messages_size(struct orch_engine *e, int64_t sbid)
+{
+	struct sandbox *sb = sb_get_rowid(e, sbid);
+	return sb ? sb->msg_bytes : 0;
 }

@@ -761,6 +761,8 @@ static int bwrap_args(struct orch_engine *e, struct sandbox *sb, const char *cwd
 		"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
 		"--tmpfs", e->state_dir, "--tmpfs", e->mountpoint,
 		"--bind", sb->workspace, sb->workspace, "--bind", sbdir, sbdir,
+		/* the tmpfs hiding them were writable for the binds; not after */
+		"--remount-ro", e->state_dir, "--remount-ro", e->mountpoint,
 		"--chdir", cwd_copy,
 	};
 	size_t n = 0;

@@ -85,6 +85,7 @@ static int sb_load_rest(struct orch_engine *e, struct sandbox *sb)
 	sb->msg_delivered = store_int(&e->st,
 				      "SELECT count(*) FROM messages WHERE sandbox = ? AND state = 'delivered'", 0,
 				      "i", sb->rowid);
+	sb->msg_bytes = msgq_bytes_load(e, sb->rowid);
 	sb->ev_bytes = store_int(&e->st,
 				 "SELECT s_off + length(CAST(line AS BLOB)) + 1 FROM events"
 				 " WHERE sandbox = ? ORDER BY s_off DESC LIMIT 1",

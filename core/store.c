@@ -47,7 +47,7 @@ static const char schema[] =
 	/* messages to the worker of a sandbox, FIFO by id */
 	"CREATE TABLE IF NOT EXISTS messages(id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" sandbox INTEGER NOT NULL, ts INTEGER NOT NULL, type TEXT NOT NULL, content TEXT NOT NULL,"
-	" state TEXT NOT NULL DEFAULT 'queued', delivered_at INTEGER);\n"
+	" state TEXT NOT NULL DEFAULT 'queued', delivered_at INTEGER, len INTEGER NOT NULL DEFAULT 0);\n"
 	"CREATE INDEX IF NOT EXISTS messages_sb ON messages(sandbox, state, id);\n"
 	/* every event once, rendered; offsets place it in the three JSONL views */
 	"CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY AUTOINCREMENT,"

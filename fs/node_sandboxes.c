@@ -147,11 +147,8 @@ const struct node_ops node_sb_events = {
 
 static int sb_messages_getattr(struct fs *fs, struct fs_node n, struct stat *st)
 {
-	struct sbuf sb = SBUF_INIT;
-	int rc = fs->rendered ? 0 : orch_messages_render(fs->eng, n.id, &sb);
-	size_t len = fs->rendered ? fs->rendered->len : sb.len;
-	sbuf_release(&sb);
-	return rc ? rc : sb_file_attr(fs, n, st, 0644, (off_t)len);
+	off_t len = fs->rendered ? (off_t)fs->rendered->len : (off_t)orch_messages_size(fs->eng, n.id);
+	return sb_file_attr(fs, n, st, 0644, len);
 }
 
 static int sb_messages_open(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh)

@@ -206,6 +206,32 @@ static void test_msgq__events_for_queue_and_delivery(void **state)
 	sbuf_release(&ev);
 }
 
+static void assert_size_matches(struct fixture *f)
+{
+	struct sbuf all = SBUF_INIT;
+	assert_int_equal(orch_messages_render(f->e, f->sb, &all), 0);
+	assert_int_equal(orch_messages_size(f->e, f->sb), (int64_t)all.len);
+	sbuf_release(&all);
+}
+
+static void test_msgq__view_size_known_without_rendering(void **state)
+{
+	struct fixture *f = *state;
+	assert_size_matches(f);
+	const char *t[] = { "plain", "with \"quotes\" and \\ and \t", "\xc3\xa9t\xc3\xa9" };
+	send(f, 3, NULL, t);
+	assert_size_matches(f);
+	uint64_t l;
+	char got[256];
+	take(f, &l, got, sizeof(got));
+	orch_inbox_done(f->e, f->sb, l, true);
+	orch_engine_turn(f->e, 0);
+	assert_size_matches(f);
+	send(f, 1, NULL, t);
+	reopen(f);	/* rebuilt from the stored line lengths */
+	assert_size_matches(f);
+}
+
 int main(void)
 {
 	orch_alloc_setup_jansson();
@@ -215,6 +241,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_msgq__types_kept, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msgq__durable_across_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msgq__events_for_queue_and_delivery, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_msgq__view_size_known_without_rendering, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -226,3 +226,42 @@ procs_of_run() {
   done
 }
 no_procs_of_run() { [ -z "$(procs_of_run "$@")" ]; }
+
+# ---- sandboxes ---------------------------------------------------------------
+
+# sb_field ID JQ_PATH: a field of sandboxes/ID/status (jq -r ".JQ_PATH")
+sb_field() { jget "$M/sandboxes/$1/status" ".$2"; }
+is_sb_field() { [ "$(sb_field "$1" "$2")" = "$3" ]; }
+
+# has_events FILE TYPE N [JQ_FILTER]: FILE holds at least N events of TYPE (for wait_for)
+has_events() { [ "$(count_events "$1" "$2" "${4:-true}")" -ge "$3" ]; }
+
+# write_once FILE FORMAT [ARGS...]: append printf FORMAT ARGS... to FILE with a
+# single write() (bash's printf builtin issues one write() per line), then
+# close; fails if the write or the close fails, saying which in $T/write.err
+# ("write: EINVAL", "close: EINVAL", "short write: N of M")
+write_once() {
+  local f=$1; shift
+  # shellcheck disable=SC2059
+  printf "$@" | python3 -c '
+import errno, os, sys
+data = sys.stdin.buffer.read()
+fd = os.open(sys.argv[1], os.O_WRONLY | os.O_APPEND)
+def why(e): return errno.errorcode.get(e.errno, str(e.errno))
+try:
+    n = os.write(fd, data)
+except OSError as e:
+    print("write:", why(e), file=sys.stderr)
+    try: os.close(fd)
+    except OSError: pass
+    sys.exit(1)
+if n != len(data):
+    print("short write: %d of %d" % (n, len(data)), file=sys.stderr)
+    sys.exit(1)
+try:
+    os.close(fd)
+except OSError as e:
+    print("close:", why(e), file=sys.stderr)
+    sys.exit(1)
+' "$f" 2>"$T/write.err"
+}
