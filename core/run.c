@@ -18,6 +18,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/ctl.h"
 #include "core/proc.h"
 
 extern char **environ;
@@ -1417,28 +1418,19 @@ static int ctl_retry(struct orch_engine *e, struct run *r)
 
 int orch_run_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size_t len)
 {
-	static const struct {
-		const char *name;
-		int (*fn)(struct orch_engine *, struct run *);
-	} cmds[] = { { "cancel", run_cancel }, { "pause", ctl_pause }, { "resume", ctl_resume },
-		     { "retry", ctl_retry } };
-	/* one word, blanks around it allowed (echo adds a newline) */
-	while (len && (*cmd == ' ' || *cmd == '\t' || *cmd == '\n' || *cmd == '\r'))
-		cmd++, len--;
-	while (len && (cmd[len - 1] == ' ' || cmd[len - 1] == '\t' || cmd[len - 1] == '\n' ||
-		       cmd[len - 1] == '\r'))
-		len--;
+	static const char *const verbs[] = { "cancel", "pause", "resume", "retry" };
+	static int (*const fns[])(struct orch_engine *, struct run *) = { run_cancel, ctl_pause,
+									  ctl_resume, ctl_retry };
+	int v = ctl_parse(cmd, len, verbs, ARRAY_SIZE(verbs));
+	if (v < 0)
+		return v;
 	struct run *r = run_get(e, rowid);
 	if (!r)
 		return -ENOENT;
-	for (size_t i = 0; i < ARRAY_SIZE(cmds); i++)
-		if (len == strlen(cmds[i].name) && !memcmp(cmd, cmds[i].name, len)) {
-			int rc = cmds[i].fn(e, r);
-			if (!rc)
-				orch_need_durable(e);
-			return rc;
-		}
-	return -EINVAL;
+	int rc = fns[v](e, r);
+	if (!rc)
+		orch_need_durable(e);
+	return rc;
 }
 
 int orch_run_remove(struct orch_engine *e, int64_t rowid)

@@ -1,6 +1,7 @@
 /* core/sandbox.c — sandboxes (SPEC §5): a workspace directory of their own
  * under the state directory and TCP ports no other live sandbox holds.
  * Loaded on first use and kept in memory while they exist. */
+#include "core/ctl.h"
 #include "core/engine_i.h"
 
 #include <arpa/inet.h>
@@ -438,16 +439,16 @@ static int sb_reset(struct orch_engine *e, struct sandbox *sb)
 
 int orch_sandbox_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size_t len)
 {
+	static const char *const verbs[] = { "stop", "restart", "reset", "delete" };
+	int v = ctl_parse(cmd, len, verbs, ARRAY_SIZE(verbs));
+	if (v < 0)
+		return v;
 	struct sandbox *sb = sb_get_rowid(e, rowid);
 	if (!sb)
 		return -ENOENT;
-	while (len && strchr(" \t\r\n", *cmd))
-		cmd++, len--;
-	while (len && strchr(" \t\r\n", cmd[len - 1]))
-		len--;
-#define IS(word) (len == strlen(word) && !memcmp(cmd, word, len))
 	int rc;
-	if (IS("stop")) {
+	switch (v) {
+	case 0:	/* stop */
 		if (sb->stopped)
 			return -EINVAL;
 		sb->stopped = true;
@@ -456,7 +457,8 @@ int orch_sandbox_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size
 		rc = sb_save(e, sb);
 		if (!rc)
 			ev_emit(e, "sandbox.stopped", NULL, NULL, sb, NULL);
-	} else if (IS("restart")) {
+		break;
+	case 1:	/* restart */
 		sb->stopped = false;
 		sb->restarts++;
 		if (sb->holder)
@@ -465,16 +467,15 @@ int orch_sandbox_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size
 		if (!rc)
 			ev_emit(e, "sandbox.restarted", sb->holder, NULL, sb, NULL);
 		e->sched_all = true;
-	} else if (IS("reset")) {
+		break;
+	case 2:	/* reset */
 		if (sb_in_use(e, sb))
 			return -EBUSY;
 		rc = sb_reset(e, sb);
-	} else if (IS("delete")) {
+		break;
+	default:	/* delete */
 		return orch_sandbox_remove(e, rowid);
-	} else {
-		return -EINVAL;
 	}
-#undef IS
 	if (!rc)
 		orch_need_durable(e);
 	return rc;
