@@ -181,13 +181,6 @@ bool orch_engine_mounted(struct orch_engine *e)
 	return there;
 }
 
-void orch_engine_set_bwrap(struct orch_engine *e, const char *path)
-{
-	orch_free(e->bwrap_path);
-	e->bwrap_path = orch_strdup(path);
-	e->bwrap_ok = e->bwrap_path != NULL;
-}
-
 static void mnt_cb(struct loop_watch *w, uint32_t events)
 {
 	struct orch_engine *e = w->data;
@@ -228,7 +221,6 @@ static void free_dead(struct orch_engine *e)
 	while (e->dead) {
 		struct proc *p = e->dead;
 		e->dead = p->next_dead;
-		sbuf_release(&p->partial);
 		orch_free(p);
 	}
 }
@@ -272,12 +264,19 @@ static void *engine_main(void *arg)
 	while (!e->quit) {
 		int r = loop_turn(&e->loop, -1);
 		if (r) {
-			eng_log(e, "event loop: %s", strerror(-r));
+			/* cannot happen short of a broken epoll fd: let the daemon end
+			 * (steps die with it) rather than hang */
+			eng_log(e, "event loop: %s: giving up", strerror(-r));
 			break;
 		}
 		before_sleep(e);
 	}
 	store_commit(&e->st);
+	if (!e->stopped) {
+		e->stopped = true;
+		if (e->on_stopped)
+			e->on_stopped(e->on_stopped_arg);
+	}
 	return NULL;
 }
 
@@ -328,6 +327,17 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 		oom = true;
 	for (size_t i = 0; !oom && i < cfg->nvars; i++)
 		e->cfg.vars[i] = xstrdup_or(cfg->vars[i], &oom);
+	/* the helper runs inside sandboxes too: a canonical path, bound there */
+	e->exec_helper = cfg->exec_helper ? realpath(cfg->exec_helper, NULL) : NULL;
+	if (!e->exec_helper) {
+		sbuf_addf(err, "no step helper: %s: %s", cfg->exec_helper ? cfg->exec_helper : "(none)",
+			  strerror(cfg->exec_helper ? errno : EINVAL));
+		goto fail_early;
+	}
+	e->bwrap_path = xstrdup_or(cfg->bwrap_path, &oom);
+	e->bwrap_ok = e->bwrap_path != NULL;
+	e->cfg.exec_helper = e->exec_helper;
+	e->cfg.bwrap_path = e->bwrap_path;
 	e->mount_id = -1;
 	e->sigw.fd = -1;
 	e->mntw.fd = -1;
@@ -398,6 +408,8 @@ fail_early:
 	orch_free(e->cfg.vars);
 	orch_free(e->state_dir);
 	orch_free(e->mountpoint);
+	free(e->exec_helper);
+	orch_free(e->bwrap_path);
 	pthread_mutex_destroy(&e->ctl_lock);
 	orch_free(e);
 	return NULL;
@@ -421,6 +433,7 @@ void orch_engine_close(struct orch_engine *e)
 	orch_free(e->cfg.vars);
 	orch_free(e->state_dir);
 	orch_free(e->mountpoint);
+	free(e->exec_helper);
 	orch_free(e->bwrap_path);
 	pthread_mutex_destroy(&e->ctl_lock);
 	orch_free(e);

@@ -23,6 +23,8 @@ struct orch_config {
 	char **vars;		/* --var NAME=VALUE */
 	size_t nvars;
 	int port_min, port_max;	/* the range sandboxes take ports from */
+	const char *exec_helper;	/* runs `--exec-step` (core/exec.h): this program */
+	const char *bwrap_path;	/* bubblewrap, when it works here; NULL: it does not */
 };
 
 struct orch_engine;
@@ -40,9 +42,6 @@ int orch_engine_start(struct orch_engine *e, void (*on_stopped)(void *), void *a
 int orch_engine_watch_mount(struct orch_engine *e);
 /* Is our mount still in the mount table? (any thread; true when unknown) */
 bool orch_engine_mounted(struct orch_engine *e);
-/* Where bubblewrap is, when it works here (NULL: it does not): sandboxes then
- * default to it and plans may ask for it. Set before start. */
-void orch_engine_set_bwrap(struct orch_engine *e, const char *path);
 void orch_engine_post(struct orch_engine *e, struct loop_work *w);	/* any thread */
 void orch_engine_stop(struct orch_engine *e);	/* any thread: graceful stop */
 void orch_engine_quit(struct orch_engine *e);	/* any thread: end the loop */

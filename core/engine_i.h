@@ -33,6 +33,7 @@ struct proc {
 	pid_t pid;		/* also the process group */
 	struct loop_watch wpid;	/* pidfd */
 	struct loop_watch wout;	/* read end of the stdout+stderr pipe */
+	int errfd;		/* read end of the trampoline's exec-error pipe */
 	int logfd;
 	struct sbuf partial;	/* an output line not yet ended */
 	int sblogfd;		/* the sandbox's logs */
@@ -81,7 +82,8 @@ struct sandbox {
 	uid_t uid;
 	gid_t gid;
 	int64_t created_at;
-	int64_t ev_bytes;
+	int64_t ev_bytes;	/* size of its events view, valid at ev_epoch */
+	int64_t ev_epoch;
 	struct run *holder;	/* the run active in it, if any */
 	char *logs_path;	/* everything its steps wrote, each line prefixed [STEP_ID] */
 	int64_t last_heartbeat;	/* wall ms; 0: never */
@@ -112,9 +114,11 @@ struct run {
 	unsigned nrunning;	/* live processes */
 	unsigned max_conc;
 	bool aborted, cancelled, paused;
-	int64_t ev_bytes;
+	int64_t ev_bytes;	/* size of its events view, valid at ev_epoch */
+	int64_t ev_epoch;
 	size_t *ready;		/* FIFO of step indexes that may be ready */
 	size_t ready_head, ready_len, ready_cap;
+	bool ready_lost;	/* a push failed for memory: rebuild the queue */
 	bool active;		/* unfinished: on the engine's active list */
 	bool sched;		/* wants a scheduling pass */
 	struct run *prev, *next;	/* active list, or the cache's LRU list */
@@ -146,11 +150,13 @@ struct orch_engine {
 	struct sandbox *sandboxes;	/* loaded sandboxes */
 
 	int64_t next_seq;	/* the next event's seq */
-	int64_t g_bytes;	/* size of the global events view */
+	int64_t g_bytes;	/* size of the global events view, valid at ev_epoch */
+	int64_t ev_epoch;	/* the store's rollback count the event caches match */
 	int64_t events_total;
 	int64_t run_counts[RUN_NSTATES];	/* every run in the store */
 	int64_t step_counts[STEP_NSTATES];	/* every step in the store */
 	int64_t runs_created;
+	int64_t msg_queued;	/* queued messages in every sandbox */
 
 	uint64_t next_lease;
 	struct orch_done *done_head, *done_tail;
@@ -164,6 +170,7 @@ struct orch_engine {
 	void *on_stopped_arg;
 	bool bwrap_ok;
 	char *bwrap_path;	/* NULL: bubblewrap cannot run here */
+	char *exec_helper;	/* the step trampoline, canonical path */
 };
 
 /* engine.c */
@@ -182,6 +189,9 @@ void run_unload_all(struct orch_engine *e);
 bool run_step_visible_running(const struct run *r, size_t i);
 void run_kill_stale(struct orch_engine *e);	/* at open: processes of a dead daemon */
 int run_cancel(struct orch_engine *e, struct run *r);	/* ctl cancel */
+/* Undo run_create() of this turn after its rows were rolled back: off every
+ * list and counter, its log directory removed, freed with its plan. */
+void run_forget(struct orch_engine *e, struct run *r);
 void run_interrupt(struct orch_engine *e, struct run *r);	/* stop its attempts; they run again */
 /* The running step whose process is one of CHAIN (a pid and its ancestors),
  * among the runs active in SB; NULL when none. */
@@ -196,12 +206,18 @@ void run_heartbeat(struct orch_engine *e, struct sandbox *sb, struct step *s);
 int ev_emit(struct orch_engine *e, const char *type, struct run *r, struct step *s,
 	    struct sandbox *sb, json_t *extra);
 int ev_open(struct orch_engine *e);	/* seq and sizes from the store */
+/* Sizes of a run's and a sandbox's events views, from the cache or, after
+ * a rollback made the cache stale, from the store. */
+int64_t ev_run_bytes(struct orch_engine *e, struct run *r);
+int64_t ev_sb_bytes(struct orch_engine *e, struct sandbox *sb);
 
 /* sandbox.c */
 struct sandbox *sb_get(struct orch_engine *e, const char *name);	/* loads; NULL: none */
 struct sandbox *sb_get_rowid(struct orch_engine *e, int64_t rowid);
 bool sb_in_use(struct orch_engine *e, const struct sandbox *sb);
 int sb_save(struct orch_engine *e, struct sandbox *sb);	/* state, heartbeat, restarts */
+/* Undo sb_create() of this turn after its rows were rolled back. */
+void sb_forget(struct orch_engine *e, struct sandbox *sb);
 int sb_create(struct orch_engine *e, const char *name, enum isolation iso, bool network,
 	      int nports, uid_t uid, gid_t gid, struct sandbox **out);
 void sb_free_all(struct orch_engine *e);

@@ -10,12 +10,50 @@
 #include <errno.h>
 #include <string.h>
 
+/* The views' sizes as the store has them. */
+static int64_t view_bytes_run(struct orch_engine *e, int64_t run)
+{
+	return store_int(&e->st,
+			 "SELECT r_off + length(CAST(line AS BLOB)) + 1 FROM events"
+			 " WHERE run = ? ORDER BY r_off DESC LIMIT 1",
+			 0, "i", run);
+}
+
+static int64_t view_bytes_sb(struct orch_engine *e, int64_t sb)
+{
+	return store_int(&e->st,
+			 "SELECT s_off + length(CAST(line AS BLOB)) + 1 FROM events"
+			 " WHERE sandbox = ? ORDER BY s_off DESC LIMIT 1",
+			 0, "i", sb);
+}
+
+int64_t ev_run_bytes(struct orch_engine *e, struct run *r)
+{
+	if (r->ev_epoch != e->st.rollbacks) {
+		r->ev_bytes = view_bytes_run(e, r->rowid);
+		r->ev_epoch = e->st.rollbacks;
+	}
+	return r->ev_bytes;
+}
+
+int64_t ev_sb_bytes(struct orch_engine *e, struct sandbox *sb)
+{
+	if (sb->ev_epoch != e->st.rollbacks) {
+		sb->ev_bytes = view_bytes_sb(e, sb->rowid);
+		sb->ev_epoch = e->st.rollbacks;
+	}
+	return sb->ev_bytes;
+}
+
 int ev_open(struct orch_engine *e)
 {
 	struct store *st = &e->st;
 	int64_t seq = store_int(st, "SELECT max(seq) FROM events", 0, NULL);
 	int64_t aseq = store_int(st, "SELECT seq FROM sqlite_sequence WHERE name = 'events'", 0, NULL);
-	e->next_seq = (seq > aseq ? seq : aseq) + 1;
+	/* never lower: a seq someone may have read must not come back */
+	if ((seq > aseq ? seq : aseq) + 1 > e->next_seq)
+		e->next_seq = (seq > aseq ? seq : aseq) + 1;
+	e->ev_epoch = st->rollbacks;
 	e->g_bytes = store_int(st,
 			       "SELECT g_off + length(CAST(line AS BLOB)) + 1 FROM events"
 			       " ORDER BY g_off DESC LIMIT 1",
@@ -29,6 +67,9 @@ int ev_emit(struct orch_engine *e, const char *type, struct run *r, struct step 
 {
 	if (!sb && r)
 		sb = r->sb;
+	if (e->ev_epoch != e->st.rollbacks)
+		ev_open(e);	/* something was undone: the global view too */
+	int64_t r_off = r ? ev_run_bytes(e, r) : 0, s_off = sb ? ev_sb_bytes(e, sb) : 0;
 	int64_t now = clock_wall_ms();
 	char ts[ISO8601_LEN];
 	fmt_iso8601(now, ts);
@@ -57,8 +98,7 @@ int ev_emit(struct orch_engine *e, const char *type, struct run *r, struct step 
 			"INSERT INTO events(seq, ts, type, run, sandbox, line, g_off, r_off, s_off)"
 			" VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?)",
 			"iisIIsiii", e->next_seq, now, type, r ? r->rowid : (int64_t)0,
-			sb ? sb->rowid : (int64_t)0, line, e->g_bytes, r ? r->ev_bytes : (int64_t)0,
-			sb ? sb->ev_bytes : (int64_t)0);
+			sb ? sb->rowid : (int64_t)0, line, e->g_bytes, r_off, s_off);
 	free(line);
 	if (rc)
 		goto out;
@@ -81,19 +121,16 @@ int64_t orch_events_size(struct orch_engine *e, enum orch_ev_scope scope, int64_
 {
 	switch (scope) {
 	case EV_GLOBAL:
+		if (e->ev_epoch != e->st.rollbacks)
+			ev_open(e);
 		return e->g_bytes;
 	case EV_RUN: {
 		struct run *r = run_find_loaded(e, id);
-		if (r)
-			return r->ev_bytes;
-		return store_int(&e->st,
-				 "SELECT r_off + length(CAST(line AS BLOB)) + 1 FROM events"
-				 " WHERE run = ? ORDER BY r_off DESC LIMIT 1",
-				 0, "i", id);
+		return r ? ev_run_bytes(e, r) : view_bytes_run(e, id);
 	}
 	case EV_SANDBOX: {
 		struct sandbox *sb = sb_get_rowid(e, id);
-		return sb ? sb->ev_bytes : 0;
+		return sb ? ev_sb_bytes(e, sb) : 0;
 	}
 	}
 	return 0;

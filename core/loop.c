@@ -136,29 +136,22 @@ void loop_timer_cancel(struct loop *l, struct loop_timer *t)
 	heap_down(l, moved->slot - 1);
 }
 
-void loop_timer_set(struct loop *l, struct loop_timer *t, int64_t deadline)
+int loop_timer_set(struct loop *l, struct loop_timer *t, int64_t deadline)
 {
 	loop_timer_cancel(l, t);
 	if (l->nheap == l->capheap) {
-		size_t cap = l->capheap ? l->capheap * 2 : 64;
+		size_t cap = l->capheap ? l->capheap * 2 : 256;
 		struct loop_timer **h = orch_reallocarray(l->heap, cap, sizeof(*h));
-		if (!h) {
-			/* No room for the timer: fire it on the next turn instead of
-			 * losing it. The heap always keeps its last slot for this. */
-			deadline = 0;
-			if (!l->capheap)
-				return;
-		} else {
-			l->heap = h;
-			l->capheap = cap;
-		}
+		if (!h)
+			return -ENOMEM;
+		l->heap = h;
+		l->capheap = cap;
 	}
-	if (l->nheap == l->capheap)
-		return;
 	t->deadline = deadline;
 	l->heap[l->nheap++] = t;
 	t->slot = l->nheap;
 	heap_up(l, l->nheap - 1);
+	return 0;
 }
 
 void loop_post(struct loop *l, struct loop_work *w)

@@ -57,7 +57,9 @@ void loop_watch_del(struct loop *l, struct loop_watch *w);
  * turn's batch skip watches whose fd is -1). */
 void loop_watch_close(struct loop *l, struct loop_watch *w);
 
-void loop_timer_set(struct loop *l, struct loop_timer *t, int64_t deadline_mono_ms);
+/* Arm (or re-arm) T: 0, or -ENOMEM when the heap cannot grow (T is then not
+ * armed). Re-arming an armed timer never fails. */
+int loop_timer_set(struct loop *l, struct loop_timer *t, int64_t deadline_mono_ms);
 void loop_timer_cancel(struct loop *l, struct loop_timer *t);
 static inline bool loop_timer_armed(const struct loop_timer *t) { return t->slot != 0; }
 

@@ -92,6 +92,7 @@ int orch_messages_append(struct orch_engine *e, int64_t sbid, const struct line_
 		return rc;
 	}
 	sb->msg_queued += (int64_t)b->n;
+	e->msg_queued += (int64_t)b->n;
 	sb->msg_bytes += bytes;
 	for (size_t i = 0; i < b->n; i++)
 		ev_emit(e, "message.queued", sb->holder, NULL, sb,
@@ -188,6 +189,7 @@ int orch_inbox_done(struct orch_engine *e, int64_t sbid, uint64_t lease, bool de
 		store_release(&e->st, "deliver", rc == 0);
 		if (!rc) {
 			sb->msg_queued -= (int64_t)l->n;
+			e->msg_queued -= (int64_t)l->n;
 			sb->msg_delivered += (int64_t)l->n;
 			sb->msg_bytes += (int64_t)l->n * DELIVERED_GROWTH;
 			for (size_t i = 0; i < l->n; i++)

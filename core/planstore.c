@@ -207,16 +207,43 @@ int orch_plans_create(struct orch_engine *e, const char *name, unsigned mode, ui
 	return orch_plans_get(e, PK_FILE, id, p);
 }
 
-/* Drop file ID: its row and its bytes (open handles keep their fd). */
+/* The bytes of a dropped file go once the drop is committed. */
+struct unlink_later {
+	struct orch_done done;
+	struct orch_engine *e;
+	int64_t id;
+	char *path;
+};
+
+static void unlink_done(struct orch_done *d, int commit_rc)
+{
+	struct unlink_later *u = (struct unlink_later *)d;
+	/* committed, and not undone by a savepoint: the row is gone */
+	if (!commit_rc && !store_int(&u->e->st, "SELECT 1 FROM plan_files WHERE id = ?", 0, "i", u->id))
+		unlink(u->path);
+	orch_free(u->path);
+	orch_free(u);
+}
+
+/* Drop file ID: its row now, its bytes after the commit (open handles keep
+ * their fd either way). */
 static int file_drop(struct orch_engine *e, int64_t id)
 {
+	struct unlink_later *u = orch_calloc(1, sizeof(*u));
+	if (!u || !(u->path = orch_plans_path(e, id))) {
+		orch_free(u);
+		return -ENOMEM;
+	}
 	int rc = store_exec(&e->st, "DELETE FROM plan_files WHERE id = ?", "i", id);
-	if (rc)
+	if (rc) {
+		orch_free(u->path);
+		orch_free(u);
 		return rc;
-	char *path = orch_plans_path(e, id);
-	if (path)
-		unlink(path);
-	orch_free(path);
+	}
+	u->done.fn = unlink_done;
+	u->e = e;
+	u->id = id;
+	orch_after_commit(e, &u->done);
 	return 0;
 }
 
@@ -270,13 +297,9 @@ static int set_error(struct orch_engine *e, const char *stem, const char *text, 
 	return rc;
 }
 
-/* Validate TEXT as plan STEM and start a run of it. 0, or -EINVAL with
- * STEM.error written, or another -errno. */
-static int submit(struct orch_engine *e, const char *stem, const char *text, size_t len, uid_t uid,
-		  gid_t gid)
+static const struct plan_opts *submit_opts(struct orch_engine *e, struct plan_opts *opts)
 {
-	struct sbuf errs = SBUF_INIT;
-	struct plan_opts opts = {
+	*opts = (struct plan_opts){
 		.var_defaults = e->cfg.vars,
 		.nvar_defaults = e->cfg.nvars,
 		.bwrap_available = e->bwrap_ok,
@@ -284,47 +307,104 @@ static int submit(struct orch_engine *e, const char *stem, const char *text, siz
 		.sandbox_info = sandbox_info_cb,
 		.ctx = e,
 	};
-	struct plan *plan = plan_parse(text, len, stem, &opts, &errs);
+	return opts;
+}
+
+/* Validate TEXT as plan STEM: a new plan, or NULL with STEM.error written
+ * (the error stays even when the caller undoes what follows) and *rc set. */
+static struct plan *submit_check(struct orch_engine *e, const char *stem, const char *text, size_t len,
+				 uid_t uid, gid_t gid, int *rc)
+{
+	struct sbuf errs = SBUF_INIT;
+	struct plan_opts opts;
+	struct plan *plan = plan_parse(text, len, stem, submit_opts(e, &opts), &errs);
+	*rc = 0;
 	if (!plan) {
-		int rc = sbuf_failed(&errs) ? -ENOMEM : 0;
-		if (!rc)
-			rc = set_error(e, stem, sbuf_str(&errs), uid, gid);
-		sbuf_release(&errs);
-		return rc ? rc : -EINVAL;
+		*rc = sbuf_failed(&errs) ? -ENOMEM : set_error(e, stem, sbuf_str(&errs), uid, gid);
+		if (!*rc)
+			*rc = -EINVAL;
+	} else if (plan->sandbox.id) {
+		/* another user's sandbox is not the submitter's to run in */
+		struct sandbox *sb = sb_get(e, plan->sandbox.id);
+		if (sb && uid != 0 && sb->uid != uid) {
+			sbuf_addf(&errs, "sandbox \"%s\": belongs to another user (uid %u)\n", sb->name,
+				  (unsigned)sb->uid);
+			*rc = sbuf_failed(&errs) ? -ENOMEM : set_error(e, stem, sbuf_str(&errs), uid, gid);
+			if (!*rc)
+				*rc = -EACCES;
+			plan_free(plan);
+			plan = NULL;
+		}
 	}
+	sbuf_release(&errs);
+	return plan;
+}
+
+/* Start a run of the checked PLAN (taken): its sandbox made if needed, its
+ * variables substituted. Call inside a savepoint the caller undoes on
+ * failure; a sandbox made here is then forgotten again. */
+static int submit_start(struct orch_engine *e, const char *stem, struct plan *plan, uid_t uid, gid_t gid)
+{
 	int64_t n = store_int(&e->st, "SELECT next_n FROM plan_names WHERE name = ?", 1, "s", stem);
 	char run_name[RUN_ID_MAX + 1];
 	snprintf(run_name, sizeof(run_name), "%s-%lld", stem, (long long)n);
 	const char *sbname = plan->sandbox.id ? plan->sandbox.id : run_name;
-	struct sandbox *sb = sb_get(e, sbname);
+	struct sandbox *sb = sb_get(e, sbname), *made = NULL;
+	struct sbuf errs = SBUF_INIT;
+	struct plan_opts opts;
 	int rc = 0;
-	if (!sb)
+	if (!sb) {
 		rc = sb_create(e, sbname, plan->sandbox.isolation, plan->sandbox.network != 0,
 			       plan->sandbox.ports, uid, gid, &sb);
+		made = rc ? NULL : sb;
+	}
 	if (!rc) {
 		struct plan_builtins b = { .run_id = run_name, .sandbox_id = sb->name,
 					   .workspace = sb->workspace, .mount = e->mountpoint,
 					   .ports = sb->ports, .nports = (size_t)sb->nports };
-		rc = plan_substitute(plan, stem, &opts, &b, &errs);
-		if (rc == -EINVAL) {
-			set_error(e, stem, sbuf_str(&errs), uid, gid);
-		}
+		rc = plan_substitute(plan, stem, submit_opts(e, &opts), &b, &errs);
 	}
 	struct run *r = NULL;
 	if (!rc)
 		rc = run_create(e, stem, n, plan, sb, uid, gid, &r);
+	if (!rc)
+		rc = store_exec(&e->st,
+				"INSERT INTO plan_names(name, next_n, newest_run, uid, gid) VALUES(?, ?, ?, ?, ?)"
+				" ON CONFLICT(name) DO UPDATE SET next_n = excluded.next_n,"
+				" newest_run = excluded.newest_run, error = NULL, error_at = NULL,"
+				" uid = excluded.uid, gid = excluded.gid",
+				"sisii", stem, n + 1, run_name, (int64_t)uid, (int64_t)gid);
+	if (rc && rc != -ENOMEM && sbuf_failed(&errs) == false && errs.len)
+		eng_log(e, "plan %s: %s", stem, sbuf_str(&errs));
 	sbuf_release(&errs);
 	if (rc) {
+		if (r)
+			run_forget(e, r);	/* the plan went with it */
+		else
+			plan_free(plan);
+		if (made)
+			sb_forget(e, made);
+		return rc;
+	}
+	orch_need_durable(e);
+	return 0;
+}
+
+/* Validate TEXT as plan STEM and start a run of it. 0, or -EINVAL with
+ * STEM.error written, or another -errno with nothing changed. */
+static int submit(struct orch_engine *e, const char *stem, const char *text, size_t len, uid_t uid,
+		  gid_t gid)
+{
+	int rc;
+	struct plan *plan = submit_check(e, stem, text, len, uid, gid, &rc);
+	if (!plan)
+		return rc;
+	if ((rc = store_savepoint(&e->st, "submit"))) {
 		plan_free(plan);
 		return rc;
 	}
-	rc = store_exec(&e->st,
-			"INSERT INTO plan_names(name, next_n, newest_run, uid, gid) VALUES(?, ?, ?, ?, ?)"
-			" ON CONFLICT(name) DO UPDATE SET next_n = excluded.next_n,"
-			" newest_run = excluded.newest_run, error = NULL, error_at = NULL,"
-			" uid = excluded.uid, gid = excluded.gid",
-			"sisii", stem, n + 1, run_name, (int64_t)uid, (int64_t)gid);
-	orch_need_durable(e);
+	rc = submit_start(e, stem, plan, uid, gid);
+	store_release(&e->st, "submit", rc == 0);
 	return rc;
 }
 
@@ -371,20 +451,35 @@ int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, u
 		return -EEXIST;
 	if (!strcmp(from, to))
 		return 0;
+	/* onto NAME.json: the plan is checked first (a refusal writes
+	 * NAME.error and moves nothing); then the move and the run's start
+	 * happen together or not at all */
 	char stem[PLAN_NAME_MAX + 1];
+	struct plan *plan = NULL;
 	if (split_name(to, ".json", stem)) {
 		char *text;
 		size_t len;
 		if ((rc = file_text(e, src.id, &text, &len)))
 			return rc;
-		rc = submit(e, stem, text, len, uid, gid);
+		plan = submit_check(e, stem, text, len, uid, gid, &rc);
 		orch_free(text);
-		if (rc)
+		if (!plan)
 			return rc;
 	}
-	if (have_dst && (rc = file_drop(e, dst.id)))
+	if ((rc = store_savepoint(&e->st, "rename"))) {
+		plan_free(plan);
 		return rc;
-	rc = store_exec(&e->st, "UPDATE plan_files SET name = ? WHERE id = ?", "si", to, src.id);
+	}
+	if (have_dst)
+		rc = file_drop(e, dst.id);
+	if (!rc)
+		rc = store_exec(&e->st, "UPDATE plan_files SET name = ? WHERE id = ?", "si", to, src.id);
+	if (!rc && plan) {
+		rc = submit_start(e, stem, plan, uid, gid);
+		plan = NULL;
+	}
+	plan_free(plan);
+	store_release(&e->st, "rename", rc == 0);
 	if (!rc)
 		orch_need_durable(e);
 	return rc;

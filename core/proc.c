@@ -58,8 +58,8 @@ int proc_spawn(const struct proc_spec *spec, pid_t *pidp, int *pidfdp)
 		r = posix_spawn_file_actions_adddup2(&fa, spec->out_fd, 1);
 	if (!r)
 		r = posix_spawn_file_actions_adddup2(&fa, spec->out_fd, 2);
-	if (!r && spec->cwd)
-		r = posix_spawn_file_actions_addchdir_np(&fa, spec->cwd);
+	if (!r && spec->err_fd >= 0)
+		r = posix_spawn_file_actions_adddup2(&fa, spec->err_fd, 3);
 	pid_t pid = -1;
 	if (!r)
 		r = posix_spawn(&pid, spec->path, &fa, &at, spec->argv, spec->envp);
@@ -114,6 +114,14 @@ int proc_resolve(const char *cmd, const char *path_env, char **out)
 		p = colon + 1;
 	}
 	return err;
+}
+
+bool proc_exited(int pidfd)
+{
+	siginfo_t si;
+	memset(&si, 0, sizeof(si));
+	return waitid((idtype_t)P_PIDFD, (id_t)pidfd, &si, WEXITED | WNOHANG | WNOWAIT) == 0 &&
+	       si.si_pid != 0;
 }
 
 int proc_reap(int pidfd, int *status)
@@ -266,4 +274,63 @@ pid_t proc_parent(pid_t pid)
 	if (!p || sscanf(p + 1, " %*c %d", &ppid) != 1)
 		return 0;
 	return (pid_t)ppid;
+}
+
+/* Field 5 of /proc/PID/stat: the process group. -1 when unknown. */
+static pid_t proc_pgrp(pid_t pid)
+{
+	char path[64], buf[512];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -1;
+	ssize_t r = read(fd, buf, sizeof(buf) - 1);
+	close(fd);
+	if (r <= 0)
+		return -1;
+	buf[r] = '\0';
+	char *p = strrchr(buf, ')');
+	int ppid, pgrp;
+	if (!p || sscanf(p + 1, " %*c %d %d", &ppid, &pgrp) != 2)
+		return -1;
+	return (pid_t)pgrp;
+}
+
+static bool environ_has(pid_t pid, const char *const *marks, size_t n)
+{
+	char path[64];
+	snprintf(path, sizeof(path), "/proc/%d/environ", (int)pid);
+	char *env;
+	size_t len;
+	if (read_file(path, 1 << 20, &env, &len))
+		return false;
+	size_t found = 0;
+	for (size_t k = 0; k < n; k++)
+		for (size_t off = 0; off < len; off += strlen(env + off) + 1)
+			if (!strcmp(env + off, marks[k])) {
+				found++;
+				break;
+			}
+	orch_free(env);
+	return found == n;
+}
+
+int proc_kill_marked(pid_t pgid, const char *const *marks, size_t nmarks)
+{
+	DIR *d = opendir("/proc");
+	if (!d || pgid <= 1)
+		return d ? (closedir(d), 0) : 0;
+	int n = 0;
+	struct dirent *de;
+	while ((de = readdir(d))) {
+		char *end;
+		long pid = strtol(de->d_name, &end, 10);
+		if (*end || pid <= 1)
+			continue;
+		if (proc_pgrp((pid_t)pid) == pgid && environ_has((pid_t)pid, marks, nmarks) &&
+		    kill((pid_t)pid, SIGKILL) == 0)
+			n++;
+	}
+	closedir(d);
+	return n;
 }

@@ -10,22 +10,27 @@
 #include <sys/types.h>
 
 struct proc_spec {
-	const char *path;	/* executable, resolved (proc_resolve) */
+	const char *path;	/* a fixed executable: the step trampoline or bubblewrap */
 	char *const *argv;
 	char *const *envp;
-	const char *cwd;	/* NULL: inherit */
 	int out_fd;		/* becomes stdout and stderr; stdin is /dev/null */
+	int err_fd;		/* becomes fd 3 (EXEC_ERR_FD); -1: none */
 };
 
-/* Spawn SPEC. 0 with *pid and *pidfd (O_CLOEXEC; readable once the child has
- * exited), or -errno (exec and chdir failures included: posix_spawn reports them). */
+/* Spawn SPEC in a process group of its own, every signal at its default and
+ * unblocked. posix_spawn returns once the child has exec'd PATH, so PATH must
+ * never be a file of our own mount. 0 with *pid and *pidfd (O_CLOEXEC;
+ * readable once the child has exited), or -errno. */
 int proc_spawn(const struct proc_spec *spec, pid_t *pid, int *pidfd);
 
 /* Find CMD the way execvp would, along PATH_ENV (a PATH value; NULL means
  * the default path). CMD containing '/' is taken as is. 0 with a new string
- * in *out, or -errno (-ENOENT, -EACCES). */
+ * in *out, or -errno (-ENOENT, -EACCES). Not for the engine thread: it stats
+ * paths a plan may control. */
 int proc_resolve(const char *cmd, const char *path_env, char **out);
 
+/* Has the child behind PIDFD exited (without reaping it)? */
+bool proc_exited(int pidfd);
 /* Reap a child whose pidfd is readable: 0 with the wait status in *status,
  * -EAGAIN when it has not exited, or -errno. */
 int proc_reap(int pidfd, int *status);
@@ -43,6 +48,11 @@ void proc_kill_group(pid_t pgid, int sig);
  * processes are found by walking /proc/PID/task/TID/children. Returns how many
  * processes were signalled. */
 int proc_signal_tree(pid_t root, int sig, const char *skip_comm);
+
+/* SIGKILL every process of group PGID whose environment holds every one of
+ * the NUL-terminated MARKS ("KEY=VALUE"): what a dead daemon's step left
+ * behind after its leader was gone. Returns how many. */
+int proc_kill_marked(pid_t pgid, const char *const *marks, size_t nmarks);
 
 /* The parent of PID, or 0 when unknown. */
 pid_t proc_parent(pid_t pid);

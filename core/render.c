@@ -210,12 +210,12 @@ int orch_render_metrics(struct orch_engine *e, struct sbuf *out)
 		  "orchfs_sandboxes %lld\n"
 		  "# HELP orchfs_messages_queued Messages waiting in inboxes.\n"
 		  "# TYPE orchfs_messages_queued gauge\n"
-		  "orchfs_messages_queued %d\n"
+		  "orchfs_messages_queued %lld\n"
 		  "# HELP orchfs_db_commits_total Store transactions committed (durable ones fsync).\n"
 		  "# TYPE orchfs_db_commits_total counter\n"
 		  "orchfs_db_commits_total{durable=\"false\"} %lld\n"
 		  "orchfs_db_commits_total{durable=\"true\"} %lld\n",
-		  (long long)q, 0, (long long)(e->st.commits - e->st.durable_commits),
+		  (long long)q, (long long)e->msg_queued, (long long)(e->st.commits - e->st.durable_commits),
 		  (long long)e->st.durable_commits);
 	return sbuf_failed(out) ? -ENOMEM : 0;
 }

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "core/ctl.h"
+#include "core/exec.h"
 #include "core/proc.h"
 
 extern char **environ;
@@ -104,6 +105,8 @@ void run_free(struct run *r)
 	orch_free(r);
 }
 
+static void proc_close(struct orch_engine *e, struct proc *p);
+
 void run_unload_all(struct orch_engine *e)
 {
 	for (size_t h = 0; h < RUN_HASH; h++) {
@@ -114,11 +117,7 @@ void run_unload_all(struct orch_engine *e)
 				struct proc *p = r->steps[i].proc;
 				if (!p)
 					continue;
-				loop_watch_close(&e->loop, &p->wpid);
-				loop_watch_close(&e->loop, &p->wout);
-				if (p->logfd >= 0)
-					close(p->logfd);
-				sbuf_release(&p->partial);
+				proc_close(e, p);
 				orch_free(p);
 			}
 			run_free(r);
@@ -135,8 +134,11 @@ static void ready_push(struct run *r, size_t i)
 	if (r->ready_len == r->ready_cap) {
 		size_t cap = r->ready_cap ? r->ready_cap * 2 : 16;
 		size_t *q = orch_reallocarray(NULL, cap, sizeof(*q));
-		if (!q)
-			return;	/* rebuilt by ready_rebuild() on the next pass */
+		if (!q) {
+			r->ready_lost = true;	/* run_advance() rebuilds the queue */
+			r->sched = true;
+			return;
+		}
 		for (size_t k = 0; k < r->ready_len; k++)
 			q[k] = r->ready[(r->ready_head + k) % r->ready_cap];
 		orch_free(r->ready);
@@ -272,6 +274,7 @@ static struct run *run_alloc(struct plan *plan)
 		run_free(r);
 		return NULL;
 	}
+	r->ev_epoch = -1;
 	for (size_t i = 0; i < plan->nsteps; i++) {
 		struct step *s = &r->steps[i];
 		s->run = r;
@@ -436,7 +439,7 @@ static struct run *run_load(struct orch_engine *e, int64_t rowid, int *rcp)
 	}
 	for (size_t i = 0; i < r->dag.n; i++)
 		r->counts[r->dag.nodes[i].state]++;
-	r->ev_bytes = orch_events_size(e, EV_RUN, rowid);
+	r->ev_epoch = -1;	/* computed on first use */
 	*rcp = 0;
 	return r;
 }
@@ -548,6 +551,23 @@ static void out_cb(struct loop_watch *w, uint32_t events)
 /* The attempt's process has ended (reaped): record what it means. */
 static void attempt_ended(struct orch_engine *e, struct step *s, int status, enum kill_why why);
 
+/* Close what an attempt holds open: its watches, timers and fds. */
+static void proc_close(struct orch_engine *e, struct proc *p)
+{
+	loop_watch_close(&e->loop, &p->wpid);
+	loop_watch_close(&e->loop, &p->wout);
+	loop_timer_cancel(&e->loop, &p->timer);
+	loop_timer_cancel(&e->loop, &p->hb_timer);
+	if (p->logfd >= 0)
+		close(p->logfd);
+	if (p->sblogfd >= 0)
+		close(p->sblogfd);
+	if (p->errfd >= 0)
+		close(p->errfd);
+	p->logfd = p->sblogfd = p->errfd = -1;
+	sbuf_release(&p->partial);
+}
+
 static void pid_cb(struct loop_watch *w, uint32_t events)
 {
 	struct proc *p = w->data;
@@ -564,18 +584,15 @@ static void pid_cb(struct loop_watch *w, uint32_t events)
 		return;
 	if (rc)
 		status = W_EXITCODE(255, 0);
-	proc_drain(e, p, 1 << 20);
+	/* what is in the pipe now, within reason: a process that left the group
+	 * may hold it open and keep writing */
+	proc_drain(e, p, 16);
 	proc_flush(p);
-	loop_watch_close(&e->loop, &p->wpid);
-	loop_watch_close(&e->loop, &p->wout);
-	loop_timer_cancel(&e->loop, &p->timer);
-	loop_timer_cancel(&e->loop, &p->hb_timer);
-	if (p->logfd >= 0)
-		close(p->logfd);
-	if (p->sblogfd >= 0)
-		close(p->sblogfd);
-	p->logfd = p->sblogfd = -1;
+	int err = 0;
+	if (p->errfd >= 0 && read(p->errfd, &err, sizeof(err)) == sizeof(err))
+		s->reason = "spawn_failed";	/* the trampoline could not exec: it said why in the log */
 	enum kill_why why = p->why;
+	proc_close(e, p);
 	s->proc = NULL;
 	p->next_dead = e->dead;	/* the loop may still hold its watches this turn */
 	e->dead = p;
@@ -629,6 +646,10 @@ static void hb_timer_cb(struct loop_timer *t)
  * an interruption, which the daemon's stop is, overrides a cancel). */
 static void proc_term(struct orch_engine *e, struct proc *p, enum kill_why why)
 {
+	/* it may have ended on its own in this very turn: then its exit, not
+	 * this reason, says how the attempt went (pid_cb reaps it) */
+	if (proc_exited(p->wpid.fd))
+		return;
 	if (p->why == KILL_NONE || why == KILL_INTERRUPT ||
 	    (why == KILL_CANCEL && p->why != KILL_INTERRUPT))
 		p->why = why;
@@ -637,8 +658,10 @@ static void proc_term(struct orch_engine *e, struct proc *p, enum kill_why why)
 		return;
 	p->kill_sent = true;
 	double grace = p->step->run->plan->steps[p->step->idx].kill_grace_sec;
-	proc_signal(p, grace > 0 ? SIGTERM : SIGKILL);
-	loop_timer_set(&e->loop, &p->timer, clock_mono_ms() + (int64_t)(grace * 1000));
+	if (grace <= 0 || loop_timer_set(&e->loop, &p->timer, clock_mono_ms() + (int64_t)(grace * 1000)))
+		proc_signal(p, SIGKILL);	/* no grace period (or no way to time one) */
+	else
+		proc_signal(p, SIGTERM);
 }
 
 /* "KEY=VALUE" list with later entries replacing earlier ones of the same KEY. */
@@ -702,15 +725,6 @@ static void env_release(struct envv *ev)
 	memset(ev, 0, sizeof(*ev));
 }
 
-static const char *env_get(const struct envv *ev, const char *key)
-{
-	size_t klen = strlen(key);
-	for (size_t i = 0; i < ev->n; i++)
-		if (!strncmp(ev->v[i], key, klen) && ev->v[i][klen] == '=')
-			return ev->v[i] + klen + 1;
-	return NULL;
-}
-
 /* The environment of SPEC §3: orchfs's own, the plan's env, the step's env,
  * then ORCHFS_* and PORTn. */
 static int step_env(struct orch_engine *e, struct step *s, struct envv *ev)
@@ -735,51 +749,82 @@ static int step_env(struct orch_engine *e, struct step *s, struct envv *ev)
 	return ev->oom ? -ENOMEM : 0;
 }
 
-/* The bubblewrap command line of a sandboxed step (SPEC §5): the system
- * read-only, a private /tmp, the state directory and the mount hidden but
- * for the workspace and the sandbox's own directory, both read-write at their
- * own paths; PID (and, without network, network) namespaces of its own. */
-#define BWRAP_MAX_ARGS 40
-struct bwrap_argv {
+/* The command line of an attempt: [bubblewrap ... --] the trampoline of
+ * core/exec.h with the step's user, cwd and command. Everything that touches
+ * a path the plan controls happens in the child. */
+struct step_argv {
+	char *v[64];		/* fixed part; the step's own args follow in argv */
 	size_t n;
-	char *owned[2];
+	char *owned[6];
+	size_t nowned;
 };
 
-static int bwrap_args(struct orch_engine *e, struct sandbox *sb, const char *cwd, char **argv,
-		      struct bwrap_argv *bw)
+static char *own(struct step_argv *a, char *s)
 {
-	char *sbdir = orch_asprintf("%s/sandboxes/%s", e->mountpoint, sb->name);
-	char *cwd_copy = orch_strdup(cwd);
-	if (!sbdir || !cwd_copy) {
-		orch_free(sbdir);
-		orch_free(cwd_copy);
-		return -ENOMEM;
-	}
-	bw->owned[0] = sbdir;
-	bw->owned[1] = cwd_copy;
-	const char *a[] = {
-		"bwrap", "--die-with-parent", "--new-session", "--unshare-pid",
-		"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
-		"--tmpfs", e->state_dir, "--tmpfs", e->mountpoint,
-		"--bind", sb->workspace, sb->workspace, "--bind", sbdir, sbdir,
-		/* the tmpfs hiding them were writable for the binds; not after */
-		"--remount-ro", e->state_dir, "--remount-ro", e->mountpoint,
-		"--chdir", cwd_copy,
-	};
-	size_t n = 0;
-	for (size_t i = 0; i < ARRAY_SIZE(a); i++)
-		argv[n++] = (char *)a[i];
-	if (!sb->network)
-		argv[n++] = "--unshare-net";
-	argv[n++] = "--";
-	bw->n = n;
-	return 0;
+	if (s && a->nowned < ARRAY_SIZE(a->owned))
+		a->owned[a->nowned++] = s;
+	return s;
 }
 
-static void bwrap_args_release(struct bwrap_argv *bw)
+static void step_argv_release(struct step_argv *a)
 {
-	orch_free(bw->owned[0]);
-	orch_free(bw->owned[1]);
+	for (size_t i = 0; i < a->nowned; i++)
+		orch_free(a->owned[i]);
+}
+
+/* Build the fixed part. 0 or -ENOMEM. */
+static int step_argv_build(struct orch_engine *e, struct step *s, bool sandboxed, struct step_argv *a)
+{
+	struct run *r = s->run;
+	const struct plan_step *ps = &r->plan->steps[s->idx];
+	struct sandbox *sb = r->sb;
+	char *cwd = ps->cwd && ps->cwd[0] == '/' ? orch_strdup(ps->cwd)
+		    : ps->cwd ? orch_asprintf("%s/%s", sb->workspace, ps->cwd)
+			      : orch_strdup(sb->workspace);
+	/* steps run as the plan's submitter: only a daemon running as root can
+	 * switch (submit() refuses other users' plans otherwise) */
+	bool as_user = geteuid() == 0 && r->uid != 0;
+	char *ppid = sandboxed ? NULL : own(a, orch_asprintf("%d", (int)getpid()));
+	char *uid = as_user ? own(a, orch_asprintf("%u", (unsigned)r->uid)) : NULL;
+	char *gid = as_user ? own(a, orch_asprintf("%u", (unsigned)r->gid)) : NULL;
+	own(a, cwd);
+	if (!cwd || (!sandboxed && !ppid) || (as_user && (!uid || !gid)))
+		return -ENOMEM;
+	a->n = 0;
+	if (sandboxed) {
+		/* SPEC §5: the system read-only, a private /tmp, the state directory
+		 * and the mount hidden but for the workspace and the sandbox's own
+		 * directory, read-write at their own paths; a PID namespace, and a
+		 * network one with only loopback when "network" is false */
+		char *sbdir = own(a, orch_asprintf("%s/sandboxes/%s", e->mountpoint, sb->name));
+		if (!sbdir)
+			return -ENOMEM;
+		const char *b[] = {
+			e->bwrap_path, "--die-with-parent", "--new-session", "--unshare-pid",
+			"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+			"--tmpfs", e->state_dir, "--tmpfs", e->mountpoint,
+			"--bind", sb->workspace, sb->workspace, "--bind", sbdir, sbdir,
+			/* the trampoline, wherever it lives (/tmp is hidden) */
+			"--ro-bind", e->exec_helper, e->exec_helper,
+			/* the tmpfs hiding them were writable for the binds; not after */
+			"--remount-ro", e->state_dir, "--remount-ro", e->mountpoint,
+		};
+		for (size_t i = 0; i < ARRAY_SIZE(b); i++)
+			a->v[a->n++] = (char *)b[i];
+		if (!sb->network)
+			a->v[a->n++] = "--unshare-net";
+		a->v[a->n++] = "--";
+	}
+	const char *t[] = { e->exec_helper, EXEC_STEP_FLAG, ppid ? ppid : "-", uid ? uid : "-",
+			    gid ? gid : "-", cwd, "--" };
+	for (size_t i = 0; i < ARRAY_SIZE(t); i++)
+		a->v[a->n++] = (char *)t[i];
+	if (ps->shell) {
+		a->v[a->n++] = "/bin/sh";
+		a->v[a->n++] = "-c";
+	}
+	a->v[a->n++] = ps->command;
+	return 0;
 }
 
 /* Start attempt s->attempt+1 of step I. Failures to start are failed attempts. */
@@ -788,15 +833,15 @@ static void step_start(struct orch_engine *e, struct run *r, size_t i)
 	struct step *s = &r->steps[i];
 	const struct plan_step *ps = &r->plan->steps[i];
 	struct envv ev = { 0 };
-	char *path = NULL, *cmd_path = NULL, *cwd = NULL, *lpath = log_path(e, r, ps->id);
+	struct step_argv sa = { .nowned = 0 };
+	char *lpath = log_path(e, r, ps->id);
 	char **argv = NULL;
-	int pipefd[2] = { -1, -1 };
+	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	int rc = 0;
 	struct proc *p = orch_calloc(1, sizeof(*p));
-	struct bwrap_argv bw = { 0 };
 
 	if (p)
-		p->logfd = p->sblogfd = -1;
+		p->logfd = p->sblogfd = p->errfd = -1;
 	s->attempt++;
 	s->counted++;
 	s->exit_code = -1;
@@ -811,94 +856,76 @@ static void step_start(struct orch_engine *e, struct run *r, size_t i)
 	}
 	p->eng = e;
 	p->step = s;
-	p->logfd = open(lpath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+	/* O_NOFOLLOW: the engine opens nothing a step could point into the mount */
+	p->logfd = open(lpath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (p->logfd < 0) {
 		rc = -errno;
 		eng_log(e, "cannot open log %s: %s", lpath, strerror(errno));
-	} else {
-		char hdr[64];
-		int n = snprintf(hdr, sizeof(hdr), "=== attempt %u ===\n", s->attempt);
-		write_all(p->logfd, hdr, (size_t)n);
-	}
-	if (rc)
 		goto spawn_failed;
+	}
+	char hdr[64];
+	int hn = snprintf(hdr, sizeof(hdr), "=== attempt %u ===\n", s->attempt);
+	write_all(p->logfd, hdr, (size_t)hn);
+	p->sblogfd = open(r->sb->logs_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 
-	p->sblogfd = open(r->sb->logs_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 	bool sandboxed = r->sb->isolation == ISOLATION_BWRAP && e->bwrap_path;
-	argv = orch_calloc(ps->nargs + 4 + (sandboxed ? BWRAP_MAX_ARGS : 0), sizeof(char *));
-	if (!argv || (rc = step_env(e, s, &ev))) {
+	if ((rc = step_argv_build(e, s, sandboxed, &sa)) || (rc = step_env(e, s, &ev)))
+		goto spawn_failed;
+	argv = orch_calloc(sa.n + ps->nargs + 1, sizeof(char *));
+	if (!argv) {
 		rc = -ENOMEM;
 		goto spawn_failed;
 	}
-	if (ps->cwd && ps->cwd[0] == '/')
-		cwd = orch_strdup(ps->cwd);
-	else if (ps->cwd)
-		cwd = orch_asprintf("%s/%s", r->sb->workspace, ps->cwd);
-	else
-		cwd = orch_strdup(r->sb->workspace);
-	if (!cwd) {
-		rc = -ENOMEM;
-		goto spawn_failed;
-	}
-	char **cmd = argv;
-	if (sandboxed) {
-		if ((rc = bwrap_args(e, r->sb, cwd, argv, &bw)))
-			goto spawn_failed;
-		cmd = argv + bw.n;
-	}
-	if (ps->shell) {
-		cmd[0] = "/bin/sh";
-		cmd[1] = "-c";
-		cmd[2] = ps->command;
-		path = orch_strdup("/bin/sh");
-	} else {
-		for (size_t k = 0; k < ps->nargs; k++)
-			cmd[k + 1] = ps->args[k];
-		rc = proc_resolve(ps->command, env_get(&ev, "PATH"), &path);
-		/* inside the sandbox the same path names the same file */
-		cmd[0] = sandboxed && path ? path : ps->command;
-	}
-	if (!rc && !path)
-		rc = -ENOMEM;
-	if (rc)
-		goto spawn_failed;
-	if (sandboxed) {
-		/* the command's path stays in argv: spawn bubblewrap */
-		cmd_path = path;
-		path = orch_strdup(e->bwrap_path);
-		if (!path) {
-			rc = -ENOMEM;
-			goto spawn_failed;
-		}
-	}
-	if (pipe2(pipefd, O_CLOEXEC) < 0) {
+	memcpy(argv, sa.v, sa.n * sizeof(char *));
+	for (size_t k = 0; !ps->shell && k < ps->nargs; k++)
+		argv[sa.n + k] = ps->args[k];
+	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		rc = -errno;
 		goto spawn_failed;
 	}
-	fcntl(pipefd[0], F_SETFL, O_NONBLOCK);
-	struct proc_spec spec = { .path = path, .argv = argv, .envp = ev.v, .cwd = cwd,
-				  .out_fd = pipefd[1] };
+	fcntl(outp[0], F_SETFL, O_NONBLOCK);
+	fcntl(errp[0], F_SETFL, O_NONBLOCK);
+	struct proc_spec spec = { .path = argv[0], .argv = argv, .envp = ev.v, .out_fd = outp[1],
+				  .err_fd = errp[1] };
 	int pidfd = -1;
 	rc = proc_spawn(&spec, &p->pid, &pidfd);
-	close(pipefd[1]);
-	pipefd[1] = -1;
+	close(outp[1]);
+	close(errp[1]);
+	outp[1] = errp[1] = -1;
 	if (rc)
 		goto spawn_failed;
 
 	p->wpid = (struct loop_watch){ .fd = pidfd, .cb = pid_cb, .data = p };
-	p->wout = (struct loop_watch){ .fd = pipefd[0], .cb = out_cb, .data = p };
-	pipefd[0] = -1;
+	p->wout = (struct loop_watch){ .fd = outp[0], .cb = out_cb, .data = p };
+	p->errfd = errp[0];
+	outp[0] = errp[0] = -1;
 	p->timer = (struct loop_timer)LOOP_TIMER_INIT(proc_timer_cb, p);
 	p->hb_timer = (struct loop_timer)LOOP_TIMER_INIT(hb_timer_cb, p);
 	p->sandboxed = sandboxed;
 	p->start_mono = clock_mono_ms();
-	loop_watch_add(&e->loop, &p->wpid, EPOLLIN);
-	loop_watch_add(&e->loop, &p->wout, EPOLLIN);
-	if (ps->timeout_sec > 0)
-		loop_timer_set(&e->loop, &p->timer, p->start_mono + (int64_t)(ps->timeout_sec * 1000));
-	if (ps->heartbeat_ttl_sec > 0)
-		loop_timer_set(&e->loop, &p->hb_timer,
-			       p->start_mono + (int64_t)(ps->heartbeat_ttl_sec * 1000));
+	if ((rc = loop_watch_add(&e->loop, &p->wpid, EPOLLIN)) ||
+	    (rc = loop_watch_add(&e->loop, &p->wout, EPOLLIN))) {
+		/* we could not learn of its end: end it now */
+		eng_log(e, "run %s step %s: cannot watch the process: %s", r->name, ps->id, strerror(-rc));
+		kill(p->pid, SIGKILL);
+		int st;
+		while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
+			;
+		proc_close(e, p);
+		orch_free(p);
+		p = NULL;
+		goto spawn_failed;
+	}
+	if ((ps->timeout_sec > 0 &&
+	     loop_timer_set(&e->loop, &p->timer, p->start_mono + (int64_t)(ps->timeout_sec * 1000))) ||
+	    (ps->heartbeat_ttl_sec > 0 &&
+	     loop_timer_set(&e->loop, &p->hb_timer,
+			    p->start_mono + (int64_t)(ps->heartbeat_ttl_sec * 1000)))) {
+		/* a step whose limits cannot be enforced does not run: its exit
+		 * (by SIGKILL) comes through pid_cb as a failed attempt */
+		eng_log(e, "run %s step %s: no memory for its timers: stopping it", r->name, ps->id);
+		kill(p->pid, SIGKILL);
+	}
 	s->proc = p;
 	r->nrunning++;
 	e->running++;
@@ -909,32 +936,32 @@ static void step_start(struct orch_engine *e, struct run *r, size_t i)
 	goto out;
 
 spawn_failed:
-	if (p && p->sblogfd >= 0)
-		close(p->sblogfd);
 	if (p && p->logfd >= 0) {
 		char msg[512];
-		int n = snprintf(msg, sizeof(msg), "orchfs: cannot run \"%s\"%s%s: %s\n",
-				 ps->shell ? "/bin/sh" : ps->command, cwd ? " in " : "", cwd ? cwd : "",
-				 strerror(-rc));
+		int n = snprintf(msg, sizeof(msg), "orchfs: cannot start the step: %s\n", strerror(-rc));
 		write_all(p->logfd, msg, (size_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1));
-		close(p->logfd);
 	}
-	if (pipefd[0] >= 0)
-		close(pipefd[0]);
-	if (pipefd[1] >= 0)
-		close(pipefd[1]);
+	if (p) {
+		if (p->logfd >= 0)
+			close(p->logfd);
+		if (p->sblogfd >= 0)
+			close(p->sblogfd);
+	}
+	for (int k = 0; k < 2; k++) {
+		if (outp[k] >= 0)
+			close(outp[k]);
+		if (errp[k] >= 0)
+			close(errp[k]);
+	}
 	orch_free(p);
 	eng_log(e, "run %s step %s: cannot start: %s", r->name, ps->id, strerror(-rc));
 	ev_emit(e, "step.started", r, s, NULL, json_pack("{s:i}", "attempt", (json_int_t)s->attempt));
 	s->reason = "spawn_failed";
-	attempt_ended(e, s, W_EXITCODE(rc == -ENOENT ? 127 : 126, 0), KILL_NONE);
+	attempt_ended(e, s, W_EXITCODE(126, 0), KILL_NONE);
 out:
-	bwrap_args_release(&bw);
+	step_argv_release(&sa);
 	env_release(&ev);
 	orch_free(argv);
-	orch_free(path);
-	orch_free(cmd_path);
-	orch_free(cwd);
 	orch_free(lpath);
 }
 
@@ -1019,9 +1046,11 @@ static void attempt_ended(struct orch_engine *e, struct step *s, int status, enu
 		s->signal = WTERMSIG(status);
 	}
 
+	if (why == KILL_INTERRUPT && (r->cancelled || r->aborted) && !e->stopping)
+		why = KILL_CANCEL;	/* a restart during a cancel: the cancel stands */
 	if (why == KILL_INTERRUPT) {
-		/* the daemon stopped it: an interrupted attempt, run again on the
-		 * next start, not counted against retries */
+		/* the daemon stopped it (or its sandbox restarted): an interrupted
+		 * attempt, run again, not counted against retries */
 		s->counted--;
 		s->interrupted++;
 		s->reason = "interrupted";
@@ -1070,12 +1099,11 @@ static void attempt_ended(struct orch_engine *e, struct step *s, int status, enu
 		}
 		ev_emit(e, "step.retrying", r, s, NULL, x);
 		step_set(e, s, STEP_PENDING);
-		if (delay > 0) {
+		if (delay > 0 && !loop_timer_set(&e->loop, &s->retry_timer, clock_mono_ms() + delay)) {
 			r->dag.nodes[s->idx].waiting = true;
 			s->retry_at = now + delay;
-			loop_timer_set(&e->loop, &s->retry_timer, clock_mono_ms() + delay);
 		} else {
-			ready_push(r, s->idx);
+			ready_push(r, s->idx);	/* no delay (or no memory to wait) */
 		}
 		step_save(e, s);
 		return;
@@ -1135,10 +1163,24 @@ static void run_finish(struct orch_engine *e, struct run *r)
  * false when R was finished (and moved off the active list). */
 static bool run_advance(struct orch_engine *e, struct run *r)
 {
-	if (r->state == RUN_PENDING && !r->paused) {
+	if (r->ready_lost) {
+		r->ready_lost = false;
+		ready_rebuild(r);
+	}
+	if ((r->cancelled || r->aborted) && r->nrunning == 0 && r->counts[STEP_PENDING]) {
+		/* steps an interruption put back while the run was being stopped */
+		for (size_t i = 0; i < r->dag.n; i++)
+			if (r->dag.nodes[i].state == STEP_PENDING) {
+				r->steps[i].reason = r->cancelled ? "cancelled" : "aborted";
+				r->steps[i].started_at = 0;
+				step_final(e, &r->steps[i], STEP_CANCELLED);
+			}
+	}
+	/* a cancelled run waiting for its sandbox ends without ever starting */
+	if (r->state == RUN_PENDING && !r->paused && !r->cancelled) {
 		if (r->sb->holder && r->sb->holder != r)
 			return true;	/* an earlier run has the sandbox */
-		if (r->sb->stopped && !r->cancelled)
+		if (r->sb->stopped)
 			return true;	/* until a restart */
 		r->sb->holder = r;
 		run_set_state(e, r, RUN_RUNNING);
@@ -1192,9 +1234,7 @@ void run_schedule_all(struct orch_engine *e)
 void run_stop_all(struct orch_engine *e)
 {
 	for (struct run *r = e->active_head; r; r = r->next)
-		for (size_t i = 0; i < r->dag.n; i++)
-			if (r->steps[i].proc)
-				proc_term(e, r->steps[i].proc, KILL_INTERRUPT);
+		run_interrupt(e, r);
 }
 
 /* ---- recovery ---- */
@@ -1202,7 +1242,9 @@ void run_stop_all(struct orch_engine *e)
 void run_kill_stale(struct orch_engine *e)
 {
 	int rc;
-	sqlite3_stmt *q = store_query(&e->st, "SELECT pid, pgid, pstart FROM steps WHERE pid IS NOT NULL",
+	sqlite3_stmt *q = store_query(&e->st,
+				      "SELECT steps.pid, steps.pgid, steps.pstart, runs.name, steps.name"
+				      " FROM steps JOIN runs ON runs.id = steps.run WHERE steps.pid IS NOT NULL",
 				      &rc, NULL);
 	for (; q; q = store_next(q) ? q : (store_done(q), NULL)) {
 		pid_t pid = (pid_t)sqlite3_column_int64(q, 0);
@@ -1212,7 +1254,17 @@ void run_kill_stale(struct orch_engine *e)
 		if (pid > 1 && start && proc_start_time(pid) == start) {
 			eng_log(e, "killing process group %d left by the previous daemon", (int)pgid);
 			proc_kill_group(pgid, SIGKILL);
+			continue;
 		}
+		/* the leader died with the daemon, but what it started may live on
+		 * in its group: those processes carry the step's ORCHFS_ variables */
+		char run[RUN_ID_MAX + 32], step[STEP_ID_MAX + 32];
+		snprintf(run, sizeof(run), "ORCHFS_RUN_ID=%s", (const char *)sqlite3_column_text(q, 3));
+		snprintf(step, sizeof(step), "ORCHFS_STEP_ID=%s", (const char *)sqlite3_column_text(q, 4));
+		const char *marks[] = { run, step };
+		int n = proc_kill_marked(pgid, marks, 2);
+		if (n)
+			eng_log(e, "killed %d process(es) of group %d left by the previous daemon", n, (int)pgid);
 	}
 	store_exec(&e->st, "UPDATE steps SET pid = NULL, pgid = NULL, pstart = NULL WHERE pid IS NOT NULL",
 		   NULL);
@@ -1284,9 +1336,9 @@ int run_load_unfinished(struct orch_engine *e)
 				step_save(e, s);
 			}
 			if (nd->state == STEP_PENDING && s->retry_at) {
-				nd->waiting = true;
 				int64_t left = s->retry_at - now;
-				loop_timer_set(&e->loop, &s->retry_timer, mono + (left > 0 ? left : 0));
+				nd->waiting = !loop_timer_set(&e->loop, &s->retry_timer,
+							      mono + (left > 0 ? left : 0));
 			}
 		}
 		if (r->cancelled || r->aborted)
@@ -1294,9 +1346,17 @@ int run_load_unfinished(struct orch_engine *e)
 				if (r->dag.nodes[i].state == STEP_PENDING) {
 					r->counts[STEP_PENDING]--;
 					r->dag.nodes[i].state = STEP_CANCELLED;
+					r->dag.nodes[i].waiting = false;
 					r->counts[STEP_CANCELLED]++;
+					loop_timer_cancel(&e->loop, &r->steps[i].retry_timer);
+					r->steps[i].retry_at = 0;
 					step_save(e, &r->steps[i]);
 				}
+		/* a run that had started holds its sandbox again (runs load in
+		 * submission order: the first such run is the one that held it) */
+		if (r->started_at && !r->sb->holder &&
+		    (r->state == RUN_RUNNING || r->state == RUN_PAUSED))
+			r->sb->holder = r;
 		sched_recount(&r->dag);
 		ready_rebuild(r);
 		r->max_conc = r->plan->max_concurrency ? r->plan->max_concurrency : cpu_count();
@@ -1323,6 +1383,7 @@ int run_load_unfinished(struct orch_engine *e)
 			e->step_counts[st] = sqlite3_column_int64(q, 1);
 	}
 	e->runs_created = store_int(&e->st, "SELECT count(*) FROM runs", 0, NULL);
+	e->msg_queued = store_int(&e->st, "SELECT count(*) FROM messages WHERE state = 'queued'", 0, NULL);
 	return 0;
 }
 
@@ -1632,6 +1693,21 @@ char *orch_step_log_path(struct orch_engine *e, int64_t rowid)
 bool run_step_visible_running(const struct run *r, size_t i)
 {
 	return r->dag.nodes[i].state == STEP_RUNNING;
+}
+
+void run_forget(struct orch_engine *e, struct run *r)
+{
+	list_del(&e->active_head, &e->active_tail, r);
+	hash_del(e, r);
+	e->run_counts[r->state]--;
+	for (int st = 0; st < STEP_NSTATES; st++)
+		e->step_counts[st] -= r->counts[st];
+	e->runs_created--;
+	char *dir = orch_asprintf("%s/logs/%s", e->state_dir, r->name);
+	if (dir)
+		rm_rf(dir);
+	orch_free(dir);
+	run_free(r);
 }
 
 void run_interrupt(struct orch_engine *e, struct run *r)

@@ -62,6 +62,7 @@ static struct sandbox *sb_from_row(struct orch_engine *e, sqlite3_stmt *q)
 	sb->logs_path = dir ? orch_asprintf("%s/logs", dir) : NULL;
 	orch_free(dir);
 	sb->ports = orch_calloc((size_t)(sb->nports > 0 ? sb->nports : 1), sizeof(int));
+	sb->ev_epoch = -1;
 	if (!sb->workspace || !sb->logs_path || !sb->ports) {
 		sb_free(sb);
 		return NULL;
@@ -87,10 +88,7 @@ static int sb_load_rest(struct orch_engine *e, struct sandbox *sb)
 				      "SELECT count(*) FROM messages WHERE sandbox = ? AND state = 'delivered'", 0,
 				      "i", sb->rowid);
 	sb->msg_bytes = msgq_bytes_load(e, sb->rowid);
-	sb->ev_bytes = store_int(&e->st,
-				 "SELECT s_off + length(CAST(line AS BLOB)) + 1 FROM events"
-				 " WHERE sandbox = ? ORDER BY s_off DESC LIMIT 1",
-				 0, "i", sb->rowid);
+	sb->ev_epoch = -1;	/* its events view size: computed on first use */
 	return 0;
 }
 
@@ -227,6 +225,20 @@ int sb_create(struct orch_engine *e, const char *name, enum isolation iso, bool 
 	ev_emit(e, "sandbox.created", NULL, NULL, sb, NULL);
 	*out = sb;
 	return 0;
+}
+
+void sb_forget(struct orch_engine *e, struct sandbox *sb)
+{
+	for (struct sandbox **pp = &e->sandboxes; *pp; pp = &(*pp)->next)
+		if (*pp == sb) {
+			*pp = sb->next;
+			break;
+		}
+	char *dir = sb_dir(e, sb->name);
+	if (dir)
+		rm_rf(dir);
+	orch_free(dir);
+	sb_free(sb);
 }
 
 bool sb_in_use(struct orch_engine *e, const struct sandbox *sb)
@@ -508,6 +520,7 @@ int orch_sandbox_remove(struct orch_engine *e, int64_t rowid)
 	if (rc)
 		return rc;
 	ev_emit(e, "sandbox.deleted", NULL, NULL, sb, NULL);
+	e->msg_queued -= sb->msg_queued;
 	orch_need_durable(e);
 	char *dir = sb_dir(e, sb->name);
 	if (dir) {

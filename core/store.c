@@ -246,6 +246,7 @@ void store_release(struct store *s, const char *name, bool keep)
 	if (!keep) {
 		snprintf(sql, sizeof(sql), "ROLLBACK TO %s", name);
 		sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+		s->rollbacks++;
 	}
 	snprintf(sql, sizeof(sql), "RELEASE %s", name);
 	sqlite3_exec(s->db, sql, NULL, NULL, NULL);
@@ -328,32 +329,44 @@ int64_t store_int(struct store *s, const char *sql, int64_t dflt, const char *fm
 	return v;
 }
 
+/* Make the WAL durable: what a commit with synchronous=FULL would do. The
+ * batch may only be known to need it after it began, and SQLite refuses a
+ * change of synchronous inside a transaction: commits run with NORMAL and
+ * the durable ones sync the WAL themselves. */
+static int sync_wal(struct store *s)
+{
+	sqlite3_file *wal = NULL;
+	int rc = sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal);
+	if (rc != SQLITE_OK || !wal || !wal->pMethods)
+		return rc == SQLITE_OK ? -EIO : store_errno(rc);
+	rc = wal->pMethods->xSync(wal, SQLITE_SYNC_NORMAL);
+	if (rc != SQLITE_OK)
+		store_complain(s, rc, "sync of the WAL");
+	return store_errno(rc);
+}
+
 int store_commit(struct store *s)
 {
 	if (!s->in_tx)
 		return 0;
-	int want_full = s->durable ? 1 : 0;
-	if (want_full != s->sync_full) {
-		/* PRAGMA synchronous may change inside a transaction: it applies
-		 * to the commit that follows */
-		sqlite3_exec(s->db, want_full ? "PRAGMA synchronous=FULL" : "PRAGMA synchronous=NORMAL",
-			     NULL, NULL, NULL);
-		s->sync_full = want_full;
-	}
+	bool durable = s->durable;
 	int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	s->in_tx = false;
+	s->durable = false;
 	if (rc != SQLITE_OK) {
 		int e = store_errno(rc);
-		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
-		s->in_tx = false;
-		s->durable = false;
+		store_complain(s, rc, "COMMIT");
+		/* SQLite may have rolled back already; otherwise do it */
+		if (!sqlite3_get_autocommit(s->db))
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		s->rollbacks++;
 		return e ? e : -EIO;
 	}
 	s->commits++;
-	if (s->durable)
-		s->durable_commits++;
-	s->in_tx = false;
-	s->durable = false;
-	return 0;
+	if (!durable)
+		return 0;
+	s->durable_commits++;
+	return sync_wal(s);
 }
 
 int store_rollback(struct store *s)
@@ -363,5 +376,6 @@ int store_rollback(struct store *s)
 	int rc = sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	s->in_tx = false;
 	s->durable = false;
+	s->rollbacks++;
 	return store_errno(rc);
 }

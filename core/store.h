@@ -3,9 +3,9 @@
  * Owned by the engine thread; nothing else touches the sqlite3 handle.
  *
  * Writes open a transaction lazily; the engine commits once per loop turn.
- * A commit is synchronous=FULL (fsync of the WAL) only when the batch holds an
- * acknowledged change (store_mark_durable()): everyone whose change landed in
- * that batch shares one fsync — group commit. Other batches use NORMAL. */
+ * Commits run with synchronous=NORMAL; one whose batch holds an acknowledged
+ * change (store_mark_durable()) then syncs the WAL, as FULL would: everyone
+ * whose change landed in that batch shares one fsync — group commit. */
 #ifndef ORCH_STORE_H
 #define ORCH_STORE_H
 
@@ -21,8 +21,8 @@ struct store {
 	sqlite3 *db;
 	bool in_tx;
 	bool durable;		/* the open transaction must be fsynced */
-	int sync_full;		/* current PRAGMA synchronous is FULL */
 	int64_t commits, durable_commits;
+	int64_t rollbacks;	/* changes undone so far: caches of the store compare this */
 	struct { const char *sql; sqlite3_stmt *st; } stmts[STORE_STMT_SLOTS];
 };
 

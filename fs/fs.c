@@ -129,20 +129,29 @@ static int fill_entry(struct fs *fs, struct fs_node n, struct fuse_entry_param *
 	return 0;
 }
 
-static struct fs_fh *fh_new(void)
+static struct fs_fh *fh_new(struct fs *fs)
 {
 	struct fs_fh *fh = calloc(1, sizeof(*fh));
-	if (fh) {
-		atomic_init(&fh->refs, 1);
-		fh->fd = -1;
-	}
+	if (!fh)
+		return NULL;
+	atomic_init(&fh->refs, 1);
+	fh->fd = -1;
+	fh->fs = fs;
+	pthread_mutex_lock(&fs->fh_lock);
+	fh->next = fs->fh_list;
+	if (fh->next)
+		fh->next->prev = fh;
+	fs->fh_list = fh;
+	pthread_mutex_unlock(&fs->fh_lock);
 	return fh;
 }
 
-static void fh_free(struct fs_fh *fh)
+static void req_free(struct fs_req *rq);
+
+static void fh_destroy(struct fs_fh *fh)
 {
-	if (!fh || atomic_fetch_sub(&fh->refs, 1) != 1)
-		return;
+	if (fh->settle)
+		req_free(fh->settle);
 	if (fh->lines) {
 		line_asm_release(fh->lines);
 		orch_free(fh->lines);
@@ -152,6 +161,32 @@ static void fh_free(struct fs_fh *fh)
 		close(fh->fd);
 	orch_free(fh->buf);
 	free(fh);
+}
+
+void fs_free_handles(struct fs *fs)
+{
+	pthread_mutex_lock(&fs->fh_lock);
+	while (fs->fh_list) {
+		struct fs_fh *fh = fs->fh_list;
+		fs->fh_list = fh->next;
+		fh_destroy(fh);
+	}
+	pthread_mutex_unlock(&fs->fh_lock);
+}
+
+static void fh_free(struct fs_fh *fh)
+{
+	if (!fh || atomic_fetch_sub(&fh->refs, 1) != 1)
+		return;
+	pthread_mutex_lock(&fh->fs->fh_lock);
+	if (fh->prev)
+		fh->prev->next = fh->next;
+	else
+		fh->fs->fh_list = fh->next;
+	if (fh->next)
+		fh->next->prev = fh->prev;
+	pthread_mutex_unlock(&fh->fs->fh_lock);
+	fh_destroy(fh);
 }
 
 /* Replies that wait for the commit of the turn that made the change. */
@@ -420,18 +455,33 @@ static int open_node(struct fs *fs, struct fs_node n, int flags, struct fs_fh *f
 	return 0;
 }
 
+/* Hand an inbox's messages back to the queue now (engine thread). */
+static void inbox_give_back(struct fs *fs, struct fs_fh *fh)
+{
+	if (fh && fh->kind == FH_INBOX && fh->lease && !atomic_exchange(&fh->settled, true))
+		orch_inbox_done(fs->eng, fh->node.id, fh->lease, false);
+}
+
 static void do_open(struct fs_req *rq)
 {
-	struct fs_fh *fh = fh_new();
+	struct fs_fh *fh = fh_new(rq->fs);
 	int rc = fh ? open_node(rq->fs, ino_node(rq->ino), rq->fi.flags, fh, &rq->fi) : -ENOMEM;
+	if (!rc && fh->kind == FH_INBOX && fh->lease) {
+		fh->settle = calloc(1, sizeof(*fh->settle));
+		if (!fh->settle)
+			rc = -ENOMEM;
+	}
 	if (rc) {
+		inbox_give_back(rq->fs, fh);
 		fh_free(fh);
 		fuse_reply_err(rq->req, -rc);
 		return;
 	}
 	rq->fi.fh = (uint64_t)(uintptr_t)fh;
-	if (fuse_reply_open(rq->req, &rq->fi))
+	if (fuse_reply_open(rq->req, &rq->fi)) {
+		inbox_give_back(rq->fs, fh);	/* the opener was interrupted */
 		fh_free(fh);
+	}
 }
 
 static void do_create(struct fs_req *rq)
@@ -445,7 +495,7 @@ static void do_create(struct fs_req *rq)
 		if (!rc)
 			rc = fill_entry(rq->fs, n, &rq->entry);
 		if (!rc) {
-			rq->fh = fh_new();
+			rq->fh = fh_new(rq->fs);
 			rc = rq->fh ? open_node(rq->fs, n, rq->fi.flags & ~O_TRUNC, rq->fh, &rq->fi)
 				    : -ENOMEM;
 		}
@@ -824,6 +874,24 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	post(rq);
 }
 
+/* The settle request an inbox handle made at open; whoever sets `settled`
+ * first takes it, so it is used once. */
+static struct fs_req *settle_req(fuse_req_t req, struct fs_fh *fh, fuse_ino_t ino)
+{
+	struct fs_req *rq = fh->settle;
+	fh->settle = NULL;
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	rq->fs = fs_of(req);
+	rq->req = req;
+	rq->op = OP_INBOX;
+	rq->ino = ino;
+	rq->uid = c->uid;
+	rq->gid = c->gid;
+	rq->lease = fh->lease;
+	rq->work.fn = exec_req;
+	return rq;
+}
+
 static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 {
 	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
@@ -834,10 +902,7 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 	if (fh->kind == FH_INBOX && fh->lease && !atomic_exchange(&fh->settled, true)) {
 		/* first close: read to the end, the messages are delivered; else
 		 * they go back to the queue */
-		struct fs_req *rq = req_new(req, OP_INBOX, ino);
-		if (!rq)
-			return;
-		rq->lease = fh->lease;
+		struct fs_req *rq = settle_req(req, fh, ino);
 		rq->deliver = atomic_load(&fh->read_to_end);
 		post(rq);
 		return;
@@ -859,16 +924,9 @@ static void ll_release(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
 	if (fh->kind == FH_INBOX && fh->lease && !atomic_exchange(&fh->settled, true)) {
 		/* never flushed (the opener died): the messages go back */
-		struct fs_req *rq = calloc(1, sizeof(*rq));
-		if (rq) {
-			rq->fs = fs_of(req);
-			rq->op = OP_INBOX;
-			rq->ino = ino;
-			rq->lease = fh->lease;
-			rq->no_reply = true;
-			rq->work.fn = exec_req;
-			post(rq);
-		}
+		struct fs_req *rq = settle_req(req, fh, ino);
+		rq->no_reply = true;
+		post(rq);
 	}
 	fh_free(fh);
 	fuse_reply_err(req, 0);

@@ -88,7 +88,14 @@ struct fs {
 	/* engine thread: a snapshot just rendered at open(), so that the getattr
 	 * that follows takes its size instead of rendering it again */
 	const struct sbuf *rendered;
+	/* every open file: those still open when the connection ends never get
+	 * a release, and are freed by fs_free_handles() */
+	pthread_mutex_t fh_lock;
+	struct fs_fh *fh_list;
 };
+
+/* After the FUSE threads are gone: free what was still open. */
+void fs_free_handles(struct fs *fs);
 
 /* An open file. */
 enum fh_kind {
@@ -104,6 +111,8 @@ struct fs_fh {
 	 * (the reader may close, and release run, while our reply is still in
 	 * writev on another thread) */
 	atomic_int refs;
+	struct fs *fs;
+	struct fs_fh *prev, *next;	/* fs->fh_list */
 	enum fh_kind kind;
 	struct fs_node node;
 	char *buf;		/* FH_SNAP */
@@ -118,6 +127,7 @@ struct fs_fh {
 	struct line_asm *lines;
 	pthread_mutex_t lines_lock;
 	uint64_t lease;		/* FH_INBOX: the messages it holds (0: none) */
+	struct fs_req *settle;	/* FH_INBOX: made at open, so settling never lacks memory */
 	atomic_bool read_to_end;	/* FH_INBOX: its last byte was read */
 	atomic_bool settled;	/* FH_INBOX: delivered or handed back */
 };

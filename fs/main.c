@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/exec.h"
 #include "core/proc.h"
 #include "fs/fs.h"
 
@@ -397,6 +398,10 @@ static void daemonize(void)
 
 int main(int argc, char **argv)
 {
+	/* the step trampoline: this program again, in a step's child process */
+	if (argc > 1 && !strcmp(argv[1], EXEC_STEP_FLAG))
+		orch_exec_step(argc, argv);
+
 	struct opts o;
 	parse_args(argc, argv, &o);
 	orch_alloc_setup_jansson();
@@ -434,6 +439,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 
+	char *bwrap = bwrap_works();
 	struct orch_config cfg = {
 		.state_dir = state_abs,
 		.mountpoint = mnt,
@@ -442,17 +448,18 @@ int main(int argc, char **argv)
 		.nvars = o.nvars,
 		.port_min = o.port_min,
 		.port_max = o.port_max,
+		.exec_helper = "/proc/self/exe",
+		.bwrap_path = bwrap,
 	};
 	struct sbuf err = SBUF_INIT;
 	struct orch_engine *eng = orch_engine_open(&cfg, &err);
+	orch_free(bwrap);
 	if (!eng)
 		die(1, "%s", sbuf_str(&err));
-	char *bwrap = bwrap_works();
-	orch_engine_set_bwrap(eng, bwrap);
-	orch_free(bwrap);
 
 	static struct daemon d;
 	pthread_mutex_init(&d.lock, NULL);
+	pthread_mutex_init(&d.fs.fh_lock, NULL);
 	pthread_cond_init(&d.cond, NULL);
 	d.fs.eng = eng;
 	d.fs.uid = getuid();
@@ -527,25 +534,28 @@ int main(int argc, char **argv)
 	/* unmount only a mount that is still ours: after a user's unmount the
 	 * mountpoint may already hold someone else's mount */
 	fuse_session_exit(d.fs.se);
+	/* The engine thread ends first: fuse_session_unmount() closes the FUSE
+	 * fd, and nothing may open (and be handed) that number, nor reply, after */
+	bool mounted = orch_engine_mounted(eng);
+	orch_engine_quit(eng);
+	orch_engine_join(eng);
 	/* fuse_session_unmount() unmounts the mountpoint's path unless the
 	 * connection is already gone (it then only closes it). Call it when the
 	 * mount is still ours, or when the kernel ended the connection; not when
 	 * only the mount table lost us while sandboxes keep the connection up:
 	 * the path may hold someone else's mount by now */
-	if (fuse_done || orch_engine_mounted(eng))
+	if (fuse_done || mounted)
 		fuse_session_unmount(d.fs.se);
 	struct timespec dl;
 	clock_gettime(CLOCK_REALTIME, &dl);
 	dl.tv_sec += 2;
 	bool joined = pthread_timedjoin_np(ft, NULL, &dl) == 0;
-	orch_engine_quit(eng);
-	orch_engine_join(eng);
 	if (!joined) {
 		/* FUSE threads still wait on a connection other namespaces keep
 		 * alive: the state is committed; leaving closes the connection */
 		_exit(0);
 	}
-	if (!fuse_done && !orch_engine_mounted(eng)) {
+	if (!fuse_done && !mounted) {
 		/* the mount left our table while sandboxes held it; now that the
 		 * connection is over (POLLERR), unmount only closes it */
 		struct pollfd pfd = { .fd = fuse_session_fd(d.fs.se), .events = 0 };
@@ -553,6 +563,7 @@ int main(int argc, char **argv)
 			fuse_session_unmount(d.fs.se);
 	}
 	fuse_session_destroy(d.fs.se);
+	fs_free_handles(&d.fs);
 	fuse_loop_cfg_destroy(d.loop_cfg);
 	orch_engine_close(eng);
 	close(lockfd);

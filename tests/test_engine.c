@@ -15,6 +15,7 @@
 #include <cmocka.h>
 
 #include "core/engine.h"
+#include "core/exec.h"
 
 struct fixture {
 	char dir[64];
@@ -25,7 +26,8 @@ struct fixture {
 
 static struct orch_engine *open_engine(struct fixture *f)
 {
-	struct orch_config cfg = { .state_dir = f->state, .mountpoint = f->mnt, .port_min = 31000,
+	struct orch_config cfg = { .exec_helper = "/proc/self/exe", .state_dir = f->state,
+				   .mountpoint = f->mnt, .port_min = 31000,
 				   .port_max = 31999 };
 	struct sbuf err = SBUF_INIT;
 	struct orch_engine *e = orch_engine_open(&cfg, &err);
@@ -345,8 +347,11 @@ static void test_engine__spawn_failure_is_a_failed_attempt(void **state)
 	json_decref(j);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	/* this binary is also the engine's step trampoline */
+	if (argc > 1 && !strcmp(argv[1], EXEC_STEP_FLAG))
+		orch_exec_step(argc, argv);
 	orch_alloc_setup_jansson();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_engine__diamond_runs_and_records, setup, teardown),

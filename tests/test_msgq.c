@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "core/engine.h"
+#include "core/exec.h"
 
 struct fixture {
 	char dir[64], state[96], mnt[96];
@@ -23,7 +24,8 @@ struct fixture {
 
 static struct orch_engine *open_engine(struct fixture *f)
 {
-	struct orch_config cfg = { .state_dir = f->state, .mountpoint = f->mnt, .port_min = 32000,
+	struct orch_config cfg = { .exec_helper = "/proc/self/exe", .state_dir = f->state,
+				   .mountpoint = f->mnt, .port_min = 32000,
 				   .port_max = 32099 };
 	struct sbuf err = SBUF_INIT;
 	struct orch_engine *e = orch_engine_open(&cfg, &err);
@@ -232,8 +234,11 @@ static void test_msgq__view_size_known_without_rendering(void **state)
 	assert_size_matches(f);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	/* this binary is also the engine's step trampoline */
+	if (argc > 1 && !strcmp(argv[1], EXEC_STEP_FLAG))
+		orch_exec_step(argc, argv);
 	orch_alloc_setup_jansson();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_msgq__fifo_and_delivery, setup, teardown),

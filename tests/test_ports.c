@@ -16,6 +16,7 @@
 #include <cmocka.h>
 
 #include "core/engine.h"
+#include "core/exec.h"
 
 struct fixture {
 	char dir[64], state[96], mnt[96];
@@ -25,7 +26,8 @@ struct fixture {
 
 static struct orch_engine *open_engine(struct fixture *f)
 {
-	struct orch_config cfg = { .state_dir = f->state, .mountpoint = f->mnt, .port_min = f->lo,
+	struct orch_config cfg = { .exec_helper = "/proc/self/exe", .state_dir = f->state,
+				   .mountpoint = f->mnt, .port_min = f->lo,
 				   .port_max = f->hi };
 	struct sbuf err = SBUF_INIT;
 	struct orch_engine *e = orch_engine_open(&cfg, &err);
@@ -161,8 +163,11 @@ static void test_ports__skips_a_port_someone_else_holds(void **state)
 	close(fd);
 }
 
-int main(void)
+int main(int argc, char **argv)
 {
+	/* this binary is also the engine's step trampoline */
+	if (argc > 1 && !strcmp(argv[1], EXEC_STEP_FLAG))
+		orch_exec_step(argc, argv);
 	orch_alloc_setup_jansson();
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ports__no_port_twice_then_exhausted, setup, teardown),
