@@ -317,6 +317,16 @@ static struct plan *submit_check(struct orch_engine *e, const char *stem, const 
 {
 	struct sbuf errs = SBUF_INIT;
 	struct plan_opts opts;
+	if (geteuid() != 0 && uid != geteuid()) {
+		/* steps run as their submitter: only a daemon running as root can */
+		sbuf_addf(&errs, "orchfs runs as uid %u and cannot run steps as uid %u (mount it as root"
+			  " to take plans from other users)\n", (unsigned)geteuid(), (unsigned)uid);
+		*rc = sbuf_failed(&errs) ? -ENOMEM : set_error(e, stem, sbuf_str(&errs), uid, gid);
+		if (!*rc)
+			*rc = -EACCES;
+		sbuf_release(&errs);
+		return NULL;
+	}
 	struct plan *plan = plan_parse(text, len, stem, submit_opts(e, &opts), &errs);
 	*rc = 0;
 	if (!plan) {

@@ -755,7 +755,7 @@ static int step_env(struct orch_engine *e, struct step *s, struct envv *ev)
 struct step_argv {
 	char *v[64];		/* fixed part; the step's own args follow in argv */
 	size_t n;
-	char *owned[6];
+	char *owned[8];
 	size_t nowned;
 };
 
@@ -797,15 +797,23 @@ static int step_argv_build(struct orch_engine *e, struct step *s, bool sandboxed
 		 * directory, read-write at their own paths; a PID namespace, and a
 		 * network one with only loopback when "network" is false */
 		char *sbdir = own(a, orch_asprintf("%s/sandboxes/%s", e->mountpoint, sb->name));
-		if (!sbdir)
+		/* bubblewrap makes the directories leading to a bind's destination
+		 * in a tmpfs mode 0700: a step that is not root could not pass.
+		 * --dir with --perms makes them (and their parents) 0755 first. */
+		char *wsup = own(a, orch_strndup(sb->workspace, (size_t)(strrchr(sb->workspace, '/') - sb->workspace)));
+		char *sbup = own(a, orch_strndup(sbdir ? sbdir : "", sbdir ? (size_t)(strrchr(sbdir, '/') - sbdir) : 0));
+		char *hup = own(a, orch_strndup(e->exec_helper, (size_t)(strrchr(e->exec_helper, '/') - e->exec_helper)));
+		if (!sbdir || !wsup || !sbup || !hup)
 			return -ENOMEM;
 		const char *b[] = {
 			e->bwrap_path, "--die-with-parent", "--new-session", "--unshare-pid",
-			"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp",
+			"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+			"--perms", "01777", "--tmpfs", "/tmp",	/* the step may not be root */
 			"--tmpfs", e->state_dir, "--tmpfs", e->mountpoint,
-			"--bind", sb->workspace, sb->workspace, "--bind", sbdir, sbdir,
+			"--perms", "0755", "--dir", wsup, "--bind", sb->workspace, sb->workspace,
+			"--perms", "0755", "--dir", sbup, "--bind", sbdir, sbdir,
 			/* the trampoline, wherever it lives (/tmp is hidden) */
-			"--ro-bind", e->exec_helper, e->exec_helper,
+			"--perms", "0755", "--dir", hup, "--ro-bind", e->exec_helper, e->exec_helper,
 			/* the tmpfs hiding them were writable for the binds; not after */
 			"--remount-ro", e->state_dir, "--remount-ro", e->mountpoint,
 		};

@@ -237,6 +237,34 @@ static void defer(struct fs_req *rq, int result)
 	orch_after_commit(rq->fs->eng, &rq->done);
 }
 
+/* ---- permissions ----
+ * Mounted with -o default_permissions the kernel checks modes and owners from
+ * our attributes before we see a request. Without it (allow_other alone) the
+ * same rules are ours to apply: these keep other users from writing, removing
+ * or taking (an inbox) what is not theirs. */
+
+#define MAY_READ 4
+#define MAY_WRITE 2
+
+static bool may(const struct fs_req *rq, const struct stat *st, int want)
+{
+	if (rq->uid == 0)
+		return true;
+	mode_t m = st->st_mode;
+	if (rq->uid == st->st_uid)
+		return (m >> 6) & want;
+	if (rq->gid == st->st_gid)
+		return (m >> 3) & want;
+	return m & want;
+}
+
+/* In a sticky directory (plans/, sandboxes/) only the owner (or root) may
+ * remove or replace an entry. */
+static bool may_remove(const struct fs_req *rq, uid_t owner)
+{
+	return rq->uid == 0 || rq->uid == owner;
+}
+
 /* ---- the operations, on the engine thread ---- */
 
 static void do_lookup(struct fs_req *rq)
@@ -271,7 +299,20 @@ static void do_getattr(struct fs_req *rq)
 static int setattr_planfile(struct fs_req *rq, struct fs_node n)
 {
 	struct orch_engine *eng = rq->fs->eng;
-	int rc = 0;
+	struct orch_pentry own;
+	int rc = orch_plans_get(eng, PK_FILE, n.id, &own);
+	if (rc)
+		return rc;
+	bool owner = rq->uid == 0 || rq->uid == own.uid;
+	if ((rq->to_set & FUSE_SET_ATTR_MODE) && !owner)
+		return -EPERM;
+	if ((rq->to_set & FUSE_SET_ATTR_UID) && rq->uid != 0 && rq->attr.st_uid != own.uid)
+		return -EPERM;
+	if ((rq->to_set & FUSE_SET_ATTR_GID) && !owner)
+		return -EPERM;
+	if ((rq->to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) && !owner &&
+	    !(own.mode & 0002))
+		return -EACCES;
 	struct fs_fh *fh = rq->has_fi ? (struct fs_fh *)(uintptr_t)rq->fi.fh : NULL;
 	char *path = orch_plans_path(eng, n.id);
 	if (!path)
@@ -372,7 +413,13 @@ static void do_mkdir(struct fs_req *rq)
 static void do_unlink(struct fs_req *rq)
 {
 	struct fs_node dir = ino_node(rq->ino);
-	int rc = dir.type == NT_PLANS ? orch_plans_unlink(rq->fs->eng, rq->name) : -EACCES;
+	int rc = -EACCES;
+	if (dir.type == NT_PLANS) {
+		struct orch_pentry p;
+		rc = orch_plans_lookup(rq->fs->eng, rq->name, &p);
+		if (!rc)
+			rc = may_remove(rq, p.uid) ? orch_plans_unlink(rq->fs->eng, rq->name) : -EACCES;
+	}
 	defer(rq, rc);
 }
 
@@ -384,12 +431,12 @@ static void do_rmdir(struct fs_req *rq)
 		struct orch_run_attr a;
 		rc = orch_run_by_name(rq->fs->eng, rq->name, &a);
 		if (!rc)
-			rc = orch_run_remove(rq->fs->eng, a.rowid);
+			rc = may_remove(rq, a.uid) ? orch_run_remove(rq->fs->eng, a.rowid) : -EACCES;
 	} else if (dir.type == NT_SANDBOXES) {
 		struct orch_sandbox_attr a;
 		rc = orch_sandbox_by_name(rq->fs->eng, rq->name, &a);
 		if (!rc)
-			rc = orch_sandbox_remove(rq->fs->eng, a.rowid);
+			rc = may_remove(rq, a.uid) ? orch_sandbox_remove(rq->fs->eng, a.rowid) : -EACCES;
 	}
 	defer(rq, rc);
 }
@@ -402,8 +449,15 @@ static void do_rename(struct fs_req *rq)
 		rc = -EXDEV;
 	else if (from.type != NT_PLANS)
 		rc = -EACCES;
-	else
-		rc = orch_plans_rename(rq->fs->eng, rq->name, rq->name2, rq->flags, rq->uid, rq->gid);
+	else {
+		struct orch_pentry src, dst;
+		rc = orch_plans_lookup(rq->fs->eng, rq->name, &src);
+		if (!rc && (!may_remove(rq, src.uid) ||
+			    (orch_plans_lookup(rq->fs->eng, rq->name2, &dst) == 0 && !may_remove(rq, dst.uid))))
+			rc = -EACCES;
+		if (!rc)
+			rc = orch_plans_rename(rq->fs->eng, rq->name, rq->name2, rq->flags, rq->uid, rq->gid);
+	}
 	defer(rq, rc);
 }
 
@@ -462,10 +516,30 @@ static void inbox_give_back(struct fs *fs, struct fs_fh *fh)
 		orch_inbox_done(fs->eng, fh->node.id, fh->lease, false);
 }
 
+/* May the caller open N so? Writes need write permission; taking an inbox's
+ * messages needs read permission, which only its owner has. */
+static int open_allowed(struct fs_req *rq, struct fs_node n)
+{
+	const struct node_ops *ops = node_ops_of(n);
+	bool writing = (rq->fi.flags & O_ACCMODE) != O_RDONLY;
+	if (!ops || ops->render || (!writing && n.type != NT_SB_INBOX))
+		return 0;	/* snapshots refuse writes themselves (EROFS) */
+	struct stat st;
+	int rc = node_getattr(rq->fs, n, &st);
+	if (rc)
+		return rc;
+	return may(rq, &st, writing ? MAY_WRITE : MAY_READ) ? 0 : -EACCES;
+}
+
 static void do_open(struct fs_req *rq)
 {
+	int rc = open_allowed(rq, ino_node(rq->ino));
+	if (rc) {
+		fuse_reply_err(rq->req, -rc);
+		return;
+	}
 	struct fs_fh *fh = fh_new(rq->fs);
-	int rc = fh ? open_node(rq->fs, ino_node(rq->ino), rq->fi.flags, fh, &rq->fi) : -ENOMEM;
+	rc = fh ? open_node(rq->fs, ino_node(rq->ino), rq->fi.flags, fh, &rq->fi) : -ENOMEM;
 	if (!rc && fh->kind == FH_INBOX && fh->lease) {
 		fh->settle = calloc(1, sizeof(*fh->settle));
 		if (!fh->settle)

@@ -10,7 +10,9 @@
 
 static int runs_getattr(struct fs *fs, struct fs_node n, struct stat *st)
 {
-	attr_fill(st, S_IFDIR | 0755, fs->uid, fs->gid, 0, clock_wall_ms(), fs->started_ms);
+	/* sticky and writable, as plans/: each user may rmdir their own runs
+	 * (orchfs itself refuses to make entries here) */
+	attr_fill(st, S_IFDIR | 01777, fs->uid, fs->gid, 0, clock_wall_ms(), fs->started_ms);
 	return 0;
 }
 

@@ -183,8 +183,9 @@ const struct node_ops node_sb_messages = {
 
 static int sb_inbox_getattr(struct fs *fs, struct fs_node n, struct stat *st)
 {
-	/* its size is what an open would take: unknown until then */
-	return sb_file_attr(fs, n, st, 0444, 0);
+	/* its size is what an open would take: unknown until then. Reading it
+	 * takes the messages: only the owner may */
+	return sb_file_attr(fs, n, st, 0400, 0);
 }
 
 static int sb_inbox_open(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh)
@@ -196,7 +197,7 @@ static int sb_inbox_open(struct fs *fs, struct fs_node n, int flags, struct fs_f
 	if (!rc && sbuf_failed(&sb))
 		rc = -ENOMEM;
 	if (!rc)
-		rc = sb_file_attr(fs, n, &fh->st, 0444, (off_t)sb.len);
+		rc = sb_file_attr(fs, n, &fh->st, 0400, (off_t)sb.len);
 	if (rc) {
 		orch_inbox_done(fs->eng, n.id, fh->lease, false);
 		fh->lease = 0;

@@ -6,10 +6,13 @@
 . "$(dirname "$0")/lib.sh"
 start_fs
 
-# records which of its processes got SIGTERM; a second attempt just succeeds
+# records which of its processes got SIGTERM; a second attempt just succeeds.
+# Its main process waits for its children when terminated: under bubblewrap,
+# once the main process exits the PID namespace ends and takes the rest along
+# at once (a child's TERM handler might not have run yet)
 TERMSTEP='echo go >>go; [ "$(wc -l <go)" -ge 2 ] && exit 0
 ( trap "echo child >>term; exit 1" TERM; sleep 30 & wait ) &
-trap "echo main >>term; exit 1" TERM; echo up >up; sleep 30 & wait'
+trap "echo main >>term; wait; exit 1" TERM; echo up >up; sleep 30 & wait'
 # ignores SIGTERM: only the SIGKILL after the grace period ends it
 STUBBORN='trap "" TERM; echo up >up; sleep 30; echo survived >>survived'
 

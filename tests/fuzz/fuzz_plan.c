@@ -162,8 +162,10 @@ static void check_graph(const struct plan *p)
 	free(adj);
 }
 
-/* Everything plan.h promises of an accepted plan, given the options. */
-static void check_plan(const struct plan *p, const struct plan_opts *o)
+/* Everything plan.h promises of an accepted plan, given the options. RUN:
+ * the plan as run (after plan_substitute()), which must still be a valid
+ * plan since it is parsed again on resume: its checks are tagged "resume". */
+static void check_plan(const struct plan *p, const struct plan_opts *o, bool run)
 {
 	const struct plan_sandbox *sb = &p->sandbox;
 
@@ -194,10 +196,10 @@ static void check_plan(const struct plan *p, const struct plan_opts *o)
 
 		if (!CHECK("step-id", ps->id && id_valid(ps->id, STEP_ID_MAX)))
 			return;
-		CHECK("step-command", ps->command && ps->command[0]);
+		CHECK(run ? "resume" : "step-command", ps->command && ps->command[0]);
 		check_strv(ps->args, ps->nargs, false);
 		check_strv(ps->env, ps->nenv, true);
-		CHECK("step-cwd", !ps->cwd || ps->cwd[0]);
+		CHECK(run ? "resume" : "step-cwd", !ps->cwd || ps->cwd[0]);
 		CHECK("step-num", ps->timeout_sec >= 0 && isfinite(ps->timeout_sec));
 		CHECK("step-num", ps->kill_grace_sec >= 0 && ps->kill_grace_sec <= 3600);
 		CHECK("step-num", ps->retries <= 1000);
@@ -338,7 +340,7 @@ static void check_resume(const struct plan *p)
 		NOTE("the plan as run does not parse again:\n%s--- plan as run:\n%s\n",
 		     sbuf_str(&errs), json);
 	if (CHECK("resume", q != NULL)) {
-		check_plan(q, &resume_opts);
+		check_plan(q, &resume_opts, false);
 		CHECK("resume-equal", plan_equal(p, q));
 	}
 	plan_free(q);
@@ -362,7 +364,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		CHECK("literal-equal", plan_equal(p, lp));
 
 	if (lp) {
-		check_plan(lp, &lo);
+		check_plan(lp, &lo, false);
 		check_doc(lp);
 		r = plan_substitute(lp, NAME, &lo, &builtins, &serrs);
 		CHECK("subst-literal", r == 0 && serrs.len == 0);
@@ -370,7 +372,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_resume(lp);
 	}
 	if (p) {
-		check_plan(p, &o);
+		check_plan(p, &o, false);
 		check_doc(p);
 		sbuf_reset(&serrs);
 		r = plan_substitute(p, NAME, &o, &builtins, &serrs);
@@ -381,7 +383,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		if (r == 0) {
 			CHECK("subst", serrs.len == 0);
 			check_resume(p);
-			check_plan(p, &o);
+			check_plan(p, &o, true);
 			check_doc(p);
 		} else {
 			check_errs(NULL, &serrs, "substitution");
