@@ -17,6 +17,7 @@
 #include <sys/epoll.h>
 #include <sys/signalfd.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 #include <unistd.h>
 
 void eng_log(struct orch_engine *e, const char *fmt, ...)
@@ -33,6 +34,14 @@ void eng_log(struct orch_engine *e, const char *fmt, ...)
 }
 
 const char *orch_mountpoint(const struct orch_engine *e) { return e->mountpoint; }
+
+int eng_room(struct orch_engine *e)
+{
+	struct statvfs sv;
+	if (statvfs(e->state_dir, &sv) < 0)
+		return 0;	/* cannot tell: let the write itself say */
+	return (int64_t)sv.f_bavail * (int64_t)sv.f_frsize < e->disk_reserve ? -ENOSPC : 0;
+}
 const char *orch_state_dir(const struct orch_engine *e) { return e->state_dir; }
 
 void orch_after_commit(struct orch_engine *e, struct orch_done *d)
@@ -230,9 +239,15 @@ static void before_sleep(struct orch_engine *e)
 {
 	if (!e->stopping)
 		run_schedule_all(e);
+	if (e->resync)
+		run_resync(e);
 	int rc = store_commit(&e->st);
-	if (rc)
-		eng_log(e, "commit failed: %s", strerror(-rc));
+	if (rc) {
+		eng_log(e, "commit failed: %s: the state will be written again", strerror(-rc));
+		e->resync = true;
+	} else {
+		e->resync = false;
+	}
 	struct orch_done *d = e->done_head;
 	e->done_head = e->done_tail = NULL;
 	while (d) {
@@ -340,6 +355,8 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 	e->cfg.bwrap_path = e->bwrap_path;
 	e->mount_id = -1;
 	e->sigw.fd = -1;
+	const char *reserve = getenv("ORCHFS_DISK_RESERVE");
+	e->disk_reserve = reserve ? strtoll(reserve, NULL, 10) : 4 << 20;
 	e->mntw.fd = -1;
 	pthread_mutex_init(&e->ctl_lock, NULL);
 	if (oom) {

@@ -163,6 +163,8 @@ struct orch_engine {
 	struct proc *dead;	/* procs to free after this turn */
 
 	bool stopping, stopped, quit;
+	bool resync;		/* the last commit failed: see run_resync() */
+	int64_t disk_reserve;
 	pthread_mutex_t ctl_lock;	/* guards stop_req and quit_req */
 	bool stop_req, quit_req, ctl_queued;
 	struct loop_work ctl_work;
@@ -175,6 +177,11 @@ struct orch_engine {
 
 /* engine.c */
 void eng_log(struct orch_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+/* Room on the state directory's file system for an acknowledged change?
+ * 0, or -ENOSPC when free space is below the reserve (ORCHFS_DISK_RESERVE
+ * bytes, default 4 MiB): refused before anything changes, such a change
+ * never rides in a commit the disk cannot take. */
+int eng_room(struct orch_engine *e);
 
 /* run.c */
 struct run *run_get(struct orch_engine *e, int64_t rowid);	/* borrowed; loads if needed */
@@ -188,6 +195,10 @@ void run_free(struct run *r);
 void run_unload_all(struct orch_engine *e);
 bool run_step_visible_running(const struct run *r, size_t i);
 void run_kill_stale(struct orch_engine *e);	/* at open: processes of a dead daemon */
+/* After a failed commit: forget runs and sandboxes whose creation it undid,
+ * and write the whole state of every other loaded one again, so that the
+ * next commit brings the store back to what memory holds. */
+void run_resync(struct orch_engine *e);
 int run_cancel(struct orch_engine *e, struct run *r);	/* ctl cancel */
 /* Undo run_create() of this turn after its rows were rolled back: off every
  * list and counter, its log directory removed, freed with its plan. */

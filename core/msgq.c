@@ -63,7 +63,9 @@ int orch_messages_append(struct orch_engine *e, int64_t sbid, const struct line_
 		return -ENOENT;
 	if (!b->n)
 		return 0;
-	int rc = store_savepoint(&e->st, "msg_append");
+	int rc = eng_room(e);
+	if (!rc)
+		rc = store_savepoint(&e->st, "msg_append");
 	if (rc)
 		return rc;
 	int64_t now = clock_wall_ms();
@@ -177,8 +179,8 @@ int orch_inbox_done(struct orch_engine *e, int64_t sbid, uint64_t lease, bool de
 		}
 	if (!l)
 		return 0;
-	int rc = 0;
-	if (deliver) {
+	int rc = deliver ? eng_room(e) : 0;	/* no room: they stay queued */
+	if (deliver && !rc) {
 		int64_t now = clock_wall_ms();
 		rc = store_savepoint(&e->st, "deliver");
 		for (size_t i = 0; !rc && i < l->n; i++)

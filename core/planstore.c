@@ -189,6 +189,9 @@ int orch_plans_create(struct orch_engine *e, const char *name, unsigned mode, ui
 	struct orch_pentry old;
 	if (orch_plans_lookup(e, name, &old) == 0)
 		return -EEXIST;
+	int room = eng_room(e);
+	if (room)
+		return room;
 	int rc = store_exec(&e->st, "INSERT INTO plan_files(name, uid, gid, mode) VALUES(?, ?, ?, ?)",
 			    "siii", name, (int64_t)uid, (int64_t)gid, (int64_t)(mode & 07777));
 	if (rc)
@@ -405,7 +408,9 @@ static int submit_start(struct orch_engine *e, const char *stem, struct plan *pl
 static int submit(struct orch_engine *e, const char *stem, const char *text, size_t len, uid_t uid,
 		  gid_t gid)
 {
-	int rc;
+	int rc = eng_room(e);
+	if (rc)
+		return rc;
 	struct plan *plan = submit_check(e, stem, text, len, uid, gid, &rc);
 	if (!plan)
 		return rc;
@@ -467,6 +472,8 @@ int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, u
 	char stem[PLAN_NAME_MAX + 1];
 	struct plan *plan = NULL;
 	if (split_name(to, ".json", stem)) {
+		if ((rc = eng_room(e)))
+			return rc;
 		char *text;
 		size_t len;
 		if ((rc = file_text(e, src.id, &text, &len)))

@@ -1496,7 +1496,10 @@ int orch_run_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size_t l
 	struct run *r = run_get(e, rowid);
 	if (!r)
 		return -ENOENT;
-	int rc = fns[v](e, r);
+	/* a cancel stops what fills the disk: it needs no room first */
+	int rc = v ? eng_room(e) : 0;
+	if (!rc)
+		rc = fns[v](e, r);
 	if (!rc)
 		orch_need_durable(e);
 	return rc;
@@ -1758,4 +1761,52 @@ void run_heartbeat(struct orch_engine *e, struct sandbox *sb, struct step *s)
 		if (r->sb == sb)
 			for (size_t i = 0; i < r->dag.n; i++)
 				heartbeat_one(e, &r->steps[i]);
+}
+
+void run_resync(struct orch_engine *e)
+{
+	/* runs made in the undone batch exist in memory only: stop and forget
+	 * them (their submitters were told the commit failed) */
+	for (struct run *r = e->active_head, *next; r; r = next) {
+		next = r->next;
+		if (store_int(&e->st, "SELECT 1 FROM runs WHERE id = ?", 0, "i", r->rowid))
+			continue;
+		eng_log(e, "run %s was not stored: forgetting it", r->name);
+		for (size_t i = 0; i < r->dag.n; i++)
+			if (r->steps[i].proc) {
+				proc_signal(r->steps[i].proc, SIGKILL);
+				proc_close(e, r->steps[i].proc);
+				orch_free(r->steps[i].proc);
+				r->steps[i].proc = NULL;
+				e->running--;
+			}
+		if (r->sb && r->sb->holder == r)
+			r->sb->holder = NULL;
+		run_forget(e, r);
+		e->sched_all = true;
+	}
+	for (struct sandbox *sb = e->sandboxes, *next; sb; sb = next) {
+		next = sb->next;
+		if (!store_int(&e->st, "SELECT 1 FROM sandboxes WHERE id = ?", 0, "i", sb->rowid) &&
+		    !sb_in_use(e, sb)) {
+			sb_forget(e, sb);
+			continue;
+		}
+		sb_save(e, sb);
+		sb->msg_queued = store_int(&e->st,
+					   "SELECT count(*) FROM messages WHERE sandbox = ? AND state = 'queued'",
+					   0, "i", sb->rowid);
+		sb->msg_delivered = store_int(&e->st,
+					      "SELECT count(*) FROM messages WHERE sandbox = ? AND state = 'delivered'",
+					      0, "i", sb->rowid);
+		sb->msg_bytes = msgq_bytes_load(e, sb->rowid);
+	}
+	e->msg_queued = store_int(&e->st, "SELECT count(*) FROM messages WHERE state = 'queued'", 0, NULL);
+	/* every other loaded run: all of its state again */
+	for (size_t h = 0; h < RUN_HASH; h++)
+		for (struct run *r = e->runtab[h]; r; r = r->hnext) {
+			run_save(e, r);
+			for (size_t i = 0; i < r->dag.n; i++)
+				step_save(e, &r->steps[i]);
+		}
 }

@@ -401,6 +401,9 @@ int orch_events_post(struct orch_engine *e, int64_t sbid, const struct line_batc
 	for (size_t i = 0; i < b->n; i++)
 		if (reserved_type(json_string_value(json_object_get(b->events[i], "event_type"))))
 			return -EINVAL;
+	int room = eng_room(e);
+	if (room)
+		return room;
 	struct step *s = run_step_by_pids(e, sb, chain, nchain);
 	struct run *r = s ? s->run : sb->holder;
 	bool heartbeat = false;
@@ -458,7 +461,10 @@ int orch_sandbox_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size
 	struct sandbox *sb = sb_get_rowid(e, rowid);
 	if (!sb)
 		return -ENOENT;
-	int rc;
+	/* stop and delete free the disk; the others must find room first */
+	int rc = (v == 1 || v == 2) ? eng_room(e) : 0;
+	if (rc)
+		return rc;
 	switch (v) {
 	case 0:	/* stop */
 		if (sb->stopped)
@@ -497,7 +503,10 @@ int orch_sandbox_create(struct orch_engine *e, const char *name, uid_t uid, gid_
 			struct orch_sandbox_attr *a)
 {
 	struct sandbox *sb;
-	int rc = sb_create(e, name, ISOLATION_UNSET, true, -1, uid, gid, &sb);
+	int rc = eng_room(e);
+	if (rc)
+		return rc;
+	rc = sb_create(e, name, ISOLATION_UNSET, true, -1, uid, gid, &sb);
 	if (rc)
 		return rc;
 	orch_need_durable(e);
