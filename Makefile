@@ -25,7 +25,7 @@ A        := build/asan
 core_objs = $(CORE_SRC:%.c=$(1)/%.o)
 fs_objs   = $(FS_SRC:%.c=$(1)/%.o)
 
-.PHONY: all asan test unit e2e check demo clean deps bench
+.PHONY: all asan test unit e2e check demo clean deps bench valgrind
 all: orchfs
 
 # V=1 shows the commands
@@ -81,11 +81,16 @@ unit: $(UNIT_BIN_B) $(UNIT_BIN_A)
 e2e: orchfs orchfs-asan
 	tests/e2e/run ./orchfs-asan
 
+# one representative session under valgrind memcheck
+valgrind: orchfs
+	tests/valgrind/run ./orchfs
+
 test:
 	@scripts/install-deps.sh
 	$(MAKE) all orchfs-asan check
 	$(MAKE) unit
 	$(MAKE) e2e
+	$(MAKE) valgrind
 
 demo:
 	@scripts/install-deps.sh

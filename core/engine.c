@@ -6,6 +6,7 @@
  * changed (fsync'd only if it holds an acknowledged change), and the replies
  * waiting for that commit. Nothing sleeps or polls. */
 #include "core/engine_i.h"
+#include "core/proc.h"
 
 #include <errno.h>
 #include <fcntl.h>
@@ -103,6 +104,22 @@ static void sig_cb(struct loop_watch *w, uint32_t events)
 	struct signalfd_siginfo si;
 	(void)events;
 	while (read(w->fd, &si, sizeof(si)) == sizeof(si)) {
+		if (si.ssi_signo == SIGCHLD) {
+			/* only where pidfds are missing do steps' exits come this way:
+			 * elsewhere waitid(P_PIDFD) reaps them, and nothing else may */
+			pid_t pid;
+			int status;
+			struct proc *p;
+			while (proc_wait_any(&pid, &status) == 1)
+				if ((p = run_proc_by_pid(e, pid)) && p->no_pidfd) {
+					uint64_t one = 1;
+					p->status = status;
+					p->reaped = true;
+					if (write(p->wpid.fd, &one, sizeof(one)) < 0)
+						eng_log(e, "cannot wake the watch of pid %d", (int)pid);
+				}
+			continue;
+		}
 		if ((si.ssi_signo == SIGTERM || si.ssi_signo == SIGINT) && !e->stopping) {
 			eng_log(e, "%s: stopping", strsignal((int)si.ssi_signo));
 			e->stopping = true;
@@ -395,6 +412,7 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGCHLD);
 	int sfd = signalfd(-1, &set, SFD_CLOEXEC | SFD_NONBLOCK);
 	if (sfd >= 0) {
 		e->sigw = (struct loop_watch){ .fd = sfd, .cb = sig_cb, .data = e };

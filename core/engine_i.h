@@ -42,6 +42,11 @@ struct proc {
 	enum kill_why why;
 	bool kill_sent;
 	bool sandboxed;		/* pid is bubblewrap's */
+	/* without pidfds: wpid is an eventfd the engine's SIGCHLD handling
+	 * writes once it has reaped the child, whose status is then here */
+	bool no_pidfd;
+	bool reaped;
+	int status;
 	int64_t start_mono;
 	struct proc *next_dead;
 };
@@ -236,6 +241,9 @@ void sb_free_all(struct orch_engine *e);
 /* msgq.c */
 void msgq_forget(struct sandbox *sb);	/* drop every lease (the sandbox goes away) */
 int64_t msgq_bytes_load(struct orch_engine *e, int64_t sbid);	/* size of its messages view */
+
+/* The attempt whose process PID is, if any (the no-pidfd case). */
+struct proc *run_proc_by_pid(struct orch_engine *e, pid_t pid);
 
 /* render.c */
 int render_run_status(struct orch_engine *e, struct run *r, struct sbuf *out);

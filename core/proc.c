@@ -68,7 +68,7 @@ int proc_spawn(const struct proc_spec *spec, pid_t *pidp, int *pidfdp)
 	if (r)
 		return -r;
 	int pfd = pidfd_open(pid);
-	if (pfd < 0) {
+	if (pfd < 0 && errno != ENOSYS) {
 		int e = -errno;
 		kill(pid, SIGKILL);
 		waitpid(pid, NULL, 0);
@@ -114,6 +114,19 @@ int proc_resolve(const char *cmd, const char *path_env, char **out)
 		p = colon + 1;
 	}
 	return err;
+}
+
+int proc_wait_any(pid_t *pid, int *status)
+{
+	int st;
+	pid_t p = waitpid(-1, &st, WNOHANG);
+	if (p < 0)
+		return errno == ECHILD ? 0 : -errno;
+	if (p == 0)
+		return 0;
+	*pid = p;
+	*status = st;
+	return 1;
 }
 
 bool proc_exited(int pidfd)

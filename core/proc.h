@@ -20,7 +20,9 @@ struct proc_spec {
 /* Spawn SPEC in a process group of its own, every signal at its default and
  * unblocked. posix_spawn returns once the child has exec'd PATH, so PATH must
  * never be a file of our own mount. 0 with *pid and *pidfd (O_CLOEXEC;
- * readable once the child has exited), or -errno. */
+ * readable once the child has exited), or -errno. Where the kernel (or
+ * valgrind) has no pidfd_open, *pidfd is -1: the caller learns of the exit
+ * from SIGCHLD and proc_wait_any(). */
 int proc_spawn(const struct proc_spec *spec, pid_t *pid, int *pidfd);
 
 /* Find CMD the way execvp would, along PATH_ENV (a PATH value; NULL means
@@ -28,6 +30,10 @@ int proc_spawn(const struct proc_spec *spec, pid_t *pid, int *pidfd);
  * in *out, or -errno (-ENOENT, -EACCES). Not for the engine thread: it stats
  * paths a plan may control. */
 int proc_resolve(const char *cmd, const char *path_env, char **out);
+
+/* Reap one child that has exited, without blocking: 1 with *pid and *status,
+ * 0 when none has, or -errno. For the no-pidfd case only. */
+int proc_wait_any(pid_t *pid, int *status);
 
 /* Has the child behind PIDFD exited (without reaping it)? */
 bool proc_exited(int pidfd);

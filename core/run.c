@@ -14,6 +14,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -579,7 +580,16 @@ static void pid_cb(struct loop_watch *w, uint32_t events)
 	/* The leader is a zombie: its PID, hence the group, cannot be reused
 	 * yet. Whatever it left running in its group goes with it. */
 	proc_kill_group(p->pid, SIGKILL);
-	int rc = proc_reap(w->fd, &status);
+	int rc;
+	if (p->no_pidfd) {
+		/* the SIGCHLD handling reaped it already */
+		if (!p->reaped)
+			return;
+		status = p->status;
+		rc = 0;
+	} else {
+		rc = proc_reap(w->fd, &status);
+	}
 	if (rc == -EAGAIN)
 		return;
 	if (rc)
@@ -648,7 +658,7 @@ static void proc_term(struct orch_engine *e, struct proc *p, enum kill_why why)
 {
 	/* it may have ended on its own in this very turn: then its exit, not
 	 * this reason, says how the attempt went (pid_cb reaps it) */
-	if (proc_exited(p->wpid.fd))
+	if (p->no_pidfd ? p->reaped : proc_exited(p->wpid.fd))
 		return;
 	if (p->why == KILL_NONE || why == KILL_INTERRUPT ||
 	    (why == KILL_CANCEL && p->why != KILL_INTERRUPT))
@@ -903,6 +913,13 @@ static void step_start(struct orch_engine *e, struct run *r, size_t i)
 	if (rc)
 		goto spawn_failed;
 
+	if (pidfd < 0) {
+		/* no pidfds here: an eventfd stands in, written at SIGCHLD */
+		p->no_pidfd = true;
+		pidfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (pidfd < 0)
+			eng_log(e, "run %s step %s: no eventfd: its end will not be seen", r->name, ps->id);
+	}
 	p->wpid = (struct loop_watch){ .fd = pidfd, .cb = pid_cb, .data = p };
 	p->wout = (struct loop_watch){ .fd = outp[0], .cb = out_cb, .data = p };
 	p->errfd = errp[0];
@@ -1809,4 +1826,13 @@ void run_resync(struct orch_engine *e)
 			for (size_t i = 0; i < r->dag.n; i++)
 				step_save(e, &r->steps[i]);
 		}
+}
+
+struct proc *run_proc_by_pid(struct orch_engine *e, pid_t pid)
+{
+	for (struct run *r = e->active_head; r; r = r->next)
+		for (size_t i = 0; r->nrunning && i < r->dag.n; i++)
+			if (r->steps[i].proc && r->steps[i].proc->pid == pid)
+				return r->steps[i].proc;
+	return NULL;
 }
