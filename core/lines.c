@@ -136,44 +136,6 @@ static size_t scan_line(const char *p, size_t n, enum bytes_verdict *v)
 	return nl ? (size_t)(nl - p) : n;
 }
 
-/* Copy user text S (LEN bytes, valid UTF-8) into BUF (SIZE bytes) for a
- * reason: cut at a character boundary, control characters (C0, DEL, C1) as
- * '?'. Returns BUF. */
-static const char *show(char *buf, size_t size, const char *s, size_t len)
-{
-	const unsigned char *u = (const unsigned char *)s;
-	size_t n = len < size - 1 ? len : size - 1, o = 0;
-
-	if (n < len)
-		while (n > 0 && (u[n] & 0xC0) == 0x80)
-			n--;
-	for (size_t i = 0; i < n; i++) {
-		if (u[i] == 0xC2 && i + 1 < n && u[i + 1] >= 0x80 && u[i + 1] <= 0x9F) {
-			buf[o++] = '?';
-			i++;
-		} else {
-			buf[o++] = u[i] < 0x20 || u[i] == 0x7F ? '?' : (char)u[i];
-		}
-	}
-	buf[o] = '\0';
-	return buf;
-}
-
-/* "an array", "null"...: what a JSON value is, for "it is ..." */
-static const char *json_kind(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "an array";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER:
-	case JSON_REAL: return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	default: return "null";
-	}
-}
-
 /* Empty lines ("" and "\r") are ignored in both files. */
 static bool line_empty(const char *line, size_t len)
 {
@@ -243,7 +205,7 @@ static json_t *load_object(const char *line, size_t len, char *why, int *ret)
 			snprintf(why, WHY_MAX, "contains a NUL byte (\\u0000)");
 		else
 			snprintf(why, WHY_MAX, "not a JSON object: %s (column %d)",
-				 show(text, sizeof(text), jerr.text, strlen(jerr.text)), jerr.column);
+				 text_show(text, sizeof(text), jerr.text, strlen(jerr.text)), jerr.column);
 		return NULL;
 	}
 	if (!json_is_object(doc)) {
@@ -303,7 +265,7 @@ static int msg_parse(const char *line, size_t len, enum bytes_verdict v, struct 
 	key = unknown_key(doc, fields, ARRAY_SIZE(fields));
 	if (key) {
 		snprintf(why, WHY_MAX, "unknown field \"%s\" (a message has content and message_type)",
-			 show(shown, sizeof(shown), key, strlen(key)));
+			 text_show(shown, sizeof(shown), key, strlen(key)));
 		goto out;
 	}
 	content = json_object_get(doc, "content");
@@ -326,7 +288,7 @@ static int msg_parse(const char *line, size_t len, enum bytes_verdict v, struct 
 			snprintf(why, WHY_MAX,
 				 "\"message_type\" must be one of user_message, interrupt, "
 				 "guardian_intervention, not \"%s\"",
-				 show(shown, sizeof(shown), json_string_value(type),
+				 text_show(shown, sizeof(shown), json_string_value(type),
 				      json_string_length(type)));
 			goto out;
 		}
@@ -366,7 +328,7 @@ static int event_parse(const char *line, size_t len, enum bytes_verdict v, json_
 	if (key) {
 		snprintf(why, WHY_MAX,
 			 "unknown field \"%s\" (an event has event_type, event_data and source)",
-			 show(shown, sizeof(shown), key, strlen(key)));
+			 text_show(shown, sizeof(shown), key, strlen(key)));
 		goto out;
 	}
 	type = json_object_get(doc, "event_type");

@@ -61,21 +61,9 @@ struct ref {
 	unsigned long port;	/* REF_NO_PORT: which PORTk */
 };
 
-/* Copy user text S (LEN bytes) for a message: at most SHOW_MAX bytes, cut at a
- * character boundary, control characters as '?', so one problem stays one line. */
 static const char *show(char buf[SHOW_MAX + 1], const char *s, size_t len)
 {
-	size_t n = len < SHOW_MAX ? len : SHOW_MAX;
-
-	if (n < len)
-		while (n > 0 && ((unsigned char)s[n] & 0xC0) == 0x80)
-			n--;
-	for (size_t i = 0; i < n; i++) {
-		unsigned char ch = (unsigned char)s[i];
-		buf[i] = ch < 0x20 || ch == 0x7f ? '?' : (char)ch;
-	}
-	buf[n] = '\0';
-	return buf;
+	return text_show(buf, SHOW_MAX + 1, s, len);
 }
 
 /* Append one problem line, unless PLAN_MAX_ERRORS lines are there already. */
@@ -99,21 +87,6 @@ static char *dup(struct ctx *c, const char *s)
 	if (!d)
 		c->oom = true;
 	return d;
-}
-
-/* "an array", "null"...: what V is, for "plan must be a JSON object, not ..." */
-static const char *json_kind(const json_t *v)
-{
-	switch (json_typeof(v)) {
-	case JSON_OBJECT: return "an object";
-	case JSON_ARRAY: return "an array";
-	case JSON_STRING: return "a string";
-	case JSON_INTEGER:
-	case JSON_REAL: return "a number";
-	case JSON_TRUE:
-	case JSON_FALSE: return "a boolean";
-	default: return "null";
-	}
 }
 
 static void type_err(struct ctx *c, const char *pfx, const char *field, const char *kind)

@@ -16,21 +16,6 @@ static json_t *time_or_null(int64_t ms)
 	return json_string(ts);
 }
 
-/* Dump O (stolen) into OUT with a final newline. */
-static int put_json(json_t *o, struct sbuf *out)
-{
-	if (!o)
-		return -ENOMEM;
-	char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(o);
-	if (!txt)
-		return -ENOMEM;
-	sbuf_adds(out, txt);
-	sbuf_addc(out, '\n');
-	free(txt);
-	return sbuf_failed(out) ? -ENOMEM : 0;
-}
-
 static unsigned run_percent(const struct run *r)
 {
 	size_t n = r->dag.n;
@@ -53,7 +38,7 @@ int render_run_status(struct orch_engine *e, struct run *r, struct sbuf *out)
 		(json_int_t)(r->counts[STEP_FAILED] + r->counts[STEP_TIMED_OUT]), "skipped",
 		(json_int_t)r->counts[STEP_SKIPPED], "cancelled", (json_int_t)r->counts[STEP_CANCELLED],
 		"percent", (json_int_t)run_percent(r));
-	return put_json(o, out);
+	return sbuf_put_json(out, o);
 }
 
 int render_step_status(struct orch_engine *e, struct step *s, struct sbuf *out)
@@ -79,7 +64,7 @@ int render_step_status(struct orch_engine *e, struct step *s, struct sbuf *out)
 			      s->reason ? json_string(s->reason) : json_null());
 	if (o && s->retry_at)
 		json_object_set_new(o, "next_attempt_at", time_or_null(s->retry_at));
-	return put_json(o, out);
+	return sbuf_put_json(out, o);
 }
 
 static void fmt_duration(int64_t ms, char *buf, size_t n)

@@ -1606,17 +1606,7 @@ int orch_run_by_rowid(struct orch_engine *e, int64_t rowid, struct orch_run_attr
 int orch_run_list(struct orch_engine *e, int64_t after,
 		  int (*cb)(void *ctx, int64_t rowid, const char *name), void *ctx)
 {
-	int rc;
-	sqlite3_stmt *q = store_query(&e->st, "SELECT id, name FROM runs WHERE id > ? ORDER BY id", &rc,
-				      "i", after);
-	if (!q)
-		return rc;
-	do {
-		if (cb(ctx, sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1)))
-			break;
-	} while (store_next(q));
-	store_done(q);
-	return 0;
+	return store_list(&e->st, "SELECT id, name FROM runs WHERE id > ? ORDER BY id", after, cb, ctx);
 }
 
 int orch_run_render(struct orch_engine *e, int64_t rowid, enum orch_run_file f, struct sbuf *out)
@@ -1631,15 +1621,8 @@ int orch_run_render(struct orch_engine *e, int64_t rowid, enum orch_run_file f, 
 		return render_run_summary(e, r, out);
 	case RUNF_GRAPH:
 		return render_run_graph(e, r, out);
-	case RUNF_PLAN: {
-		char *txt = json_dumps(r->plan->doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-		if (!txt)
-			return -ENOMEM;
-		sbuf_adds(out, txt);
-		sbuf_addc(out, '\n');
-		free(txt);
-		return sbuf_failed(out) ? -ENOMEM : 0;
-	}
+	case RUNF_PLAN:
+		return sbuf_put_json(out, json_incref(r->plan->doc));
 	}
 	return -EINVAL;
 }

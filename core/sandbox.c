@@ -283,17 +283,8 @@ int orch_sandbox_by_rowid(struct orch_engine *e, int64_t rowid, struct orch_sand
 int orch_sandbox_list(struct orch_engine *e, int64_t after,
 		      int (*cb)(void *ctx, int64_t rowid, const char *name), void *ctx)
 {
-	int rc;
-	sqlite3_stmt *q = store_query(&e->st, "SELECT id, name FROM sandboxes WHERE id > ? ORDER BY id",
-				      &rc, "i", after);
-	if (!q)
-		return rc;
-	do {
-		if (cb(ctx, sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1)))
-			break;
-	} while (store_next(q));
-	store_done(q);
-	return 0;
+	return store_list(&e->st, "SELECT id, name FROM sandboxes WHERE id > ? ORDER BY id", after, cb,
+			  ctx);
 }
 
 char *orch_sandbox_workspace(struct orch_engine *e, int64_t rowid)
@@ -356,16 +347,7 @@ int orch_sandbox_render(struct orch_engine *e, int64_t rowid, struct sbuf *out)
 			      (json_int_t)sb->msg_delivered);
 	if (o)
 		json_object_set_new(o, "network", json_boolean(sb->network));
-	if (!o)
-		return -ENOMEM;
-	char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	json_decref(o);
-	if (!txt)
-		return -ENOMEM;
-	sbuf_adds(out, txt);
-	sbuf_addc(out, '\n');
-	free(txt);
-	return sbuf_failed(out) ? -ENOMEM : 0;
+	return sbuf_put_json(out, o);
 }
 
 char *orch_sandbox_logs_path(struct orch_engine *e, int64_t rowid)

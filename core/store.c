@@ -212,6 +212,21 @@ static int bind_args(sqlite3_stmt *st, const char *fmt, va_list ap)
 	return rc;
 }
 
+int store_list(struct store *s, const char *sql, int64_t after,
+	       int (*cb)(void *ctx, int64_t id, const char *name), void *ctx)
+{
+	int rc;
+	sqlite3_stmt *q = store_query(s, sql, &rc, "i", after);
+	if (!q)
+		return rc;
+	do {
+		if (cb(ctx, sqlite3_column_int64(q, 0), (const char *)sqlite3_column_text(q, 1)))
+			break;
+	} while (store_next(q));
+	store_done(q);
+	return 0;
+}
+
 int store_begin(struct store *s)
 {
 	if (s->in_tx)

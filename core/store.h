@@ -49,6 +49,11 @@ void store_done(sqlite3_stmt *st);
 /* Single-value helpers: the first column of the first row, or DFLT. */
 int64_t store_int(struct store *s, const char *sql, int64_t dflt, const char *fmt, ...);
 
+/* Run SQL (one parameter: AFTER) and call CB with each row's two columns
+ * (an id and a name) until it returns non-zero: 0 or -errno. */
+int store_list(struct store *s, const char *sql, int64_t after,
+	       int (*cb)(void *ctx, int64_t id, const char *name), void *ctx);
+
 int store_begin(struct store *s);	/* 0 or -errno; no-op inside a batch */
 void store_mark_durable(struct store *s);
 /* A savepoint NAME inside the batch: 0 or -errno. store_release() ends it,

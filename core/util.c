@@ -380,3 +380,54 @@ static int rm_rf_at(int dfd, const char *name)
 }
 
 int rm_rf(const char *path) { return rm_rf_at(AT_FDCWD, path); }
+
+/* Copy user text S (LEN bytes, valid UTF-8) into BUF (SIZE bytes) for a
+ * reason: cut at a character boundary, control characters (C0, DEL, C1) as
+ * '?'. Returns BUF. */
+const char *text_show(char *buf, size_t size, const char *s, size_t len)
+{
+	const unsigned char *u = (const unsigned char *)s;
+	size_t n = len < size - 1 ? len : size - 1, o = 0;
+
+	if (n < len)
+		while (n > 0 && (u[n] & 0xC0) == 0x80)
+			n--;
+	for (size_t i = 0; i < n; i++) {
+		if (u[i] == 0xC2 && i + 1 < n && u[i + 1] >= 0x80 && u[i + 1] <= 0x9F) {
+			buf[o++] = '?';
+			i++;
+		} else {
+			buf[o++] = u[i] < 0x20 || u[i] == 0x7F ? '?' : (char)u[i];
+		}
+	}
+	buf[o] = '\0';
+	return buf;
+}
+
+const char *json_kind(const json_t *v)
+{
+	switch (json_typeof(v)) {
+	case JSON_OBJECT: return "an object";
+	case JSON_ARRAY: return "an array";
+	case JSON_STRING: return "a string";
+	case JSON_INTEGER:
+	case JSON_REAL: return "a number";
+	case JSON_TRUE:
+	case JSON_FALSE: return "a boolean";
+	default: return "null";
+	}
+}
+
+int sbuf_put_json(struct sbuf *sb, json_t *o)
+{
+	if (!o)
+		return -ENOMEM;
+	char *txt = json_dumps(o, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	json_decref(o);
+	if (!txt)
+		return -ENOMEM;
+	sbuf_adds(sb, txt);
+	sbuf_addc(sb, '\n');
+	free(txt);
+	return sbuf_failed(sb) ? -ENOMEM : 0;
+}

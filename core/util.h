@@ -66,6 +66,18 @@ bool id_valid(const char *s, size_t maxlen);
 /* Levenshtein distance, for "did you mean" suggestions (short strings only). */
 size_t edit_distance(const char *a, const char *b);
 
+/* Copy user text S (LEN bytes, valid UTF-8) into BUF (SIZE bytes) for a
+ * message: cut at a character boundary, control characters (C0, DEL, C1)
+ * as '?', so one problem stays one line. Returns BUF. */
+const char *text_show(char *buf, size_t size, const char *s, size_t len);
+
+/* "an object", "an array", "null"...: what a JSON value is, for messages. */
+struct json_t;
+const char *json_kind(const struct json_t *v);
+
+/* Append O (stolen) as indented JSON and a newline: 0 or -ENOMEM. */
+int sbuf_put_json(struct sbuf *sb, struct json_t *o);
+
 /* Number of online CPUs, at least 1. */
 unsigned cpu_count(void);
 

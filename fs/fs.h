@@ -190,6 +190,10 @@ int fixed_lookup(const struct fixed_entry *t, size_t n, struct fs_node dir, cons
 int fixed_readdir(const struct fixed_entry *t, size_t n, struct fs_node dir, uint64_t cookie,
 		  struct fs_dirbuf *db);
 
+/* Open the log file at PATH (new string, taken) for reading into FH: an
+ * FH_DISK whose short reads end at a whole line; created empty if missing. */
+int open_log(char *path, struct fs_fh *fh, int flags);
+
 /* Snapshot-file getattr: render it to know its size. */
 int snap_getattr(struct fs *fs, struct fs_node n, struct stat *st, mode_t mode, uid_t uid, gid_t gid,
 		 int64_t mtime_ms, int64_t ctime_ms);

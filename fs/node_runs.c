@@ -315,27 +315,7 @@ static int step_log_getattr(struct fs *fs, struct fs_node n, struct stat *st)
 
 static int step_log_open(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh)
 {
-	if ((flags & O_ACCMODE) != O_RDONLY)
-		return -EROFS;
-	char *path = orch_step_log_path(fs->eng, n.id);
-	if (!path)
-		return -ENOMEM;
-	/* a step that has not started has no log yet: read it as empty */
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0 && errno == ENOENT) {
-		int w = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
-		if (w >= 0)
-			close(w);
-		fd = open(path, O_RDONLY | O_CLOEXEC);
-	}
-	int rc = fd < 0 ? -errno : 0;
-	orch_free(path);
-	if (rc)
-		return rc;
-	fh->kind = FH_DISK;
-	fh->fd = fd;
-	fh->lines_only = true;
-	return 0;
+	return open_log(orch_step_log_path(fs->eng, n.id), fh, flags);
 }
 
 const struct node_ops node_step_log = {

@@ -234,20 +234,7 @@ static int sb_logs_getattr(struct fs *fs, struct fs_node n, struct stat *st)
 
 static int sb_logs_open(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh)
 {
-	if ((flags & O_ACCMODE) != O_RDONLY)
-		return -EROFS;
-	char *path = orch_sandbox_logs_path(fs->eng, n.id);
-	if (!path)
-		return -ENOENT;
-	int fd = open(path, O_RDONLY | O_CREAT | O_CLOEXEC, 0644);
-	int rc = fd < 0 ? -errno : 0;
-	orch_free(path);
-	if (rc)
-		return rc;
-	fh->kind = FH_DISK;
-	fh->fd = fd;
-	fh->lines_only = true;
-	return 0;
+	return open_log(orch_sandbox_logs_path(fs->eng, n.id), fh, flags);
 }
 
 const struct node_ops node_sb_logs = {

@@ -14,52 +14,18 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "core/engine.h"
-#include "core/exec.h"
-
-struct fixture {
-	char dir[64];
-	char state[96];
-	char mnt[96];
-	struct orch_engine *e;
-};
-
-static struct orch_engine *open_engine(struct fixture *f)
-{
-	struct orch_config cfg = { .exec_helper = "/proc/self/exe", .state_dir = f->state,
-				   .mountpoint = f->mnt, .port_min = 31000,
-				   .port_max = 31999 };
-	struct sbuf err = SBUF_INIT;
-	struct orch_engine *e = orch_engine_open(&cfg, &err);
-	if (!e)
-		fail_msg("engine did not open: %s", sbuf_str(&err));
-	sbuf_release(&err);
-	return e;
-}
+#include "tests/engine_fixture.h"
 
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/orchfs-test-engine.XXXXXX");
-	if (!mkdtemp(f->dir))
+	struct fixture *f = fixture_new("engine", 31000, 31999);
+	if (!f)
 		return -1;
-	snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
-	snprintf(f->mnt, sizeof(f->mnt), "%s/mnt", f->dir);
-	mkdir(f->state, 0755);
-	mkdir(f->mnt, 0755);
-	f->e = open_engine(f);
 	*state = f;
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	orch_engine_close(f->e);
-	rm_rf(f->dir);
-	free(f);
-	return 0;
-}
+static int teardown(void **state) { return fixture_teardown(state); }
 
 /* Write TEXT to plans/NAME.json and close it: what `cp` does. */
 static int submit(struct orch_engine *e, const char *name, const char *text)
@@ -266,7 +232,7 @@ static void test_engine__resume_after_engine_dies(void **state)
 	/* the engine goes away with b running, as after kill -9 of the daemon
 	 * (what it had committed stays; its child is left behind) */
 	orch_engine_close(f->e);
-	f->e = open_engine(f);
+	f->e = fixture_open(f);
 	assert_int_equal(orch_events_size(f->e, EV_GLOBAL, 0), before);
 	run_until(f->e, "res-1", "succeeded");
 	assert_int_equal(count_lines(workspace_file(f, "res-1", "a.count")), 1);
@@ -349,10 +315,7 @@ static void test_engine__spawn_failure_is_a_failed_attempt(void **state)
 
 int main(int argc, char **argv)
 {
-	/* this binary is also the engine's step trampoline */
-	if (argc > 1 && !strcmp(argv[1], EXEC_STEP_FLAG))
-		orch_exec_step(argc, argv);
-	orch_alloc_setup_jansson();
+	FIXTURE_MAIN_PROLOGUE(argc, argv);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_engine__diamond_runs_and_records, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__invalid_plan_writes_error, setup, teardown),

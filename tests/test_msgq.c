@@ -13,46 +13,13 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "core/engine.h"
-#include "core/exec.h"
-
-struct fixture {
-	char dir[64], state[96], mnt[96];
-	struct orch_engine *e;
-	int64_t sb;
-};
-
-static struct orch_engine *open_engine(struct fixture *f)
-{
-	struct orch_config cfg = { .exec_helper = "/proc/self/exe", .state_dir = f->state,
-				   .mountpoint = f->mnt, .port_min = 32000,
-				   .port_max = 32099 };
-	struct sbuf err = SBUF_INIT;
-	struct orch_engine *e = orch_engine_open(&cfg, &err);
-	if (!e)
-		fail_msg("engine: %s", sbuf_str(&err));
-	sbuf_release(&err);
-	return e;
-}
-
-static void reopen(struct fixture *f)
-{
-	orch_engine_turn(f->e, 0);
-	orch_engine_close(f->e);
-	f->e = open_engine(f);
-}
+#include "tests/engine_fixture.h"
 
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/orchfs-test-msgq.XXXXXX");
-	if (!mkdtemp(f->dir))
+	struct fixture *f = fixture_new("msgq", 32000, 32099);
+	if (!f)
 		return -1;
-	snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
-	snprintf(f->mnt, sizeof(f->mnt), "%s/mnt", f->dir);
-	mkdir(f->state, 0755);
-	mkdir(f->mnt, 0755);
-	f->e = open_engine(f);
 	struct orch_sandbox_attr a;
 	if (orch_sandbox_create(f->e, "box", getuid(), getgid(), &a))
 		return -1;
@@ -61,14 +28,7 @@ static int setup(void **state)
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	orch_engine_close(f->e);
-	rm_rf(f->dir);
-	free(f);
-	return 0;
-}
+static int teardown(void **state) { return fixture_teardown(state); }
 
 /* Queue messages given as (type, content) pairs, then commit. */
 static void send(struct fixture *f, size_t n, const enum msg_type *types, const char *const *texts)
@@ -174,11 +134,11 @@ static void test_msgq__durable_across_reopen(void **state)
 	uint64_t l;
 	char got[256];
 	take(f, &l, got, sizeof(got));	/* leased, then the engine dies: leases are forgotten */
-	reopen(f);
+	fixture_reopen(f);
 	take(f, &l, got, sizeof(got));
 	assert_string_equal(got, "m1,m2,m3,m4,");
 	assert_int_equal(orch_inbox_done(f->e, f->sb, l, true), 0);
-	reopen(f);
+	fixture_reopen(f);
 	take(f, &l, got, sizeof(got));
 	assert_string_equal(got, "");
 	struct sbuf st = SBUF_INIT;
@@ -230,16 +190,13 @@ static void test_msgq__view_size_known_without_rendering(void **state)
 	orch_engine_turn(f->e, 0);
 	assert_size_matches(f);
 	send(f, 1, NULL, t);
-	reopen(f);	/* rebuilt from the stored line lengths */
+	fixture_reopen(f);	/* rebuilt from the stored line lengths */
 	assert_size_matches(f);
 }
 
 int main(int argc, char **argv)
 {
-	/* this binary is also the engine's step trampoline */
-	if (argc > 1 && !strcmp(argv[1], EXEC_STEP_FLAG))
-		orch_exec_step(argc, argv);
-	orch_alloc_setup_jansson();
+	FIXTURE_MAIN_PROLOGUE(argc, argv);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_msgq__fifo_and_delivery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msgq__one_open_inbox_at_a_time, setup, teardown),

@@ -15,53 +15,18 @@
 #include <unistd.h>
 #include <cmocka.h>
 
-#include "core/engine.h"
-#include "core/exec.h"
-
-struct fixture {
-	char dir[64], state[96], mnt[96];
-	struct orch_engine *e;
-	int lo, hi;
-};
-
-static struct orch_engine *open_engine(struct fixture *f)
-{
-	struct orch_config cfg = { .exec_helper = "/proc/self/exe", .state_dir = f->state,
-				   .mountpoint = f->mnt, .port_min = f->lo,
-				   .port_max = f->hi };
-	struct sbuf err = SBUF_INIT;
-	struct orch_engine *e = orch_engine_open(&cfg, &err);
-	if (!e)
-		fail_msg("engine: %s", sbuf_str(&err));
-	sbuf_release(&err);
-	return e;
-}
+#include "tests/engine_fixture.h"
 
 static int setup(void **state)
 {
-	struct fixture *f = calloc(1, sizeof(*f));
-	snprintf(f->dir, sizeof(f->dir), "/tmp/orchfs-test-ports.XXXXXX");
-	if (!mkdtemp(f->dir))
+	struct fixture *f = fixture_new("ports", 33000, 33004);
+	if (!f)
 		return -1;
-	snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
-	snprintf(f->mnt, sizeof(f->mnt), "%s/mnt", f->dir);
-	mkdir(f->state, 0755);
-	mkdir(f->mnt, 0755);
-	f->lo = 33000;
-	f->hi = 33004;	/* five ports */
-	f->e = open_engine(f);
 	*state = f;
 	return 0;
 }
 
-static int teardown(void **state)
-{
-	struct fixture *f = *state;
-	orch_engine_close(f->e);
-	rm_rf(f->dir);
-	free(f);
-	return 0;
-}
+static int teardown(void **state) { return fixture_teardown(state); }
 
 /* The ports of sandbox NAME, from its status. */
 static int ports_of(struct fixture *f, const char *name, int *out, int max)
@@ -98,8 +63,8 @@ static void test_ports__no_port_twice_then_exhausted(void **state)
 		assert_true(create(f, name) > 0);
 		int p;
 		assert_int_equal(ports_of(f, name, &p, 1), 1);
-		assert_true(p >= f->lo && p <= f->hi);
-		assert_int_equal(seen[p - f->lo]++, 0);
+		assert_true(p >= f->port_min && p <= f->port_max);
+		assert_int_equal(seen[p - f->port_min]++, 0);
 	}
 	assert_int_equal(create(f, "s5"), -ENOSPC);	/* the range is used up */
 	struct orch_sandbox_attr a;
@@ -135,7 +100,7 @@ static void test_ports__persist_across_reopen(void **state)
 	ports_of(f, "a", &pa, 1);
 	ports_of(f, "b", &pb, 1);
 	orch_engine_close(f->e);
-	f->e = open_engine(f);
+	f->e = fixture_open(f);
 	int qa, qb;
 	ports_of(f, "a", &qa, 1);
 	ports_of(f, "b", &qb, 1);
@@ -153,22 +118,19 @@ static void test_ports__skips_a_port_someone_else_holds(void **state)
 	struct fixture *f = *state;
 	/* the next port the allocator would hand out is bound by another program */
 	int fd = socket(AF_INET, SOCK_STREAM, 0);
-	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)f->lo) };
+	struct sockaddr_in sa = { .sin_family = AF_INET, .sin_port = htons((uint16_t)f->port_min) };
 	sa.sin_addr.s_addr = htonl(INADDR_ANY);
 	assert_int_equal(bind(fd, (struct sockaddr *)&sa, sizeof(sa)), 0);
 	assert_true(create(f, "x") > 0);
 	int p;
 	ports_of(f, "x", &p, 1);
-	assert_int_not_equal(p, f->lo);
+	assert_int_not_equal(p, f->port_min);
 	close(fd);
 }
 
 int main(int argc, char **argv)
 {
-	/* this binary is also the engine's step trampoline */
-	if (argc > 1 && !strcmp(argv[1], EXEC_STEP_FLAG))
-		orch_exec_step(argc, argv);
-	orch_alloc_setup_jansson();
+	FIXTURE_MAIN_PROLOGUE(argc, argv);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_ports__no_port_twice_then_exhausted, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_ports__freed_port_comes_back, setup, teardown),
