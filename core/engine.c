@@ -110,7 +110,7 @@ static void sig_cb(struct loop_watch *w, uint32_t events)
 			pid_t pid;
 			int status;
 			struct proc *p;
-			while (proc_wait_any(&pid, &status) == 1)
+			while (e->no_pidfd && proc_wait_any(&pid, &status) == 1)
 				if ((p = run_proc_by_pid(e, pid)) && p->no_pidfd) {
 					uint64_t one = 1;
 					p->status = status;

@@ -169,6 +169,7 @@ struct orch_engine {
 
 	bool stopping, stopped, quit;
 	bool resync;		/* the last commit failed: see run_resync() */
+	bool no_pidfd;		/* the kernel has no pidfds: exits come by SIGCHLD */
 	int64_t disk_reserve;
 	pthread_mutex_t ctl_lock;	/* guards stop_req and quit_req */
 	bool stop_req, quit_req, ctl_queued;

@@ -916,6 +916,7 @@ static void step_start(struct orch_engine *e, struct run *r, size_t i)
 	if (pidfd < 0) {
 		/* no pidfds here: an eventfd stands in, written at SIGCHLD */
 		p->no_pidfd = true;
+		e->no_pidfd = true;
 		pidfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (pidfd < 0)
 			eng_log(e, "run %s step %s: no eventfd: its end will not be seen", r->name, ps->id);
