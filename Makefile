@@ -25,7 +25,7 @@ A        := build/asan
 core_objs = $(CORE_SRC:%.c=$(1)/%.o)
 fs_objs   = $(FS_SRC:%.c=$(1)/%.o)
 
-.PHONY: all asan test unit e2e check demo clean deps bench valgrind
+.PHONY: all asan test unit e2e check demo clean deps bench valgrind fuzz fuzz-replay
 all: orchfs
 
 # V=1 shows the commands
@@ -81,6 +81,16 @@ unit: $(UNIT_BIN_B) $(UNIT_BIN_A)
 e2e: orchfs orchfs-asan
 	tests/e2e/run ./orchfs-asan
 
+# libFuzzer harnesses in tests/fuzz/ (clang + libclang-rt-14-dev); see tests/fuzz/README.md
+FUZZ_SECONDS ?= 600
+FUZZ_NAME    ?=
+fuzz:
+	tests/fuzz/run.sh fuzz $(FUZZ_SECONDS) $(FUZZ_NAME)
+fuzz-replay:
+	@tests/fuzz/run.sh replay; rc=$$?; \
+	if [ $$rc -eq 77 ]; then echo "fuzz-replay: skipped (clang cannot link libFuzzer)"; \
+	elif [ $$rc -ne 0 ]; then exit $$rc; fi
+
 # one representative session under valgrind memcheck
 valgrind: orchfs
 	tests/valgrind/run ./orchfs
@@ -89,6 +99,7 @@ test:
 	@scripts/install-deps.sh
 	$(MAKE) all orchfs-asan check
 	$(MAKE) unit
+	$(MAKE) fuzz-replay
 	$(MAKE) e2e
 	$(MAKE) valgrind
 

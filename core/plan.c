@@ -966,8 +966,13 @@ struct plan *plan_parse(const char *text, size_t len, const char *name,
 		/* jansson leaves the error empty when its own setup fails to allocate */
 		if (json_error_code(&jerr) == json_error_out_of_memory || !jerr.text[0])
 			c.oom = true;
-		else
-			report(&c, "line %d, column %d: %s", jerr.line, jerr.column, jerr.text);
+		else {
+			/* jansson quotes the bytes it choked on: no raw control or
+			 * broken UTF-8 bytes into .error */
+			char shown[JSON_ERROR_TEXT_LENGTH];
+			report(&c, "line %d, column %d: %s", jerr.line, jerr.column,
+			       text_show(shown, sizeof(shown), jerr.text, strlen(jerr.text)));
+		}
 		goto out;
 	}
 	if (!json_is_object(doc)) {
@@ -1130,6 +1135,12 @@ static int subst_step(struct ctx *c, struct plan *p, size_t i, const struct vars
 			return ret;
 		if (json_object_set_new(o, "command", j))
 			return -ENOMEM;
+		/* the plan as run must parse again on resume, where "command"
+		 * may not be empty */
+		if (!ps->command[0]) {
+			loc_report(c, pfx, "command", "\"command\" is empty after substitution", false);
+			return -EINVAL;
+		}
 	}
 	json_t *args = json_object_get(o, "args");
 	for (size_t k = 0; k < ps->nargs; k++) {
@@ -1146,6 +1157,10 @@ static int subst_step(struct ctx *c, struct plan *p, size_t i, const struct vars
 			return ret;
 		if (json_object_set_new(o, "cwd", j))
 			return -ENOMEM;
+		if (!ps->cwd[0]) {
+			loc_report(c, pfx, "cwd", "\"cwd\" is empty after substitution", false);
+			return -EINVAL;
+		}
 	}
 	return 0;
 }

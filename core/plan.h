@@ -104,8 +104,10 @@ struct plan_builtins {
 
 /* Replace ${NAME} and $$ in every command, args, env value and cwd (STEP_ID is
  * each step's own id), and rewrite plan->doc to the plan as run. Every reference
- * was checked by plan_parse(); a PORTk beyond nports is the one error left.
- * 0, or -EINVAL with the message appended to ERRS, or -ENOMEM. */
+ * was checked by plan_parse(); what is left: a PORTk beyond nports, and a
+ * "command" or "cwd" that substitutes to nothing (the plan as run could not
+ * be read again on resume). 0, or -EINVAL with the message appended to ERRS,
+ * or -ENOMEM. */
 int plan_substitute(struct plan *plan, const char *name, const struct plan_opts *opts,
 		    const struct plan_builtins *b, struct sbuf *errs);
 

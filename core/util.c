@@ -384,21 +384,53 @@ int rm_rf(const char *path) { return rm_rf_at(AT_FDCWD, path); }
 /* Copy user text S (LEN bytes, valid UTF-8) into BUF (SIZE bytes) for a
  * reason: cut at a character boundary, control characters (C0, DEL, C1) as
  * '?'. Returns BUF. */
+/* Length of the valid UTF-8 sequence at S (N bytes left), 0 when invalid
+ * (overlong, surrogate, beyond U+10FFFF, truncated). */
+static size_t utf8_seq_len(const unsigned char *s, size_t n)
+{
+	unsigned char c = s[0];
+	size_t len;
+	uint32_t cp;
+	if (c < 0x80)
+		return 1;
+	if (c >= 0xC2 && c <= 0xDF)
+		len = 2, cp = c & 0x1F;
+	else if (c >= 0xE0 && c <= 0xEF)
+		len = 3, cp = c & 0x0F;
+	else if (c >= 0xF0 && c <= 0xF4)
+		len = 4, cp = c & 0x07;
+	else
+		return 0;
+	if (len > n)
+		return 0;
+	for (size_t i = 1; i < len; i++) {
+		if ((s[i] & 0xC0) != 0x80)
+			return 0;
+		cp = cp << 6 | (s[i] & 0x3F);
+	}
+	if ((len == 3 && (cp < 0x800 || (cp >= 0xD800 && cp <= 0xDFFF))) ||
+	    (len == 4 && (cp < 0x10000 || cp > 0x10FFFF)))
+		return 0;
+	return len;
+}
+
 const char *text_show(char *buf, size_t size, const char *s, size_t len)
 {
 	const unsigned char *u = (const unsigned char *)s;
-	size_t n = len < size - 1 ? len : size - 1, o = 0;
-
-	if (n < len)
-		while (n > 0 && (u[n] & 0xC0) == 0x80)
-			n--;
-	for (size_t i = 0; i < n; i++) {
-		if (u[i] == 0xC2 && i + 1 < n && u[i + 1] >= 0x80 && u[i + 1] <= 0x9F) {
+	size_t o = 0;
+	for (size_t i = 0; i < len;) {
+		size_t n = utf8_seq_len(u + i, len - i);
+		bool control = n == 1 ? (u[i] < 0x20 || u[i] == 0x7F)
+				      : (n == 2 && u[i] == 0xC2 && u[i + 1] <= 0x9F);	/* C1 */
+		size_t out = n == 0 || control ? 1 : n;	/* '?' for a bad byte or a control */
+		if (o + out > size - 1)
+			break;	/* cut at a character boundary */
+		if (n == 0 || control)
 			buf[o++] = '?';
-			i++;
-		} else {
-			buf[o++] = u[i] < 0x20 || u[i] == 0x7F ? '?' : (char)u[i];
-		}
+		else
+			for (size_t k = 0; k < n; k++)
+				buf[o++] = (char)u[i + k];
+		i += n ? n : 1;
 	}
 	buf[o] = '\0';
 	return buf;

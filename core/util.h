@@ -66,9 +66,10 @@ bool id_valid(const char *s, size_t maxlen);
 /* Levenshtein distance, for "did you mean" suggestions (short strings only). */
 size_t edit_distance(const char *a, const char *b);
 
-/* Copy user text S (LEN bytes, valid UTF-8) into BUF (SIZE bytes) for a
- * message: cut at a character boundary, control characters (C0, DEL, C1)
- * as '?', so one problem stays one line. Returns BUF. */
+/* Copy user text S (LEN bytes, any bytes) into BUF (SIZE bytes) for a
+ * message: cut at a character boundary, control characters (C0, DEL, C1) and
+ * bytes that are not valid UTF-8 as '?', so one problem stays one clean line.
+ * Returns BUF. */
 const char *text_show(char *buf, size_t size, const char *s, size_t len);
 
 /* "an object", "an array", "null"...: what a JSON value is, for messages. */

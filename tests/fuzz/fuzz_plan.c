@@ -83,7 +83,8 @@ static void check_errs(const struct plan *p, const struct sbuf *errs, const char
 	CHECK("errs-lines", lines <= PLAN_MAX_ERRORS);
 	/* no allocation fails here: the list plan_parse() gives then is a lie */
 	CHECK("errs-oom", strcmp(errs->buf, "out of memory\n") != 0);
-	if (!text_clean(errs->buf, errs->len, true) || !fuzz_utf8(errs->buf, errs->len))
+	if ((!text_clean(errs->buf, errs->len, true) && !fuzz_ignored("errs-text")) ||
+	    (!fuzz_utf8(errs->buf, errs->len) && !fuzz_ignored("errs-utf8")))
 		NOTE("%s problems: %s", what, errs->buf);
 	CHECK("errs-text", text_clean(errs->buf, errs->len, true));
 	CHECK("errs-utf8", fuzz_utf8(errs->buf, errs->len));
@@ -336,7 +337,7 @@ static void check_resume(const struct plan *p)
 	if (!CHECK("resume-dump", json != NULL))
 		return;
 	q = plan_parse(json, strlen(json), NAME, &resume_opts, &errs);
-	if (!q)
+	if (!q && !fuzz_ignored("resume"))
 		NOTE("the plan as run does not parse again:\n%s--- plan as run:\n%s\n",
 		     sbuf_str(&errs), json);
 	if (CHECK("resume", q != NULL)) {
@@ -376,10 +377,14 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		check_doc(p);
 		sbuf_reset(&serrs);
 		r = plan_substitute(p, NAME, &o, &builtins, &serrs);
-		/* "a PORTk beyond nports is the one error left" */
-		if (r)
+		/* "a PORTk beyond nports is the one error left"; and, once the
+		 * "resume" bug of known-bugs is fixed as suggested, a command or
+		 * cwd that is empty after substitution */
+		bool why_ok = strstr(sbuf_str(&serrs), "is not allocated") ||
+			      strstr(sbuf_str(&serrs), "empty after substitution");
+		if (r && !(r == -EINVAL && why_ok))
 			NOTE("plan_substitute: %d: %s\n", r, sbuf_str(&serrs));
-		CHECK("subst", r == 0 || (r == -EINVAL && strstr(sbuf_str(&serrs), "is not allocated")));
+		CHECK("subst", r == 0 || (r == -EINVAL && why_ok));
 		if (r == 0) {
 			CHECK("subst", serrs.len == 0);
 			check_resume(p);

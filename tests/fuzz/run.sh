@@ -150,7 +150,7 @@ fuzz() {
 }
 
 cmin() {
-	local name bin corpus tmp
+	local name bin corpus tmp how
 	[ $# -gt 0 ] || die "cmin needs a NAME"
 	for name in "$@"; do max_len "$name" >/dev/null; done
 	tests/fuzz/build.sh "$@" || exit 2
@@ -160,14 +160,25 @@ cmin() {
 		corpus=tests/fuzz/corpus/$name
 		tmp=$OUT/cmin/$name
 		rm -rf "$tmp" "$tmp.rest"
-		mkdir -p "$tmp" "$tmp.rest"
-		find "$corpus" -maxdepth 1 -type f \( -name 'seed-*' -o -name 'regress-*' \) -exec cp {} "$tmp" \;
+		mkdir -p "$tmp.rest"
 		find "$corpus" -maxdepth 1 -type f ! -name 'seed-*' ! -name 'regress-*' -exec mv {} "$tmp.rest" \;
-		# the kept files first, so only what adds to them comes back
-		"$bin" -merge=1 -max_len="$(max_len "$name")" "$tmp" "$tmp.rest" >"$tmp.log" 2>&1 ||
-			{ cp "$tmp.rest"/* "$corpus"/; die "merge failed, corpus restored; see $tmp.log"; }
+		# Keep what adds a feature to the seed-* and regress-* files (merged
+		# first). Features count hit counts per edge, which keeps many
+		# inputs; past 300 inputs or 2 MB, count edges only.
+		for how in "" -use_counters=0; do
+			rm -rf "$tmp"
+			mkdir -p "$tmp"
+			find "$corpus" -maxdepth 1 -type f -exec cp {} "$tmp" \;
+			if ! "$bin" -merge=1 $how -max_len="$(max_len "$name")" "$tmp" "$tmp.rest" \
+				>"$tmp.log" 2>&1; then
+				find "$tmp.rest" -type f -exec mv {} "$corpus" \;
+				die "merge failed, corpus restored; see $tmp.log"
+			fi
+			[ "$(find "$tmp" -type f | wc -l)" -le 300 ] &&
+				[ "$(cat "$tmp"/* | wc -c)" -le 2097152 ] && break
+		done
 		find "$tmp" -maxdepth 1 -type f ! -name 'seed-*' ! -name 'regress-*' -exec mv {} "$corpus" \;
-		echo "cmin $name: $(corpus_size "$corpus")"
+		echo "cmin $name: $(corpus_size "$corpus")${how:+ (edges only)}"
 	done
 }
 
