@@ -25,7 +25,7 @@ A        := build/asan
 core_objs = $(CORE_SRC:%.c=$(1)/%.o)
 fs_objs   = $(FS_SRC:%.c=$(1)/%.o)
 
-.PHONY: all asan test unit e2e check demo clean deps bench valgrind fuzz fuzz-replay
+.PHONY: all asan test unit e2e check demo clean deps bench valgrind fuzz fuzz-replay crash
 all: orchfs
 
 # V=1 shows the commands
@@ -91,6 +91,12 @@ fuzz-replay:
 	if [ $$rc -eq 77 ]; then echo "fuzz-replay: skipped (clang cannot link libFuzzer)"; \
 	elif [ $$rc -ne 0 ]; then exit $$rc; fi
 
+# kill -9 at random moments, then check nothing acknowledged was lost
+# (short form; tests/crash/run --long for 200 kills)
+crash: orchfs orchfs-asan
+	tests/crash/run ./orchfs-asan
+	tests/crash/run ./orchfs
+
 # one representative session under valgrind memcheck
 valgrind: orchfs
 	tests/valgrind/run ./orchfs
@@ -101,6 +107,7 @@ test:
 	$(MAKE) unit
 	$(MAKE) fuzz-replay
 	$(MAKE) e2e
+	$(MAKE) crash
 	$(MAKE) valgrind
 
 demo:

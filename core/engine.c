@@ -57,6 +57,8 @@ void orch_after_commit(struct orch_engine *e, struct orch_done *d)
 
 void orch_need_durable(struct orch_engine *e) { store_mark_durable(&e->st); }
 
+bool orch_uncommitted(const struct orch_engine *e) { return e->st.in_tx; }
+
 /* ---- control requests from other threads ---- */
 
 static void ctl_work_fn(struct loop_work *w, void *ctx)
@@ -272,6 +274,16 @@ static void before_sleep(struct orch_engine *e)
 		d->fn(d, rc);
 		d = next;
 	}
+	/* the starts are durable now: spawn their processes, then record the
+	 * pids (what spawning ended right away is scheduled next turn) */
+	if (!rc && e->nspawn) {
+		run_spawn_queued(e);
+		rc = store_commit(&e->st);
+		if (rc) {
+			eng_log(e, "commit failed: %s: the state will be written again", strerror(-rc));
+			e->resync = true;
+		}
+	}
 	free_dead(e);
 	if (e->stopping && !e->stopped && e->running == 0) {
 		e->stopped = true;
@@ -282,9 +294,23 @@ static void before_sleep(struct orch_engine *e)
 	}
 }
 
+/* Is there work for a scheduling pass already (from after this turn's
+ * pass: spawns that failed at once)? Then the loop must not sleep. */
+static bool sched_pending(struct orch_engine *e)
+{
+	if (e->stopping)
+		return false;
+	if (e->sched_all || e->nspawn)
+		return true;
+	for (struct run *r = e->active_head; r; r = r->next)
+		if (r->sched)
+			return true;
+	return false;
+}
+
 int orch_engine_turn(struct orch_engine *e, int max_wait_ms)
 {
-	int r = loop_turn(&e->loop, max_wait_ms);
+	int r = loop_turn(&e->loop, sched_pending(e) ? 0 : max_wait_ms);
 	if (!r)
 		before_sleep(e);
 	return r;
@@ -294,7 +320,7 @@ static void *engine_main(void *arg)
 {
 	struct orch_engine *e = arg;
 	while (!e->quit) {
-		int r = loop_turn(&e->loop, -1);
+		int r = loop_turn(&e->loop, sched_pending(e) ? 0 : -1);
 		if (r) {
 			/* cannot happen short of a broken epoll fd: let the daemon end
 			 * (steps die with it) rather than hang */
@@ -457,6 +483,7 @@ void orch_engine_close(struct orch_engine *e)
 	orch_engine_join(e);
 	run_unload_all(e);
 	free_dead(e);
+	orch_free(e->spawnq);
 	sb_free_all(e);
 	store_close(&e->st);
 	loop_watch_close(&e->loop, &e->sigw);

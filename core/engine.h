@@ -59,6 +59,9 @@ struct orch_done {
 	void (*fn)(struct orch_done *d, int commit_rc);
 };
 void orch_after_commit(struct orch_engine *e, struct orch_done *d);
+/* Does the current turn hold changes not yet committed? A read then waits
+ * for the commit (orch_after_commit), lest a reader see what a crash undoes. */
+bool orch_uncommitted(const struct orch_engine *e);
 void orch_need_durable(struct orch_engine *e);
 
 const char *orch_mountpoint(const struct orch_engine *e);

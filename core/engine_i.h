@@ -130,6 +130,13 @@ struct run {
 	struct run *hnext;	/* rowid hash chain */
 };
 
+/* An attempt recorded as started, whose process is spawned after the commit. */
+struct spawn_req {
+	int64_t run;
+	size_t idx;
+	unsigned attempt;
+};
+
 #define RUN_HASH 1024
 #define RUN_CACHE_MAX 32
 
@@ -164,6 +171,8 @@ struct orch_engine {
 	int64_t msg_queued;	/* queued messages in every sandbox */
 
 	uint64_t next_lease;
+	struct spawn_req *spawnq;	/* attempts to spawn after this turn's commit */
+	size_t nspawn, capspawn;
 	struct orch_done *done_head, *done_tail;
 	struct proc *dead;	/* procs to free after this turn */
 
@@ -196,6 +205,7 @@ int run_load_unfinished(struct orch_engine *e);
 int run_create(struct orch_engine *e, const char *plan_name, int64_t n, struct plan *plan,
 	       struct sandbox *sb, uid_t uid, gid_t gid, struct run **out);
 void run_schedule_all(struct orch_engine *e);
+void run_spawn_queued(struct orch_engine *e);	/* after the commit: spawn what started */
 void run_stop_all(struct orch_engine *e);	/* daemon stop: interrupt every attempt */
 void run_free(struct run *r);
 void run_unload_all(struct orch_engine *e);

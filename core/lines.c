@@ -214,6 +214,13 @@ static json_t *load_object(const char *line, size_t len, char *why, int *ret)
 		*ret = -EINVAL;
 		return NULL;
 	}
+	if (json_deeper_than(doc, JSON_DEPTH_MAX)) {
+		/* every reader (jq among them) must be able to read it back */
+		snprintf(why, WHY_MAX, "nested deeper than %d levels", JSON_DEPTH_MAX);
+		json_decref(doc);
+		*ret = -EINVAL;
+		return NULL;
+	}
 	return doc;
 }
 

@@ -147,6 +147,22 @@ static bool get_num(struct ctx *c, const char *pfx, const char *field, const jso
 	return true;
 }
 
+/* The longest time a plan may give: a year. Larger values only overflow the
+ * engine's millisecond clocks (a timeout of 1e308 would fire at once). */
+#define TIME_MAX_SEC 31536000.0
+
+/* A duration: greater than 0 and at most TIME_MAX_SEC. */
+static bool get_secs(struct ctx *c, const char *pfx, const char *field, const json_t *v, double *out)
+{
+	if (!get_num(c, pfx, field, v, 0, HUGE_VAL, out))
+		return false;
+	if (*out > TIME_MAX_SEC) {
+		report(c, "%s\"%s\" must be at most %g (a year)", pfx, field, TIME_MAX_SEC);
+		return false;
+	}
+	return true;
+}
+
 /* A JSON integer in [LO, HI]. */
 static bool get_int(struct ctx *c, const char *pfx, const char *field, const json_t *v,
 		    long long lo, long long hi, long long *out)
@@ -474,8 +490,7 @@ static void parse_globals(struct ctx *c, struct plan *p, json_t *obj)
 			if (get_int(c, "", "globals.max_concurrency", val, 1, 100000, &n))
 				p->max_concurrency = (unsigned)n;
 		} else if (!strcmp(key, "default_timeout_sec")) {
-			get_num(c, "", "globals.default_timeout_sec", val, 0, HUGE_VAL,
-				&p->default_timeout_sec);
+			get_secs(c, "", "globals.default_timeout_sec", val, &p->default_timeout_sec);
 		} else if (!strcmp(key, "kill_grace_sec")) {
 			get_num(c, "", "globals.kill_grace_sec", val, 0, 3600, &p->kill_grace_sec);
 		} else {
@@ -700,7 +715,7 @@ static void parse_step(struct ctx *c, struct plan *p, size_t i, json_t *o, struc
 			/* checked here, resolved once every id is known */
 			parse_strings(c, pfx, "depends_on", val, NULL, NULL);
 		} else if (!strcmp(key, "timeout_sec")) {
-			get_num(c, pfx, "timeout_sec", val, 0, HUGE_VAL, &ps->timeout_sec);
+			get_secs(c, pfx, "timeout_sec", val, &ps->timeout_sec);
 		} else if (!strcmp(key, "retries")) {
 			if (get_int(c, pfx, "retries", val, 0, 1000, &n))
 				ps->retries = (unsigned)n;
@@ -723,7 +738,7 @@ static void parse_step(struct ctx *c, struct plan *p, size_t i, json_t *o, struc
 		} else if (!strcmp(key, "critical")) {
 			get_bool(c, pfx, "critical", val, &ps->critical);
 		} else if (!strcmp(key, "heartbeat_ttl_sec")) {
-			get_num(c, pfx, "heartbeat_ttl_sec", val, 0, HUGE_VAL, &ps->heartbeat_ttl_sec);
+			get_secs(c, pfx, "heartbeat_ttl_sec", val, &ps->heartbeat_ttl_sec);
 		} else {
 			unknown_field(c, pfx, key, step_fields, ARRAY_SIZE(step_fields));
 		}
@@ -977,6 +992,12 @@ struct plan *plan_parse(const char *text, size_t len, const char *name,
 	}
 	if (!json_is_object(doc)) {
 		report(&c, "plan must be a JSON object, not %s", json_kind(doc));
+		json_decref(doc);
+		goto out;
+	}
+	if (json_deeper_than(doc, JSON_DEPTH_MAX)) {
+		/* plan.json shows it again: every reader must manage it */
+		report(&c, "plan nests JSON deeper than %d levels", JSON_DEPTH_MAX);
 		json_decref(doc);
 		goto out;
 	}

@@ -184,6 +184,9 @@ int orch_plans_list(struct orch_engine *e, uint64_t after,
 int orch_plans_create(struct orch_engine *e, const char *name, unsigned mode, uid_t uid, gid_t gid,
 		      struct orch_pentry *p)
 {
+	/* FUSE lets longer names through; statfs and readdir promise 255 */
+	if (strlen(name) > 255)
+		return -ENAMETOOLONG;
 	if (reserved(name))
 		return -EACCES;
 	struct orch_pentry old;
@@ -457,10 +460,12 @@ int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, u
 	int rc = orch_plans_lookup(e, from, &src);
 	if (rc)
 		return rc;
+	if (strlen(to) > 255)
+		return -ENAMETOOLONG;
 	if (src.kind != PK_FILE || reserved(to))
 		return -EACCES;
-	if (flags & RENAME_EXCHANGE)
-		return -EINVAL;
+	if (flags & ~(unsigned)RENAME_NOREPLACE)
+		return -EINVAL;	/* RENAME_EXCHANGE, RENAME_WHITEOUT, anything new */
 	bool have_dst = orch_plans_lookup(e, to, &dst) == 0;
 	if (have_dst && (flags & RENAME_NOREPLACE))
 		return -EEXIST;

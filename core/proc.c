@@ -331,16 +331,17 @@ static bool environ_has(pid_t pid, const char *const *marks, size_t n)
 int proc_kill_marked(pid_t pgid, const char *const *marks, size_t nmarks)
 {
 	DIR *d = opendir("/proc");
-	if (!d || pgid <= 1)
-		return d ? (closedir(d), 0) : 0;
+	if (!d)
+		return 0;
 	int n = 0;
+	pid_t self = getpid();
 	struct dirent *de;
 	while ((de = readdir(d))) {
 		char *end;
 		long pid = strtol(de->d_name, &end, 10);
-		if (*end || pid <= 1)
+		if (*end || pid <= 1 || pid == self)
 			continue;
-		if (proc_pgrp((pid_t)pid) == pgid && environ_has((pid_t)pid, marks, nmarks) &&
+		if ((pgid <= 0 || proc_pgrp((pid_t)pid) == pgid) && environ_has((pid_t)pid, marks, nmarks) &&
 		    kill((pid_t)pid, SIGKILL) == 0)
 			n++;
 	}

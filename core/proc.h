@@ -55,9 +55,9 @@ void proc_kill_group(pid_t pgid, int sig);
  * processes were signalled. */
 int proc_signal_tree(pid_t root, int sig, const char *skip_comm);
 
-/* SIGKILL every process of group PGID whose environment holds every one of
- * the NUL-terminated MARKS ("KEY=VALUE"): what a dead daemon's step left
- * behind after its leader was gone. Returns how many. */
+/* SIGKILL every process (of group PGID; any when PGID <= 0) but ourselves
+ * whose environment holds every one of MARKS ("KEY=VALUE"): what a dead
+ * daemon's steps left behind. Returns how many. */
 int proc_kill_marked(pid_t pgid, const char *const *marks, size_t nmarks);
 
 /* The parent of PID, or 0 when unknown. */

@@ -754,6 +754,8 @@ static int step_env(struct orch_engine *e, struct step *s, struct envv *ev)
 	env_putf(ev, "ORCHFS_SANDBOX=%s/sandboxes/%s", e->mountpoint, sb->name);
 	env_putf(ev, "ORCHFS_WORKSPACE=%s", sb->workspace);
 	env_putf(ev, "ORCHFS_MOUNT=%s", e->mountpoint);
+	/* the mark by which the next daemon finds what a dead one left running */
+	env_putf(ev, "ORCHFS_STEP_OF=%s", e->state_dir);
 	for (int i = 0; i < sb->nports; i++)
 		env_putf(ev, "PORT%d=%d", i, sb->ports[i]);
 	return ev->oom ? -ENOMEM : 0;
@@ -846,7 +848,41 @@ static int step_argv_build(struct orch_engine *e, struct step *s, bool sandboxed
 }
 
 /* Start attempt s->attempt+1 of step I. Failures to start are failed attempts. */
+/* Begin attempt s->attempt+1 of step I: recorded now, its process spawned by
+ * run_spawn_queued() once this turn's commit has made the start durable.
+ * Spawning first would let a crash in between leave a process nothing knows
+ * of, reuse the attempt's number, or run a step of a submission the crash
+ * undid. The attempt counts against the run's and the global limits from now. */
 static void step_start(struct orch_engine *e, struct run *r, size_t i)
+{
+	struct step *s = &r->steps[i];
+	if (e->nspawn == e->capspawn) {
+		size_t cap = e->capspawn ? e->capspawn * 2 : 64;
+		struct spawn_req *q = orch_reallocarray(e->spawnq, cap, sizeof(*q));
+		if (!q) {
+			ready_push(r, i);	/* try again on a later pass */
+			return;
+		}
+		e->spawnq = q;
+		e->capspawn = cap;
+	}
+	s->attempt++;
+	s->counted++;
+	s->exit_code = -1;
+	s->signal = 0;
+	s->reason = NULL;
+	s->started_at = clock_wall_ms();
+	s->finished_at = s->duration_ms = s->retry_at = 0;
+	step_set(e, s, STEP_RUNNING);
+	r->nrunning++;
+	e->running++;
+	step_save(e, s);
+	attempt_save(e, s, "running");
+	e->spawnq[e->nspawn++] = (struct spawn_req){ r->rowid, i, s->attempt };
+}
+
+/* Spawn the process of an attempt step_start() recorded. */
+static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 {
 	struct step *s = &r->steps[i];
 	const struct plan_step *ps = &r->plan->steps[i];
@@ -860,14 +896,6 @@ static void step_start(struct orch_engine *e, struct run *r, size_t i)
 
 	if (p)
 		p->logfd = p->sblogfd = p->errfd = -1;
-	s->attempt++;
-	s->counted++;
-	s->exit_code = -1;
-	s->signal = 0;
-	s->reason = NULL;
-	s->started_at = clock_wall_ms();
-	s->finished_at = s->duration_ms = s->retry_at = 0;
-	step_set(e, s, STEP_RUNNING);
 	if (!p || !lpath) {
 		rc = -ENOMEM;
 		goto spawn_failed;
@@ -953,10 +981,7 @@ static void step_start(struct orch_engine *e, struct run *r, size_t i)
 		kill(p->pid, SIGKILL);
 	}
 	s->proc = p;
-	r->nrunning++;
-	e->running++;
-	step_save(e, s);
-	attempt_save(e, s, "running");
+	step_save(e, s);	/* now with its pid */
 	ev_emit(e, "step.started", r, s, NULL,
 		json_pack("{s:i, s:i}", "attempt", (json_int_t)s->attempt, "pid", (json_int_t)p->pid));
 	goto out;
@@ -983,6 +1008,9 @@ spawn_failed:
 	eng_log(e, "run %s step %s: cannot start: %s", r->name, ps->id, strerror(-rc));
 	ev_emit(e, "step.started", r, s, NULL, json_pack("{s:i}", "attempt", (json_int_t)s->attempt));
 	s->reason = "spawn_failed";
+	r->nrunning--;
+	e->running--;
+	r->sched = true;
 	attempt_ended(e, s, W_EXITCODE(126, 0), KILL_NONE);
 out:
 	step_argv_release(&sa);
@@ -1267,30 +1295,16 @@ void run_stop_all(struct orch_engine *e)
 
 void run_kill_stale(struct orch_engine *e)
 {
-	int rc;
-	sqlite3_stmt *q = store_query(&e->st,
-				      "SELECT steps.pid, steps.pgid, steps.pstart, runs.name, steps.name"
-				      " FROM steps JOIN runs ON runs.id = steps.run WHERE steps.pid IS NOT NULL",
-				      &rc, NULL);
-	for (; q; q = store_next(q) ? q : (store_done(q), NULL)) {
-		pid_t pid = (pid_t)sqlite3_column_int64(q, 0);
-		pid_t pgid = (pid_t)sqlite3_column_int64(q, 1);
-		uint64_t start = (uint64_t)sqlite3_column_int64(q, 2);
-		/* only the very process we started: a PID may have been reused */
-		if (pid > 1 && start && proc_start_time(pid) == start) {
-			eng_log(e, "killing process group %d left by the previous daemon", (int)pgid);
-			proc_kill_group(pgid, SIGKILL);
-			continue;
-		}
-		/* the leader died with the daemon, but what it started may live on
-		 * in its group: those processes carry the step's ORCHFS_ variables */
-		char run[RUN_ID_MAX + 32], step[STEP_ID_MAX + 32];
-		snprintf(run, sizeof(run), "ORCHFS_RUN_ID=%s", (const char *)sqlite3_column_text(q, 3));
-		snprintf(step, sizeof(step), "ORCHFS_STEP_ID=%s", (const char *)sqlite3_column_text(q, 4));
-		const char *marks[] = { run, step };
-		int n = proc_kill_marked(pgid, marks, 2);
+	/* Every process of a step of this state directory carries its mark in
+	 * its environment (sandboxed ones too: bubblewrap passes it on): what a
+	 * dead daemon left behind, recorded or not, in its group or not. */
+	char *mark = orch_asprintf("ORCHFS_STEP_OF=%s", e->state_dir);
+	if (mark) {
+		const char *marks[] = { mark };
+		int n = proc_kill_marked(0, marks, 1);
 		if (n)
-			eng_log(e, "killed %d process(es) of group %d left by the previous daemon", n, (int)pgid);
+			eng_log(e, "killed %d process(es) left by the previous daemon", n);
+		orch_free(mark);
 	}
 	store_exec(&e->st, "UPDATE steps SET pid = NULL, pgid = NULL, pstart = NULL WHERE pid IS NOT NULL",
 		   NULL);
@@ -1357,6 +1371,8 @@ int run_load_unfinished(struct orch_engine *e)
 					s->interrupted++;
 					s->reason = "interrupted";
 					attempt_save(e, s, "interrupted");
+					ev_emit(e, "step.interrupted", r, s, NULL,
+						json_pack("{s:i}", "attempt", (json_int_t)s->attempt));
 				}
 				r->counts[nd->state]++;
 				step_save(e, s);
@@ -1819,4 +1835,32 @@ struct proc *run_proc_by_pid(struct orch_engine *e, pid_t pid)
 			if (r->steps[i].proc && r->steps[i].proc->pid == pid)
 				return r->steps[i].proc;
 	return NULL;
+}
+
+void run_spawn_queued(struct orch_engine *e)
+{
+	/* spawning may start nothing new, but may end attempts (a failed spawn
+	 * is a failed attempt): take the queue first */
+	struct spawn_req *q = e->spawnq;
+	size_t n = e->nspawn;
+	e->spawnq = NULL;
+	e->nspawn = e->capspawn = 0;
+	for (size_t k = 0; k < n; k++) {
+		struct run *r = run_find_loaded(e, q[k].run);
+		if (!r || !r->active || q[k].idx >= r->dag.n)
+			continue;	/* forgotten meanwhile (its creation was undone) */
+		struct step *s = &r->steps[q[k].idx];
+		if (s->proc || s->attempt != q[k].attempt || step_state_of(s) != STEP_RUNNING)
+			continue;
+		if (e->stopping || r->cancelled || r->aborted) {
+			/* stopped before it began: as if interrupted (or cancelled) */
+			r->nrunning--;
+			e->running--;
+			r->sched = true;
+			attempt_ended(e, s, 0, e->stopping ? KILL_INTERRUPT : KILL_CANCEL);
+			continue;
+		}
+		step_spawn(e, r, q[k].idx);
+	}
+	orch_free(q);
 }

@@ -450,6 +450,26 @@ const char *json_kind(const json_t *v)
 	}
 }
 
+bool json_deeper_than(const json_t *v, int limit)
+{
+	if (!json_is_object(v) && !json_is_array(v))
+		return false;
+	if (limit <= 0)
+		return true;
+	if (json_is_array(v)) {
+		for (size_t i = 0; i < json_array_size(v); i++)
+			if (json_deeper_than(json_array_get(v, i), limit - 1))
+				return true;
+		return false;
+	}
+	const char *k;
+	json_t *x;
+	json_object_foreach((json_t *)v, k, x)
+		if (json_deeper_than(x, limit - 1))
+			return true;
+	return false;
+}
+
 int sbuf_put_json(struct sbuf *sb, json_t *o)
 {
 	if (!o)

@@ -76,6 +76,12 @@ const char *text_show(char *buf, size_t size, const char *s, size_t len);
 struct json_t;
 const char *json_kind(const struct json_t *v);
 
+/* JSON that users hand us is nested at most this deep: whatever orchfs
+ * shows again (events, plan.json) stays readable by every tool (jq 1.6
+ * gives up past 256). */
+#define JSON_DEPTH_MAX 64
+bool json_deeper_than(const struct json_t *v, int limit);
+
 /* Append O (stolen) as indented JSON and a newline: 0 or -ENOMEM. */
 int sbuf_put_json(struct sbuf *sb, struct json_t *o);
 

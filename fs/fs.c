@@ -656,10 +656,9 @@ reply:
 	free(db.buf);
 }
 
-static void exec_req(struct loop_work *w, void *ctx)
+/* Reads answer from committed state only. */
+static void exec_read(struct fs_req *rq)
 {
-	struct fs_req *rq = (struct fs_req *)w;
-	(void)ctx;
 	switch (rq->op) {
 	case OP_LOOKUP: do_lookup(rq); break;
 	case OP_GETATTR: do_getattr(rq); break;
@@ -667,6 +666,37 @@ static void exec_req(struct loop_work *w, void *ctx)
 	case OP_OPEN: do_open(rq); break;
 	case OP_READ: do_read_events(rq); break;
 	case OP_READDIR: do_readdir(rq); break;
+	default: break;
+	}
+	req_free(rq);
+}
+
+static void exec_read_committed(struct orch_done *d, int commit_rc)
+{
+	(void)commit_rc;
+	exec_read((struct fs_req *)((char *)d - offsetof(struct fs_req, done)));
+}
+
+static void exec_req(struct loop_work *w, void *ctx)
+{
+	struct fs_req *rq = (struct fs_req *)w;
+	(void)ctx;
+	switch (rq->op) {
+	case OP_LOOKUP:
+	case OP_GETATTR:
+	case OP_READLINK:
+	case OP_OPEN:
+	case OP_READ:
+	case OP_READDIR:
+		/* this turn changed something (a step ended, say): answer once
+		 * that is committed, so no reader sees what a crash would undo */
+		if (orch_uncommitted(rq->fs->eng)) {
+			rq->done.fn = exec_read_committed;
+			orch_after_commit(rq->fs->eng, &rq->done);
+		} else {
+			exec_read(rq);
+		}
+		return;
 	/* these reply after the commit, and free the request then */
 	case OP_SETATTR: do_setattr(rq); return;
 	case OP_MKDIR: do_mkdir(rq); return;
@@ -757,6 +787,22 @@ static void ll_mkdir(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t
 		rq->mode = mode;
 		post(rq);
 	}
+}
+
+/* No symlinks, device nodes, FIFOs or hard links in the tree. */
+static void ll_symlink(fuse_req_t req, const char *link, fuse_ino_t parent, const char *name)
+{
+	fuse_reply_err(req, EPERM);
+}
+
+static void ll_mknod(fuse_req_t req, fuse_ino_t parent, const char *name, mode_t mode, dev_t rdev)
+{
+	fuse_reply_err(req, EPERM);
+}
+
+static void ll_link(fuse_req_t req, fuse_ino_t ino, fuse_ino_t newparent, const char *newname)
+{
+	fuse_reply_err(req, EPERM);
 }
 
 static void ll_unlink(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -1044,6 +1090,9 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.setattr = ll_setattr,
 	.readlink = ll_readlink,
 	.mkdir = ll_mkdir,
+	.symlink = ll_symlink,
+	.mknod = ll_mknod,
+	.link = ll_link,
 	.unlink = ll_unlink,
 	.rmdir = ll_rmdir,
 	.rename = ll_rename,

@@ -227,13 +227,20 @@ static void test_engine__resume_after_engine_dies(void **state)
 	int64_t end = clock_mono_ms() + 5000;
 	while (count_lines(workspace_file(f, "res-1", "b.count")) < 1 && clock_mono_ms() < end)
 		usleep(10000);
-	struct sbuf ev = SBUF_INIT;
+	struct sbuf ev = SBUF_INIT, old = SBUF_INIT, now = SBUF_INIT;
 	int64_t before = orch_events_size(f->e, EV_GLOBAL, 0);
+	assert_int_equal(orch_events_read(f->e, EV_GLOBAL, 0, 0, (size_t)before, &old), 0);
 	/* the engine goes away with b running, as after kill -9 of the daemon
 	 * (what it had committed stays; its child is left behind) */
 	orch_engine_close(f->e);
 	f->e = fixture_open(f);
-	assert_int_equal(orch_events_size(f->e, EV_GLOBAL, 0), before);
+	/* nothing recorded before is lost or changed; the interruption is added */
+	assert_true(orch_events_size(f->e, EV_GLOBAL, 0) > before);
+	assert_int_equal(orch_events_read(f->e, EV_GLOBAL, 0, 0, 1 << 20, &now), 0);
+	assert_memory_equal(now.buf, old.buf, old.len);
+	assert_non_null(strstr(now.buf + old.len, "\"type\":\"step.interrupted\",\"run_id\":\"res-1\",\"step_id\":\"b\""));
+	sbuf_release(&old);
+	sbuf_release(&now);
 	run_until(f->e, "res-1", "succeeded");
 	assert_int_equal(count_lines(workspace_file(f, "res-1", "a.count")), 1);
 	assert_int_equal(count_lines(workspace_file(f, "res-1", "b.count")), 2);
