@@ -16,7 +16,7 @@ trap cleanup EXIT
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 run() { say "$*"; eval "$@"; }
 
-"$ORCHFS" --state "$S" --var EXAMPLES="$PWD/examples" "$M"
+"$ORCHFS" --state "$S" "$M"
 echo "orchfs mounted on $M (state in $S)"
 run "ls $M"
 run "cp examples/hello.json examples/diamond.json examples/pipeline.json $M/plans/"
@@ -44,6 +44,8 @@ run "cat $M/plans/broken.error"
 run "grep -E '^orchfs_(runs|steps)' $M/metrics"
 
 say "# a worker in a sandbox, steered through files"
+run "mkdir $M/sandboxes/sh-agent"
+run "cp examples/workers/worker.sh $M/sandboxes/sh-agent/workspace/"
 run "cp examples/agent-sh.json $M/plans/"
 for _ in $(seq 100); do [ "$(jq -r .state "$M/runs/agent-sh-1/status")" = running ] && break; sleep 0.1; done
 run "echo 'summarize the build log' >> $M/sandboxes/sh-agent/messages"

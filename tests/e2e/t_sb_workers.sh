@@ -6,7 +6,13 @@
 # intervention (agent.ack) and stops on an interrupt, and its run succeeds.
 . "$(dirname "$0")/lib.sh"
 EX=$(cd "$(dirname "$0")/../../examples" && pwd) || fail "no examples directory"
-start_fs --var "EXAMPLES=$EX"
+start_fs
+# the workers live in their sandboxes' workspaces (a sandbox sees neither
+# /tmp nor, perhaps, wherever this checkout is)
+for sb in sh-agent py-agent; do
+  mkdir "$M/sandboxes/$sb" || fail "mkdir $sb failed"
+  cp "$EX/workers/worker.sh" "$EX/workers/worker.py" "$M/sandboxes/$sb/workspace/" || fail "cp of the workers failed"
+done
 
 cp "$EX/agent-sh.json" "$M/plans/" 2>"$T/cp.err" || fail "cp of agent-sh.json failed: $(cat "$T/cp.err")"
 cp "$EX/agent-py.json" "$M/plans/" 2>"$T/cp.err" || fail "cp of agent-py.json failed: $(cat "$T/cp.err")"
