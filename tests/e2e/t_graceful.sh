@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Graceful stop (SPEC 1): SIGTERM, or fusermount3 -u, while steps run: the
+# Graceful stop (SPEC 1): SIGTERM, SIGINT or fusermount3 -u while steps run: the
 # steps get SIGTERM (then SIGKILL after their grace period), the daemon
 # unmounts and exits 0 within the grace period, and the next daemon resumes
 # the run, running the interrupted steps again.
@@ -21,6 +21,7 @@ stop_running() {
   t0=$(now_ms)
   case $how in
     term) kill -TERM "$DPID" ;;
+    int) kill -INT "$DPID" ;;
     unmount) fusermount3 -u "$M" 2>"$T/fusermount.err" || fail "fusermount3 -u failed: $(cat "$T/fusermount.err")" ;;
   esac
   wait_for 8 sh -c "! kill -0 $DPID" || fail "$how: the daemon still runs 8 s later (kill_grace_sec is 1)"
@@ -62,4 +63,8 @@ resumed gt-1
 must_submit gu "$p"
 stop_running unmount gu-1
 resumed gu-1
+
+must_submit gi "$p"
+stop_running int gi-1
+resumed gi-1
 [ "$(wc -l <"$(ws gt-1)/done.count")" -eq 1 ] || fail "a succeeded step ran again"
