@@ -411,6 +411,11 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 		sbuf_addf(err, "cannot create the event loop: %s", strerror(-r));
 		goto fail_early;
 	}
+	if ((r = spawner_start(&e->spawner, &e->loop))) {
+		sbuf_addf(err, "cannot start the spawner thread: %s", strerror(-r));
+		loop_release(&e->loop);
+		goto fail_early;
+	}
 
 	char *path = orch_asprintf("%s/orchfs.db", e->state_dir);
 	if (!path) {
@@ -481,6 +486,10 @@ void orch_engine_close(struct orch_engine *e)
 	if (!e)
 		return;
 	orch_engine_join(e);
+	/* jobs still with the spawner come back as posted work: take them in,
+	 * so that what they started is known (and let go with the rest) */
+	spawner_stop(&e->spawner);
+	loop_turn(&e->loop, 0);
 	run_unload_all(e);
 	free_dead(e);
 	orch_free(e->spawnq);

@@ -11,6 +11,7 @@
 #include "core/loop.h"
 #include "core/plan.h"
 #include "core/sched.h"
+#include "core/spawner.h"
 #include "core/store.h"
 
 struct run;
@@ -47,6 +48,8 @@ struct proc {
 	bool no_pidfd;
 	bool reaped;
 	int status;
+	int64_t spawn_run;	/* while the spawner starts it: its run and attempt */
+	unsigned spawn_attempt;
 	int64_t start_mono;
 	struct proc *next_dead;
 };
@@ -144,6 +147,7 @@ struct orch_engine {
 	struct orch_config cfg;	/* strings owned */
 	char *state_dir, *mountpoint;
 	struct loop loop;
+	struct spawner spawner;	/* starts step processes (core/spawner.h) */
 	struct store st;
 	pthread_t thread;
 	bool thread_started;

@@ -1,7 +1,7 @@
-/* core/exec.h — the step trampoline. The engine never touches a path a plan
- * controls (a command, a cwd, a PATH may lie inside the engine's own mount,
- * and a blocked engine could never answer the FUSE request that unblocks
- * it). It spawns this fixed program instead, which runs in the child:
+/* core/exec.h — the step trampoline, for steps that run as another user
+ * (a root daemon running an ordinary user's plan): posix_spawn cannot drop
+ * privileges, so the spawner (core/spawner.h) starts this fixed program
+ * instead, which runs in the child:
  *
  *   HELPER --exec-step PPID UID GID CWD -- ARGV...
  *

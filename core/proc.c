@@ -60,6 +60,8 @@ int proc_spawn(const struct proc_spec *spec, pid_t *pidp, int *pidfdp)
 		r = posix_spawn_file_actions_adddup2(&fa, spec->out_fd, 2);
 	if (!r && spec->err_fd >= 0)
 		r = posix_spawn_file_actions_adddup2(&fa, spec->err_fd, 3);
+	if (!r && spec->cwd)
+		r = posix_spawn_file_actions_addchdir_np(&fa, spec->cwd);
 	pid_t pid = -1;
 	if (!r)
 		r = posix_spawn(&pid, spec->path, &fa, &at, spec->argv, spec->envp);

@@ -15,11 +15,13 @@ struct proc_spec {
 	char *const *envp;
 	int out_fd;		/* becomes stdout and stderr; stdin is /dev/null */
 	int err_fd;		/* becomes fd 3 (EXEC_ERR_FD); -1: none */
+	const char *cwd;	/* changed to in the child; NULL: the caller's */
 };
 
 /* Spawn SPEC in a process group of its own, every signal at its default and
- * unblocked. posix_spawn returns once the child has exec'd PATH, so PATH must
- * never be a file of our own mount. 0 with *pid and *pidfd (O_CLOEXEC;
+ * unblocked. posix_spawn returns once the child has exec'd PATH (after its
+ * chdir to CWD): on the engine's thread neither may be a path of its own
+ * mount (core/spawner.c calls it from a thread that may wait). 0 with *pid and *pidfd (O_CLOEXEC;
  * readable once the child has exited), or -errno. Where the kernel (or
  * valgrind) has no pidfd_open, *pidfd is -1: the caller learns of the exit
  * from SIGCHLD and proc_wait_any(). */

@@ -22,6 +22,7 @@
 #include "core/ctl.h"
 #include "core/exec.h"
 #include "core/proc.h"
+#include "core/spawner.h"
 
 extern char **environ;
 
@@ -468,6 +469,7 @@ struct run *run_get(struct orch_engine *e, int64_t rowid)
 
 static void proc_term(struct orch_engine *e, struct proc *p, enum kill_why why);
 static void step_final(struct orch_engine *e, struct step *s, enum step_state st);
+static void attempt_not_started(struct orch_engine *e, struct run *r, struct step *s, int rc);
 
 /* Write whole lines TEXT[0..N) to the step's log, and to the sandbox's logs
  * with each line prefixed "[STEP_ID] ". */
@@ -761,14 +763,14 @@ static int step_env(struct orch_engine *e, struct step *s, struct envv *ev)
 	return ev->oom ? -ENOMEM : 0;
 }
 
-/* The command line of an attempt: [bubblewrap ... --] the trampoline of
- * core/exec.h with the step's user, cwd and command. Everything that touches
- * a path the plan controls happens in the child. */
+/* The command line of an attempt: [bubblewrap ... --] [the trampoline of
+ * core/exec.h, to switch to the submitter's user] the step's command. */
 struct step_argv {
-	char *v[64];		/* fixed part; the step's own args follow in argv */
+	char *v[72];		/* fixed part; the step's own args follow */
 	size_t n;
 	char *owned[8];
 	size_t nowned;
+	char *cwd;		/* where it runs (one of owned) */
 };
 
 static char *own(struct step_argv *a, char *s)
@@ -790,17 +792,17 @@ static int step_argv_build(struct orch_engine *e, struct step *s, bool sandboxed
 	struct run *r = s->run;
 	const struct plan_step *ps = &r->plan->steps[s->idx];
 	struct sandbox *sb = r->sb;
-	char *cwd = ps->cwd && ps->cwd[0] == '/' ? orch_strdup(ps->cwd)
-		    : ps->cwd ? orch_asprintf("%s/%s", sb->workspace, ps->cwd)
-			      : orch_strdup(sb->workspace);
+	a->cwd = own(a, ps->cwd && ps->cwd[0] == '/' ? orch_strdup(ps->cwd)
+			: ps->cwd			 ? orch_asprintf("%s/%s", sb->workspace, ps->cwd)
+							 : orch_strdup(sb->workspace));
 	/* steps run as the plan's submitter: only a daemon running as root can
-	 * switch (submit() refuses other users' plans otherwise) */
+	 * switch (submit() refuses other users' plans otherwise), and it takes
+	 * the trampoline; otherwise the command is exec'd directly */
 	bool as_user = geteuid() == 0 && r->uid != 0;
-	char *ppid = sandboxed ? NULL : own(a, orch_asprintf("%d", (int)getpid()));
+	char *ppid = as_user && !sandboxed ? own(a, orch_asprintf("%d", (int)getpid())) : NULL;
 	char *uid = as_user ? own(a, orch_asprintf("%u", (unsigned)r->uid)) : NULL;
 	char *gid = as_user ? own(a, orch_asprintf("%u", (unsigned)r->gid)) : NULL;
-	own(a, cwd);
-	if (!cwd || (!sandboxed && !ppid) || (as_user && (!uid || !gid)))
+	if (!a->cwd || (as_user && (!uid || !gid || (!sandboxed && !ppid))))
 		return -ENOMEM;
 	a->n = 0;
 	if (sandboxed) {
@@ -814,8 +816,7 @@ static int step_argv_build(struct orch_engine *e, struct step *s, bool sandboxed
 		 * --dir with --perms makes them (and their parents) 0755 first. */
 		char *wsup = own(a, orch_strndup(sb->workspace, (size_t)(strrchr(sb->workspace, '/') - sb->workspace)));
 		char *sbup = own(a, orch_strndup(sbdir ? sbdir : "", sbdir ? (size_t)(strrchr(sbdir, '/') - sbdir) : 0));
-		char *hup = own(a, orch_strndup(e->exec_helper, (size_t)(strrchr(e->exec_helper, '/') - e->exec_helper)));
-		if (!sbdir || !wsup || !sbup || !hup)
+		if (!sbdir || !wsup || !sbup)
 			return -ENOMEM;
 		const char *b[] = {
 			e->bwrap_path, "--die-with-parent", "--new-session", "--unshare-pid",
@@ -824,21 +825,33 @@ static int step_argv_build(struct orch_engine *e, struct step *s, bool sandboxed
 			"--tmpfs", e->state_dir, "--tmpfs", e->mountpoint,
 			"--perms", "0755", "--dir", wsup, "--bind", sb->workspace, sb->workspace,
 			"--perms", "0755", "--dir", sbup, "--bind", sbdir, sbdir,
-			/* the trampoline, wherever it lives (/tmp is hidden) */
-			"--perms", "0755", "--dir", hup, "--ro-bind", e->exec_helper, e->exec_helper,
 			/* the tmpfs hiding them were writable for the binds; not after */
 			"--remount-ro", e->state_dir, "--remount-ro", e->mountpoint,
+			"--chdir", a->cwd,
 		};
 		for (size_t i = 0; i < ARRAY_SIZE(b); i++)
 			a->v[a->n++] = (char *)b[i];
+		if (as_user) {
+			/* the trampoline, wherever it lives (/tmp is hidden) */
+			char *hup = own(a, orch_strndup(e->exec_helper,
+							(size_t)(strrchr(e->exec_helper, '/') - e->exec_helper)));
+			if (!hup)
+				return -ENOMEM;
+			const char *h[] = { "--perms", "0755", "--dir", hup, "--ro-bind", e->exec_helper,
+					    e->exec_helper };
+			for (size_t i = 0; i < ARRAY_SIZE(h); i++)
+				a->v[a->n++] = (char *)h[i];
+		}
 		if (!sb->network)
 			a->v[a->n++] = "--unshare-net";
 		a->v[a->n++] = "--";
 	}
-	const char *t[] = { e->exec_helper, EXEC_STEP_FLAG, ppid ? ppid : "-", uid ? uid : "-",
-			    gid ? gid : "-", cwd, "--" };
-	for (size_t i = 0; i < ARRAY_SIZE(t); i++)
-		a->v[a->n++] = (char *)t[i];
+	if (as_user) {
+		const char *t[] = { e->exec_helper, EXEC_STEP_FLAG, ppid ? ppid : "-", uid, gid, a->cwd,
+				    "--" };
+		for (size_t i = 0; i < ARRAY_SIZE(t); i++)
+			a->v[a->n++] = (char *)t[i];
+	}
 	if (ps->shell) {
 		a->v[a->n++] = "/bin/sh";
 		a->v[a->n++] = "-c";
@@ -881,7 +894,11 @@ static void step_start(struct orch_engine *e, struct run *r, size_t i)
 	e->spawnq[e->nspawn++] = (struct spawn_req){ r->rowid, i, s->attempt };
 }
 
-/* Spawn the process of an attempt step_start() recorded. */
+static void spawn_done(struct loop_work *w, void *ctx);
+
+/* Hand the process of an attempt step_start() recorded to the spawner: the
+ * engine prepares the log and the pipe (paths of the state directory only),
+ * the spawner thread does what touches the plan's paths. */
 static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 {
 	struct step *s = &r->steps[i];
@@ -889,14 +906,19 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	struct envv ev = { 0 };
 	struct step_argv sa = { .nowned = 0 };
 	char *lpath = log_path(e, r, ps->id);
-	char **argv = NULL;
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	int rc = 0;
 	struct proc *p = orch_calloc(1, sizeof(*p));
+	struct spawn_job *j = orch_calloc(1, sizeof(*j));
 
-	if (p)
+	if (p) {
+		/* no fd yet: proc_close() must not take 0 for one */
 		p->logfd = p->sblogfd = p->errfd = -1;
-	if (!p || !lpath) {
+		p->wpid.fd = p->wout.fd = -1;
+	}
+	if (j)
+		j->out_fd = j->err_fd = -1;
+	if (!p || !j || !lpath) {
 		rc = -ENOMEM;
 		goto spawn_failed;
 	}
@@ -917,30 +939,130 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	bool sandboxed = r->sb->isolation == ISOLATION_BWRAP && e->bwrap_path;
 	if ((rc = step_argv_build(e, s, sandboxed, &sa)) || (rc = step_env(e, s, &ev)))
 		goto spawn_failed;
-	argv = orch_calloc(sa.n + ps->nargs + 1, sizeof(char *));
-	if (!argv) {
+	j->argv = orch_calloc(sa.n + ps->nargs + 1, sizeof(char *));
+	if (!j->argv) {
 		rc = -ENOMEM;
 		goto spawn_failed;
 	}
-	memcpy(argv, sa.v, sa.n * sizeof(char *));
+	size_t n = 0;
+	for (size_t k = 0; k < sa.n; k++)
+		if (!(j->argv[n++] = orch_strdup(sa.v[k])))
+			rc = -ENOMEM;
 	for (size_t k = 0; !ps->shell && k < ps->nargs; k++)
-		argv[sa.n + k] = ps->args[k];
+		if (!(j->argv[n++] = orch_strdup(ps->args[k])))
+			rc = -ENOMEM;
+	const char *path_env = NULL;
+	for (size_t k = 0; k < ev.n; k++)
+		if (!strncmp(ev.v[k], "PATH=", 5))
+			path_env = ev.v[k] + 5;
+	if (path_env && !(j->path = orch_strdup(path_env)))
+		rc = -ENOMEM;
+	/* a plain step without the trampoline changes to its cwd in the child */
+	bool tramp = geteuid() == 0 && r->uid != 0;
+	if (!sandboxed && !tramp && !(j->cwd = orch_strdup(sa.cwd)))
+		rc = -ENOMEM;
+	if (rc)
+		goto spawn_failed;
+	j->envp = ev.v;	/* taken */
+	ev.v = NULL;
+	ev.n = ev.cap = 0;
 	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
 		rc = -errno;
 		goto spawn_failed;
 	}
 	fcntl(outp[0], F_SETFL, O_NONBLOCK);
 	fcntl(errp[0], F_SETFL, O_NONBLOCK);
-	struct proc_spec spec = { .path = argv[0], .argv = argv, .envp = ev.v, .out_fd = outp[1],
-				  .err_fd = errp[1] };
-	int pidfd = -1;
-	rc = proc_spawn(&spec, &p->pid, &pidfd);
-	close(outp[1]);
-	close(errp[1]);
-	outp[1] = errp[1] = -1;
-	if (rc)
-		goto spawn_failed;
+	p->wout = (struct loop_watch){ .fd = outp[0], .cb = out_cb, .data = p };
+	p->errfd = errp[0];
+	p->sandboxed = sandboxed;
+	j->out_fd = outp[1];
+	j->err_fd = tramp ? errp[1] : -1;
+	if (!tramp)
+		close(errp[1]);
+	outp[0] = outp[1] = errp[0] = errp[1] = -1;
+	j->owner = p;
+	j->done.fn = spawn_done;
+	/* the key, as the run may be forgotten before the job comes back */
+	p->spawn_run = r->rowid;
+	p->spawn_attempt = s->attempt;
+	spawner_submit(&e->spawner, j);
+	goto out;
 
+spawn_failed:
+	if (p && p->logfd >= 0) {
+		char msg[512];
+		int m = snprintf(msg, sizeof(msg), "orchfs: cannot start the step: %s\n", strerror(-rc));
+		write_all(p->logfd, msg, (size_t)(m < (int)sizeof(msg) ? m : (int)sizeof(msg) - 1));
+	}
+	if (p)
+		proc_close(e, p);
+	for (int k = 0; k < 2; k++) {
+		if (outp[k] >= 0)
+			close(outp[k]);
+		if (errp[k] >= 0)
+			close(errp[k]);
+	}
+	orch_free(p);
+	spawn_job_free(j);
+	attempt_not_started(e, r, s, rc);
+out:
+	step_argv_release(&sa);
+	env_release(&ev);
+	orch_free(lpath);
+}
+
+/* An attempt that got no process: a failed attempt (spawn_failed). */
+static void attempt_not_started(struct orch_engine *e, struct run *r, struct step *s, int rc)
+{
+	eng_log(e, "run %s step %s: cannot start: %s", r->name, r->plan->steps[s->idx].id, strerror(-rc));
+	ev_emit(e, "step.started", r, s, NULL, json_pack("{s:i}", "attempt", (json_int_t)s->attempt));
+	s->reason = "spawn_failed";
+	r->nrunning--;
+	e->running--;
+	r->sched = true;
+	attempt_ended(e, s, W_EXITCODE(rc == -ENOENT ? 127 : 126, 0), KILL_NONE);
+}
+
+/* The spawner is done with a job: attach the process to its attempt. */
+static void spawn_done(struct loop_work *w, void *ctx)
+{
+	struct orch_engine *e = ctx;
+	struct spawn_job *j = (struct spawn_job *)w;
+	struct proc *p = j->owner;
+	struct run *r = run_find_loaded(e, p->spawn_run);
+	struct step *s = r && r->active ? p->step : NULL;
+	if (!s || s->proc || s->attempt != p->spawn_attempt || step_state_of(s) != STEP_RUNNING) {
+		/* its run was forgotten meanwhile (a failed commit undid it) */
+		if (!j->err) {
+			kill(j->pid, SIGKILL);
+			int st;
+			while (waitpid(j->pid, &st, 0) < 0 && errno == EINTR)
+				;
+			if (j->pidfd >= 0)
+				close(j->pidfd);
+		}
+		proc_close(e, p);
+		orch_free(p);
+		spawn_job_free(j);
+		return;
+	}
+	if (j->err) {
+		char msg[512];
+		int m = snprintf(msg, sizeof(msg), "orchfs: cannot run \"%s\"%s%s%s: %s\n", j->argv[0],
+				 j->cwd ? " in \"" : "", j->cwd ? j->cwd : "", j->cwd ? "\"" : "",
+				 strerror(-j->err));
+		write_all(p->logfd, msg, (size_t)(m < (int)sizeof(msg) ? m : (int)sizeof(msg) - 1));
+		int rc = j->err;
+		proc_close(e, p);
+		orch_free(p);
+		spawn_job_free(j);
+		attempt_not_started(e, r, s, rc);
+		return;
+	}
+	const struct plan_step *ps = &r->plan->steps[s->idx];
+	p->pid = j->pid;
+	int pidfd = j->pidfd;
+	spawn_job_free(j);
 	if (pidfd < 0) {
 		/* no pidfds here: an eventfd stands in, written at SIGCHLD */
 		p->no_pidfd = true;
@@ -950,13 +1072,10 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 			eng_log(e, "run %s step %s: no eventfd: its end will not be seen", r->name, ps->id);
 	}
 	p->wpid = (struct loop_watch){ .fd = pidfd, .cb = pid_cb, .data = p };
-	p->wout = (struct loop_watch){ .fd = outp[0], .cb = out_cb, .data = p };
-	p->errfd = errp[0];
-	outp[0] = errp[0] = -1;
 	p->timer = (struct loop_timer)LOOP_TIMER_INIT(proc_timer_cb, p);
 	p->hb_timer = (struct loop_timer)LOOP_TIMER_INIT(hb_timer_cb, p);
-	p->sandboxed = sandboxed;
 	p->start_mono = clock_mono_ms();
+	int rc;
 	if ((rc = loop_watch_add(&e->loop, &p->wpid, EPOLLIN)) ||
 	    (rc = loop_watch_add(&e->loop, &p->wout, EPOLLIN))) {
 		/* we could not learn of its end: end it now */
@@ -967,8 +1086,8 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 			;
 		proc_close(e, p);
 		orch_free(p);
-		p = NULL;
-		goto spawn_failed;
+		attempt_not_started(e, r, s, rc);
+		return;
 	}
 	if ((ps->timeout_sec > 0 &&
 	     loop_timer_set(&e->loop, &p->timer, p->start_mono + (int64_t)(ps->timeout_sec * 1000))) ||
@@ -984,39 +1103,11 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	step_save(e, s);	/* now with its pid */
 	ev_emit(e, "step.started", r, s, NULL,
 		json_pack("{s:i, s:i}", "attempt", (json_int_t)s->attempt, "pid", (json_int_t)p->pid));
-	goto out;
-
-spawn_failed:
-	if (p && p->logfd >= 0) {
-		char msg[512];
-		int n = snprintf(msg, sizeof(msg), "orchfs: cannot start the step: %s\n", strerror(-rc));
-		write_all(p->logfd, msg, (size_t)(n < (int)sizeof(msg) ? n : (int)sizeof(msg) - 1));
-	}
-	if (p) {
-		if (p->logfd >= 0)
-			close(p->logfd);
-		if (p->sblogfd >= 0)
-			close(p->sblogfd);
-	}
-	for (int k = 0; k < 2; k++) {
-		if (outp[k] >= 0)
-			close(outp[k]);
-		if (errp[k] >= 0)
-			close(errp[k]);
-	}
-	orch_free(p);
-	eng_log(e, "run %s step %s: cannot start: %s", r->name, ps->id, strerror(-rc));
-	ev_emit(e, "step.started", r, s, NULL, json_pack("{s:i}", "attempt", (json_int_t)s->attempt));
-	s->reason = "spawn_failed";
-	r->nrunning--;
-	e->running--;
-	r->sched = true;
-	attempt_ended(e, s, W_EXITCODE(126, 0), KILL_NONE);
-out:
-	step_argv_release(&sa);
-	env_release(&ev);
-	orch_free(argv);
-	orch_free(lpath);
+	/* stopped while it was being started */
+	if (e->stopping)
+		proc_term(e, p, KILL_INTERRUPT);
+	else if (r->cancelled || r->aborted)
+		proc_term(e, p, KILL_CANCEL);
 }
 
 struct settle_ctx {

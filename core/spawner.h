@@ -1,0 +1,56 @@
+/* core/spawner.h — the thread that starts step processes for the engine.
+ * posix_spawn() holds its caller until the child has exec'd, and the
+ * command, its cwd or a PATH entry may lie inside the engine's own mount:
+ * held there, the engine thread could never answer the FUSE request that
+ * lets the exec go on. This thread may be held instead (the Redis bio.c
+ * pattern): the engine hands it a job that owns everything it needs, and it
+ * posts the job back to the engine's loop once the process exists.
+ * spawner_* are called by the engine thread; the thread touches nothing but
+ * its queue and the jobs it holds. */
+#ifndef ORCH_SPAWNER_H
+#define ORCH_SPAWNER_H
+
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "core/loop.h"
+
+struct spawn_job {
+	struct loop_work done;	/* first: posted back to the engine's loop */
+	struct spawn_job *next;	/* the spawner's queue */
+	/* what to start, all owned by the job */
+	char **argv;		/* NULL-terminated; argv[0] is searched along path */
+	char **envp;		/* NULL-terminated */
+	char *path;		/* the PATH to search argv[0] along (NULL: default) */
+	char *cwd;		/* NULL: the daemon's */
+	int out_fd;		/* stdout and stderr; the spawner closes it */
+	int err_fd;		/* fd 3 of the child, or -1; the spawner closes it */
+	/* the result */
+	pid_t pid;
+	int pidfd;		/* -1 without pidfd support */
+	int err;		/* 0, or -errno (the command not found, exec failed...) */
+	void *owner;		/* the engine's */
+};
+
+struct spawner {
+	pthread_t thread;
+	bool started;
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	struct spawn_job *head, *tail;
+	bool quit;
+	struct loop *loop;
+};
+
+/* Start the thread; jobs come back as work posted to LOOP. 0 or -errno. */
+int spawner_start(struct spawner *s, struct loop *loop);
+/* Queue J (taken until it comes back through LOOP). */
+void spawner_submit(struct spawner *s, struct spawn_job *j);
+/* Finish the queued jobs and end the thread. */
+void spawner_stop(struct spawner *s);
+/* Free what a job owns (after it came back). */
+void spawn_job_free(struct spawn_job *j);
+
+#endif
