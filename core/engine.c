@@ -36,23 +36,71 @@ void eng_log(struct orch_engine *e, const char *fmt, ...)
 
 const char *orch_mountpoint(const struct orch_engine *e) { return e->mountpoint; }
 
+/* Once per turn: the appends of one turn share one statvfs (they share
+ * one commit too, and the reserve is megabytes). */
 int eng_room(struct orch_engine *e)
 {
+	if (e->room_known)
+		return e->room_rc;
 	struct statvfs sv;
 	if (statvfs(e->state_dir, &sv) < 0)
 		return 0;	/* cannot tell: let the write itself say */
-	return (int64_t)sv.f_bavail * (int64_t)sv.f_frsize < e->disk_reserve ? -ENOSPC : 0;
+	e->room_known = true;
+	e->room_rc = (int64_t)sv.f_bavail * (int64_t)sv.f_frsize < e->disk_reserve ? -ENOSPC : 0;
+	return e->room_rc;
 }
 const char *orch_state_dir(const struct orch_engine *e) { return e->state_dir; }
 
-void orch_after_commit(struct orch_engine *e, struct orch_done *d)
+static void done_append(struct orch_done **head, struct orch_done **tail, struct orch_done *d)
 {
 	d->next = NULL;
-	if (e->done_tail)
-		e->done_tail->next = d;
+	if (*tail)
+		(*tail)->next = d;
 	else
-		e->done_head = d;
-	e->done_tail = d;
+		*head = d;
+	*tail = d;
+}
+
+void orch_after_commit(struct orch_engine *e, struct orch_done *d) { done_append(&e->done_head, &e->done_tail, d); }
+void orch_after_commit_read(struct orch_engine *e, struct orch_done *d) { done_append(&e->read_head, &e->read_tail, d); }
+
+static void done_run(struct orch_done *d, int rc)
+{
+	while (d) {
+		struct orch_done *next = d->next;
+		d->fn(d, rc);
+		d = next;
+	}
+}
+
+/* engine thread: the syncer finished a sync; answer what it covered */
+static void synced(struct loop_work *w, void *ctx)
+{
+	struct orch_engine *e = ctx;
+	int err = 0;
+	if (!e->syncer.started)
+		return;	/* stopped meanwhile: sync_drain() answered them */
+	uint64_t done = syncer_done(&e->syncer, &err);
+	if (err)
+		eng_log(e, "cannot sync the database's log: %s", strerror(-err));
+	while (e->sync_head && e->sync_head->gen <= done) {
+		struct orch_done *d = e->sync_head;
+		e->sync_head = d->next;
+		if (!e->sync_head)
+			e->sync_tail = NULL;
+		d->fn(d, err);
+	}
+}
+
+/* Everything waiting for a sync, now (the syncer stopped: the sync is ours). */
+static void sync_drain(struct orch_engine *e)
+{
+	if (!e->sync_head)
+		return;
+	int rc = store_sync(&e->st);
+	struct orch_done *d = e->sync_head;
+	e->sync_head = e->sync_tail = NULL;
+	done_run(d, rc);
 }
 
 void orch_need_durable(struct orch_engine *e) { store_mark_durable(&e->st); }
@@ -97,6 +145,8 @@ static void post_ctl(struct orch_engine *e, bool stop, bool quit)
 void orch_engine_stop(struct orch_engine *e) { post_ctl(e, true, false); }
 void orch_engine_quit(struct orch_engine *e) { post_ctl(e, false, true); }
 void orch_engine_post(struct orch_engine *e, struct loop_work *w) { loop_post(&e->loop, w); }
+int orch_engine_watch(struct orch_engine *e, struct loop_watch *w) { return loop_watch_add(&e->loop, w, EPOLLIN); }
+void orch_engine_unwatch(struct orch_engine *e, struct loop_watch *w) { loop_watch_del(&e->loop, w); }
 
 /* ---- signals and the mount table ---- */
 
@@ -256,23 +306,39 @@ static void free_dead(struct orch_engine *e)
 /* After the fd events and timers of a turn: schedule, commit, reply. */
 static void before_sleep(struct orch_engine *e)
 {
+	e->room_known = false;
 	if (!e->stopping)
 		run_schedule_all(e);
 	if (e->resync)
 		run_resync(e);
-	int rc = store_commit(&e->st);
+	bool durable = false;
+	int rc = store_commit_nosync(&e->st, &durable);
 	if (rc) {
 		eng_log(e, "commit failed: %s: the state will be written again", strerror(-rc));
 		e->resync = true;
 	} else {
 		e->resync = false;
 	}
-	struct orch_done *d = e->done_head;
+	/* reads see what is committed */
+	struct orch_done *d = e->read_head;
+	e->read_head = e->read_tail = NULL;
+	done_run(d, rc);
+	/* acknowledgements wait for the sync of a durable commit: the
+	 * syncer's, while the loop goes on (changes committed meanwhile share
+	 * the next sync), or ours when there is no syncer thread */
+	d = e->done_head;
 	e->done_head = e->done_tail = NULL;
-	while (d) {
-		struct orch_done *next = d->next;
-		d->fn(d, rc);
-		d = next;
+	if (!rc && durable && e->syncer.started) {
+		uint64_t g = syncer_request(&e->syncer);
+		for (struct orch_done *next; d; d = next) {
+			next = d->next;
+			d->gen = g;
+			done_append(&e->sync_head, &e->sync_tail, d);
+		}
+	} else {
+		if (!rc && durable)
+			rc = store_sync(&e->st);
+		done_run(d, rc);
 	}
 	/* the starts are durable now: spawn their processes, then record the
 	 * pids (what spawning ended right away is scheduled next turn) */
@@ -330,6 +396,8 @@ static void *engine_main(void *arg)
 		before_sleep(e);
 	}
 	store_commit(&e->st);
+	syncer_stop(&e->syncer);
+	sync_drain(e);
 	if (!e->stopped) {
 		e->stopped = true;
 		if (e->on_stopped)
@@ -338,13 +406,26 @@ static void *engine_main(void *arg)
 	return NULL;
 }
 
+void orch_engine_on_sandbox_gone(struct orch_engine *e, void (*fn)(void *arg, const char *name), void *arg)
+{
+	e->on_sb_gone = fn;
+	e->on_sb_gone_arg = arg;
+}
+
 int orch_engine_start(struct orch_engine *e, void (*on_stopped)(void *), void *arg)
 {
 	e->on_stopped = on_stopped;
 	e->on_stopped_arg = arg;
-	int r = pthread_create(&e->thread, NULL, engine_main, e);
+	char *wal = orch_asprintf("%s/orchfs.db-wal", e->state_dir);
+	int r = wal ? syncer_start(&e->syncer, &e->loop, wal, synced) : -ENOMEM;
+	orch_free(wal);
 	if (r)
+		return r;
+	r = pthread_create(&e->thread, NULL, engine_main, e);
+	if (r) {
+		syncer_stop(&e->syncer);
 		return -r;
+	}
 	e->thread_started = true;
 	return 0;
 }

@@ -37,12 +37,21 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
  * (steps stopped, state committed): the daemon then unmounts and calls
  * orch_engine_quit(). */
 int orch_engine_start(struct orch_engine *e, void (*on_stopped)(void *), void *arg);
+/* Before start: FN runs on the engine thread when a sandbox is deleted
+ * (its rmdir or its ctl "delete"), with its name, so that a front end may
+ * drop what it cached of it. */
+void orch_engine_on_sandbox_gone(struct orch_engine *e, void (*fn)(void *arg, const char *name), void *arg);
 /* Watch the mount table: when MOUNTPOINT's mount disappears, stop. Engine thread
  * or before start. */
 int orch_engine_watch_mount(struct orch_engine *e);
 /* Is our mount still in the mount table? (any thread; true when unknown) */
 bool orch_engine_mounted(struct orch_engine *e);
 void orch_engine_post(struct orch_engine *e, struct loop_work *w);	/* any thread */
+/* Before start, or on the engine thread: run W's callback on the engine
+ * thread whenever its fd is readable (the front end's request channel), until
+ * orch_engine_unwatch(). */
+int orch_engine_watch(struct orch_engine *e, struct loop_watch *w);
+void orch_engine_unwatch(struct orch_engine *e, struct loop_watch *w);
 void orch_engine_stop(struct orch_engine *e);	/* any thread: graceful stop */
 void orch_engine_quit(struct orch_engine *e);	/* any thread: end the loop */
 void orch_engine_join(struct orch_engine *e);
@@ -57,8 +66,14 @@ void orch_engine_close(struct orch_engine *e);
 struct orch_done {
 	struct orch_done *next;
 	void (*fn)(struct orch_done *d, int commit_rc);
+	uint64_t gen;		/* the engine's: the sync it waits for */
 };
+/* Run D once the current turn's changes are committed and, if any of them
+ * must be durable, synced (group commit, core/syncer.h): acknowledgements. */
 void orch_after_commit(struct orch_engine *e, struct orch_done *d);
+/* Run D once the current turn's changes are committed (not waiting for the
+ * sync): reads, which must not see what a failed commit undoes. */
+void orch_after_commit_read(struct orch_engine *e, struct orch_done *d);
 /* Does the current turn hold changes not yet committed? A read then waits
  * for the commit (orch_after_commit), lest a reader see what a crash undoes. */
 bool orch_uncommitted(const struct orch_engine *e);

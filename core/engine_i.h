@@ -12,6 +12,7 @@
 #include "core/plan.h"
 #include "core/sched.h"
 #include "core/spawner.h"
+#include "core/syncer.h"
 #include "core/store.h"
 
 struct run;
@@ -148,6 +149,11 @@ struct orch_engine {
 	char *state_dir, *mountpoint;
 	struct loop loop;
 	struct spawner spawner;	/* starts step processes (core/spawner.h) */
+	struct syncer syncer;	/* syncs the WAL (core/syncer.h), once the thread runs */
+	/* after this turn's commit: reads; then the rest, which wait for the
+	 * sync of generation gen when the turn was durable (sync_head) */
+	struct orch_done *read_head, *read_tail;
+	struct orch_done *sync_head, *sync_tail;
 	struct store st;
 	pthread_t thread;
 	bool thread_started;
@@ -184,11 +190,15 @@ struct orch_engine {
 	bool resync;		/* the last commit failed: see run_resync() */
 	bool no_pidfd;		/* the kernel has no pidfds: exits come by SIGCHLD */
 	int64_t disk_reserve;
+	bool room_known;	/* eng_room() asked statvfs this turn: room_rc */
+	int room_rc;
 	pthread_mutex_t ctl_lock;	/* guards stop_req and quit_req */
 	bool stop_req, quit_req, ctl_queued;
 	struct loop_work ctl_work;
 	void (*on_stopped)(void *);
 	void *on_stopped_arg;
+	void (*on_sb_gone)(void *, const char *);
+	void *on_sb_gone_arg;
 	bool bwrap_ok;
 	char *bwrap_path;	/* NULL: bubblewrap cannot run here */
 	char *exec_helper;	/* the step trampoline, canonical path */

@@ -521,6 +521,8 @@ int orch_sandbox_remove(struct orch_engine *e, int64_t rowid)
 			eng_log(e, "cannot remove %s: %s", dir, strerror(-r));
 		orch_free(dir);
 	}
+	if (e->on_sb_gone)
+		e->on_sb_gone(e->on_sb_gone_arg, sb->name);
 	for (struct sandbox **pp = &e->sandboxes; *pp; pp = &(*pp)->next)
 		if (*pp == sb) {
 			*pp = sb->next;

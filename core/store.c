@@ -110,12 +110,14 @@ int store_open(struct store *s, const char *path, struct sbuf *err)
 		return store_errno(rc);
 	}
 	sqlite3_extended_result_codes(s->db, 1);
-	/* Only this daemon writes (the lock file sees to it); a short busy
-	 * timeout covers an sqlite3 shell reading alongside. */
+	/* Only this daemon uses the database (the lock file sees to it), so
+	 * it holds it exclusively: no file lock taken and dropped around every
+	 * transaction, and the WAL index lives in memory (no -shm file). An
+	 * sqlite3 shell may open it once the daemon is gone. */
 	sqlite3_busy_timeout(s->db, 2000);
 	char *msg = NULL;
 	rc = sqlite3_exec(s->db,
-			  "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
+			  "PRAGMA locking_mode=EXCLUSIVE; PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;"
 			  " PRAGMA foreign_keys=OFF; PRAGMA temp_store=MEMORY;"
 			  " PRAGMA cache_size=-16000;",
 			  NULL, NULL, &msg);
@@ -362,6 +364,16 @@ static int sync_wal(struct store *s)
 
 int store_commit(struct store *s)
 {
+	bool durable = false;
+	int rc = store_commit_nosync(s, &durable);
+	return !rc && durable ? sync_wal(s) : rc;
+}
+
+int store_sync(struct store *s) { return sync_wal(s); }
+
+int store_commit_nosync(struct store *s, bool *durable_out)
+{
+	*durable_out = false;
 	if (!s->in_tx)
 		return 0;
 	bool durable = s->durable;
@@ -378,10 +390,10 @@ int store_commit(struct store *s)
 		return e ? e : -EIO;
 	}
 	s->commits++;
-	if (!durable)
-		return 0;
-	s->durable_commits++;
-	return sync_wal(s);
+	if (durable)
+		s->durable_commits++;
+	*durable_out = durable;
+	return 0;
 }
 
 int store_rollback(struct store *s)

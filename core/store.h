@@ -62,6 +62,10 @@ int store_savepoint(struct store *s, const char *name);
 void store_release(struct store *s, const char *name, bool keep);
 /* Commit the batch if one is open: 0 or -errno (then it was rolled back). */
 int store_commit(struct store *s);
+/* COMMIT without the sync a durable batch needs: *DURABLE says whether it
+ * needs one (store_sync(), or the syncer thread on the WAL file). */
+int store_commit_nosync(struct store *s, bool *durable);
+int store_sync(struct store *s);
 int store_rollback(struct store *s);
 
 #endif

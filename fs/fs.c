@@ -1,10 +1,9 @@
-/* fs/fs.c — the FUSE low-level operations.
+/* fs/fs.c — the FUSE low-level operations, on the engine thread (fs.h).
  *
  * Each operation that needs engine state is copied into a struct fs_req and
- * posted to the engine thread (exec_req), which replies there; a change that
- * must be durable replies only after the turn's commit (deferred_reply).
- * Reads of snapshots and disk files, writes to plans/ files, flush without
- * writes, release and statfs are answered on the FUSE thread itself. */
+ * executed (exec_req); a change that must be durable replies only after the
+ * turn's commit (deferred_reply), and so do reads in a turn with changes not
+ * yet committed. */
 #include "fs/fs.h"
 
 #include <errno.h>
@@ -46,6 +45,7 @@ struct fs_req {
 	char *data;
 	uid_t uid;
 	gid_t gid;
+	pid_t pid;		/* the caller's thread */
 	int result;		/* deferred: 0 / byte count, or -errno */
 	struct fuse_entry_param entry;
 	struct fs_fh *fh;
@@ -86,11 +86,13 @@ static struct fs_req *req_new(fuse_req_t req, enum fs_op op, fuse_ino_t ino)
 	rq->ino = ino;
 	rq->uid = c->uid;
 	rq->gid = c->gid;
+	rq->pid = c->pid;
 	rq->work.fn = exec_req;
 	return rq;
 }
 
-static void post(struct fs_req *rq) { orch_engine_post(rq->fs->eng, &rq->work); }
+/* every handler runs on the engine thread: execute at once */
+static void post(struct fs_req *rq) { exec_req(&rq->work, NULL); }
 
 static bool copy_name(struct fs_req *rq, char **dst, const char *name)
 {
@@ -110,6 +112,7 @@ static int node_getattr(struct fs *fs, struct fs_node n, struct stat *st)
 	if (!ops || !ops->getattr)
 		return -ENOENT;
 	int rc = ops->getattr(fs, n, st);
+	n.nonce = 0;	/* one number for every inode of a file */
 	if (!rc)
 		st->st_ino = node_ino(n);
 	return rc;
@@ -148,8 +151,84 @@ static struct fs_fh *fh_new(struct fs *fs)
 
 static void req_free(struct fs_req *rq);
 
+/* ---- the inode numbers of a sandbox's messages and events (fs.h) ---- */
+
+static struct fs_nonces *nonces_find(struct fs *fs, struct fs_node n)
+{
+	for (size_t i = 0; i < fs->nnonces; i++)
+		if (fs->nonces[i].type == n.type && fs->nonces[i].id == n.id)
+			return &fs->nonces[i];
+	return NULL;
+}
+
+/* At lookup: with no writer open, the first inode (a lone writer, or a
+ * shell loop of `echo >>`, keeps the one its dentry holds). With writers
+ * open, the inode last handed out while none of them holds it, else the
+ * least used one: the dentry is shared, and a lookup answering another
+ * inode than the one it holds makes the kernel drop it and look up again,
+ * so concurrent lookups must agree (one picked per caller would bounce
+ * between them). */
+static unsigned nonce_pick(struct fs *fs, struct fs_node n)
+{
+	unsigned pick = 0;
+	pthread_mutex_lock(&fs->nonce_lock);
+	struct fs_nonces *t = nonces_find(fs, n);
+	if (t && t->open[t->last]) {
+		for (unsigned k = 1; k < NODE_NONCES; k++)
+			if (t->open[k] < t->open[pick])
+				pick = k;
+		t->last = pick;
+	} else if (t) {
+		pick = t->last;
+	}
+	pthread_mutex_unlock(&fs->nonce_lock);
+	return pick;
+}
+
+/* a writer opened FH: count it on its inode */
+static void nonce_hold(struct fs *fs, struct fs_fh *fh)
+{
+	pthread_mutex_lock(&fs->nonce_lock);
+	struct fs_nonces *t = nonces_find(fs, fh->node);
+	if (!t) {
+		struct fs_nonces *v = realloc(fs->nonces, (fs->nnonces + 1) * sizeof(*v));
+		if (v) {
+			fs->nonces = v;
+			t = &v[fs->nnonces++];
+			*t = (struct fs_nonces){ .type = fh->node.type, .id = fh->node.id,
+						 .last = fh->node.nonce % NODE_NONCES };
+		}
+	}
+	if (t) {
+		t->open[fh->node.nonce % NODE_NONCES]++;
+		atomic_store(&fh->nonce_held, true);
+	}
+	pthread_mutex_unlock(&fs->nonce_lock);
+}
+
+/* its release (not its first flush: a shell's `>>` dup2()s and closes
+ * the file it opened before it writes) */
+static void nonce_drop(struct fs_fh *fh)
+{
+	if (!atomic_exchange(&fh->nonce_held, false))
+		return;
+	struct fs *fs = fh->fs;
+	pthread_mutex_lock(&fs->nonce_lock);
+	struct fs_nonces *t = nonces_find(fs, fh->node);
+	if (t) {
+		t->open[fh->node.nonce % NODE_NONCES]--;
+		unsigned busy = 0;
+		for (unsigned k = 0; k < NODE_NONCES; k++)
+			busy += t->open[k];
+		if (!busy)
+			*t = fs->nonces[--fs->nnonces];
+	}
+	pthread_mutex_unlock(&fs->nonce_lock);
+}
+
 static void fh_destroy(struct fs_fh *fh)
 {
+	nonce_drop(fh);
 	if (fh->settle)
 		req_free(fh->settle);
 	if (fh->lines) {
@@ -172,6 +251,9 @@ void fs_free_handles(struct fs *fs)
 		fh_destroy(fh);
 	}
 	pthread_mutex_unlock(&fs->fh_lock);
+	free(fs->nonces);
+	fs->nonces = NULL;
+	fs->nnonces = 0;
 }
 
 static void fh_free(struct fs_fh *fh)
@@ -275,8 +357,11 @@ static void do_lookup(struct fs_req *rq)
 		fuse_reply_err(rq->req, ops ? ENOTDIR : ENOENT);
 		return;
 	}
+	child.nonce = 0;
 	int rc = ops->lookup(rq->fs, dir, rq->name, &child);
 	struct fuse_entry_param e;
+	if (!rc && node_appendable(child.type))
+		child.nonce = nonce_pick(rq->fs, child);
 	if (!rc)
 		rc = fill_entry(rq->fs, child, &e);
 	if (rc)
@@ -403,7 +488,7 @@ static void do_mkdir(struct fs_req *rq)
 		struct orch_sandbox_attr a;
 		rc = orch_sandbox_create(rq->fs->eng, rq->name, rq->uid, rq->gid, &a);
 		if (!rc)
-			rc = fill_entry(rq->fs, (struct fs_node){ NT_SB, a.rowid }, &rq->entry);
+			rc = fill_entry(rq->fs, (struct fs_node){ NT_SB, a.rowid, 0 }, &rq->entry);
 	} else if (!node_ops_of(dir) || !node_ops_of(dir)->lookup) {
 		rc = -ENOTDIR;
 	}
@@ -552,6 +637,8 @@ static void do_open(struct fs_req *rq)
 		return;
 	}
 	rq->fi.fh = (uint64_t)(uintptr_t)fh;
+	if (node_appendable(fh->node.type) && (rq->fi.flags & O_ACCMODE) != O_RDONLY)
+		nonce_hold(rq->fs, fh);
 	if (fuse_reply_open(rq->req, &rq->fi)) {
 		inbox_give_back(rq->fs, fh);	/* the opener was interrupted */
 		fh_free(fh);
@@ -565,7 +652,7 @@ static void do_create(struct fs_req *rq)
 	if (dir.type == NT_PLANS) {
 		struct orch_pentry p;
 		rc = orch_plans_create(rq->fs->eng, rq->name, rq->mode & 07777, rq->uid, rq->gid, &p);
-		struct fs_node n = { NT_PLANFILE, p.id };
+		struct fs_node n = { NT_PLANFILE, p.id, 0 };
 		if (!rc)
 			rc = fill_entry(rq->fs, n, &rq->entry);
 		if (!rc) {
@@ -645,7 +732,7 @@ static void do_readdir(struct fs_req *rq)
 	int rc = 0;
 	if (cookie < 1 && dirbuf_add(&db, ".", dir, S_IFDIR, 1))
 		goto reply;
-	if (cookie < 2 && dirbuf_add(&db, "..", (struct fs_node){ NT_ROOT, 0 }, S_IFDIR, 2))
+	if (cookie < 2 && dirbuf_add(&db, "..", (struct fs_node){ NT_ROOT, 0, 0 }, S_IFDIR, 2))
 		goto reply;
 	rc = ops->readdir(rq->fs, dir, cookie, &db);
 reply:
@@ -692,7 +779,7 @@ static void exec_req(struct loop_work *w, void *ctx)
 		 * that is committed, so no reader sees what a crash would undo */
 		if (orch_uncommitted(rq->fs->eng)) {
 			rq->done.fn = exec_read_committed;
-			orch_after_commit(rq->fs->eng, &rq->done);
+			orch_after_commit_read(rq->fs->eng, &rq->done);
 		} else {
 			exec_read(rq);
 		}
@@ -712,7 +799,52 @@ static void exec_req(struct loop_work *w, void *ctx)
 	req_free(rq);
 }
 
-/* ---- the FUSE-thread side ---- */
+/* ---- the channel ---- */
+
+/* requests taken per wake-up: the writes among them share a commit; then
+ * the loop's other work (child exits, timers) gets its turn */
+#define CHAN_BATCH 64
+
+static void chan_cb(struct loop_watch *w, uint32_t events)
+{
+	struct fs *fs = w->data;
+	for (int i = 0; i < CHAN_BATCH; i++) {
+		int r = fuse_session_receive_buf(fs->se, &fs->rbuf);
+		if (r == -EAGAIN)
+			return;
+		if (r == -EINTR || r == -ENOENT)	/* ENOENT: an interrupted request */
+			continue;
+		if (r <= 0 || fuse_session_exited(fs->se)) {
+			/* unmounted, or the connection was aborted */
+			orch_engine_unwatch(fs->eng, w);
+			fs->chan.fd = -1;
+			if (fs->on_gone)
+				fs->on_gone(fs->on_gone_arg);
+			return;
+		}
+		fuse_session_process_buf(fs->se, &fs->rbuf);
+	}
+}
+
+int fs_attach(struct fs *fs, void (*on_gone)(void *), void *arg)
+{
+	int fd = fuse_session_fd(fs->se);
+	int fl = fcntl(fd, F_GETFL);
+	if (fl < 0 || fcntl(fd, F_SETFL, fl | O_NONBLOCK) < 0)
+		return -errno;
+	fs->on_gone = on_gone;
+	fs->on_gone_arg = arg;
+	fs->chan = (struct loop_watch){ .fd = fd, .cb = chan_cb, .data = fs };
+	return orch_engine_watch(fs->eng, &fs->chan);
+}
+
+void fs_detach(struct fs *fs)
+{
+	free(fs->rbuf.mem);
+	fs->rbuf.mem = NULL;
+}
+
+/* ---- the handlers ---- */
 
 static void ll_init(void *userdata, struct fuse_conn_info *conn)
 {

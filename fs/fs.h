@@ -1,8 +1,9 @@
 /* fs/fs.h — the FUSE layer: maps inodes, paths and file operations onto
- * engine calls. FUSE threads only copy a request and hand it to the engine
- * (fs.c); node handlers (node_*.c) run on the engine thread and reply there.
- * Reads of a snapshot or a disk-backed file, writes to a plans/ file and
- * handle cleanup touch no engine state and are served on the FUSE thread. */
+ * engine calls. The engine's loop reads the FUSE channel itself (fs_attach):
+ * every request is taken and answered on the engine thread, a batch per
+ * wake-up, so that the writes of one batch share one commit and no request
+ * costs a hand-over between threads (the profile of issue 6: those
+ * wake-ups were most of the daemon's time). */
 #ifndef ORCH_FS_H
 #define ORCH_FS_H
 
@@ -58,26 +59,62 @@ enum ntype {
 struct fs_node {
 	enum ntype type;
 	int64_t id;
+	unsigned nonce;		/* appendable files: which of their inode numbers */
 };
 
 #define NODE_ID_BITS 48
+/* A sandbox's messages and events have several inode numbers, told apart by
+ * a nonce in bits 32..47: the kernel runs the writes to one inode one at a
+ * time (O_APPEND holds its lock across the round trip), and a durable write
+ * waits for its commit, so writers on one inode could never share a commit.
+ * Each lookup hands out an inode no open writer holds (fs_nonce_pick), and
+ * stat() shows the one number without the nonce. */
+#define NODE_NONCE_SHIFT 32
+#define NODE_NONCES 16
+static inline bool node_appendable(enum ntype t) { return t == NT_SB_MESSAGES || t == NT_SB_EVENTS; }
+
 static inline fuse_ino_t node_ino(struct fs_node n)
 {
-	return n.type < NT_FIXED_END ? (fuse_ino_t)n.type
-				     : ((fuse_ino_t)n.type << NODE_ID_BITS) | (fuse_ino_t)n.id;
+	if (n.type < NT_FIXED_END)
+		return (fuse_ino_t)n.type;
+	fuse_ino_t ino = ((fuse_ino_t)n.type << NODE_ID_BITS) | (fuse_ino_t)n.id;
+	if (node_appendable(n.type) && n.id < (1LL << NODE_NONCE_SHIFT))
+		ino |= (fuse_ino_t)(n.nonce % NODE_NONCES) << NODE_NONCE_SHIFT;
+	return ino;
 }
 
 static inline struct fs_node ino_node(fuse_ino_t ino)
 {
-	struct fs_node n = { NT_NONE, 0 };
+	struct fs_node n = { NT_NONE, 0, 0 };
 	if (ino < NT_FIXED_END) {
 		n.type = (enum ntype)ino;
 	} else if ((ino >> NODE_ID_BITS) < NT_MAX) {
 		n.type = (enum ntype)(ino >> NODE_ID_BITS);
 		n.id = (int64_t)(ino & ((1ULL << NODE_ID_BITS) - 1));
+		if (node_appendable(n.type)) {
+			n.nonce = (unsigned)(n.id >> NODE_NONCE_SHIFT);
+			n.id &= (1LL << NODE_NONCE_SHIFT) - 1;
+		}
 	}
 	return n;
 }
+
+/* Writers open on each inode of the appendable files (fs->nonce_lock). */
+struct fs_nonces {
+	enum ntype type;
+	int64_t id;
+	unsigned open[NODE_NONCES];
+	unsigned last;		/* the inode lookups hand out while it is free */
+};
+
+/* Names the kernel must forget (a sandbox deleted through its ctl): told
+ * by a thread of their own, as the kernel may first wait for a request
+ * only the engine thread can answer. */
+struct fs_inval {
+	struct fs_inval *next;
+	fuse_ino_t parent;
+	char name[];
+};
 
 struct fs {
 	struct orch_engine *eng;
@@ -92,7 +129,35 @@ struct fs {
 	 * a release, and are freed by fs_free_handles() */
 	pthread_mutex_t fh_lock;
 	struct fs_fh *fh_list;
+	/* the FUSE channel, read by the engine's loop */
+	struct loop_watch chan;
+	struct fuse_buf rbuf;
+	void (*on_gone)(void *);	/* the connection ended (engine thread) */
+	void *on_gone_arg;
+	pthread_mutex_t nonce_lock;
+	struct fs_nonces *nonces;
+	size_t nnonces;
+	/* the invalidation thread */
+	pthread_t inval_thread;
+	bool inval_started, inval_quit;
+	pthread_mutex_t inval_lock;
+	pthread_cond_t inval_cond;
+	struct fs_inval *inval_head, *inval_tail;
 };
+
+/* Have the engine's loop serve the session's requests (before the engine
+ * starts); ON_GONE(ARG) runs on the engine thread when the connection ends. */
+int fs_attach(struct fs *fs, void (*on_gone)(void *), void *arg);
+/* After the engine thread ended. */
+void fs_detach(struct fs *fs);
+
+/* The invalidation thread: start it once the session exists; stop it
+ * before the session goes (it gives up after TIMEOUT_MS if the kernel
+ * holds it). */
+int fs_inval_start(struct fs *fs);
+void fs_inval_stop(struct fs *fs, int timeout_ms);
+/* engine thread: the kernel should forget NAME in directory PARENT */
+void fs_inval_entry(struct fs *fs, fuse_ino_t parent, const char *name);
 
 /* After the FUSE threads are gone: free what was still open. */
 void fs_free_handles(struct fs *fs);
@@ -130,6 +195,7 @@ struct fs_fh {
 	struct fs_req *settle;	/* FH_INBOX: made at open, so settling never lacks memory */
 	atomic_bool read_to_end;	/* FH_INBOX: its last byte was read */
 	atomic_bool settled;	/* FH_INBOX: delivered or handed back */
+	atomic_bool nonce_held;	/* a writer counted in fs->nonces until its release */
 };
 
 /* A directory listing being filled. */

@@ -330,9 +330,13 @@ struct daemon {
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
 	bool fuse_done, engine_stopped;
-	struct fuse_loop_config *loop_cfg;
-	int loop_rc;
 };
+
+/* engine thread: a deleted sandbox's name leaves the kernel's cache */
+static void on_sandbox_gone(void *arg, const char *name)
+{
+	fs_inval_entry(arg, NT_SANDBOXES, name);
+}
 
 static void on_engine_stopped(void *arg)
 {
@@ -343,15 +347,14 @@ static void on_engine_stopped(void *arg)
 	pthread_mutex_unlock(&d->lock);
 }
 
-static void *fuse_thread(void *arg)
+/* engine thread: the kernel ended the connection (unmounted, aborted) */
+static void on_fuse_gone(void *arg)
 {
 	struct daemon *d = arg;
-	d->loop_rc = fuse_session_loop_mt(d->fs.se, d->loop_cfg);
 	pthread_mutex_lock(&d->lock);
 	d->fuse_done = true;
 	pthread_cond_broadcast(&d->cond);
 	pthread_mutex_unlock(&d->lock);
-	return NULL;
 }
 
 /* Fork; the parent waits until the child says the mount is ready (or why it
@@ -461,6 +464,7 @@ int main(int argc, char **argv)
 	static struct daemon d;
 	pthread_mutex_init(&d.lock, NULL);
 	pthread_mutex_init(&d.fs.fh_lock, NULL);
+	pthread_mutex_init(&d.fs.nonce_lock, NULL);
 	pthread_cond_init(&d.cond, NULL);
 	d.fs.eng = eng;
 	d.fs.uid = getuid();
@@ -488,12 +492,9 @@ int main(int argc, char **argv)
 	if ((r = orch_engine_watch_mount(eng)))
 		fprintf(stderr, "orchfs: cannot watch the mount table: %s\n", strerror(-r));
 
-	d.loop_cfg = fuse_loop_cfg_create();
-	fuse_loop_cfg_set_max_threads(d.loop_cfg, 16);
-	fuse_loop_cfg_set_idle_threads(d.loop_cfg, 8);
-	pthread_t ft;
-	if ((r = orch_engine_start(eng, on_engine_stopped, &d)) ||
-	    (r = pthread_create(&ft, NULL, fuse_thread, &d))) {
+	orch_engine_on_sandbox_gone(eng, on_sandbox_gone, &d.fs);
+	if ((r = fs_attach(&d.fs, on_fuse_gone, &d)) || (r = fs_inval_start(&d.fs)) ||
+	    (r = orch_engine_start(eng, on_engine_stopped, &d))) {
 		fuse_session_unmount(d.fs.se);
 		die(1, "cannot start threads: %s", strerror(r < 0 ? -r : r));
 	}
@@ -540,32 +541,27 @@ int main(int argc, char **argv)
 	bool mounted = orch_engine_mounted(eng);
 	orch_engine_quit(eng);
 	orch_engine_join(eng);
+	fs_inval_stop(&d.fs, 1000);
 	/* fuse_session_unmount() unmounts the mountpoint's path unless the
 	 * connection is already gone (it then only closes it). Call it when the
 	 * mount is still ours, or when the kernel ended the connection; not when
 	 * only the mount table lost us while sandboxes keep the connection up:
 	 * the path may hold someone else's mount by now */
-	if (fuse_done || mounted)
+	if (fuse_done || mounted) {
 		fuse_session_unmount(d.fs.se);
-	struct timespec dl;
-	clock_gettime(CLOCK_REALTIME, &dl);
-	dl.tv_sec += 2;
-	bool joined = pthread_timedjoin_np(ft, NULL, &dl) == 0;
-	if (!joined) {
-		/* FUSE threads still wait on a connection other namespaces keep
-		 * alive: the state is committed; leaving closes the connection */
-		_exit(0);
-	}
-	if (!fuse_done && !mounted) {
-		/* the mount left our table while sandboxes held it; now that the
-		 * connection is over (POLLERR), unmount only closes it */
+	} else {
+		/* the mount left our table while sandboxes held it: once the
+		 * connection is over (POLLERR), unmount only closes it; if it
+		 * lasts, the state is committed, and leaving closes it */
 		struct pollfd pfd = { .fd = fuse_session_fd(d.fs.se), .events = 0 };
-		if (poll(&pfd, 1, 0) == 1 && (pfd.revents & POLLERR))
+		if (poll(&pfd, 1, 2000) == 1 && (pfd.revents & POLLERR))
 			fuse_session_unmount(d.fs.se);
+		else
+			_exit(0);
 	}
 	fuse_session_destroy(d.fs.se);
 	fs_free_handles(&d.fs);
-	fuse_loop_cfg_destroy(d.loop_cfg);
+	fs_detach(&d.fs);
 	orch_engine_close(eng);
 	close(lockfd);
 	sbuf_release(&err);

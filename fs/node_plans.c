@@ -36,7 +36,7 @@ struct plans_ls {
 static int plans_ls_cb(void *ctx, uint64_t cookie, const struct orch_pentry *p)
 {
 	struct plans_ls *ls = ctx;
-	struct fs_node n = { kind_type[p->kind], p->id };
+	struct fs_node n = { kind_type[p->kind], p->id, 0 };
 	return dirbuf_add(ls->db, p->name, n, p->kind == PK_RUNLINK ? S_IFLNK : S_IFREG, cookie);
 }
 

@@ -36,7 +36,7 @@ struct ls_ctx {
 static int ls_cb(void *ctx, int64_t rowid, const char *name)
 {
 	struct ls_ctx *ls = ctx;
-	struct fs_node n = { ls->type, rowid };
+	struct fs_node n = { ls->type, rowid, 0 };
 	return dirbuf_add(ls->db, name, n, S_IFDIR, (uint64_t)rowid + ls->base);
 }
 
@@ -214,7 +214,7 @@ static int steps_lookup(struct fs *fs, struct fs_node dir, const char *name, str
 static int steps_ls_cb(void *ctx, size_t idx, int64_t rowid, const char *name)
 {
 	struct ls_ctx *ls = ctx;
-	struct fs_node n = { NT_STEP, rowid };
+	struct fs_node n = { NT_STEP, rowid, 0 };
 	return dirbuf_add(ls->db, name, n, S_IFDIR, idx + ls->base);
 }
 

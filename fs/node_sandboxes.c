@@ -30,7 +30,7 @@ struct sb_ls {
 static int sb_ls_cb(void *ctx, int64_t rowid, const char *name)
 {
 	struct sb_ls *ls = ctx;
-	struct fs_node n = { NT_SB, rowid };
+	struct fs_node n = { NT_SB, rowid, 0 };
 	return dirbuf_add(ls->db, name, n, S_IFDIR, (uint64_t)rowid + 2);
 }
 
@@ -74,14 +74,14 @@ static int sb_readdir(struct fs *fs, struct fs_node dir, uint64_t cookie, struct
 	return fixed_readdir(sb_entries, ARRAY_SIZE(sb_entries), dir, cookie, db);
 }
 
-/* a sandbox may go away without the kernel seeing it (its ctl "delete", a
- * run's retry recreating it): its name is not cached */
+/* a sandbox may go away without the kernel seeing it (its ctl "delete"):
+ * the engine then has the kernel forget its name (fs_inval_entry) */
 const struct node_ops node_sb = {
 	.type = S_IFDIR,
 	.getattr = sb_getattr,
 	.lookup = sb_lookup,
 	.readdir = sb_readdir,
-	.entry_timeout = 0,
+	.entry_timeout = 3600,
 };
 
 static int sb_status_render(struct fs *fs, struct fs_node n, struct sbuf *out)
@@ -102,6 +102,7 @@ const struct node_ops node_sb_status = {
 	.type = S_IFREG,
 	.getattr = sb_status_getattr,
 	.render = sb_status_render,
+	.entry_timeout = 3600,
 };
 
 /* The owner of the sandbox owns its files; others may read them. */
@@ -139,6 +140,7 @@ static int sb_events_open(struct fs *fs, struct fs_node n, int flags, struct fs_
 	return (flags & O_ACCMODE) != O_RDONLY ? open_lines(fh, LINES_EVENTS) : 0;
 }
 
+/* messages and events: never cached, each lookup picks an inode (fs.h) */
 const struct node_ops node_sb_events = {
 	.type = S_IFREG,
 	.getattr = sb_events_getattr,
@@ -218,6 +220,7 @@ const struct node_ops node_sb_inbox = {
 	.type = S_IFREG,
 	.getattr = sb_inbox_getattr,
 	.open = sb_inbox_open,
+	.entry_timeout = 3600,
 };
 
 static int sb_logs_getattr(struct fs *fs, struct fs_node n, struct stat *st)
@@ -241,6 +244,7 @@ const struct node_ops node_sb_logs = {
 	.type = S_IFREG,
 	.getattr = sb_logs_getattr,
 	.open = sb_logs_open,
+	.entry_timeout = 3600,
 };
 
 static int sb_ctl_getattr(struct fs *fs, struct fs_node n, struct stat *st)
@@ -258,6 +262,7 @@ const struct node_ops node_sb_ctl = {
 	.type = S_IFREG,
 	.getattr = sb_ctl_getattr,
 	.open = sb_ctl_open,
+	.entry_timeout = 3600,
 };
 
 static int sb_ws_getattr(struct fs *fs, struct fs_node n, struct stat *st)
@@ -275,4 +280,5 @@ static int sb_ws_getattr(struct fs *fs, struct fs_node n, struct stat *st)
 const struct node_ops node_sb_workspace = {
 	.type = S_IFLNK,
 	.getattr = sb_ws_getattr,
+	.entry_timeout = 3600,
 };

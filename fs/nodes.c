@@ -84,7 +84,7 @@ int fixed_readdir(const struct fixed_entry *t, size_t n, struct fs_node dir, uin
 {
 	/* cookies 1 and 2 are "." and ".."; entry i is cookie i + 3 */
 	for (size_t i = cookie >= 3 ? cookie - 2 : 0; i < n; i++) {
-		struct fs_node c = { t[i].type, dir.id };
+		struct fs_node c = { t[i].type, dir.id, 0 };
 		const struct node_ops *ops = node_ops_of(c);
 		if (dirbuf_add(db, t[i].name, c, ops ? ops->type : S_IFREG, i + 3))
 			break;
