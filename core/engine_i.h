@@ -36,7 +36,8 @@ struct proc {
 	struct loop_watch wpid;	/* pidfd */
 	struct loop_watch wout;	/* read end of the stdout+stderr pipe */
 	int errfd;		/* read end of the trampoline's exec-error pipe */
-	int logfd;
+	int logfd;		/* -1 until the attempt writes (see log_open()) */
+	char *logpath;
 	struct sbuf partial;	/* an output line not yet ended */
 	int sblogfd;		/* the sandbox's logs */
 	struct loop_timer timer;	/* timeout, then the grace period */
@@ -70,6 +71,7 @@ struct step {
 	int64_t retry_at;	/* wall ms when a waiting retry is due */
 	struct proc *proc;
 	struct loop_timer retry_timer;
+	signed char log;	/* its log file: 1 made, -1 not yet, 0 unknown */
 };
 
 /* Messages handed to one open inbox, not yet delivered nor handed back. */

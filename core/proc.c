@@ -2,6 +2,7 @@
 #include "core/proc.h"
 
 #include <dirent.h>
+#include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -25,11 +26,29 @@ static int pidfd_open(pid_t pid)
 	return (int)syscall(SYS_pidfd_open, pid, 0);
 }
 
+/* The signals this process ignores (SIGPIPE...): exec resets handled ones
+ * by itself, ignored ones it keeps, so only these need resetting in the
+ * child (each reset is a syscall there, before the exec). Dispositions are
+ * set once at start-up. */
+static sigset_t ignored;
+static pthread_once_t ignored_once = PTHREAD_ONCE_INIT;
+
+static void find_ignored(void)
+{
+	sigemptyset(&ignored);
+	for (int sig = 1; sig < NSIG; sig++) {
+		struct sigaction sa;
+		if (sig != SIGKILL && sig != SIGSTOP && sigaction(sig, NULL, &sa) == 0 &&
+		    sa.sa_handler == SIG_IGN)
+			sigaddset(&ignored, sig);
+	}
+}
+
 int proc_spawn(const struct proc_spec *spec, pid_t *pidp, int *pidfdp)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
-	sigset_t empty, all;
+	sigset_t empty;
 	int r;
 
 	if ((r = posix_spawn_file_actions_init(&fa)))
@@ -41,9 +60,7 @@ int proc_spawn(const struct proc_spec *spec, pid_t *pidp, int *pidfdp)
 	sigemptyset(&empty);
 	/* every signal back to its default: the daemon ignores SIGPIPE and
 	 * blocks the ones it reads through signalfd */
-	sigfillset(&all);
-	sigdelset(&all, SIGKILL);
-	sigdelset(&all, SIGSTOP);
+	pthread_once(&ignored_once, find_ignored);
 	r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
 					      POSIX_SPAWN_SETSIGDEF);
 	if (!r)
@@ -51,7 +68,7 @@ int proc_spawn(const struct proc_spec *spec, pid_t *pidp, int *pidfdp)
 	if (!r)
 		r = posix_spawnattr_setsigmask(&at, &empty);
 	if (!r)
-		r = posix_spawnattr_setsigdefault(&at, &all);
+		r = posix_spawnattr_setsigdefault(&at, &ignored);
 	if (!r)
 		r = posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	if (!r)

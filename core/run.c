@@ -327,6 +327,7 @@ int run_create(struct orch_engine *e, const char *plan_name, int64_t n, struct p
 				(int64_t)r->steps[i].budget);
 		r->steps[i].rowid = sqlite3_last_insert_rowid(e->st.db);
 		r->steps[i].retry_timer = (struct loop_timer)LOOP_TIMER_INIT(retry_timer_cb, &r->steps[i]);
+		r->steps[i].log = -1;	/* its directory is new */
 	}
 	if (!rc)
 		rc = mkdir_p(dir, 0755);
@@ -471,12 +472,44 @@ static void proc_term(struct orch_engine *e, struct proc *p, enum kill_why why);
 static void step_final(struct orch_engine *e, struct step *s, enum step_state st);
 static void attempt_not_started(struct orch_engine *e, struct run *r, struct step *s, int rc);
 
+/* A step's log is made when something is first written to it (its output, or
+ * a reader opening it), not at each start: most steps of a large DAG print
+ * nothing, and creating a file per step was a quarter of the engine's time
+ * running one. Made, it gets the separators of the ATTEMPTS so far; later
+ * attempts append theirs when they start. O_EXCL: only one maker writes
+ * them. An fd for appending, or -1. */
+static int log_open(const char *path, unsigned attempts)
+{
+	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0)
+		return errno == EEXIST ? open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW) : -1;
+	struct sbuf h = SBUF_INIT;
+	for (unsigned k = 1; k <= attempts; k++)
+		sbuf_addf(&h, "=== attempt %u ===\n", k);
+	if (!sbuf_failed(&h))
+		write_all(fd, h.buf, h.len);
+	sbuf_release(&h);
+	return fd;
+}
+
+static int proc_logfd(struct proc *p)
+{
+	if (p->logfd < 0 && p->logpath) {
+		p->logfd = log_open(p->logpath, p->step->attempt);
+		if (p->logfd >= 0)
+			p->step->log = 1;
+	}
+	return p->logfd;
+}
+
 /* Write whole lines TEXT[0..N) to the step's log, and to the sandbox's logs
  * with each line prefixed "[STEP_ID] ". */
 static void proc_write_lines(struct proc *p, const char *text, size_t n)
 {
-	if (p->logfd >= 0)
+	if (proc_logfd(p) >= 0)
 		write_all(p->logfd, text, n);
+	if (p->sblogfd < 0)
+		p->sblogfd = open(p->step->run->sb->logs_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 	if (p->sblogfd < 0)
 		return;
 	const char *id = p->step->run->plan->steps[p->step->idx].id;
@@ -568,6 +601,8 @@ static void proc_close(struct orch_engine *e, struct proc *p)
 	if (p->errfd >= 0)
 		close(p->errfd);
 	p->logfd = p->sblogfd = p->errfd = -1;
+	orch_free(p->logpath);
+	p->logpath = NULL;
 	sbuf_release(&p->partial);
 }
 
@@ -924,17 +959,25 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	}
 	p->eng = e;
 	p->step = s;
-	/* O_NOFOLLOW: the engine opens nothing a step could point into the mount */
-	p->logfd = open(lpath, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (p->logfd < 0) {
+	/* O_NOFOLLOW: the engine opens nothing a step could point into the
+	 * mount. A log made already (an earlier attempt wrote, a reader
+	 * opened it) gets this attempt's separator now; else it is made with
+	 * all of them when first written (log_open). */
+	p->logpath = lpath;
+	lpath = NULL;
+	p->logfd = s->log < 0 ? -1 : open(p->logpath, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
+	if (p->logfd >= 0) {
+		s->log = 1;
+		char hdr[64];
+		int hn = snprintf(hdr, sizeof(hdr), "=== attempt %u ===\n", s->attempt);
+		write_all(p->logfd, hdr, (size_t)hn);
+	} else if (s->log < 0 || errno == ENOENT) {
+		s->log = -1;
+	} else {
 		rc = -errno;
-		eng_log(e, "cannot open log %s: %s", lpath, strerror(errno));
+		eng_log(e, "cannot open log %s: %s", p->logpath, strerror(errno));
 		goto spawn_failed;
 	}
-	char hdr[64];
-	int hn = snprintf(hdr, sizeof(hdr), "=== attempt %u ===\n", s->attempt);
-	write_all(p->logfd, hdr, (size_t)hn);
-	p->sblogfd = open(r->sb->logs_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
 
 	bool sandboxed = r->sb->isolation == ISOLATION_BWRAP && e->bwrap_path;
 	if ((rc = step_argv_build(e, s, sandboxed, &sa)) || (rc = step_env(e, s, &ev)))
@@ -989,7 +1032,7 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	goto out;
 
 spawn_failed:
-	if (p && p->logfd >= 0) {
+	if (p && proc_logfd(p) >= 0) {
 		char msg[512];
 		int m = snprintf(msg, sizeof(msg), "orchfs: cannot start the step: %s\n", strerror(-rc));
 		write_all(p->logfd, msg, (size_t)(m < (int)sizeof(msg) ? m : (int)sizeof(msg) - 1));
@@ -1051,7 +1094,8 @@ static void spawn_done(struct loop_work *w, void *ctx)
 		int m = snprintf(msg, sizeof(msg), "orchfs: cannot run \"%s\"%s%s%s: %s\n", j->argv[0],
 				 j->cwd ? " in \"" : "", j->cwd ? j->cwd : "", j->cwd ? "\"" : "",
 				 strerror(-j->err));
-		write_all(p->logfd, msg, (size_t)(m < (int)sizeof(msg) ? m : (int)sizeof(msg) - 1));
+		if (proc_logfd(p) >= 0)
+			write_all(p->logfd, msg, (size_t)(m < (int)sizeof(msg) ? m : (int)sizeof(msg) - 1));
 		int rc = j->err;
 		proc_close(e, p);
 		orch_free(p);
@@ -1798,14 +1842,27 @@ char *orch_step_log_path(struct orch_engine *e, int64_t rowid)
 {
 	int rc;
 	sqlite3_stmt *q = store_query(&e->st,
-				      "SELECT runs.name, steps.name FROM steps JOIN runs ON runs.id = steps.run"
-				      " WHERE steps.id = ?",
+				      "SELECT runs.name, steps.name, steps.attempt, steps.run, steps.idx FROM steps"
+				      " JOIN runs ON runs.id = steps.run WHERE steps.id = ?",
 				      &rc, "i", rowid);
 	if (!q)
 		return NULL;
 	char *p = orch_asprintf("%s/logs/%s/%s.log", e->state_dir, (const char *)sqlite3_column_text(q, 0),
 				(const char *)sqlite3_column_text(q, 1));
+	int64_t attempts = sqlite3_column_int64(q, 2);
+	struct run *r = run_find_loaded(e, sqlite3_column_int64(q, 3));
+	int64_t idx = sqlite3_column_int64(q, 4);
 	store_done(q);
+	if (r && idx >= 0 && (size_t)idx < r->dag.n)
+		r->steps[idx].log = 1;	/* made below if need be */
+	/* a step that ran without a word has no file yet: make it, with its
+	 * attempts' separators (log_open) */
+	struct stat st;
+	if (p && attempts > 0 && stat(p, &st) < 0 && errno == ENOENT) {
+		int fd = log_open(p, (unsigned)attempts);
+		if (fd >= 0)
+			close(fd);
+	}
 	return p;
 }
 

@@ -8,17 +8,61 @@
 #include "core/proc.h"
 #include "core/util.h"
 
-static void run_job(struct spawn_job *j)
+static bool same(const char *a, const char *b) { return a == b || (a && b && !strcmp(a, b)); }
+
+static struct spawn_cached *cache_find(struct spawner_thread *s, const char *cmd, const char *path)
+{
+	for (unsigned i = 0; i < SPAWNER_CACHE; i++)
+		if (s->cache[i].cmd && !strcmp(s->cache[i].cmd, cmd) && same(s->cache[i].path, path))
+			return &s->cache[i];
+	return NULL;
+}
+
+static void cache_drop(struct spawn_cached *c)
+{
+	orch_free(c->cmd);
+	orch_free(c->path);
+	orch_free(c->exe);
+	*c = (struct spawn_cached){ NULL, NULL, NULL };
+}
+
+/* Only what an absolute PATH entry found: a relative one depends on the cwd. */
+static void cache_add(struct spawner_thread *s, const char *cmd, const char *path, const char *exe)
+{
+	if (exe[0] != '/' || strchr(cmd, '/'))
+		return;
+	struct spawn_cached *c = &s->cache[s->next_slot++ % SPAWNER_CACHE];
+	cache_drop(c);
+	c->cmd = orch_strdup(cmd);
+	c->path = path ? orch_strdup(path) : NULL;
+	c->exe = orch_strdup(exe);
+	if (!c->cmd || !c->exe || (path && !c->path))
+		cache_drop(c);
+}
+
+static void run_job(struct spawner_thread *s, struct spawn_job *j)
 {
 	char *exe = NULL;
-	/* PATH search in the child's terms: this thread may block on it */
-	j->err = proc_resolve(j->argv[0], j->path, &exe);
-	if (!j->err) {
-		struct proc_spec spec = { .path = exe, .argv = j->argv, .envp = j->envp,
-					  .out_fd = j->out_fd, .err_fd = j->err_fd, .cwd = j->cwd };
-		j->err = proc_spawn(&spec, &j->pid, &j->pidfd);
+	struct spawn_cached *c = cache_find(s, j->argv[0], j->path);
+	for (int tries = 0; tries < 2; tries++) {
+		/* PATH search in the child's terms: this thread may block on it */
+		if (c)
+			j->err = (exe = orch_strdup(c->exe)) ? 0 : -ENOMEM;
+		else if (!(j->err = proc_resolve(j->argv[0], j->path, &exe)))
+			cache_add(s, j->argv[0], j->path, exe);
+		if (!j->err) {
+			struct proc_spec spec = { .path = exe, .argv = j->argv, .envp = j->envp,
+						  .out_fd = j->out_fd, .err_fd = j->err_fd, .cwd = j->cwd };
+			j->err = proc_spawn(&spec, &j->pid, &j->pidfd);
+		}
+		orch_free(exe);
+		exe = NULL;
+		/* what was found there is gone: search again */
+		if (!c || (j->err != -ENOENT && j->err != -EACCES))
+			break;
+		cache_drop(c);
+		c = NULL;
 	}
-	orch_free(exe);
 	close(j->out_fd);
 	if (j->err_fd >= 0)
 		close(j->err_fd);
@@ -27,7 +71,8 @@ static void run_job(struct spawn_job *j)
 
 static void *spawner_main(void *arg)
 {
-	struct spawner *s = arg;
+	struct spawner_thread *t = arg;
+	struct spawner *s = t->s;
 	pthread_mutex_lock(&s->lock);
 	for (;;) {
 		while (!s->head && !s->quit)
@@ -39,7 +84,7 @@ static void *spawner_main(void *arg)
 		if (!s->head)
 			s->tail = NULL;
 		pthread_mutex_unlock(&s->lock);
-		run_job(j);
+		run_job(t, j);
 		loop_post(s->loop, &j->done);
 		pthread_mutex_lock(&s->lock);
 	}
@@ -53,13 +98,21 @@ int spawner_start(struct spawner *s, struct loop *loop)
 	s->loop = loop;
 	pthread_mutex_init(&s->lock, NULL);
 	pthread_cond_init(&s->cond, NULL);
-	int r = pthread_create(&s->thread, NULL, spawner_main, s);
-	if (r) {
-		pthread_mutex_destroy(&s->lock);
-		pthread_cond_destroy(&s->cond);
-		return -r;
-	}
 	s->started = true;
+	for (unsigned i = 0; i < SPAWNER_THREADS; i++) {
+		s->t[i].s = s;
+		int r = pthread_create(&s->t[i].thread, NULL, spawner_main, &s->t[i]);
+		if (r) {
+			if (!s->nthreads) {
+				pthread_mutex_destroy(&s->lock);
+				pthread_cond_destroy(&s->cond);
+				s->started = false;
+				return -r;
+			}
+			break;	/* fewer threads: slower, not wrong */
+		}
+		s->nthreads++;
+	}
 	return 0;
 }
 
@@ -83,9 +136,14 @@ void spawner_stop(struct spawner *s)
 		return;
 	pthread_mutex_lock(&s->lock);
 	s->quit = true;
-	pthread_cond_signal(&s->cond);
+	pthread_cond_broadcast(&s->cond);
 	pthread_mutex_unlock(&s->lock);
-	pthread_join(s->thread, NULL);
+	for (unsigned i = 0; i < s->nthreads; i++) {
+		pthread_join(s->t[i].thread, NULL);
+		for (unsigned k = 0; k < SPAWNER_CACHE; k++)
+			cache_drop(&s->t[i].cache[k]);
+	}
+	s->nthreads = 0;
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
 	s->started = false;

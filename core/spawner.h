@@ -34,8 +34,27 @@ struct spawn_job {
 	void *owner;		/* the engine's */
 };
 
-struct spawner {
+/* Commands found along a PATH, so that a DAG of one command searches its
+ * PATH once (a stat per directory per step otherwise). The spawner thread's. */
+#define SPAWNER_CACHE 32
+struct spawn_cached {
+	char *cmd, *path, *exe;
+};
+
+/* Two threads: posix_spawn holds its thread until the child has exec'd,
+ * and two steps ending together start their successors side by side. */
+#define SPAWNER_THREADS 2
+
+struct spawner_thread {
+	struct spawner *s;
 	pthread_t thread;
+	struct spawn_cached cache[SPAWNER_CACHE];
+	unsigned next_slot;
+};
+
+struct spawner {
+	struct spawner_thread t[SPAWNER_THREADS];
+	unsigned nthreads;
 	bool started;
 	pthread_mutex_t lock;
 	pthread_cond_t cond;
@@ -44,11 +63,11 @@ struct spawner {
 	struct loop *loop;
 };
 
-/* Start the thread; jobs come back as work posted to LOOP. 0 or -errno. */
+/* Start the threads; jobs come back as work posted to LOOP. 0 or -errno. */
 int spawner_start(struct spawner *s, struct loop *loop);
 /* Queue J (taken until it comes back through LOOP). */
 void spawner_submit(struct spawner *s, struct spawn_job *j);
-/* Finish the queued jobs and end the thread. */
+/* Finish the queued jobs and end the threads. */
 void spawner_stop(struct spawner *s);
 /* Free what a job owns (after it came back). */
 void spawn_job_free(struct spawn_job *j);

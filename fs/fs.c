@@ -589,6 +589,9 @@ static int open_node(struct fs *fs, struct fs_node n, int flags, struct fs_fh *f
 	fi->keep_cache = 0;
 	if (fh->kind == FH_CTL)
 		fi->nonseekable = 1;
+	/* closing what was opened to read asks nothing of us (but an inbox's
+	 * first close, which settles its messages): no FLUSH round trip */
+	fi->noflush = (flags & O_ACCMODE) == O_RDONLY && fh->kind != FH_INBOX;
 	if (fh->kind == FH_INBOX && !fh->len)
 		atomic_store(&fh->read_to_end, true);
 	return 0;
