@@ -1,6 +1,8 @@
 # orchfs — one Makefile for the daemon, its core library, the tests and the demo.
 #   make            build ./orchfs
-#   make test       install missing packages, then unit + integration tests (plain and ASan+UBSan builds)
+#   make test       install missing packages, then unit + integration tests (plain and ASan+UBSan builds),
+#                   and the quick form of the benchmark suite (it must run; nothing is timed)
+#   make bench      the benchmark suite: orchfs beside its anchors, the table into BENCHMARKS.md
 #   make demo       install missing packages, build, mount a scratch orchfs and run the example plans
 #   make asan       build ./orchfs-asan (AddressSanitizer + UndefinedBehaviorSanitizer)
 #   make check      the core library must not reference FUSE
@@ -25,7 +27,7 @@ A        := build/asan
 core_objs = $(CORE_SRC:%.c=$(1)/%.o)
 fs_objs   = $(FS_SRC:%.c=$(1)/%.o)
 
-.PHONY: all asan test unit e2e check demo clean deps bench valgrind fuzz fuzz-replay crash
+.PHONY: all asan test unit e2e check demo clean deps bench bench-quick valgrind fuzz fuzz-replay crash
 all: orchfs
 
 # V=1 shows the commands
@@ -102,13 +104,24 @@ valgrind: orchfs
 	tests/valgrind/run ./orchfs
 
 test:
-	@scripts/install-deps.sh
+	@scripts/install-deps.sh --bench
 	$(MAKE) all orchfs-asan check
 	$(MAKE) unit
 	$(MAKE) fuzz-replay
 	$(MAKE) e2e
 	$(MAKE) crash
 	$(MAKE) valgrind
+	$(MAKE) bench-quick
+
+# benchmarks are never timed tests: this only checks that the quick form of
+# the suite runs and prints a row for each benchmark
+BENCH_NAMES := dag dispatch read append scale idle
+bench-quick: all
+	@mkdir -p build
+	scripts/bench/run --quick >build/bench-quick.txt
+	@cat build/bench-quick.txt
+	@for n in $(BENCH_NAMES); do grep -q "^| $$n |" build/bench-quick.txt || \
+		{ echo "bench-quick: no row for $$n" >&2; exit 1; }; done
 
 demo:
 	@scripts/install-deps.sh

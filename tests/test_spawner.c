@@ -1,0 +1,217 @@
+/* tests/test_spawner.c — the spawner threads (core/spawner.c) and the WAL
+ * syncer (core/syncer.c): real processes, a real file, jobs coming back
+ * through a real event loop. */
+#include <errno.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/spawner.h"
+#include "core/syncer.h"
+#include "core/util.h"
+
+static struct spawn_job *back[16];
+static int nback;
+
+static void job_back(struct loop_work *w, void *ctx) { back[nback++] = (struct spawn_job *)w; }
+
+static char **strv(const char *a, const char *b, const char *c)
+{
+	char **v = calloc(4, sizeof(char *));
+	v[0] = a ? strdup(a) : NULL;
+	v[1] = b ? strdup(b) : NULL;
+	v[2] = c ? strdup(c) : NULL;
+	return v;
+}
+
+static struct spawn_job *job(char **argv, const char *path, const char *cwd, int out_fd)
+{
+	struct spawn_job *j = calloc(1, sizeof(*j));
+	j->argv = argv;
+	j->envp = strv("A=1", NULL, NULL);
+	j->path = path ? strdup(path) : NULL;
+	j->cwd = cwd ? strdup(cwd) : NULL;
+	j->out_fd = out_fd;
+	j->err_fd = -1;
+	j->done.fn = job_back;
+	return j;
+}
+
+static int wait_exit(pid_t pid)
+{
+	int st;
+	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+		;
+	return WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+}
+
+static void wait_back(struct loop *l, int n)
+{
+	for (int i = 0; i < 200 && nback < n; i++)
+		assert_int_equal(loop_turn(l, 50), 0);
+	assert_int_equal(nback, n);
+}
+
+/* jobs come back with their process, in its cwd, output on the given fd */
+static void test_spawner__starts_jobs_and_posts_them_back(void **state)
+{
+	struct loop l;
+	struct spawner s;
+	assert_int_equal(loop_init(&l, NULL), 0);
+	assert_int_equal(spawner_start(&s, &l), 0);
+	char dir[] = "/tmp/orch-spawner.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	nback = 0;
+	for (int i = 0; i < 4; i++) {
+		int p[2];
+		assert_int_equal(pipe(p), 0);
+		spawner_submit(&s, job(strv("sh", "-c", "pwd; echo $A"), "/usr/bin:/bin", dir, p[1]));
+		wait_back(&l, i + 1);
+		struct spawn_job *j = back[i];
+		assert_int_equal(j->err, 0);
+		assert_true(j->pid > 0);
+		assert_int_equal(wait_exit(j->pid), 0);
+		char buf[256] = { 0 };
+		assert_true(read(p[0], buf, sizeof(buf) - 1) > 0);
+		char want[300];
+		snprintf(want, sizeof(want), "%s\n1\n", dir);
+		assert_string_equal(buf, want);
+		close(p[0]);
+		if (j->pidfd >= 0)
+			close(j->pidfd);
+		spawn_job_free(j);
+	}
+	spawner_stop(&s);
+	rmdir(dir);
+	loop_release(&l);
+}
+
+/* a command not found fails the job with ENOENT; one found once and then
+ * removed is searched for again (the PATH cache never runs a stale path) */
+static void test_spawner__not_found_and_stale_cache(void **state)
+{
+	struct loop l;
+	struct spawner s;
+	assert_int_equal(loop_init(&l, NULL), 0);
+	assert_int_equal(spawner_start(&s, &l), 0);
+	char d1[] = "/tmp/orch-spawner1.XXXXXX", d2[] = "/tmp/orch-spawner2.XXXXXX";
+	assert_non_null(mkdtemp(d1));
+	assert_non_null(mkdtemp(d2));
+	char path[128], exe1[128], exe2[128];
+	snprintf(path, sizeof(path), "%s:%s", d1, d2);
+	snprintf(exe1, sizeof(exe1), "%s/orch-t", d1);
+	snprintf(exe2, sizeof(exe2), "%s/orch-t", d2);
+	FILE *f = fopen(exe1, "w");
+	fputs("#!/bin/sh\nexit 3\n", f);
+	fclose(f);
+	chmod(exe1, 0755);
+	f = fopen(exe2, "w");
+	fputs("#!/bin/sh\nexit 4\n", f);
+	fclose(f);
+	chmod(exe2, 0755);
+
+	nback = 0;
+	int devnull = open("/dev/null", O_WRONLY);
+	/* run it on both threads, so that both caches hold the first one */
+	for (int i = 0; i < 4; i++)
+		spawner_submit(&s, job(strv("orch-t", NULL, NULL), path, NULL, dup(devnull)));
+	wait_back(&l, 4);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(back[i]->err, 0);
+		assert_int_equal(wait_exit(back[i]->pid), 3);
+		if (back[i]->pidfd >= 0)
+			close(back[i]->pidfd);
+		spawn_job_free(back[i]);
+	}
+	unlink(exe1);
+	nback = 0;
+	for (int i = 0; i < 4; i++)
+		spawner_submit(&s, job(strv("orch-t", NULL, NULL), path, NULL, dup(devnull)));
+	wait_back(&l, 4);
+	for (int i = 0; i < 4; i++) {
+		assert_int_equal(back[i]->err, 0);
+		assert_int_equal(wait_exit(back[i]->pid), 4);
+		if (back[i]->pidfd >= 0)
+			close(back[i]->pidfd);
+		spawn_job_free(back[i]);
+	}
+	unlink(exe2);
+	nback = 0;
+	spawner_submit(&s, job(strv("orch-t", NULL, NULL), path, NULL, dup(devnull)));
+	wait_back(&l, 1);
+	assert_int_equal(back[0]->err, -ENOENT);
+	spawn_job_free(back[0]);
+	close(devnull);
+	spawner_stop(&s);
+	rmdir(d1);
+	rmdir(d2);
+	loop_release(&l);
+}
+
+static int synced_calls;
+static void on_synced(struct loop_work *w, void *ctx) { synced_calls++; }
+
+/* every request gets a generation; the work posted back reports them done,
+ * several requests made during one sync share the next */
+static void test_syncer__generations(void **state)
+{
+	struct loop l;
+	struct syncer sy;
+	char path[] = "/tmp/orch-syncer.XXXXXX";
+	int fd = mkstemp(path);
+	assert_true(fd >= 0);
+	assert_int_equal(loop_init(&l, NULL), 0);
+	assert_int_equal(syncer_start(&sy, &l, path, on_synced), 0);
+	synced_calls = 0;
+	uint64_t last = 0;
+	for (int i = 0; i < 50; i++) {
+		assert_int_equal(write(fd, "0123456789\n", 11), 11);
+		last = syncer_request(&sy);
+	}
+	assert_int_equal(last, 50);
+	int err = 0;
+	uint64_t done = 0;
+	for (int i = 0; i < 200 && done < last; i++) {
+		assert_int_equal(loop_turn(&l, 50), 0);
+		if (synced_calls)
+			done = syncer_done(&sy, &err);
+	}
+	assert_int_equal(done, last);
+	assert_int_equal(err, 0);
+	assert_true(synced_calls <= 50);
+	syncer_stop(&sy);
+	/* a missing file has nothing to sync: not an error */
+	unlink(path);
+	assert_int_equal(syncer_start(&sy, &l, path, on_synced), 0);
+	last = syncer_request(&sy);
+	synced_calls = 0;
+	done = 0;
+	for (int i = 0; i < 200 && done < last; i++) {
+		assert_int_equal(loop_turn(&l, 50), 0);
+		if (synced_calls)
+			done = syncer_done(&sy, &err);
+	}
+	assert_int_equal(done, last);
+	assert_int_equal(err, 0);
+	syncer_stop(&sy);
+	close(fd);
+	loop_release(&l);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_spawner__starts_jobs_and_posts_them_back),
+		cmocka_unit_test(test_spawner__not_found_and_stale_cache),
+		cmocka_unit_test(test_syncer__generations),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
