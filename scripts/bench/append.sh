@@ -5,7 +5,7 @@
 # against Redis with an fsync'd append-only file (started and stopped here,
 # by PID) and redis-benchmark's RPUSH, -c 1 and -c 8. The writer is
 # scripts/bench/appendloop.c, compiled into the scratch directory.
-# command: appendloop N P messages|events MOUNT/sandboxes/ab/{messages,events} (N = 20000 appends shared by P = 1 or 8 writers, each open(O_APPEND)+write(one JSON line)+close; QUICK: N = 500) vs redis-server --bind 127.0.0.1 --port FREE --dir SCRATCH --appendonly yes --appendfsync always --save '' and redis-benchmark -h 127.0.0.1 -p FREE -t rpush -n N -P 1 -c P --csv; acknowledged appends per second, median of RUNS alternating runs, orchfs state and Redis dir on the same file system
+# command: appendloop N P messages|events MOUNT/sandboxes/ab/{messages,events}; for the record, APPENDLOOP_FSYNC=1 appendloop N P messages SCRATCH/floor.jsonl (an fdatasync after each write, no FUSE); (N = 20000 appends shared by P = 1 or 8 writers, each open(O_APPEND)+write(one JSON line)+close; QUICK: N = 500) vs redis-server --bind 127.0.0.1 --port FREE --dir SCRATCH --appendonly yes --appendfsync always --save '' and redis-benchmark -h 127.0.0.1 -p FREE -t rpush -n N -P 1 -c P --csv; acknowledged appends per second, median of RUNS alternating runs, orchfs state and Redis dir on the same file system
 set -u
 [ -n "${RUNS+x}" ] || { [ "${QUICK:-0}" = 1 ] && RUNS=1; }
 . "$(dirname "$0")/lib.sh"
@@ -89,10 +89,23 @@ orch_ops() { # P KIND -> $v
 	v=$(awk '{printf "%.1f\n", $2}' "$BT/loop.out")
 }
 
-declare -A O R
+# the disk's floor, for the record: the same loop on a plain file of the
+# same file system with an fdatasync after each write (no FUSE, no database)
+floor_ops() { # P -> $v
+	: >"$BT/floor.jsonl"
+	APPENDLOOP_FSYNC=1 run_bg "$BT/appendloop" "$N" "$1" messages "$BT/floor.jsonl" ||
+		die "appendloop on a plain file failed: $(cat "$BT/loop.err")"
+	v=$(awk '{printf "%.1f\n", $2}' "$BT/loop.out")
+}
+
+declare -A O R F
 total_m=0 total_e=0
 for r in $(seq "$RUNS"); do
-	line="   run $r, appends/s (orchfs / redis):"
+	for p in 1 8; do
+		floor_ops "$p"
+		F[$p]+="$v "
+	done
+	line="   run $r, appends/s (orchfs / redis), fdatasync floor ${F[1]##* }/${F[8]##* }:"
 	for kind in messages events; do
 		for p in 1 8; do
 			redis_rps "$p"
@@ -118,4 +131,8 @@ echo "note: checked: $got_m messages and $got_e events recorded, as acknowledged
 for kind in messages events; do
 	bench_result append "$kind 1 writer" ops/s "${O[$kind.1]}" "redis rpush -c 1" "${R[$kind.1]}" ">= 1.0"
 	bench_result append "$kind 8 writers" ops/s "${O[$kind.8]}" "redis rpush -c 8" "${R[$kind.8]}" ">= 1.0"
+done
+for p in 1 8; do
+	bench_result append "messages $p writer(s) vs the disk (record)" ops/s "${O[messages.$p]}" \
+		"open+write+fdatasync+close of a plain file" "${F[$p]}" info
 done

@@ -51,6 +51,11 @@ static int writer(int w, long n, int events, const char *path, int go_fd)
 				r < 0 ? strerror(errno) : "short write", i);
 			return 1;
 		}
+		/* APPENDLOOP_FSYNC=1: the disk's floor, an fdatasync per append */
+		if (getenv("APPENDLOOP_FSYNC") && fdatasync(fd) < 0) {
+			fprintf(stderr, "appendloop: fdatasync %s: %s\n", path, strerror(errno));
+			return 1;
+		}
 		if (close(fd) < 0) {
 			fprintf(stderr, "appendloop: close %s: %s (append %ld)\n", path, strerror(errno), i);
 			return 1;
