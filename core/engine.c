@@ -81,6 +81,7 @@ static void synced(struct loop_work *w, void *ctx)
 	if (!e->syncer.started)
 		return;	/* stopped meanwhile: sync_drain() answered them */
 	uint64_t done = syncer_done(&e->syncer, &err);
+	e->synced_gen = done;	/* the starts that waited for it go this turn */
 	if (err)
 		eng_log(e, "cannot sync the database's log: %s", strerror(-err));
 	while (e->sync_head && e->sync_head->gen <= done) {
@@ -328,8 +329,9 @@ static void before_sleep(struct orch_engine *e)
 	 * the next sync), or ours when there is no syncer thread */
 	d = e->done_head;
 	e->done_head = e->done_tail = NULL;
+	uint64_t g = 0;
 	if (!rc && durable && e->syncer.started) {
-		uint64_t g = syncer_request(&e->syncer);
+		g = syncer_request(&e->syncer);
 		for (struct orch_done *next; d; d = next) {
 			next = d->next;
 			d->gen = g;
@@ -340,9 +342,14 @@ static void before_sleep(struct orch_engine *e)
 			rc = store_sync(&e->st);
 		done_run(d, rc);
 	}
-	/* the starts are durable now: spawn their processes, then record the
-	 * pids (what spawning ended right away is scheduled next turn) */
-	if (!rc && e->nspawn) {
+	/* the starts are committed now: spawn their processes, then record the
+	 * pids (what spawning ended right away is scheduled next turn). Starts
+	 * of a turn whose commit waits for a sync wait for it too: no step of
+	 * a submission a crash could still undo begins (synced() lets them go) */
+	for (size_t k = 0; g && k < e->nspawn; k++)
+		if (!e->spawnq[k].gen)
+			e->spawnq[k].gen = g;
+	if (!rc && run_spawn_ready(e)) {
 		run_spawn_queued(e);
 		rc = store_commit(&e->st);
 		if (rc) {
@@ -366,7 +373,7 @@ static bool sched_pending(struct orch_engine *e)
 {
 	if (e->stopping)
 		return false;
-	if (e->sched_all || e->nspawn)
+	if (e->sched_all || run_spawn_ready(e))
 		return true;
 	for (struct run *r = e->active_head; r; r = r->next)
 		if (r->sched)

@@ -141,6 +141,7 @@ struct spawn_req {
 	int64_t run;
 	size_t idx;
 	unsigned attempt;
+	uint64_t gen;		/* the WAL sync it waits for (0: none) */
 };
 
 #define RUN_HASH 1024
@@ -152,6 +153,7 @@ struct orch_engine {
 	struct loop loop;
 	struct spawner spawner;	/* starts step processes (core/spawner.h) */
 	struct syncer syncer;	/* syncs the WAL (core/syncer.h), once the thread runs */
+	uint64_t synced_gen;	/* the syncer's generations done so far */
 	/* after this turn's commit: reads; then the rest, which wait for the
 	 * sync of generation gen when the turn was durable (sync_head) */
 	struct orch_done *read_head, *read_tail;
@@ -217,6 +219,8 @@ int eng_room(struct orch_engine *e);
 /* run.c */
 struct run *run_get(struct orch_engine *e, int64_t rowid);	/* borrowed; loads if needed */
 struct run *run_find_loaded(struct orch_engine *e, int64_t rowid);
+/* Spawns queued that wait for no sync (run_spawn_queued() starts those). */
+size_t run_spawn_ready(const struct orch_engine *e);
 int run_load_unfinished(struct orch_engine *e);
 int run_create(struct orch_engine *e, const char *plan_name, int64_t n, struct plan *plan,
 	       struct sandbox *sb, uid_t uid, gid_t gid, struct run **out);

@@ -926,7 +926,7 @@ static void step_start(struct orch_engine *e, struct run *r, size_t i)
 	e->running++;
 	step_save(e, s);
 	attempt_save(e, s, "running");
-	e->spawnq[e->nspawn++] = (struct spawn_req){ r->rowid, i, s->attempt };
+	e->spawnq[e->nspawn++] = (struct spawn_req){ r->rowid, i, s->attempt, 0 };
 }
 
 static void spawn_done(struct loop_work *w, void *ctx);
@@ -1985,15 +1985,40 @@ struct proc *run_proc_by_pid(struct orch_engine *e, pid_t pid)
 	return NULL;
 }
 
+size_t run_spawn_ready(const struct orch_engine *e)
+{
+	size_t n = 0;
+	for (size_t k = 0; k < e->nspawn; k++)
+		n += e->spawnq[k].gen <= e->synced_gen;
+	return n;
+}
+
 void run_spawn_queued(struct orch_engine *e)
 {
 	/* spawning may start nothing new, but may end attempts (a failed spawn
-	 * is a failed attempt): take the queue first */
+	 * is a failed attempt): take the queue first; what waits for a sync
+	 * of the WAL (its run's submission, say) goes back to it */
 	struct spawn_req *q = e->spawnq;
 	size_t n = e->nspawn;
 	e->spawnq = NULL;
 	e->nspawn = e->capspawn = 0;
 	for (size_t k = 0; k < n; k++) {
+		if (q[k].gen > e->synced_gen) {
+			if (e->nspawn == e->capspawn) {
+				size_t cap = e->capspawn ? e->capspawn * 2 : 64;
+				struct spawn_req *nq = orch_reallocarray(e->spawnq, cap, sizeof(*nq));
+				if (!nq) {
+					/* no room to wait: the sync is that much less likely to be needed */
+					q[k].gen = 0;
+					goto spawn;
+				}
+				e->spawnq = nq;
+				e->capspawn = cap;
+			}
+			e->spawnq[e->nspawn++] = q[k];
+			continue;
+		}
+spawn:;
 		struct run *r = run_find_loaded(e, q[k].run);
 		if (!r || !r->active || q[k].idx >= r->dag.n)
 			continue;	/* forgotten meanwhile (its creation was undone) */

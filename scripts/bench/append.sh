@@ -101,11 +101,13 @@ floor_ops() { # P -> $v
 declare -A O R F
 total_m=0 total_e=0
 for r in $(seq "$RUNS"); do
+	fl=
 	for p in 1 8; do
 		floor_ops "$p"
 		F[$p]+="$v "
+		fl+="${fl:+/}$v"
 	done
-	line="   run $r, appends/s (orchfs / redis), fdatasync floor ${F[1]##* }/${F[8]##* }:"
+	line="   run $r, appends/s (orchfs / redis), the disk's floor (1/8 writers) $fl:"
 	for kind in messages events; do
 		for p in 1 8; do
 			redis_rps "$p"
