@@ -33,6 +33,7 @@ struct proc {
 	struct orch_engine *eng;
 	struct step *step;
 	pid_t pid;		/* also the process group */
+	uint64_t pstart;	/* its start time (proc_start_time), once read */
 	struct loop_watch wpid;	/* pidfd */
 	struct loop_watch wout;	/* read end of the stdout+stderr pipe */
 	int errfd;		/* read end of the trampoline's exec-error pipe */

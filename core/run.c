@@ -201,6 +201,8 @@ static int step_save(struct orch_engine *e, struct step *s)
 {
 	struct proc *p = s->proc;
 	int64_t pid = p ? p->pid : 0;
+	if (p && !p->pstart)
+		p->pstart = proc_start_time(p->pid);	/* once: a read of /proc */
 	int rc = store_exec(&e->st,
 			    "UPDATE steps SET state = ?, attempt = ?, counted = ?, budget = ?,"
 			    " interrupted = ?, exit_code = ?, signal = ?, reason = ?, started_at = ?,"
@@ -210,7 +212,7 @@ static int step_save(struct orch_engine *e, struct step *s)
 			    (int64_t)s->counted, (int64_t)s->budget, (int64_t)s->interrupted,
 			    (int64_t)s->exit_code, (int64_t)s->signal, s->reason, s->started_at,
 			    s->finished_at, s->duration_ms, s->retry_at, pid, pid,
-			    (int64_t)(p ? (int64_t)proc_start_time(p->pid) : 0), s->rowid);
+			    (int64_t)(p ? p->pstart : 0), s->rowid);
 	if (!rc && !p)
 		rc = store_exec(&e->st, "UPDATE steps SET pid = NULL, pgid = NULL, pstart = NULL WHERE id = ?",
 				"i", s->rowid);
@@ -718,7 +720,7 @@ struct envv {
 	bool oom;
 };
 
-static void env_put(struct envv *ev, const char *kv, bool owned)
+static void env_add(struct envv *ev, const char *kv, bool owned, bool dedup)
 {
 	const char *eq = strchr(kv, '=');
 	size_t klen = eq ? (size_t)(eq - kv) : strlen(kv);
@@ -727,7 +729,7 @@ static void env_put(struct envv *ev, const char *kv, bool owned)
 		ev->oom = true;
 		return;
 	}
-	for (size_t i = 0; i < ev->n; i++)
+	for (size_t i = 0; dedup && i < ev->n; i++)
 		if (!strncmp(ev->v[i], kv, klen) && ev->v[i][klen] == '=') {
 			orch_free(ev->v[i]);
 			ev->v[i] = copy;
@@ -747,6 +749,8 @@ static void env_put(struct envv *ev, const char *kv, bool owned)
 	ev->v[ev->n++] = copy;
 	ev->v[ev->n] = NULL;
 }
+
+static void env_put(struct envv *ev, const char *kv, bool owned) { env_add(ev, kv, owned, true); }
 
 static void env_putf(struct envv *ev, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 static void env_putf(struct envv *ev, const char *fmt, ...)
@@ -779,8 +783,9 @@ static int step_env(struct orch_engine *e, struct step *s, struct envv *ev)
 	struct run *r = s->run;
 	const struct plan_step *ps = &r->plan->steps[s->idx];
 	struct sandbox *sb = r->sb;
+	/* the daemon's own names are unique: only what follows may replace one */
 	for (char **p = environ; p && *p; p++)
-		env_put(ev, *p, false);
+		env_add(ev, *p, false, false);
 	for (size_t i = 0; i < r->plan->nenv; i++)
 		env_put(ev, r->plan->env[i], false);
 	for (size_t i = 0; i < ps->nenv; i++)
