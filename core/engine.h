@@ -2,8 +2,10 @@
  * and events over one state directory, driven by one thread and one loop.
  *
  * Threads: orch_engine_open/start/stop/quit/join/close and orch_engine_post
- * are for the daemon's main and FUSE threads. Every other function here runs
- * on the engine thread only, inside work handed over with orch_engine_post().
+ * are for the daemon's main thread (and any other). Every other function here
+ * runs on the engine thread only: in the callback of a watch registered with
+ * orch_engine_watch() (the daemon's FUSE channel), or in work handed over
+ * with orch_engine_post().
  * Functions return 0 or -errno; pointers returned are borrowed unless marked new. */
 #ifndef ORCH_ENGINE_H
 #define ORCH_ENGINE_H

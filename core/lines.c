@@ -1,7 +1,7 @@
 /* core/lines.c — check and parse the JSON lines appended to a sandbox's
  * messages and events files (SPEC §5), and assemble lines across write()s.
  *
- * Every append runs this on a FUSE thread, so the common case is one pass:
+ * Every append runs this on the engine thread, so the common case is one pass:
  * line_asm_write() walks the data once, finding each '\n' while it checks the
  * bytes for UTF-8 and NUL, and hands each complete line to its parser. Only a
  * line completed from an earlier write's unterminated rest is checked as a

@@ -882,7 +882,7 @@ static void ll_getattr(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi
 {
 	struct fs_fh *fh = fi ? (struct fs_fh *)(uintptr_t)fi->fh : NULL;
 	if (fh && (fh->kind == FH_SNAP || fh->kind == FH_INBOX)) {
-		/* fstat of an open snapshot: its attributes at open, no engine trip */
+		/* fstat of an open snapshot: its attributes at open, no store query */
 		atomic_fetch_add(&fh->refs, 1);
 		fuse_reply_attr(req, &fh->st, 0);
 		fh_free(fh);

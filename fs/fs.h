@@ -159,7 +159,7 @@ void fs_inval_stop(struct fs *fs, int timeout_ms);
 /* engine thread: the kernel should forget NAME in directory PARENT */
 void fs_inval_entry(struct fs *fs, fuse_ino_t parent, const char *name);
 
-/* After the FUSE threads are gone: free what was still open. */
+/* After the engine thread is gone: free what was still open. */
 void fs_free_handles(struct fs *fs);
 
 /* An open file. */
