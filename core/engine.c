@@ -170,6 +170,12 @@ static void sig_cb(struct loop_watch *w, uint32_t events)
 					p->reaped = true;
 					if (write(p->wpid.fd, &one, sizeof(one)) < 0)
 						eng_log(e, "cannot wake the watch of pid %d", (int)pid);
+				} else if (!p) {
+					/* a step whose start the spawner has not handed back yet */
+					unsigned k = e->norphans < ARRAY_SIZE(e->orphans) ? e->norphans++
+											  : e->norphans - 1;
+					e->orphans[k].pid = pid;
+					e->orphans[k].status = status;
 				}
 			continue;
 		}
@@ -331,10 +337,18 @@ static void before_sleep(struct orch_engine *e)
 	e->done_head = e->done_tail = NULL;
 	uint64_t g = 0;
 	if (!rc && durable && e->syncer.started) {
-		g = syncer_request(&e->syncer);
+		g = e->sync_asked = syncer_request(&e->syncer);
 		for (struct orch_done *next; d; d = next) {
 			next = d->next;
 			d->gen = g;
+			done_append(&e->sync_head, &e->sync_tail, d);
+		}
+	} else if (!rc && e->sync_asked > e->synced_gen) {
+		/* nothing of this turn to sync, but an earlier turn's sync is not
+		 * done: what is answered now comes after that, in order */
+		for (struct orch_done *next; d; d = next) {
+			next = d->next;
+			d->gen = e->sync_asked;
 			done_append(&e->sync_head, &e->sync_tail, d);
 		}
 	} else {
@@ -346,9 +360,9 @@ static void before_sleep(struct orch_engine *e)
 	 * pids (what spawning ended right away is scheduled next turn). Starts
 	 * of a turn whose commit waits for a sync wait for it too: no step of
 	 * a submission a crash could still undo begins (synced() lets them go) */
-	for (size_t k = 0; g && k < e->nspawn; k++)
+	for (size_t k = 0; e->sync_asked > e->synced_gen && k < e->nspawn; k++)
 		if (!e->spawnq[k].gen)
-			e->spawnq[k].gen = g;
+			e->spawnq[k].gen = e->sync_asked;
 	if (!rc && run_spawn_ready(e)) {
 		run_spawn_queued(e);
 		rc = store_commit(&e->st);

@@ -73,6 +73,7 @@ struct step {
 	struct proc *proc;
 	struct loop_timer retry_timer;
 	signed char log;	/* its log file: 1 made, -1 not yet, 0 unknown */
+	bool hdr_pending;	/* started, its separator not yet written (step_spawn) */
 };
 
 /* Messages handed to one open inbox, not yet delivered nor handed back. */
@@ -155,6 +156,11 @@ struct orch_engine {
 	struct spawner spawner;	/* starts step processes (core/spawner.h) */
 	struct syncer syncer;	/* syncs the WAL (core/syncer.h), once the thread runs */
 	uint64_t synced_gen;	/* the syncer's generations done so far */
+	uint64_t sync_asked;	/* the newest generation asked of it */
+	/* exits reaped (no pidfds) before the spawner handed their process
+	 * back: spawn_done() takes them from here */
+	struct { pid_t pid; int status; } orphans[64];
+	unsigned norphans;
 	/* after this turn's commit: reads; then the rest, which wait for the
 	 * sync of generation gen when the turn was durable (sync_head) */
 	struct orch_done *read_head, *read_tail;

@@ -98,7 +98,9 @@ int proc_spawn(const struct proc_spec *spec, pid_t *pidp, int *pidfdp)
 	return 0;
 }
 
-int proc_resolve(const char *cmd, const char *path_env, char **out)
+int proc_resolve(const char *cmd, const char *path_env, char **out) { return proc_resolve_in(cmd, path_env, NULL, out); }
+
+int proc_resolve_in(const char *cmd, const char *path_env, const char *cwd, char **out)
 {
 	if (!*cmd)
 		return -ENOENT;
@@ -112,13 +114,18 @@ int proc_resolve(const char *cmd, const char *path_env, char **out)
 	for (const char *p = path;;) {
 		const char *colon = strchr(p, ':');
 		size_t dlen = colon ? (size_t)(colon - p) : strlen(p);
-		char *cand = orch_malloc(dlen + clen + 3);
+		/* a relative entry (or the empty one, the current directory) is
+		 * relative to where the command will run, as execvp there would see it */
+		bool rel = !dlen || p[0] != '/';
+		size_t wlen = rel && cwd ? strlen(cwd) + 1 : 0;
+		size_t sz = wlen + dlen + clen + 3;
+		char *cand = orch_malloc(sz);
 		if (!cand)
 			return -ENOMEM;
 		if (dlen)
-			snprintf(cand, dlen + clen + 3, "%.*s/%s", (int)dlen, p, cmd);
+			snprintf(cand, sz, "%s%s%.*s/%s", wlen ? cwd : "", wlen ? "/" : "", (int)dlen, p, cmd);
 		else
-			snprintf(cand, dlen + clen + 3, "./%s", cmd);
+			snprintf(cand, sz, "%s%s./%s", wlen ? cwd : "", wlen ? "/" : "", cmd);
 		struct stat st;
 		if (stat(cand, &st) == 0 && S_ISREG(st.st_mode)) {
 			if (access(cand, X_OK) == 0) {

@@ -32,6 +32,8 @@ int proc_spawn(const struct proc_spec *spec, pid_t *pid, int *pidfd);
  * in *out, or -errno (-ENOENT, -EACCES). Not for the engine thread: it stats
  * paths a plan may control. */
 int proc_resolve(const char *cmd, const char *path_env, char **out);
+/* The same, relative PATH entries taken relative to CWD (NULL: ours). */
+int proc_resolve_in(const char *cmd, const char *path_env, const char *cwd, char **out);
 
 /* Reap one child that has exited, without blocking: 1 with *pid and *status,
  * 0 when none has, or -errno. For the no-pidfd case only. */

@@ -920,6 +920,7 @@ static void step_start(struct orch_engine *e, struct run *r, size_t i)
 		e->capspawn = cap;
 	}
 	s->attempt++;
+	s->hdr_pending = true;
 	s->counted++;
 	s->exit_code = -1;
 	s->signal = 0;
@@ -970,6 +971,7 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	 * all of them when first written (log_open). */
 	p->logpath = lpath;
 	lpath = NULL;
+	s->hdr_pending = false;
 	p->logfd = s->log < 0 ? -1 : open(p->logpath, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
 	if (p->logfd >= 0) {
 		s->log = 1;
@@ -1071,6 +1073,24 @@ static void attempt_not_started(struct orch_engine *e, struct run *r, struct ste
 	attempt_ended(e, s, W_EXITCODE(rc == -ENOENT ? 127 : 126, 0), KILL_NONE);
 }
 
+static void reap_done(struct loop_work *w, void *ctx) { spawn_job_free((struct spawn_job *)w); }
+
+/* Kill PID and leave its reaping to a spawner thread: the engine must not
+ * wait for a process that may be closing a file of our own mount (its FLUSH
+ * would wait for the engine). */
+static void kill_and_reap(struct orch_engine *e, pid_t pid)
+{
+	kill(pid, SIGKILL);
+	struct spawn_job *j = orch_calloc(1, sizeof(*j));
+	if (!j)
+		return;	/* a zombie until the daemon ends */
+	j->out_fd = j->err_fd = -1;
+	j->reap = true;
+	j->pid = pid;
+	j->done.fn = reap_done;
+	spawner_submit(&e->spawner, j);
+}
+
 /* The spawner is done with a job: attach the process to its attempt. */
 static void spawn_done(struct loop_work *w, void *ctx)
 {
@@ -1082,12 +1102,9 @@ static void spawn_done(struct loop_work *w, void *ctx)
 	if (!s || s->proc || s->attempt != p->spawn_attempt || step_state_of(s) != STEP_RUNNING) {
 		/* its run was forgotten meanwhile (a failed commit undid it) */
 		if (!j->err) {
-			kill(j->pid, SIGKILL);
-			int st;
-			while (waitpid(j->pid, &st, 0) < 0 && errno == EINTR)
-				;
 			if (j->pidfd >= 0)
 				close(j->pidfd);
+			kill_and_reap(e, j->pid);
 		}
 		proc_close(e, p);
 		orch_free(p);
@@ -1119,6 +1136,23 @@ static void spawn_done(struct loop_work *w, void *ctx)
 		pidfd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
 		if (pidfd < 0)
 			eng_log(e, "run %s step %s: no eventfd: its end will not be seen", r->name, ps->id);
+		/* it may have ended already: reaped at SIGCHLD before it was
+		 * ours (e->orphans), or not reaped at all (no_pidfd was unset) */
+		int st;
+		for (unsigned k = 0; k < e->norphans; k++)
+			if (e->orphans[k].pid == p->pid) {
+				p->status = e->orphans[k].status;
+				p->reaped = true;
+				e->orphans[k] = e->orphans[--e->norphans];
+				break;
+			}
+		if (!p->reaped && waitpid(p->pid, &st, WNOHANG) == p->pid) {
+			p->status = st;
+			p->reaped = true;
+		}
+		uint64_t one = 1;
+		if (p->reaped && pidfd >= 0 && write(pidfd, &one, sizeof(one)) < 0)
+			eng_log(e, "cannot wake the watch of pid %d", (int)p->pid);
 	}
 	p->wpid = (struct loop_watch){ .fd = pidfd, .cb = pid_cb, .data = p };
 	p->timer = (struct loop_timer)LOOP_TIMER_INIT(proc_timer_cb, p);
@@ -1129,10 +1163,7 @@ static void spawn_done(struct loop_work *w, void *ctx)
 	    (rc = loop_watch_add(&e->loop, &p->wout, EPOLLIN))) {
 		/* we could not learn of its end: end it now */
 		eng_log(e, "run %s step %s: cannot watch the process: %s", r->name, ps->id, strerror(-rc));
-		kill(p->pid, SIGKILL);
-		int st;
-		while (waitpid(p->pid, &st, 0) < 0 && errno == EINTR)
-			;
+		kill_and_reap(e, p->pid);
 		proc_close(e, p);
 		orch_free(p);
 		attempt_not_started(e, r, s, rc);
@@ -1858,8 +1889,13 @@ char *orch_step_log_path(struct orch_engine *e, int64_t rowid)
 	struct run *r = run_find_loaded(e, sqlite3_column_int64(q, 3));
 	int64_t idx = sqlite3_column_int64(q, 4);
 	store_done(q);
-	if (r && idx >= 0 && (size_t)idx < r->dag.n)
+	if (r && idx >= 0 && (size_t)idx < r->dag.n) {
 		r->steps[idx].log = 1;	/* made below if need be */
+		/* an attempt recorded but not spawned yet writes its own
+		 * separator when it is (step_spawn) */
+		if (r->steps[idx].hdr_pending && attempts > 0)
+			attempts--;
+	}
 	/* a step that ran without a word has no file yet: make it, with its
 	 * attempts' separators (log_open) */
 	struct stat st;

@@ -229,6 +229,9 @@ int sb_create(struct orch_engine *e, const char *name, enum isolation iso, bool 
 
 void sb_forget(struct orch_engine *e, struct sandbox *sb)
 {
+	/* a lookup may have seen it meanwhile: the kernel must forget it too */
+	if (e->on_sb_gone)
+		e->on_sb_gone(e->on_sb_gone_arg, sb->name);
 	for (struct sandbox **pp = &e->sandboxes; *pp; pp = &(*pp)->next)
 		if (*pp == sb) {
 			*pp = sb->next;

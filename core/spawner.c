@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <unistd.h>
 
 #include "core/proc.h"
@@ -26,10 +27,24 @@ static void cache_drop(struct spawn_cached *c)
 	*c = (struct spawn_cached){ NULL, NULL, NULL };
 }
 
-/* Only what an absolute PATH entry found: a relative one depends on the cwd. */
+/* Does every entry of PATH (NULL: the default) name an absolute directory? */
+static bool path_absolute(const char *path)
+{
+	if (!path)
+		return true;
+	for (const char *p = path;; p++) {
+		if (*p != '/')
+			return false;	/* a relative entry, or the empty one */
+		p = strchr(p, ':');
+		if (!p)
+			return true;
+	}
+}
+
+/* Only a search along absolute entries: a relative one depends on the cwd. */
 static void cache_add(struct spawner_thread *s, const char *cmd, const char *path, const char *exe)
 {
-	if (exe[0] != '/' || strchr(cmd, '/'))
+	if (exe[0] != '/' || strchr(cmd, '/') || !path_absolute(path))
 		return;
 	struct spawn_cached *c = &s->cache[s->next_slot++ % SPAWNER_CACHE];
 	cache_drop(c);
@@ -40,20 +55,50 @@ static void cache_add(struct spawner_thread *s, const char *cmd, const char *pat
 		cache_drop(c);
 }
 
+/* An executable file that is no binary and has no #! line: run it with
+ * /bin/sh, as execvp() (and a shell) would. */
+static int spawn_script(struct proc_spec *spec, const char *exe, pid_t *pid, int *pidfd)
+{
+	size_t n = 0;
+	while (spec->argv[n])
+		n++;
+	char **v = orch_calloc(n + 2, sizeof(char *));
+	if (!v)
+		return -ENOMEM;
+	v[0] = "/bin/sh";
+	v[1] = (char *)exe;
+	for (size_t i = 1; i < n; i++)
+		v[i + 1] = spec->argv[i];
+	struct proc_spec sh = *spec;
+	sh.path = "/bin/sh";
+	sh.argv = v;
+	int rc = proc_spawn(&sh, pid, pidfd);
+	orch_free(v);
+	return rc;
+}
+
 static void run_job(struct spawner_thread *s, struct spawn_job *j)
 {
+	if (j->reap) {
+		int st;
+		while (waitpid(j->pid, &st, 0) < 0 && errno == EINTR)
+			;
+		return;
+	}
 	char *exe = NULL;
 	struct spawn_cached *c = cache_find(s, j->argv[0], j->path);
 	for (int tries = 0; tries < 2; tries++) {
 		/* PATH search in the child's terms: this thread may block on it */
 		if (c)
 			j->err = (exe = orch_strdup(c->exe)) ? 0 : -ENOMEM;
-		else if (!(j->err = proc_resolve(j->argv[0], j->path, &exe)))
+		else if (!(j->err = proc_resolve_in(j->argv[0], j->path, j->cwd, &exe)))
 			cache_add(s, j->argv[0], j->path, exe);
 		if (!j->err) {
 			struct proc_spec spec = { .path = exe, .argv = j->argv, .envp = j->envp,
 						  .out_fd = j->out_fd, .err_fd = j->err_fd, .cwd = j->cwd };
 			j->err = proc_spawn(&spec, &j->pid, &j->pidfd);
+			if (j->err == -ENOEXEC)
+				j->err = spawn_script(&spec, exe, &j->pid, &j->pidfd);
 		}
 		orch_free(exe);
 		exe = NULL;

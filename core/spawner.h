@@ -27,6 +27,7 @@ struct spawn_job {
 	char *cwd;		/* NULL: the daemon's */
 	int out_fd;		/* stdout and stderr; the spawner closes it */
 	int err_fd;		/* fd 3 of the child, or -1; the spawner closes it */
+	bool reap;		/* not a start: wait for process pid to end (see run.c) */
 	/* the result */
 	pid_t pid;
 	int pidfd;		/* -1 without pidfd support */

@@ -778,8 +778,17 @@ static void exec_req(struct loop_work *w, void *ctx)
 	case OP_OPEN:
 	case OP_READ:
 	case OP_READDIR:
+		/* an inbox hands its messages over to be acted on: only once
+		 * every message it may hand is durable (after any sync in flight) */
+		if (rq->op == OP_OPEN && ino_node(rq->ino).type == NT_SB_INBOX) {
+			rq->done.fn = exec_read_committed;
+			orch_after_commit(rq->fs->eng, &rq->done);
+			return;
+		}
 		/* this turn changed something (a step ended, say): answer once
-		 * that is committed, so no reader sees what a crash would undo */
+		 * that is committed, so no reader sees what a failed commit undoes
+		 * (what a sync in flight covers may be read: a machine crash could
+		 * still take it back, as it could a message not yet written) */
 		if (orch_uncommitted(rq->fs->eng)) {
 			rq->done.fn = exec_read_committed;
 			orch_after_commit_read(rq->fs->eng, &rq->done);

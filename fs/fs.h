@@ -152,10 +152,10 @@ int fs_attach(struct fs *fs, void (*on_gone)(void *), void *arg);
 void fs_detach(struct fs *fs);
 
 /* The invalidation thread: start it once the session exists; stop it
- * before the session goes (it gives up after TIMEOUT_MS if the kernel
- * holds it). */
+ * before the session goes. It gives up after TIMEOUT_MS if the kernel holds
+ * it, and says so (false): the session must then not be freed. */
 int fs_inval_start(struct fs *fs);
-void fs_inval_stop(struct fs *fs, int timeout_ms);
+bool fs_inval_stop(struct fs *fs, int timeout_ms);
 /* engine thread: the kernel should forget NAME in directory PARENT */
 void fs_inval_entry(struct fs *fs, fuse_ino_t parent, const char *name);
 

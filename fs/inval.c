@@ -69,10 +69,10 @@ void fs_inval_entry(struct fs *fs, fuse_ino_t parent, const char *name)
 	pthread_mutex_unlock(&fs->inval_lock);
 }
 
-void fs_inval_stop(struct fs *fs, int timeout_ms)
+bool fs_inval_stop(struct fs *fs, int timeout_ms)
 {
 	if (!fs->inval_started)
-		return;
+		return true;
 	pthread_mutex_lock(&fs->inval_lock);
 	fs->inval_quit = true;
 	pthread_cond_signal(&fs->inval_cond);
@@ -86,10 +86,11 @@ void fs_inval_stop(struct fs *fs, int timeout_ms)
 		dl.tv_nsec -= 1000000000;
 	}
 	if (pthread_timedjoin_np(fs->inval_thread, NULL, &dl) != 0) {
-		/* held in the kernel by a connection that is ending: leave it */
+		/* held in the kernel by a connection that is ending: leave it,
+		 * and the session with it (the caller must not free it) */
 		pthread_detach(fs->inval_thread);
 		fs->inval_started = false;
-		return;
+		return false;
 	}
 	fs->inval_started = false;
 	while (fs->inval_head) {
@@ -98,4 +99,5 @@ void fs_inval_stop(struct fs *fs, int timeout_ms)
 		free(i);
 	}
 	fs->inval_tail = NULL;
+	return true;
 }

@@ -541,7 +541,7 @@ int main(int argc, char **argv)
 	bool mounted = orch_engine_mounted(eng);
 	orch_engine_quit(eng);
 	orch_engine_join(eng);
-	fs_inval_stop(&d.fs, 1000);
+	bool inval_joined = fs_inval_stop(&d.fs, 1000);
 	/* fuse_session_unmount() unmounts the mountpoint's path unless the
 	 * connection is already gone (it then only closes it). Call it when the
 	 * mount is still ours, or when the kernel ended the connection; not when
@@ -559,6 +559,8 @@ int main(int argc, char **argv)
 		else
 			_exit(0);
 	}
+	if (!inval_joined)
+		_exit(0);	/* a thread is still inside the session; the state is committed */
 	fuse_session_destroy(d.fs.se);
 	fs_free_handles(&d.fs);
 	fs_detach(&d.fs);

@@ -156,6 +156,51 @@ static void test_spawner__not_found_and_stale_cache(void **state)
 	loop_release(&l);
 }
 
+/* what execvp does and posix_spawn does not: a script without #! runs
+ * with /bin/sh; a relative PATH entry is relative to the step's cwd */
+static void test_spawner__scripts_and_relative_path(void **state)
+{
+	struct loop l;
+	struct spawner s;
+	assert_int_equal(loop_init(&l, NULL), 0);
+	assert_int_equal(spawner_start(&s, &l), 0);
+	char dir[] = "/tmp/orch-spawner3.XXXXXX";
+	assert_non_null(mkdtemp(dir));
+	char bin[160], exe[200];
+	snprintf(bin, sizeof(bin), "%s/bin", dir);
+	assert_int_equal(mkdir(bin, 0755), 0);
+	snprintf(exe, sizeof(exe), "%s/noshebang", bin);
+	FILE *f = fopen(exe, "w");
+	fputs("exit 7\n", f);	/* no #! line */
+	fclose(f);
+	chmod(exe, 0755);
+	int devnull = open("/dev/null", O_WRONLY);
+	nback = 0;
+	/* PATH "bin": found only relative to the step's cwd (DIR) */
+	for (int i = 0; i < 3; i++)
+		spawner_submit(&s, job(strv("noshebang", NULL, NULL), "bin:/usr/bin:/bin", dir, dup(devnull)));
+	wait_back(&l, 3);
+	for (int i = 0; i < 3; i++) {
+		assert_int_equal(back[i]->err, 0);
+		assert_int_equal(wait_exit(back[i]->pid), 7);
+		if (back[i]->pidfd >= 0)
+			close(back[i]->pidfd);
+		spawn_job_free(back[i]);
+	}
+	/* elsewhere, the same PATH finds nothing (nothing was cached for it) */
+	nback = 0;
+	spawner_submit(&s, job(strv("noshebang", NULL, NULL), "bin:/usr/bin:/bin", "/", dup(devnull)));
+	wait_back(&l, 1);
+	assert_int_equal(back[0]->err, -ENOENT);
+	spawn_job_free(back[0]);
+	close(devnull);
+	spawner_stop(&s);
+	unlink(exe);
+	rmdir(bin);
+	rmdir(dir);
+	loop_release(&l);
+}
+
 static int synced_calls;
 static void on_synced(struct loop_work *w, void *ctx) { synced_calls++; }
 
@@ -211,6 +256,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_spawner__starts_jobs_and_posts_them_back),
 		cmocka_unit_test(test_spawner__not_found_and_stale_cache),
+		cmocka_unit_test(test_spawner__scripts_and_relative_path),
 		cmocka_unit_test(test_syncer__generations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

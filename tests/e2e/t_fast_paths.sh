@@ -31,6 +31,22 @@ expect_run follow-1 succeeded 20
 [ "$(cat "$M/runs/follow-1/steps/f/log")" = "$(printf '=== attempt %s ===\n' 1 2 3)" ] ||
   fail "follow-1's log: $(cat "$M/runs/follow-1/steps/f/log")"
 
+# a reader looking at the log while attempts start (each recorded before its
+# process is spawned, later still while durable appends keep the WAL's sync
+# busy) makes no separator appear twice
+mkdir "$M/sandboxes/flapbox" || fail "mkdir sandboxes/flapbox"
+flap=$(plan '{"sandbox": {"id": "flapbox"}}' "$(step fl 'exit 1' '{"retries": 8, "retry_delay_sec": 0.05}')")
+( for i in $(seq 300); do echo "m$i" >>"$M/sandboxes/flapbox/messages" || exit 1; done ) &
+writer=$!
+( for _ in $(seq 600); do stat "$M/runs/flap-1/steps/fl/log" >/dev/null 2>&1; done ) &
+looker=$!
+must_submit flap "$flap"
+expect_run flap-1 failed 30
+wait "$looker"
+wait "$writer" || fail "appends to flapbox failed"
+[ "$(cat "$M/runs/flap-1/steps/fl/log")" = "$(printf '=== attempt %s ===\n' 1 2 3 4 5 6 7 8 9)" ] ||
+  fail "separators of a step watched while it retried: $(cat "$M/runs/flap-1/steps/fl/log")"
+
 # ---- a sandbox deleted through its ctl is gone from the kernel's cache too
 mkdir "$M/sandboxes/gone" || fail "mkdir sandboxes/gone"
 id1=$(jget "$M/sandboxes/gone/status" .id)
