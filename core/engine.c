@@ -356,21 +356,18 @@ static void before_sleep(struct orch_engine *e)
 			rc = store_sync(&e->st);
 		done_run(d, rc);
 	}
-	/* the starts are committed now: spawn their processes, then record the
-	 * pids (what spawning ended right away is scheduled next turn). Starts
-	 * of a turn whose commit waits for a sync wait for it too: no step of
-	 * a submission a crash could still undo begins (synced() lets them go) */
+	/* the starts are committed now: spawn their processes (what spawning
+	 * ended right away is scheduled next turn). Starts of a turn whose
+	 * commit waits for a sync wait for it too: no step of a submission a
+	 * crash could still undo begins (synced() lets them go). What spawning
+	 * records (step.started and its pid) rides on the next turn's commit,
+	 * at most COMMIT_LAG_MS away (engine_wait_ms): a busy DAG writes the
+	 * pages it shares with the next exit once, not twice. */
 	for (size_t k = 0; e->sync_asked > e->synced_gen && k < e->nspawn; k++)
 		if (!e->spawnq[k].gen)
 			e->spawnq[k].gen = e->sync_asked;
-	if (!rc && run_spawn_ready(e)) {
+	if (!rc && run_spawn_ready(e))
 		run_spawn_queued(e);
-		rc = store_commit(&e->st);
-		if (rc) {
-			eng_log(e, "commit failed: %s: the state will be written again", strerror(-rc));
-			e->resync = true;
-		}
-	}
 	free_dead(e);
 	if (e->stopping && !e->stopped && e->running == 0) {
 		e->stopped = true;
@@ -395,9 +392,21 @@ static bool sched_pending(struct orch_engine *e)
 	return false;
 }
 
+/* How long the loop may sleep: not at all with work pending; until the
+ * commit of what the last turn left uncommitted is due; else MAX_MS (-1:
+ * until something happens). */
+static int engine_wait_ms(struct orch_engine *e, int max_ms)
+{
+	if (sched_pending(e))
+		return 0;
+	if (e->st.in_tx && (max_ms < 0 || max_ms > COMMIT_LAG_MS))
+		return COMMIT_LAG_MS;
+	return max_ms;
+}
+
 int orch_engine_turn(struct orch_engine *e, int max_wait_ms)
 {
-	int r = loop_turn(&e->loop, sched_pending(e) ? 0 : max_wait_ms);
+	int r = loop_turn(&e->loop, engine_wait_ms(e, max_wait_ms));
 	if (!r)
 		before_sleep(e);
 	return r;
@@ -407,7 +416,7 @@ static void *engine_main(void *arg)
 {
 	struct orch_engine *e = arg;
 	while (!e->quit) {
-		int r = loop_turn(&e->loop, sched_pending(e) ? 0 : -1);
+		int r = loop_turn(&e->loop, engine_wait_ms(e, -1));
 		if (r) {
 			/* cannot happen short of a broken epoll fd: let the daemon end
 			 * (steps die with it) rather than hang */

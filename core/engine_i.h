@@ -33,7 +33,6 @@ struct proc {
 	struct orch_engine *eng;
 	struct step *step;
 	pid_t pid;		/* also the process group */
-	uint64_t pstart;	/* its start time (proc_start_time), once read */
 	struct loop_watch wpid;	/* pidfd */
 	struct loop_watch wout;	/* read end of the stdout+stderr pipe */
 	int errfd;		/* read end of the trampoline's exec-error pipe */
@@ -145,6 +144,10 @@ struct spawn_req {
 	unsigned attempt;
 	uint64_t gen;		/* the WAL sync it waits for (0: none) */
 };
+
+/* The longest what spawning recorded waits for its commit when nothing
+ * else happens (before_sleep, engine_wait_ms). */
+#define COMMIT_LAG_MS 1
 
 #define RUN_HASH 1024
 #define RUN_CACHE_MAX 32

@@ -48,7 +48,8 @@ int64_t ev_sb_bytes(struct orch_engine *e, struct sandbox *sb)
 int ev_open(struct orch_engine *e)
 {
 	struct store *st = &e->st;
-	int64_t seq = store_int(st, "SELECT max(seq) FROM events", 0, NULL);
+	/* seq grows with g_off, the key: the last row has the highest */
+	int64_t seq = store_int(st, "SELECT seq FROM events ORDER BY g_off DESC LIMIT 1", 0, NULL);
 	int64_t aseq = store_int(st, "SELECT seq FROM sqlite_sequence WHERE name = 'events'", 0, NULL);
 	/* never lower: a seq someone may have read must not come back */
 	if ((seq > aseq ? seq : aseq) + 1 > e->next_seq)

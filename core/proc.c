@@ -2,6 +2,8 @@
 #include "core/proc.h"
 
 #include <dirent.h>
+#include <elf.h>
+#include <limits.h>
 #include <pthread.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -11,6 +13,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statfs.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -77,7 +80,9 @@ int proc_spawn(const struct proc_spec *spec, pid_t *pidp, int *pidfdp)
 		r = posix_spawn_file_actions_adddup2(&fa, spec->out_fd, 2);
 	if (!r && spec->err_fd >= 0)
 		r = posix_spawn_file_actions_adddup2(&fa, spec->err_fd, 3);
-	if (!r && spec->cwd)
+	if (!r && spec->cwd_fd >= 0)
+		r = posix_spawn_file_actions_addfchdir_np(&fa, spec->cwd_fd);
+	else if (!r && spec->cwd)
 		r = posix_spawn_file_actions_addchdir_np(&fa, spec->cwd);
 	pid_t pid = -1;
 	if (!r)
@@ -185,32 +190,6 @@ int proc_reap(int pidfd, int *status)
 		*status = W_EXITCODE(255, 0);
 	}
 	return 0;
-}
-
-uint64_t proc_start_time(pid_t pid)
-{
-	char path[64], buf[1024];
-	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
-	int fd = open(path, O_RDONLY | O_CLOEXEC);
-	if (fd < 0)
-		return 0;
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
-	close(fd);
-	if (n <= 0)
-		return 0;
-	buf[n] = '\0';
-	/* the command name may hold spaces and parentheses: fields start after the last ')' */
-	char *p = strrchr(buf, ')');
-	if (!p)
-		return 0;
-	p++;
-	/* p is before field 3 (state); field 22 is 19 fields on */
-	for (int field = 3; field < 22; field++) {
-		p = strchr(p + 1, ' ');
-		if (!p)
-			return 0;
-	}
-	return strtoull(p + 1, NULL, 10);
 }
 
 void proc_kill_group(pid_t pgid, int sig)
@@ -373,4 +352,97 @@ int proc_kill_marked(pid_t pgid, const char *const *marks, size_t nmarks)
 	}
 	closedir(d);
 	return n;
+}
+
+#ifndef FUSE_SUPER_MAGIC
+#define FUSE_SUPER_MAGIC 0x65735546
+#endif
+
+/* Is REAL (a resolved path: no symlinks, no dot entries) and every
+ * directory leading to it owned by root, writable by no one else, and off
+ * device AVOID? Then no one but root can make it name something else. */
+static bool root_chain(const char *real, dev_t avoid)
+{
+	char buf[PATH_MAX];
+	size_t n = strlen(real);
+	if (real[0] != '/' || n >= sizeof(buf))
+		return false;
+	memcpy(buf, real, n + 1);
+	for (size_t i = 1; i <= n; i++) {
+		if (buf[i] != '/' && buf[i])
+			continue;
+		char c = buf[i];
+		buf[i] = '\0';
+		struct stat st;
+		bool ok = lstat(i == 1 ? "/" : buf, &st) == 0 && st.st_uid == 0 &&
+			  !(st.st_mode & (S_IWGRP | S_IWOTH)) && st.st_dev != avoid &&
+			  (S_ISDIR(st.st_mode) || (!c && S_ISREG(st.st_mode)));
+		buf[i] = c;
+		if (!ok)
+			return false;
+	}
+	return true;
+}
+
+/* The ELF interpreter FD names (PT_INTERP) into BUF: 1, 0 when it has none
+ * (static), -1 when FD is no 64-bit ELF file this can read. */
+static int elf_interp(int fd, char *buf, size_t size)
+{
+	Elf64_Ehdr eh;
+	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 256)
+		return -1;
+	for (unsigned i = 0; i < eh.e_phnum; i++) {
+		Elf64_Phdr ph;
+		if (pread(fd, &ph, sizeof(ph), (off_t)(eh.e_phoff + i * sizeof(ph))) != (ssize_t)sizeof(ph))
+			return -1;
+		if (ph.p_type != PT_INTERP)
+			continue;
+		if (ph.p_filesz < 2 || ph.p_filesz > size ||
+		    pread(fd, buf, ph.p_filesz, (off_t)ph.p_offset) != (ssize_t)ph.p_filesz ||
+		    buf[ph.p_filesz - 1] != '\0')
+			return -1;
+		return 1;
+	}
+	return 0;
+}
+
+/* REAL, the resolved PATH, when it passes root_chain() and lies off MOUNT
+ * (a new string), or NULL. */
+static char *real_root_chain(const char *path, dev_t avoid, const char *mount)
+{
+	char *real = realpath(path, NULL);
+	size_t ml = strlen(mount);
+	if (real && !(strncmp(real, mount, ml) == 0 && (real[ml] == '/' || !real[ml])) &&
+	    root_chain(real, avoid))
+		return real;
+	free(real);
+	return NULL;
+}
+
+char *proc_exe_trusted(const char *exe, const char *mount)
+{
+	struct statfs sf;
+	struct stat mst;
+	/* the mount's device, which nothing trusted may be on; not mounted
+	 * (yet, or any more): trust nothing */
+	if (statfs(mount, &sf) < 0 || sf.f_type != FUSE_SUPER_MAGIC || stat(mount, &mst) < 0)
+		return NULL;
+	char *real = real_root_chain(exe, mst.st_dev, mount);
+	int fd = real ? open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY) : -1;
+	if (fd < 0)
+		goto untrusted;
+	char interp[PATH_MAX];
+	int k = elf_interp(fd, interp, sizeof(interp));
+	close(fd);
+	if (k == 0)
+		return real;
+	char *ireal = k == 1 ? real_root_chain(interp, mst.st_dev, mount) : NULL;
+	if (ireal) {
+		free(ireal);
+		return real;
+	}
+untrusted:
+	free(real);
+	return NULL;
 }

@@ -16,6 +16,7 @@ struct proc_spec {
 	int out_fd;		/* becomes stdout and stderr; stdin is /dev/null */
 	int err_fd;		/* becomes fd 3 (EXEC_ERR_FD); -1: none */
 	const char *cwd;	/* changed to in the child; NULL: the caller's */
+	int cwd_fd;		/* or this directory (>= 0), taken before cwd */
 };
 
 /* Spawn SPEC in a process group of its own, every signal at its default and
@@ -26,6 +27,16 @@ struct proc_spec {
  * valgrind) has no pidfd_open, *pidfd is -1: the caller learns of the exit
  * from SIGCHLD and proc_wait_any(). */
 int proc_spawn(const struct proc_spec *spec, pid_t *pid, int *pidfd);
+
+/* May the engine's thread itself spawn EXE (a path found for a command)
+ * without the risk that the exec waits for its own mount MOUNT? Yes when
+ * EXE resolves (realpath) to a 64-bit ELF file that, with its ELF
+ * interpreter, lies off the mount, and when the files and every directory
+ * leading to them are root's and writable by no one else: no one but root
+ * can make them point elsewhere later. Returns the resolved path to exec
+ * (a new string: a symlink on the way may itself lie in the mount), or
+ * NULL. Not for the engine thread: it stats and reads EXE. */
+char *proc_exe_trusted(const char *exe, const char *mount);
 
 /* Find CMD the way execvp would, along PATH_ENV (a PATH value; NULL means
  * the default path). CMD containing '/' is taken as is. 0 with a new string
@@ -44,10 +55,6 @@ bool proc_exited(int pidfd);
 /* Reap a child whose pidfd is readable: 0 with the wait status in *status,
  * -EAGAIN when it has not exited, or -errno. */
 int proc_reap(int pidfd, int *status);
-
-/* The start time of PID (field 22 of /proc/PID/stat), which tells a process
- * from a later one that reused its PID. 0 when unknown. */
-uint64_t proc_start_time(pid_t pid);
 
 /* Signal the process group PGID (and PGID itself, in case it left the group). */
 void proc_kill_group(pid_t pgid, int sig);

@@ -199,23 +199,14 @@ static void step_set(struct orch_engine *e, struct step *s, enum step_state st)
 
 static int step_save(struct orch_engine *e, struct step *s)
 {
-	struct proc *p = s->proc;
-	int64_t pid = p ? p->pid : 0;
-	if (p && !p->pstart)
-		p->pstart = proc_start_time(p->pid);	/* once: a read of /proc */
 	int rc = store_exec(&e->st,
 			    "UPDATE steps SET state = ?, attempt = ?, counted = ?, budget = ?,"
 			    " interrupted = ?, exit_code = ?, signal = ?, reason = ?, started_at = ?,"
-			    " finished_at = ?, duration_ms = ?, retry_at = ?, pid = ?, pgid = ?,"
-			    " pstart = ? WHERE id = ?",
-			    "siiiiiisiiiiiiii", step_state_name(step_state_of(s)), (int64_t)s->attempt,
+			    " finished_at = ?, duration_ms = ?, retry_at = ? WHERE id = ?",
+			    "siiiiiisiiiii", step_state_name(step_state_of(s)), (int64_t)s->attempt,
 			    (int64_t)s->counted, (int64_t)s->budget, (int64_t)s->interrupted,
 			    (int64_t)s->exit_code, (int64_t)s->signal, s->reason, s->started_at,
-			    s->finished_at, s->duration_ms, s->retry_at, pid, pid,
-			    (int64_t)(p ? p->pstart : 0), s->rowid);
-	if (!rc && !p)
-		rc = store_exec(&e->st, "UPDATE steps SET pid = NULL, pgid = NULL, pstart = NULL WHERE id = ?",
-				"i", s->rowid);
+			    s->finished_at, s->duration_ms, s->retry_at, s->rowid);
 	if (rc)
 		eng_log(e, "cannot save step %s of %s: %s", s->run->plan->steps[s->idx].id, s->run->name,
 			strerror(-rc));
@@ -930,12 +921,45 @@ static void step_start(struct orch_engine *e, struct run *r, size_t i)
 	step_set(e, s, STEP_RUNNING);
 	r->nrunning++;
 	e->running++;
-	step_save(e, s);
-	attempt_save(e, s, "running");
+	step_save(e, s);	/* its attempt's row is written when it ends */
 	e->spawnq[e->nspawn++] = (struct spawn_req){ r->rowid, i, s->attempt, 0 };
 }
 
 static void spawn_done(struct loop_work *w, void *ctx);
+
+/* Spawn J on the engine's thread, sparing two thread hand-offs, where the
+ * exec cannot wait for our own mount (see core/spawner.h): its command is
+ * one a spawner thread found trusted (proc_exe_trusted) lately, and its cwd
+ * is the daemon's, or the workspace (WS_CWD) opened without following a
+ * symlink. False: J goes to a spawner thread, which sees whether its
+ * command may come here next time. */
+static bool spawn_here(struct orch_engine *e, struct spawn_job *j, bool ws_cwd)
+{
+	const char *exe = spawner_trusted(&e->spawner, j->argv[0], j->path, clock_mono_ms());
+	j->trust_mount = e->mountpoint;
+	if (!exe || (j->cwd && !ws_cwd))
+		return false;
+	int dfd = -1;
+	if (j->cwd && (dfd = open(j->cwd, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+		return false;
+	struct proc_spec spec = { .path = exe, .argv = j->argv, .envp = j->envp, .out_fd = j->out_fd,
+				  .err_fd = j->err_fd, .cwd = NULL, .cwd_fd = dfd };
+	j->pidfd = -1;
+	int rc = proc_spawn(&spec, &j->pid, &j->pidfd);
+	if (dfd >= 0)
+		close(dfd);
+	if (rc) {
+		/* gone, or no longer what it was: the spawner looks again */
+		spawner_distrust(&e->spawner, j->argv[0], j->path);
+		return false;
+	}
+	j->trust_mount = NULL;
+	close(j->out_fd);
+	if (j->err_fd >= 0)
+		close(j->err_fd);
+	j->out_fd = j->err_fd = -1;
+	return true;
+}
 
 /* Hand the process of an attempt step_start() recorded to the spawner: the
  * engine prepares the log and the pipe (paths of the state directory only),
@@ -1016,26 +1040,29 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	j->envp = ev.v;	/* taken */
 	ev.v = NULL;
 	ev.n = ev.cap = 0;
-	if (pipe2(outp, O_CLOEXEC) < 0 || pipe2(errp, O_CLOEXEC) < 0) {
+	/* the output; and for the trampoline, where it says why it could not exec */
+	if (pipe2(outp, O_CLOEXEC) < 0 || (tramp && pipe2(errp, O_CLOEXEC) < 0)) {
 		rc = -errno;
 		goto spawn_failed;
 	}
 	fcntl(outp[0], F_SETFL, O_NONBLOCK);
-	fcntl(errp[0], F_SETFL, O_NONBLOCK);
+	if (tramp)
+		fcntl(errp[0], F_SETFL, O_NONBLOCK);
 	p->wout = (struct loop_watch){ .fd = outp[0], .cb = out_cb, .data = p };
 	p->errfd = errp[0];
 	p->sandboxed = sandboxed;
 	j->out_fd = outp[1];
-	j->err_fd = tramp ? errp[1] : -1;
-	if (!tramp)
-		close(errp[1]);
+	j->err_fd = errp[1];
 	outp[0] = outp[1] = errp[0] = errp[1] = -1;
 	j->owner = p;
 	j->done.fn = spawn_done;
 	/* the key, as the run may be forgotten before the job comes back */
 	p->spawn_run = r->rowid;
 	p->spawn_attempt = s->attempt;
-	spawner_submit(&e->spawner, j);
+	if (spawn_here(e, j, !ps->cwd))
+		spawn_done(&j->done, e);
+	else
+		spawner_submit(&e->spawner, j);
 	goto out;
 
 spawn_failed:
@@ -1099,6 +1126,8 @@ static void spawn_done(struct loop_work *w, void *ctx)
 	struct proc *p = j->owner;
 	struct run *r = run_find_loaded(e, p->spawn_run);
 	struct step *s = r && r->active ? p->step : NULL;
+	if (j->trusted_exe)
+		spawner_trust(&e->spawner, j->argv[0], j->path, j->trusted_exe, clock_mono_ms());
 	if (!s || s->proc || s->attempt != p->spawn_attempt || step_state_of(s) != STEP_RUNNING) {
 		/* its run was forgotten meanwhile (a failed commit undid it) */
 		if (!j->err) {
@@ -1180,7 +1209,6 @@ static void spawn_done(struct loop_work *w, void *ctx)
 		kill(p->pid, SIGKILL);
 	}
 	s->proc = p;
-	step_save(e, s);	/* now with its pid */
 	ev_emit(e, "step.started", r, s, NULL,
 		json_pack("{s:i, s:i}", "attempt", (json_int_t)s->attempt, "pid", (json_int_t)p->pid));
 	/* stopped while it was being started */

@@ -24,7 +24,7 @@ static void cache_drop(struct spawn_cached *c)
 	orch_free(c->cmd);
 	orch_free(c->path);
 	orch_free(c->exe);
-	*c = (struct spawn_cached){ NULL, NULL, NULL };
+	*c = (struct spawn_cached){ NULL, NULL, NULL, 0 };
 }
 
 /* Does every entry of PATH (NULL: the default) name an absolute directory? */
@@ -39,6 +39,13 @@ static bool path_absolute(const char *path)
 		if (!p)
 			return true;
 	}
+}
+
+/* A command whose search does not depend on the cwd: a name looked up
+ * along absolute entries only, or an absolute path. */
+static bool trust_key(const char *cmd, const char *path)
+{
+	return cmd[0] == '/' || (!strchr(cmd, '/') && path_absolute(path));
 }
 
 /* Only a search along absolute entries: a relative one depends on the cwd. */
@@ -95,10 +102,14 @@ static void run_job(struct spawner_thread *s, struct spawn_job *j)
 			cache_add(s, j->argv[0], j->path, exe);
 		if (!j->err) {
 			struct proc_spec spec = { .path = exe, .argv = j->argv, .envp = j->envp,
-						  .out_fd = j->out_fd, .err_fd = j->err_fd, .cwd = j->cwd };
+						  .out_fd = j->out_fd, .err_fd = j->err_fd, .cwd = j->cwd,
+						  .cwd_fd = -1 };
 			j->err = proc_spawn(&spec, &j->pid, &j->pidfd);
 			if (j->err == -ENOEXEC)
 				j->err = spawn_script(&spec, exe, &j->pid, &j->pidfd);
+			/* may the engine spawn it itself from now on? */
+			else if (!j->err && j->trust_mount && trust_key(j->argv[0], j->path))
+				j->trusted_exe = proc_exe_trusted(exe, j->trust_mount);
 		}
 		orch_free(exe);
 		exe = NULL;
@@ -188,10 +199,46 @@ void spawner_stop(struct spawner *s)
 		for (unsigned k = 0; k < SPAWNER_CACHE; k++)
 			cache_drop(&s->t[i].cache[k]);
 	}
+	for (unsigned k = 0; k < SPAWNER_CACHE; k++)
+		cache_drop(&s->here.cache[k]);
 	s->nthreads = 0;
 	pthread_mutex_destroy(&s->lock);
 	pthread_cond_destroy(&s->cond);
 	s->started = false;
+}
+
+const char *spawner_trusted(struct spawner *s, const char *cmd, const char *path, int64_t now)
+{
+	struct spawn_cached *c = cache_find(&s->here, cmd, path);
+	if (c && now - c->at > SPAWNER_TRUST_MS) {
+		cache_drop(c);
+		c = NULL;
+	}
+	return c ? c->exe : NULL;
+}
+
+void spawner_trust(struct spawner *s, const char *cmd, const char *path, const char *exe, int64_t now)
+{
+	struct spawn_cached *c = cache_find(&s->here, cmd, path);
+	if (!c) {
+		c = &s->here.cache[s->here.next_slot++ % SPAWNER_CACHE];
+		cache_drop(c);
+		c->cmd = orch_strdup(cmd);
+		c->path = path ? orch_strdup(path) : NULL;
+	} else {
+		orch_free(c->exe);
+	}
+	c->exe = orch_strdup(exe);
+	c->at = now;
+	if (!c->cmd || !c->exe || (path && !c->path))
+		cache_drop(c);
+}
+
+void spawner_distrust(struct spawner *s, const char *cmd, const char *path)
+{
+	struct spawn_cached *c = cache_find(&s->here, cmd, path);
+	if (c)
+		cache_drop(c);
 }
 
 void spawn_job_free(struct spawn_job *j)
@@ -206,6 +253,7 @@ void spawn_job_free(struct spawn_job *j)
 	orch_free(j->envp);
 	orch_free(j->path);
 	orch_free(j->cwd);
+	orch_free(j->trusted_exe);
 	if (j->out_fd >= 0)
 		close(j->out_fd);
 	if (j->err_fd >= 0)

@@ -28,10 +28,12 @@ struct spawn_job {
 	int out_fd;		/* stdout and stderr; the spawner closes it */
 	int err_fd;		/* fd 3 of the child, or -1; the spawner closes it */
 	bool reap;		/* not a start: wait for process pid to end (see run.c) */
+	const char *trust_mount; /* set: see whether the engine may spawn argv[0] itself */
 	/* the result */
 	pid_t pid;
 	int pidfd;		/* -1 without pidfd support */
 	int err;		/* 0, or -errno (the command not found, exec failed...) */
+	char *trusted_exe;	/* what argv[0] resolves to, when proc_exe_trusted() */
 	void *owner;		/* the engine's */
 };
 
@@ -40,6 +42,7 @@ struct spawn_job {
 #define SPAWNER_CACHE 32
 struct spawn_cached {
 	char *cmd, *path, *exe;
+	int64_t at;		/* the engine's: when the spawner found it trusted */
 };
 
 /* Two threads: posix_spawn holds its thread until the child has exec'd,
@@ -62,6 +65,9 @@ struct spawner {
 	struct spawn_job *head, *tail;
 	bool quit;
 	struct loop *loop;
+	/* the engine thread's: commands a spawner thread found it may spawn
+	 * itself (proc_exe_trusted), for SPAWNER_TRUST_MS */
+	struct spawner_thread here;
 };
 
 /* Start the threads; jobs come back as work posted to LOOP. 0 or -errno. */
@@ -69,6 +75,13 @@ int spawner_start(struct spawner *s, struct loop *loop);
 /* Queue J (taken until it comes back through LOOP). */
 void spawner_submit(struct spawner *s, struct spawn_job *j);
 /* Finish the queued jobs and end the threads. */
+/* The engine thread's trusted commands: the path CMD found along PATH is
+ * known to be, or NULL; spawner_trust() records one, spawner_distrust()
+ * forgets one (its spawn failed). */
+#define SPAWNER_TRUST_MS 2000
+const char *spawner_trusted(struct spawner *s, const char *cmd, const char *path, int64_t now);
+void spawner_trust(struct spawner *s, const char *cmd, const char *path, const char *exe, int64_t now);
+void spawner_distrust(struct spawner *s, const char *cmd, const char *path);
 void spawner_stop(struct spawner *s);
 /* Free what a job owns (after it came back). */
 void spawn_job_free(struct spawn_job *j);

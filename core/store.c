@@ -1,4 +1,5 @@
-/* core/store.c — SQLite access for the engine. Schema version 1. */
+/* core/store.c — SQLite access for the engine. Schema version 2 (1 is
+ * migrated at open: store_migrate). */
 #include "core/store.h"
 
 #include <errno.h>
@@ -6,6 +7,11 @@
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+
+#define EVENTS_TABLE(name)                                                                   \
+	"CREATE TABLE IF NOT EXISTS " #name "(g_off INTEGER PRIMARY KEY, seq INTEGER NOT NULL,"      \
+	" ts INTEGER NOT NULL, type TEXT NOT NULL, run INTEGER, sandbox INTEGER, line TEXT NOT NULL," \
+	" r_off INTEGER, s_off INTEGER);\n"
 
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;\n"
@@ -32,7 +38,9 @@ static const char schema[] =
 	" paused INTEGER NOT NULL DEFAULT 0, ev_bytes INTEGER NOT NULL DEFAULT 0);\n"
 	"CREATE INDEX IF NOT EXISTS runs_unfinished ON runs(state)"
 	" WHERE state IN ('pending','running','paused');\n"
-	/* a step's current state; pid/pgid/pstart name a live attempt's process */
+	/* a step's current state. pid/pgid/pstart are no longer written (a restart
+	 * finds what a dead daemon left by the mark in its environment): kept so
+	 * that older state directories open as they are */
 	"CREATE TABLE IF NOT EXISTS steps(id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" run INTEGER NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL,"
 	" attempt INTEGER NOT NULL DEFAULT 0, counted INTEGER NOT NULL DEFAULT 0,"
@@ -41,6 +49,7 @@ static const char schema[] =
 	" duration_ms INTEGER, retry_at INTEGER, pid INTEGER, pgid INTEGER, pstart INTEGER,"
 	" UNIQUE(run, name));\n"
 	"CREATE INDEX IF NOT EXISTS steps_live ON steps(pid) WHERE pid IS NOT NULL;\n"
+	/* one row per attempt that ended (a running one is its step's row) */
 	"CREATE TABLE IF NOT EXISTS attempts(step INTEGER NOT NULL, k INTEGER NOT NULL,"
 	" state TEXT NOT NULL, started_at INTEGER, finished_at INTEGER, exit_code INTEGER,"
 	" signal INTEGER, reason TEXT, PRIMARY KEY(step, k)) WITHOUT ROWID;\n"
@@ -49,14 +58,31 @@ static const char schema[] =
 	" sandbox INTEGER NOT NULL, ts INTEGER NOT NULL, type TEXT NOT NULL, content TEXT NOT NULL,"
 	" state TEXT NOT NULL DEFAULT 'queued', delivered_at INTEGER, len INTEGER NOT NULL DEFAULT 0);\n"
 	"CREATE INDEX IF NOT EXISTS messages_sb ON messages(sandbox, state, id);\n"
-	/* every event once, rendered; offsets place it in the three JSONL views */
-	"CREATE TABLE IF NOT EXISTS events(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
-	" ts INTEGER NOT NULL, type TEXT NOT NULL, run INTEGER, sandbox INTEGER,"
-	" line TEXT NOT NULL, g_off INTEGER NOT NULL, r_off INTEGER, s_off INTEGER);\n"
-	"CREATE INDEX IF NOT EXISTS events_g ON events(g_off);\n"
+	/* every event once, rendered; offsets place it in the three JSONL views.
+	 * Events are never deleted, and seq and the offset in the global view
+	 * grow together: the offset is the key (the global view needs no index
+	 * of its own), and the last row holds the highest seq. events_s has
+	 * every row, so that count(*) need not read the table. */
+	EVENTS_TABLE(events)
 	"CREATE INDEX IF NOT EXISTS events_r ON events(run, r_off) WHERE run IS NOT NULL;\n"
-	"CREATE INDEX IF NOT EXISTS events_s ON events(sandbox, s_off) WHERE sandbox IS NOT NULL;\n"
-	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 1);\n";
+	"CREATE INDEX IF NOT EXISTS events_s ON events(sandbox, s_off);\n"
+	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 2);\n";
+
+/* Version 1 kept events by seq, AUTOINCREMENT, with an index on g_off:
+ * two more b-trees written at every event. Rewrite the table in the new
+ * layout, in one transaction: a crash leaves version 1 as it was. */
+static const char migrate_1_2[] =
+	"BEGIN IMMEDIATE;\n"
+	"DROP TABLE IF EXISTS events_v2;\n"
+	EVENTS_TABLE(events_v2)
+	"INSERT INTO events_v2(g_off, seq, ts, type, run, sandbox, line, r_off, s_off)"
+	" SELECT g_off, seq, ts, type, run, sandbox, line, r_off, s_off FROM events ORDER BY g_off;\n"
+	"DROP TABLE events;\n"
+	"ALTER TABLE events_v2 RENAME TO events;\n"
+	"CREATE INDEX events_r ON events(run, r_off) WHERE run IS NOT NULL;\n"
+	"CREATE INDEX events_s ON events(sandbox, s_off);\n"
+	"UPDATE meta SET value = 2 WHERE key = 'schema';\n"
+	"COMMIT;\n";
 
 /* Unexpected SQLite failures say what and where on stderr (the daemon's log). */
 static void store_complain(struct store *s, int rc, const char *sql)
@@ -129,6 +155,13 @@ int store_open(struct store *s, const char *path, struct sbuf *err)
 			  NULL, NULL, &msg);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(s->db, schema, NULL, NULL, &msg);
+	if (rc == SQLITE_OK && store_int(s, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL) < 2) {
+		fprintf(stderr, "orchfs: %s: rewriting the events table in the layout of version 2"
+				" (once; it may take a while)\n", path);
+		rc = sqlite3_exec(s->db, migrate_1_2, NULL, NULL, &msg);
+		if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->db))
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
 	if (rc != SQLITE_OK) {
 		sbuf_addf(err, "cannot set up database %s: %s", path, msg ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);

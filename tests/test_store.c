@@ -59,7 +59,7 @@ static void test_store__schema_and_wal(void **state)
 	assert_non_null(q);
 	assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
 	store_done(q);
-	assert_int_equal(store_int(&f->st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 1);
+	assert_int_equal(store_int(&f->st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 2);
 	static const char *const tables[] = { "runs", "steps", "attempts", "events", "plan_files",
 					      "plan_names", "sandboxes", "ports" };
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
@@ -148,6 +148,67 @@ static void test_store__null_ids_and_no_rows(void **state)
 	store_commit(&f->st);
 }
 
+/* A state directory of schema version 1 (events keyed by an AUTOINCREMENT
+ * seq, with an index on g_off) opens as version 2 with every event and
+ * offset as it was, and the views read the same. */
+static void test_store__migrates_events_from_version_1(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/orchfs-test-store-v1.XXXXXX", path[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/db", dir);
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "PRAGMA journal_mode=WAL;"
+			     "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+			     "INSERT INTO meta VALUES('schema', 1);"
+			     "CREATE TABLE events(seq INTEGER PRIMARY KEY AUTOINCREMENT,"
+			     " ts INTEGER NOT NULL, type TEXT NOT NULL, run INTEGER, sandbox INTEGER,"
+			     " line TEXT NOT NULL, g_off INTEGER NOT NULL, r_off INTEGER, s_off INTEGER);"
+			     "CREATE INDEX events_g ON events(g_off);"
+			     "CREATE INDEX events_r ON events(run, r_off) WHERE run IS NOT NULL;"
+			     "CREATE INDEX events_s ON events(sandbox, s_off) WHERE sandbox IS NOT NULL;"
+			     "INSERT INTO events VALUES(1, 10, 'a', 1, 5, '{\"seq\":1}', 0, 0, 0);"
+			     "INSERT INTO events VALUES(2, 11, 'b', NULL, 5, '{\"seq\":2}', 10, NULL, 10);"
+			     "INSERT INTO events VALUES(4, 12, 'c', 1, NULL, '{\"seq\":4}', 20, 10, NULL);",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+
+	struct store st;
+	struct sbuf err = SBUF_INIT;
+	assert_int_equal(store_open(&st, path, &err), 0);
+	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 2);
+	assert_int_equal(store_int(&st, "SELECT count(*) FROM sqlite_master WHERE name = 'events_g'", -1, NULL), 0);
+	assert_int_equal(store_int(&st, "SELECT count(*) FROM events", 0, NULL), 3);
+	/* g_off is the key now, and the highest seq sits in the last row */
+	assert_int_equal(store_int(&st, "SELECT seq FROM events ORDER BY g_off DESC LIMIT 1", 0, NULL), 4);
+	assert_int_equal(store_int(&st, "SELECT rowid FROM events WHERE seq = 2", 0, NULL), 10);
+	assert_int_equal(store_int(&st, "SELECT max(r_off) FROM events WHERE run = 1", 0, NULL), 10);
+	assert_int_equal(store_int(&st, "SELECT count(*) FROM events WHERE sandbox = 5", 0, NULL), 2);
+	assert_int_equal(store_int(&st, "SELECT count(*) FROM events WHERE sandbox IS NULL", 0, NULL), 1);
+	/* a new event goes on after them */
+	assert_int_equal(store_exec(&st,
+				    "INSERT INTO events(seq, ts, type, line, g_off) VALUES(5, 13, 'd', 'x', 30)",
+				    NULL),
+			 0);
+	assert_int_equal(store_commit(&st), 0);
+	store_close(&st);
+	/* and it opens again without migrating twice */
+	assert_int_equal(store_open(&st, path, &err), 0);
+	assert_int_equal(store_int(&st, "SELECT count(*) FROM events", 0, NULL), 4);
+	int rc;
+	sqlite3_stmt *q = store_query(&st, "PRAGMA integrity_check", &rc, NULL);
+	assert_non_null(q);
+	assert_string_equal((const char *)sqlite3_column_text(q, 0), "ok");
+	store_done(q);
+	store_close(&st);
+	sbuf_release(&err);
+	rm_rf(dir);
+}
+
 static void test_store__open_failure_names_path(void **state)
 {
 	struct store st;
@@ -167,6 +228,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store__errors_map_to_errno, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store__null_ids_and_no_rows, setup, teardown),
 		cmocka_unit_test(test_store__open_failure_names_path),
+		cmocka_unit_test(test_store__migrates_events_from_version_1),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
