@@ -161,6 +161,10 @@ int store_open(struct store *s, const char *path, struct sbuf *err)
 		rc = sqlite3_exec(s->db, migrate_1_2, NULL, NULL, &msg);
 		if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->db))
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+		/* the old table's pages are free now: give them back to the
+		 * file system (a failure leaves them free, and is no error) */
+		if (rc == SQLITE_OK)
+			sqlite3_exec(s->db, "VACUUM", NULL, NULL, NULL);
 	}
 	if (rc != SQLITE_OK) {
 		sbuf_addf(err, "cannot set up database %s: %s", path, msg ? msg : sqlite3_errstr(rc));

@@ -182,6 +182,7 @@ static void test_store__migrates_events_from_version_1(void **state)
 	assert_int_equal(store_open(&st, path, &err), 0);
 	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 2);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM sqlite_master WHERE name = 'events_g'", -1, NULL), 0);
+	assert_int_equal(store_int(&st, "PRAGMA freelist_count", -1, NULL), 0);	/* vacuumed */
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM events", 0, NULL), 3);
 	/* g_off is the key now, and the highest seq sits in the last row */
 	assert_int_equal(store_int(&st, "SELECT seq FROM events ORDER BY g_off DESC LIMIT 1", 0, NULL), 4);
