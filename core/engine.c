@@ -508,6 +508,7 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 	e->cfg.exec_helper = e->exec_helper;
 	e->cfg.bwrap_path = e->bwrap_path;
 	e->mount_id = -1;
+	e->state_fd = -1;
 	e->sigw.fd = -1;
 	const char *reserve = getenv("ORCHFS_DISK_RESERVE");
 	e->disk_reserve = reserve ? strtoll(reserve, NULL, 10) : 4 << 20;
@@ -548,6 +549,9 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 		}
 		orch_free(d);
 	}
+	/* where the engine opens a workspace without following a symlink
+	 * (run.c spawn_here); none: steps are spawned by the spawner threads */
+	e->state_fd = open(e->state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
 	/* signals: the daemon blocks these in every thread; the engine reads them */
 	sigset_t set;
@@ -606,6 +610,8 @@ void orch_engine_close(struct orch_engine *e)
 	orch_free(e->spawnq);
 	sb_free_all(e);
 	store_close(&e->st);
+	if (e->state_fd >= 0)
+		close(e->state_fd);
 	loop_watch_close(&e->loop, &e->sigw);
 	loop_watch_close(&e->loop, &e->mntw);
 	/* posted work nobody will run: ctl requests are ours to free */

@@ -155,6 +155,7 @@ struct spawn_req {
 struct orch_engine {
 	struct orch_config cfg;	/* strings owned */
 	char *state_dir, *mountpoint;
+	int state_fd;		/* O_PATH of state_dir, or -1 */
 	struct loop loop;
 	struct spawner spawner;	/* starts step processes (core/spawner.h) */
 	struct syncer syncer;	/* syncs the WAL (core/syncer.h), once the thread runs */

@@ -95,7 +95,10 @@ int proc_spawn(const struct proc_spec *spec, pid_t *pidp, int *pidfdp)
 	if (pfd < 0 && errno != ENOSYS) {
 		int e = -errno;
 		kill(pid, SIGKILL);
-		waitpid(pid, NULL, 0);
+		if (spec->no_wait)
+			*pidp = pid;	/* the caller reaps it */
+		else
+			waitpid(pid, NULL, 0);
 		return e;
 	}
 	*pidp = pid;
@@ -354,43 +357,122 @@ int proc_kill_marked(pid_t pgid, const char *const *marks, size_t nmarks)
 	return n;
 }
 
-#ifndef FUSE_SUPER_MAGIC
-#define FUSE_SUPER_MAGIC 0x65735546
-#endif
-
-/* Is REAL (a resolved path: no symlinks, no dot entries) and every
- * directory leading to it owned by root, writable by no one else, and off
- * device AVOID? Then no one but root can make it name something else. */
-static bool root_chain(const char *real, dev_t avoid)
+/* File systems on this machine's own storage or memory: an exec on one
+ * cannot wait for a server (FUSE, NFS, SMB, 9p... are not here). */
+static bool local_fs(const char *path)
 {
-	char buf[PATH_MAX];
-	size_t n = strlen(real);
-	if (real[0] != '/' || n >= sizeof(buf))
+	static const unsigned long types[] = {
+		0xEF53,		/* ext2, ext3, ext4 */
+		0x58465342,	/* xfs */
+		0x9123683E,	/* btrfs */
+		0x01021994,	/* tmpfs */
+		0x858458F6,	/* ramfs */
+		0x794C7630,	/* overlayfs */
+		0x73717368,	/* squashfs */
+		0xE0F5E1E2,	/* erofs */
+		0xF2F52010,	/* f2fs */
+		0x2FC12FC1,	/* zfs */
+		0x52654973,	/* reiserfs */
+		0x3153464A,	/* jfs */
+	};
+	struct statfs sf;
+	if (statfs(path, &sf) < 0)
 		return false;
-	memcpy(buf, real, n + 1);
-	for (size_t i = 1; i <= n; i++) {
-		if (buf[i] != '/' && buf[i])
-			continue;
-		char c = buf[i];
-		buf[i] = '\0';
-		struct stat st;
-		bool ok = lstat(i == 1 ? "/" : buf, &st) == 0 && st.st_uid == 0 &&
-			  !(st.st_mode & (S_IWGRP | S_IWOTH)) && st.st_dev != avoid &&
-			  (S_ISDIR(st.st_mode) || (!c && S_ISREG(st.st_mode)));
-		buf[i] = c;
-		if (!ok)
-			return false;
-	}
-	return true;
+	for (size_t i = 0; i < sizeof(types) / sizeof(types[0]); i++)
+		if ((unsigned long)sf.f_type == types[i])
+			return true;
+	return false;
 }
 
+/* Owned by root and writable by no one else (a symlink's own mode means
+ * nothing: only its directory guards it). */
+static bool root_only(const struct stat *st)
+{
+	return st->st_uid == 0 && (S_ISLNK(st->st_mode) || !(st->st_mode & (S_IWGRP | S_IWOTH)));
+}
+
+/* Walk PATH (absolute) the way the kernel will at the exec: every directory
+ * passed through, every symlink followed (their targets walked in turn, at
+ * most *LINKS more) and the file at the end must be root_only() and on a
+ * local_fs(). Then no one but root can make PATH lead elsewhere later, and
+ * resolving it waits for no server. True when PATH ends at a regular file. */
+static bool walk_trusted(const char *path, int *links)
+{
+	char cur[PATH_MAX], next[PATH_MAX], target[PATH_MAX];
+	struct stat st;
+	if (path[0] != '/' || lstat("/", &st) < 0 || !root_only(&st) || !local_fs("/"))
+		return false;
+	cur[0] = '\0';	/* "/" */
+	for (const char *p = path;;) {
+		while (*p == '/')
+			p++;
+		if (!*p)
+			break;
+		size_t len = strcspn(p, "/");
+		if (len == 1 && p[0] == '.') {
+			p += len;
+			continue;
+		}
+		if (len == 2 && p[0] == '.' && p[1] == '.') {
+			char *slash = strrchr(cur, '/');
+			if (slash)
+				*slash = '\0';	/* already walked */
+			p += len;
+			continue;
+		}
+		int n = snprintf(next, sizeof(next), "%s/%.*s", cur, (int)len, p);
+		if (n < 0 || (size_t)n >= sizeof(next) || lstat(next, &st) < 0 || !root_only(&st))
+			return false;
+		p += len;
+		if (S_ISLNK(st.st_mode)) {
+			if (++*links > 40)
+				return false;
+			ssize_t t = readlink(next, target, sizeof(target) - 1);
+			if (t <= 0)
+				return false;
+			target[t] = '\0';
+			/* the rest of the path, after the link's target */
+			char rest[PATH_MAX];
+			n = target[0] == '/' ? snprintf(rest, sizeof(rest), "%s/%s", target, p)
+					     : snprintf(rest, sizeof(rest), "%s/%s/%s", cur, target, p);
+			if (n < 0 || (size_t)n >= sizeof(rest))
+				return false;
+			return walk_trusted(rest[0] ? rest : "/", links);
+		}
+		if (!local_fs(next))
+			return false;
+		if (!S_ISDIR(st.st_mode)) {
+			/* a file ends the path; anything after it is ENOTDIR */
+			while (*p == '/')
+				p++;
+			return !*p && S_ISREG(st.st_mode);
+		}
+		memcpy(cur, next, (size_t)n + 1);
+	}
+	return false;	/* a directory */
+}
+
+#if defined(__x86_64__)
+#define HOST_EM EM_X86_64
+#elif defined(__aarch64__)
+#define HOST_EM EM_AARCH64
+#endif
+
 /* The ELF interpreter FD names (PT_INTERP) into BUF: 1, 0 when it has none
- * (static), -1 when FD is no 64-bit ELF file this can read. */
+ * (static), -1 when FD is no executable 64-bit ELF file of this machine
+ * (binfmt_misc could hand anything else to a program of its own) or its
+ * interpreter is no absolute path. */
 static int elf_interp(int fd, char *buf, size_t size)
 {
+#ifndef HOST_EM
+	(void)fd, (void)buf, (void)size;
+	return -1;
+#else
 	Elf64_Ehdr eh;
 	if (pread(fd, &eh, sizeof(eh), 0) != (ssize_t)sizeof(eh) || memcmp(eh.e_ident, ELFMAG, SELFMAG) ||
-	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_phentsize != sizeof(Elf64_Phdr) || eh.e_phnum > 256)
+	    eh.e_ident[EI_CLASS] != ELFCLASS64 || eh.e_machine != HOST_EM ||
+	    (eh.e_type != ET_EXEC && eh.e_type != ET_DYN) || eh.e_phentsize != sizeof(Elf64_Phdr) ||
+	    eh.e_phnum > 256)
 		return -1;
 	for (unsigned i = 0; i < eh.e_phnum; i++) {
 		Elf64_Phdr ph;
@@ -400,49 +482,25 @@ static int elf_interp(int fd, char *buf, size_t size)
 			continue;
 		if (ph.p_filesz < 2 || ph.p_filesz > size ||
 		    pread(fd, buf, ph.p_filesz, (off_t)ph.p_offset) != (ssize_t)ph.p_filesz ||
-		    buf[ph.p_filesz - 1] != '\0')
+		    buf[ph.p_filesz - 1] != '\0' || buf[0] != '/')
 			return -1;
 		return 1;
 	}
 	return 0;
+#endif
 }
 
-/* REAL, the resolved PATH, when it passes root_chain() and lies off MOUNT
- * (a new string), or NULL. */
-static char *real_root_chain(const char *path, dev_t avoid, const char *mount)
+bool proc_exe_trusted(const char *exe)
 {
-	char *real = realpath(path, NULL);
-	size_t ml = strlen(mount);
-	if (real && !(strncmp(real, mount, ml) == 0 && (real[ml] == '/' || !real[ml])) &&
-	    root_chain(real, avoid))
-		return real;
-	free(real);
-	return NULL;
-}
-
-char *proc_exe_trusted(const char *exe, const char *mount)
-{
-	struct statfs sf;
-	struct stat mst;
-	/* the mount's device, which nothing trusted may be on; not mounted
-	 * (yet, or any more): trust nothing */
-	if (statfs(mount, &sf) < 0 || sf.f_type != FUSE_SUPER_MAGIC || stat(mount, &mst) < 0)
-		return NULL;
-	char *real = real_root_chain(exe, mst.st_dev, mount);
-	int fd = real ? open(real, O_RDONLY | O_CLOEXEC | O_NOCTTY) : -1;
+	int links = 0;
+	if (!walk_trusted(exe, &links))
+		return false;
+	int fd = open(exe, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
 	if (fd < 0)
-		goto untrusted;
+		return false;
 	char interp[PATH_MAX];
 	int k = elf_interp(fd, interp, sizeof(interp));
 	close(fd);
-	if (k == 0)
-		return real;
-	char *ireal = k == 1 ? real_root_chain(interp, mst.st_dev, mount) : NULL;
-	if (ireal) {
-		free(ireal);
-		return real;
-	}
-untrusted:
-	free(real);
-	return NULL;
+	links = 0;
+	return k == 0 || (k == 1 && walk_trusted(interp, &links));
 }

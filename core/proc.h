@@ -17,6 +17,8 @@ struct proc_spec {
 	int err_fd;		/* becomes fd 3 (EXEC_ERR_FD); -1: none */
 	const char *cwd;	/* changed to in the child; NULL: the caller's */
 	int cwd_fd;		/* or this directory (>= 0), taken before cwd */
+	bool no_wait;		/* started but not followable (no pidfd): killed,
+				 * its pid left in *pid for the caller to reap */
 };
 
 /* Spawn SPEC in a process group of its own, every signal at its default and
@@ -28,15 +30,15 @@ struct proc_spec {
  * from SIGCHLD and proc_wait_any(). */
 int proc_spawn(const struct proc_spec *spec, pid_t *pid, int *pidfd);
 
-/* May the engine's thread itself spawn EXE (a path found for a command)
- * without the risk that the exec waits for its own mount MOUNT? Yes when
- * EXE resolves (realpath) to a 64-bit ELF file that, with its ELF
- * interpreter, lies off the mount, and when the files and every directory
- * leading to them are root's and writable by no one else: no one but root
- * can make them point elsewhere later. Returns the resolved path to exec
- * (a new string: a symlink on the way may itself lie in the mount), or
- * NULL. Not for the engine thread: it stats and reads EXE. */
-char *proc_exe_trusted(const char *exe, const char *mount);
+/* May the engine's thread itself spawn EXE (an absolute path found for a
+ * command) without the risk that the exec waits for its own mount, or for
+ * any file server? Yes when every directory the path passes through, every
+ * symlink it follows and the file at its end are root's and writable by no
+ * one else (only root could make them lead elsewhere later), all on local
+ * file systems (never FUSE, so never the mount), and the file is an ELF
+ * executable of this machine whose interpreter passes the same walk. Not
+ * for the engine thread: it stats and reads EXE. */
+bool proc_exe_trusted(const char *exe);
 
 /* Find CMD the way execvp would, along PATH_ENV (a PATH value; NULL means
  * the default path). CMD containing '/' is taken as is. 0 with a new string

@@ -9,6 +9,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/openat2.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -16,6 +17,7 @@
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -294,6 +296,9 @@ int run_create(struct orch_engine *e, const char *plan_name, int64_t n, struct p
 	snprintf(r->name, sizeof(r->name), "%s-%lld", plan_name, (long long)n);
 	r->plan_name = orch_strdup(plan_name);
 	char *json = json_dumps(plan->doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	/* its log directory is made with its first log (log_open): most runs
+	 * of a large DAG print nothing. One left by a run of this name whose
+	 * creation a crash undid goes now. */
 	char *dir = orch_asprintf("%s/logs/%s", e->state_dir, r->name);
 	if (!r->plan_name || !json || !dir)
 		goto fail;
@@ -320,10 +325,12 @@ int run_create(struct orch_engine *e, const char *plan_name, int64_t n, struct p
 				(int64_t)r->steps[i].budget);
 		r->steps[i].rowid = sqlite3_last_insert_rowid(e->st.db);
 		r->steps[i].retry_timer = (struct loop_timer)LOOP_TIMER_INIT(retry_timer_cb, &r->steps[i]);
-		r->steps[i].log = -1;	/* its directory is new */
+		r->steps[i].log = -1;	/* no file yet */
 	}
-	if (!rc)
-		rc = mkdir_p(dir, 0755);
+	if (!rc) {
+		int x = rm_rf(dir);
+		rc = x == -ENOENT ? 0 : x;
+	}
 	if (rc) {
 		store_release(&e->st, "run_create", false);
 		goto fail;
@@ -474,6 +481,17 @@ static void attempt_not_started(struct orch_engine *e, struct run *r, struct ste
 static int log_open(const char *path, unsigned attempts)
 {
 	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+	if (fd < 0 && errno == ENOENT) {
+		/* the run's directory too is made with its first log */
+		char *dir = orch_strndup(path, (size_t)(strrchr(path, '/') - path));
+		int rc = dir ? mkdir_p(dir, 0755) : -ENOMEM;
+		orch_free(dir);
+		if (rc) {
+			errno = -rc;
+			return -1;
+		}
+		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+	}
 	if (fd < 0)
 		return errno == EEXIST ? open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW) : -1;
 	struct sbuf h = SBUF_INIT;
@@ -927,33 +945,56 @@ static void step_start(struct orch_engine *e, struct run *r, size_t i)
 
 static void spawn_done(struct loop_work *w, void *ctx);
 
+static void kill_and_reap(struct orch_engine *e, pid_t pid);
+
+/* DIR, a directory of the state directory, opened O_PATH without
+ * following a symlink on the way below the state directory or leaving its
+ * file system (a step may have replaced one with a link into the mount: the
+ * engine would wait for itself), or -1. */
+static int open_state_dir(struct orch_engine *e, const char *dir)
+{
+	size_t n = strlen(e->state_dir);
+	if (e->state_fd < 0 || strncmp(dir, e->state_dir, n) || dir[n] != '/')
+		return -1;
+	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC,
+				.resolve = RESOLVE_BENEATH | RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV };
+	return (int)syscall(SYS_openat2, e->state_fd, dir + n + 1, &how, sizeof(how));
+}
+
 /* Spawn J on the engine's thread, sparing two thread hand-offs, where the
  * exec cannot wait for our own mount (see core/spawner.h): its command is
  * one a spawner thread found trusted (proc_exe_trusted) lately, and its cwd
- * is the daemon's, or the workspace (WS_CWD) opened without following a
- * symlink. False: J goes to a spawner thread, which sees whether its
+ * is the daemon's, or the workspace (WS_CWD) reached without a symlink.
+ * True when J is done with (spawned, or failed past retrying elsewhere:
+ * j->err); false: J goes to a spawner thread, which sees whether its
  * command may come here next time. */
 static bool spawn_here(struct orch_engine *e, struct spawn_job *j, bool ws_cwd)
 {
 	const char *exe = spawner_trusted(&e->spawner, j->argv[0], j->path, clock_mono_ms());
-	j->trust_mount = e->mountpoint;
+	j->want_trust = true;
 	if (!exe || (j->cwd && !ws_cwd))
 		return false;
 	int dfd = -1;
-	if (j->cwd && (dfd = open(j->cwd, O_PATH | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC)) < 0)
+	if (j->cwd && (dfd = open_state_dir(e, j->cwd)) < 0)
 		return false;
 	struct proc_spec spec = { .path = exe, .argv = j->argv, .envp = j->envp, .out_fd = j->out_fd,
-				  .err_fd = j->err_fd, .cwd = NULL, .cwd_fd = dfd };
+				  .err_fd = j->err_fd, .cwd = NULL, .cwd_fd = dfd, .no_wait = true };
+	j->pid = 0;
 	j->pidfd = -1;
 	int rc = proc_spawn(&spec, &j->pid, &j->pidfd);
 	if (dfd >= 0)
 		close(dfd);
-	if (rc) {
+	if (rc && j->pid > 0) {
+		/* it started, but we cannot follow it (no pidfd): it is killed;
+		 * starting it again elsewhere would run it twice */
+		kill_and_reap(e, j->pid);
+		j->err = rc;
+	} else if (rc) {
 		/* gone, or no longer what it was: the spawner looks again */
 		spawner_distrust(&e->spawner, j->argv[0], j->path);
 		return false;
 	}
-	j->trust_mount = NULL;
+	j->want_trust = false;
 	close(j->out_fd);
 	if (j->err_fd >= 0)
 		close(j->err_fd);
@@ -1563,6 +1604,7 @@ int run_load_unfinished(struct orch_engine *e)
 				if (r->cancelled || r->aborted) {
 					nd->state = STEP_CANCELLED;
 					s->reason = r->cancelled ? "cancelled" : "aborted";
+					attempt_save(e, s, "cancelled");
 				} else {
 					nd->state = STEP_PENDING;
 					if (s->counted)

@@ -84,6 +84,25 @@ static int spawn_script(struct proc_spec *spec, const char *exe, pid_t *pid, int
 	return rc;
 }
 
+/* EXE, a new string, when proc_exe_trusted(); NULL otherwise. A command
+ * found untrusted is not checked again for SPAWNER_TRUST_MS: each check
+ * stats every directory on its way. */
+static char *check_trust(struct spawner_thread *s, const char *exe)
+{
+	int64_t now = clock_mono_ms();
+	for (unsigned i = 0; i < SPAWNER_CACHE; i++)
+		if (s->untrusted[i].exe && !strcmp(s->untrusted[i].exe, exe) &&
+		    now - s->untrusted[i].at <= SPAWNER_TRUST_MS)
+			return NULL;
+	if (proc_exe_trusted(exe))
+		return orch_strdup(exe);
+	struct spawn_untrusted *u = &s->untrusted[s->next_untrusted++ % SPAWNER_CACHE];
+	orch_free(u->exe);
+	u->exe = orch_strdup(exe);
+	u->at = now;
+	return NULL;
+}
+
 static void run_job(struct spawner_thread *s, struct spawn_job *j)
 {
 	if (j->reap) {
@@ -108,8 +127,8 @@ static void run_job(struct spawner_thread *s, struct spawn_job *j)
 			if (j->err == -ENOEXEC)
 				j->err = spawn_script(&spec, exe, &j->pid, &j->pidfd);
 			/* may the engine spawn it itself from now on? */
-			else if (!j->err && j->trust_mount && trust_key(j->argv[0], j->path))
-				j->trusted_exe = proc_exe_trusted(exe, j->trust_mount);
+			else if (!j->err && j->want_trust && trust_key(j->argv[0], j->path))
+				j->trusted_exe = check_trust(s, exe);
 		}
 		orch_free(exe);
 		exe = NULL;
@@ -196,8 +215,11 @@ void spawner_stop(struct spawner *s)
 	pthread_mutex_unlock(&s->lock);
 	for (unsigned i = 0; i < s->nthreads; i++) {
 		pthread_join(s->t[i].thread, NULL);
-		for (unsigned k = 0; k < SPAWNER_CACHE; k++)
+		for (unsigned k = 0; k < SPAWNER_CACHE; k++) {
 			cache_drop(&s->t[i].cache[k]);
+			orch_free(s->t[i].untrusted[k].exe);
+			s->t[i].untrusted[k].exe = NULL;
+		}
 	}
 	for (unsigned k = 0; k < SPAWNER_CACHE; k++)
 		cache_drop(&s->here.cache[k]);

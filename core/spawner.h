@@ -28,7 +28,7 @@ struct spawn_job {
 	int out_fd;		/* stdout and stderr; the spawner closes it */
 	int err_fd;		/* fd 3 of the child, or -1; the spawner closes it */
 	bool reap;		/* not a start: wait for process pid to end (see run.c) */
-	const char *trust_mount; /* set: see whether the engine may spawn argv[0] itself */
+	bool want_trust;	/* see whether the engine may spawn argv[0] itself */
 	/* the result */
 	pid_t pid;
 	int pidfd;		/* -1 without pidfd support */
@@ -49,11 +49,18 @@ struct spawn_cached {
  * and two steps ending together start their successors side by side. */
 #define SPAWNER_THREADS 2
 
+struct spawn_untrusted {
+	char *exe;
+	int64_t at;
+};
+
 struct spawner_thread {
 	struct spawner *s;
 	pthread_t thread;
 	struct spawn_cached cache[SPAWNER_CACHE];
 	unsigned next_slot;
+	struct spawn_untrusted untrusted[SPAWNER_CACHE];	/* found so lately */
+	unsigned next_untrusted;
 };
 
 struct spawner {
