@@ -10,6 +10,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -579,6 +580,9 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 		sbuf_addf(err, "cannot record recovery: %s", strerror(-r));
 		goto fail;
 	}
+	/* counting a large state's steps by state sorts them all (tens of MB,
+	 * freed at once): hand that memory back rather than keep it resident */
+	malloc_trim(0);
 	return e;
 fail:
 	orch_engine_close(e);
