@@ -1,5 +1,5 @@
-/* core/store.c — SQLite access for the engine. Schema version 2 (1 is
- * migrated at open: store_migrate). */
+/* core/store.c — SQLite access for the engine. Schema version 2 (a
+ * version-1 database is migrated at open: migrate_1_2). */
 #include "core/store.h"
 
 #include <errno.h>
