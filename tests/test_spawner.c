@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "core/proc.h"
 #include "core/spawner.h"
 #include "core/syncer.h"
 #include "core/util.h"
@@ -206,6 +207,77 @@ static void on_synced(struct loop_work *w, void *ctx) { synced_calls++; }
 
 /* every request gets a generation; the work posted back reports them done,
  * several requests made during one sync share the next */
+/* What the engine may spawn on its own thread (proc_exe_trusted): a
+ * root-owned chain on local file systems to a host ELF file, every symlink
+ * on the way included; nothing a user could redirect, nothing on a file
+ * system that is not local (here /proc), no script. */
+static int sh(const char *fmt, const char *a, const char *b)
+{
+	char *cmd = orch_asprintf(fmt, a, b);
+	int rc = cmd ? system(cmd) : -1;
+	orch_free(cmd);
+	return rc;
+}
+
+static void test_spawner__trusted_commands(void **state)
+{
+	(void)state;
+	if (geteuid() != 0) {
+		skip();
+		return;
+	}
+	assert_true(proc_exe_trusted("/bin/sh"));	/* through /bin -> usr/bin on merged /usr */
+	assert_true(proc_exe_trusted("/usr/bin/true"));
+	assert_false(proc_exe_trusted("/usr/bin"));	/* a directory */
+	assert_false(proc_exe_trusted("/nonexistent/true"));
+	assert_false(proc_exe_trusted("/proc/self/exe"));	/* procfs is not a local disk */
+	assert_false(proc_exe_trusted("usr/bin/true"));	/* relative */
+
+	/* a root-owned directory of our own: trusted while no one else may
+	 * write to it, and only for ELF executables of this machine */
+	char dir[] = "/var/tmp/orchfs-trust.XXXXXX";
+	if (!mkdtemp(dir)) {
+		skip();
+		return;
+	}
+	/* /var/tmp is sticky and world-writable: nothing under it is trusted */
+	char path[128], link[128], script[128];
+	snprintf(path, sizeof(path), "%s/t", dir);
+	assert_int_equal(sh("cp /usr/bin/true %s%s", path, ""), 0);
+	assert_false(proc_exe_trusted(path));
+	char rdir[] = "/var/lib/orchfs-trust.XXXXXX";
+	assert_non_null(mkdtemp(rdir));
+	assert_int_equal(chmod(rdir, 0755), 0);
+	snprintf(path, sizeof(path), "%s/t", rdir);
+	snprintf(link, sizeof(link), "%s/l", rdir);
+	snprintf(script, sizeof(script), "%s/s", rdir);
+	assert_int_equal(sh("cp /usr/bin/true %s && chmod 755 %s", path, path), 0);
+	assert_true(proc_exe_trusted(path));
+	assert_int_equal(symlink("t", link), 0);
+	assert_true(proc_exe_trusted(link));
+	assert_int_equal(chmod(path, 0775), 0);	/* group-writable */
+	assert_false(proc_exe_trusted(path));
+	assert_false(proc_exe_trusted(link));
+	assert_int_equal(chmod(path, 0755), 0);
+	assert_int_equal(chmod(rdir, 0757), 0);	/* the directory writable by others */
+	assert_false(proc_exe_trusted(path));
+	assert_int_equal(chmod(rdir, 0755), 0);
+	/* a link leading out of the chain, into the world-writable dir */
+	assert_int_equal(unlink(link), 0);
+	snprintf(path, sizeof(path), "%s/t", dir);
+	assert_int_equal(symlink(path, link), 0);
+	assert_false(proc_exe_trusted(link));
+	/* a script, even a root-owned one */
+	FILE *f = fopen(script, "w");
+	assert_non_null(f);
+	fputs("#!/bin/sh\nexit 0\n", f);
+	fclose(f);
+	assert_int_equal(chmod(script, 0755), 0);
+	assert_false(proc_exe_trusted(script));
+	assert_int_equal(rm_rf(dir), 0);
+	assert_int_equal(rm_rf(rdir), 0);
+}
+
 static void test_syncer__generations(void **state)
 {
 	struct loop l;
@@ -257,6 +329,7 @@ int main(void)
 		cmocka_unit_test(test_spawner__starts_jobs_and_posts_them_back),
 		cmocka_unit_test(test_spawner__not_found_and_stale_cache),
 		cmocka_unit_test(test_spawner__scripts_and_relative_path),
+		cmocka_unit_test(test_spawner__trusted_commands),
 		cmocka_unit_test(test_syncer__generations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -1,18 +1,21 @@
 #!/usr/bin/env bash
 # The engine's thread spawns a command itself once a spawner thread found it
-# trusted (core/proc.c proc_exe_trusted: root's all the way down, off the
-# mount). An exec that touches the mount would then wait for the engine
-# forever. Commands, PATH entries and working directories reached through
-# the mount must still start, every time, trusted or not. The state
-# directory lives under a root-owned path here, so that a workspace passes
-# the ownership checks and only the mount checks stand in the way.
+# trusted (core/proc.c proc_exe_trusted: root's all the way down, on local
+# file systems). An exec that touches the mount would then wait for the
+# engine forever. Commands, PATH entries and working directories reached
+# through the mount must still start, every time, trusted or not.
 . "$(dirname "$0")/lib.sh"
 [ "$(id -u)" = 0 ] || { note "skipped: needs root (a root-owned state directory)"; exit 0; }
 
-S=$(mktemp -d /var/lib/orchfs-e2e-spawn.XXXXXX) || fail "mktemp under /var/lib"
-chmod 755 "$S"
-cleanup_state() { rm -rf "$S"; }
-trap 'cleanup_state' EXIT
+# the state directory and the mountpoint both under a root-owned path, so
+# that the walk reaches the mount itself (its type, and the world-writable
+# sandboxes/, each refuse it); tests/test_spawner.c checks them one by one
+R=$(mktemp -d /var/lib/orchfs-e2e-spawn.XXXXXX) || fail "mktemp under /var/lib"
+chmod 755 "$R"
+S=$R/state M=$R/mnt
+mkdir -p "$S" "$M"
+cleanup_root() { mountpoint -q "$M" && fusermount3 -uz "$M"; rm -rf "$R"; }
+trap 'cleanup_root' EXIT
 start_fs
 
 # the sandbox, made by a plan (isolation "none": bubblewrap would hide the
