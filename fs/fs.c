@@ -8,6 +8,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fuse.h>
 #include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
@@ -161,33 +162,72 @@ static struct fs_nonces *nonces_find(struct fs *fs, struct fs_node n)
 	return NULL;
 }
 
-/* At lookup: with no writer open, the first inode (a lone writer, or a
- * shell loop of `echo >>`, keeps the one its dentry holds). With writers
- * open, the inode last handed out while none of them holds it, else the
- * least used one: the dentry is shared, and a lookup answering another
- * inode than the one it holds makes the kernel drop it and look up again,
- * so concurrent lookups must agree (one picked per caller would bounce
- * between them). */
-static unsigned nonce_pick(struct fs *fs, struct fs_node n)
+/* A name the kernel keeps is over: nothing is open on its entry and its
+ * timeout has passed (nonce_lock held). */
+static void nonces_prune(struct fs *fs, int64_t now)
 {
-	unsigned pick = 0;
-	pthread_mutex_lock(&fs->nonce_lock);
-	struct fs_nonces *t = nonces_find(fs, n);
-	if (t && t->open[t->last]) {
-		for (unsigned k = 1; k < NODE_NONCES; k++)
-			if (t->open[k] < t->open[pick])
-				pick = k;
-		t->last = pick;
-	} else if (t) {
-		pick = t->last;
+	for (size_t i = 0; i < fs->nnonces;) {
+		struct fs_nonces *t = &fs->nonces[i];
+		unsigned busy = 0;
+		for (unsigned k = 0; k < NODE_NONCES; k++)
+			busy += t->open[k];
+		if (!busy && now >= t->cached_until)
+			*t = fs->nonces[--fs->nnonces];
+		else
+			i++;
 	}
-	pthread_mutex_unlock(&fs->nonce_lock);
-	return pick;
 }
 
-/* a writer opened FH: count it on its inode */
+/* At lookup: with no writer open, the inode last handed out, and the
+ * kernel may keep the name for NODE_APPEND_ENTRY_S (a lone writer, or a
+ * shell loop of `echo >>`, then opens it without a LOOKUP). With writers
+ * open, the inode last handed out while none of them holds it, else the
+ * least used one, and the name is not kept: the dentry is shared, and a
+ * lookup answering another inode than the one it holds makes the kernel
+ * drop it and look up again, so concurrent lookups must agree (one picked
+ * per caller would bounce between them). Returns the entry timeout. */
+static double nonce_pick(struct fs *fs, struct fs_node *n)
+{
+	double timeout = 0;
+	int64_t now = clock_mono_ms();
+	pthread_mutex_lock(&fs->nonce_lock);
+	nonces_prune(fs, now);
+	struct fs_nonces *t = nonces_find(fs, *n);
+	unsigned busy = 0;
+	for (unsigned k = 0; t && k < NODE_NONCES; k++)
+		busy += t->open[k];
+	if (!t) {
+		struct fs_nonces *v = realloc(fs->nonces, (fs->nnonces + 1) * sizeof(*v));
+		if (v) {
+			fs->nonces = v;
+			t = &v[fs->nnonces++];
+			*t = (struct fs_nonces){ .type = n->type, .id = n->id };
+		}
+	}
+	n->nonce = 0;
+	if (t && t->open[t->last]) {
+		for (unsigned k = 1; k < NODE_NONCES; k++)
+			if (t->open[k] < t->open[n->nonce])
+				n->nonce = k;
+		t->last = n->nonce;
+	} else if (t) {
+		n->nonce = t->last;
+	}
+	if (t && !busy) {
+		timeout = NODE_APPEND_ENTRY_S;
+		t->cached_until = now + NODE_APPEND_ENTRY_S * 1000;
+	}
+	pthread_mutex_unlock(&fs->nonce_lock);
+	return timeout;
+}
+
+/* a writer opened FH: count it on its inode. A second writer on the inode
+ * the kernel keeps the name of: have the kernel forget the name (inval
+ * thread), so that the writers after it look up and spread out. */
 static void nonce_hold(struct fs *fs, struct fs_fh *fh)
 {
+	int64_t now = clock_mono_ms();
+	bool forget = false;
 	pthread_mutex_lock(&fs->nonce_lock);
 	struct fs_nonces *t = nonces_find(fs, fh->node);
 	if (!t) {
@@ -200,10 +240,18 @@ static void nonce_hold(struct fs *fs, struct fs_fh *fh)
 		}
 	}
 	if (t) {
-		t->open[fh->node.nonce % NODE_NONCES]++;
+		unsigned k = fh->node.nonce % NODE_NONCES;
+		if (t->open[k] && k == t->last && now < t->cached_until) {
+			forget = true;
+			t->cached_until = 0;
+		}
+		t->open[k]++;
 		atomic_store(&fh->nonce_held, true);
 	}
 	pthread_mutex_unlock(&fs->nonce_lock);
+	if (forget)
+		fs_inval_entry(fs, node_ino((struct fs_node){ NT_SB, fh->node.id, 0 }),
+			       fh->node.type == NT_SB_MESSAGES ? "messages" : "events");
 }
 
 /* its release (not its first flush: a shell's `>>` dup2()s and closes
@@ -217,11 +265,7 @@ static void nonce_drop(struct fs_fh *fh)
 	struct fs_nonces *t = nonces_find(fs, fh->node);
 	if (t) {
 		t->open[fh->node.nonce % NODE_NONCES]--;
-		unsigned busy = 0;
-		for (unsigned k = 0; k < NODE_NONCES; k++)
-			busy += t->open[k];
-		if (!busy)
-			*t = fs->nonces[--fs->nnonces];
+		nonces_prune(fs, clock_mono_ms());
 	}
 	pthread_mutex_unlock(&fs->nonce_lock);
 }
@@ -360,10 +404,13 @@ static void do_lookup(struct fs_req *rq)
 	child.nonce = 0;
 	int rc = ops->lookup(rq->fs, dir, rq->name, &child);
 	struct fuse_entry_param e;
+	double keep = 0;
 	if (!rc && node_appendable(child.type))
-		child.nonce = nonce_pick(rq->fs, child);
+		keep = nonce_pick(rq->fs, &child);
 	if (!rc)
 		rc = fill_entry(rq->fs, child, &e);
+	if (!rc && node_appendable(child.type))
+		e.entry_timeout = keep;
 	if (rc)
 		fuse_reply_err(rq->req, -rc);
 	else
@@ -833,6 +880,11 @@ static void chan_cb(struct loop_watch *w, uint32_t events)
 			if (fs->on_gone)
 				fs->on_gone(fs->on_gone_arg);
 			return;
+		}
+		if (!(fs->rbuf.flags & FUSE_BUF_IS_FD) && (size_t)r >= sizeof(struct fuse_in_header)) {
+			uint32_t opc = ((const struct fuse_in_header *)fs->rbuf.mem)->opcode;
+			if (opc < FS_KREQ_OPS)
+				fs->kreq[opc]++;
 		}
 		fuse_session_process_buf(fs->se, &fs->rbuf);
 	}

@@ -105,7 +105,13 @@ struct fs_nonces {
 	int64_t id;
 	unsigned open[NODE_NONCES];
 	unsigned last;		/* the inode lookups hand out while it is free */
+	int64_t cached_until;	/* CLOCK_MONOTONIC ms: the kernel may hold the
+				 * name on inode `last` without asking, until */
 };
+
+/* How long the kernel may keep a sandbox's messages or events name when no
+ * writer has it open (a lone writer's `>>` then costs no LOOKUP). */
+#define NODE_APPEND_ENTRY_S 1
 
 /* Names the kernel must forget (a sandbox deleted through its ctl): told
  * by a thread of their own, as the kernel may first wait for a request
@@ -115,6 +121,9 @@ struct fs_inval {
 	fuse_ino_t parent;
 	char name[];
 };
+
+/* the kernel's requests counted by opcode below this (linux/fuse.h) */
+#define FS_KREQ_OPS 64
 
 struct fs {
 	struct orch_engine *eng;
@@ -132,6 +141,7 @@ struct fs {
 	/* the FUSE channel, read by the engine's loop */
 	struct loop_watch chan;
 	struct fuse_buf rbuf;
+	uint64_t kreq[FS_KREQ_OPS];	/* requests from the kernel, by opcode (metrics) */
 	void (*on_gone)(void *);	/* the connection ended (engine thread) */
 	void *on_gone_arg;
 	pthread_mutex_t nonce_lock;

@@ -3,6 +3,7 @@
 
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/fuse.h>
 
 static const struct fixed_entry root_entries[] = {
 	{ "README", NT_README }, { "plans", NT_PLANS }, { "runs", NT_RUNS },
@@ -54,9 +55,31 @@ const struct node_ops node_readme = {
 	.attr_timeout = 3600,
 };
 
+/* the kernel's requests worth watching (how a cache does, what a workload
+ * costs), by their opcodes */
+static const struct { uint32_t opcode; const char *name; } kreq_names[] = {
+	{ FUSE_LOOKUP, "lookup" },   { FUSE_FORGET, "forget" },	  { FUSE_GETATTR, "getattr" },
+	{ FUSE_SETATTR, "setattr" }, { FUSE_READLINK, "readlink" }, { FUSE_MKDIR, "mkdir" },
+	{ FUSE_UNLINK, "unlink" },   { FUSE_RMDIR, "rmdir" },	  { FUSE_RENAME, "rename" },
+	{ FUSE_OPEN, "open" },	     { FUSE_READ, "read" },	  { FUSE_WRITE, "write" },
+	{ FUSE_STATFS, "statfs" },   { FUSE_RELEASE, "release" }, { FUSE_FLUSH, "flush" },
+	{ FUSE_OPENDIR, "opendir" }, { FUSE_READDIR, "readdir" }, { FUSE_RELEASEDIR, "releasedir" },
+	{ FUSE_CREATE, "create" },   { FUSE_INTERRUPT, "interrupt" },
+	{ FUSE_BATCH_FORGET, "batch_forget" }, { FUSE_READDIRPLUS, "readdirplus" },
+	{ FUSE_RENAME2, "rename2" },
+};
+
 static int metrics_render(struct fs *fs, struct fs_node n, struct sbuf *out)
 {
-	return orch_render_metrics(fs->eng, out);
+	int rc = orch_render_metrics(fs->eng, out);
+	if (rc)
+		return rc;
+	sbuf_adds(out, "# HELP orchfs_fuse_requests_total Requests the kernel sent, by operation.\n"
+		       "# TYPE orchfs_fuse_requests_total counter\n");
+	for (size_t i = 0; i < ARRAY_SIZE(kreq_names); i++)
+		sbuf_addf(out, "orchfs_fuse_requests_total{op=\"%s\"} %llu\n", kreq_names[i].name,
+			  (unsigned long long)fs->kreq[kreq_names[i].opcode]);
+	return sbuf_failed(out) ? -ENOMEM : 0;
 }
 
 static int metrics_getattr(struct fs *fs, struct fs_node n, struct stat *st)
