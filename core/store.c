@@ -6,6 +6,7 @@
 #include <stdarg.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #define EVENTS_TABLE(name)                                                                   \
@@ -123,6 +124,53 @@ int store_errno(int rc)
 	}
 }
 
+/* The WAL's frames go one after another from its start until a checkpoint
+ * lets SQLite start over from the top. While the file grows, every sync of
+ * a durable commit writes the inode too (its size changed): a second
+ * synchronous write. So the engine writes zeros ahead of the frames, a
+ * chunk at a time, on its own thread right after a commit (nothing of
+ * SQLite's is past the end of the file then). Zeros are no valid frame: a
+ * recovery stops at them, as at any end of the log. */
+#define STORE_CHECKPOINT_FRAMES 8192	/* PRAGMA wal_autocheckpoint */
+#define STORE_WAL_AHEAD (2 << 20)
+#define STORE_ZEROS (64 << 10)
+#define STORE_WAL_AHEAD_MAX (48LL << 20)	/* under journal_size_limit */
+
+static void wal_ahead(struct store *s, int nframe)
+{
+	int64_t end = 32 + (int64_t)nframe * (s->page_size + 24);
+	if (end + STORE_WAL_AHEAD / 2 <= s->wal_ready)
+		return;
+	sqlite3_file *wal = NULL;
+	sqlite3_int64 size = 0;
+	if (sqlite3_file_control(s->db, "main", SQLITE_FCNTL_JOURNAL_POINTER, &wal) != SQLITE_OK ||
+	    !wal || !wal->pMethods || wal->pMethods->xFileSize(wal, &size) != SQLITE_OK)
+		return;
+	s->wal_ready = size;
+	if (end + STORE_WAL_AHEAD / 2 <= size || size >= STORE_WAL_AHEAD_MAX)
+		return;
+	if (!s->zeros && !(s->zeros = calloc(1, STORE_ZEROS)))
+		return;
+	/* (the unix VFS writes at most 128 KiB - 1 at a time.) A failure
+	 * (ENOSPC) leaves the file to grow with the frames. */
+	for (int64_t off = 0; off < STORE_WAL_AHEAD; off += STORE_ZEROS) {
+		if (wal->pMethods->xWrite(wal, s->zeros, STORE_ZEROS, size + off) != SQLITE_OK)
+			return;
+		s->wal_ready = size + off + STORE_ZEROS;
+	}
+}
+
+/* after each commit, with the frames the WAL holds */
+static int wal_hook(void *arg, sqlite3 *db, const char *name, int nframe)
+{
+	struct store *s = arg;
+	if (nframe >= STORE_CHECKPOINT_FRAMES)
+		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
+	else
+		wal_ahead(s, nframe);
+	return SQLITE_OK;
+}
+
 int store_open(struct store *s, const char *path, struct sbuf *err)
 {
 	memset(s, 0, sizeof(*s));
@@ -175,6 +223,8 @@ int store_open(struct store *s, const char *path, struct sbuf *err)
 	}
 	/* a durable commit must also be durable against power loss in WAL mode */
 	sqlite3_exec(s->db, "PRAGMA fullfsync=OFF;", NULL, NULL, NULL);
+	s->page_size = store_int(s, "PRAGMA page_size", 4096, NULL);
+	sqlite3_wal_hook(s->db, wal_hook, s);
 	return 0;
 }
 
@@ -188,6 +238,7 @@ void store_close(struct store *s)
 		if (s->stmts[i].st)
 			sqlite3_finalize(s->stmts[i].st);
 	sqlite3_close(s->db);
+	free(s->zeros);
 	memset(s, 0, sizeof(*s));
 }
 

@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
 
@@ -210,6 +211,70 @@ static void test_store__migrates_events_from_version_1(void **state)
 	rm_rf(dir);
 }
 
+static void copy_file(const char *from, const char *to)
+{
+	FILE *in = fopen(from, "rb"), *out = fopen(to, "wb");
+	assert_non_null(in);
+	assert_non_null(out);
+	char buf[65536];
+	size_t n;
+	while ((n = fread(buf, 1, sizeof(buf), in)) > 0)
+		assert_int_equal(fwrite(buf, 1, n, out), n);
+	fclose(in);
+	assert_int_equal(fclose(out), 0);
+}
+
+/* The WAL is written ahead of its frames with zeros (a durable commit's
+ * sync then writes no new size), and the files as a kill -9 leaves them,
+ * copied while the store is open, recover every committed row: recovery
+ * stops at the zeros. */
+static void test_store__wal_written_ahead_recovers(void **state)
+{
+	struct fixture *f = *state;
+	char wal[128], cdir[96], cpath[128], cwal[160];
+	snprintf(wal, sizeof(wal), "%s-wal", f->path);
+	for (int i = 0; i < 300; i++) {
+		char key[16];
+		snprintf(key, sizeof(key), "k%d", i);
+		assert_int_equal(store_exec(&f->st, "INSERT INTO meta(key, value) VALUES(?, ?)", "si", key,
+					    (int64_t)i),
+				 0);
+		store_mark_durable(&f->st);
+		assert_int_equal(store_commit(&f->st), 0);
+	}
+	struct stat st;
+	assert_int_equal(stat(wal, &st), 0);
+	assert_true(st.st_size >= (2 << 20));
+	/* its end is zeros, not frames */
+	FILE *w = fopen(wal, "rb");
+	assert_non_null(w);
+	assert_int_equal(fseek(w, -65536, SEEK_END), 0);
+	static unsigned char tail[65536];
+	assert_int_equal(fread(tail, 1, sizeof(tail), w), sizeof(tail));
+	fclose(w);
+	for (size_t i = 0; i < sizeof(tail); i++)
+		assert_int_equal(tail[i], 0);
+
+	snprintf(cdir, sizeof(cdir), "%s/copy", f->dir);
+	assert_int_equal(mkdir(cdir, 0700), 0);
+	snprintf(cpath, sizeof(cpath), "%s/db", cdir);
+	snprintf(cwal, sizeof(cwal), "%s-wal", cpath);
+	copy_file(f->path, cpath);
+	copy_file(wal, cwal);
+	struct store c;
+	struct sbuf err = SBUF_INIT;
+	assert_int_equal(store_open(&c, cpath, &err), 0);
+	sbuf_release(&err);
+	assert_int_equal(store_int(&c, "SELECT count(*) FROM meta WHERE key LIKE 'k%'", -1, NULL), 300);
+	assert_int_equal(store_int(&c, "SELECT value FROM meta WHERE key = 'k299'", -1, NULL), 299);
+	int rc;
+	sqlite3_stmt *q = store_query(&c, "PRAGMA integrity_check", &rc, NULL);
+	assert_non_null(q);
+	assert_string_equal((const char *)sqlite3_column_text(q, 0), "ok");
+	store_done(q);
+	store_close(&c);
+}
+
 static void test_store__open_failure_names_path(void **state)
 {
 	struct store st;
@@ -228,6 +293,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store__savepoint_undo_keeps_batch, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store__errors_map_to_errno, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store__null_ids_and_no_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_store__wal_written_ahead_recovers, setup, teardown),
 		cmocka_unit_test(test_store__open_failure_names_path),
 		cmocka_unit_test(test_store__migrates_events_from_version_1),
 	};
