@@ -722,9 +722,12 @@ static void proc_term(struct orch_engine *e, struct proc *p, enum kill_why why)
 		proc_signal(p, SIGTERM);
 }
 
-/* "KEY=VALUE" list with later entries replacing earlier ones of the same KEY. */
+/* "KEY=VALUE" list with later entries replacing earlier ones of the same KEY.
+ * The daemon's own entries are borrowed from environ, not copied (a step's
+ * environment is built at every spawn). */
 struct envv {
 	char **v;
+	bool *owned;		/* v[i] is ours to free */
 	size_t n, cap;
 	bool oom;
 };
@@ -733,28 +736,31 @@ static void env_add(struct envv *ev, const char *kv, bool owned, bool dedup)
 {
 	const char *eq = strchr(kv, '=');
 	size_t klen = eq ? (size_t)(eq - kv) : strlen(kv);
-	char *copy = owned ? (char *)kv : orch_strdup(kv);
-	if (!copy) {
-		ev->oom = true;
-		return;
-	}
+	char *copy = (char *)kv;
 	for (size_t i = 0; dedup && i < ev->n; i++)
 		if (!strncmp(ev->v[i], kv, klen) && ev->v[i][klen] == '=') {
-			orch_free(ev->v[i]);
+			if (ev->owned[i])
+				orch_free(ev->v[i]);
 			ev->v[i] = copy;
+			ev->owned[i] = owned;
 			return;
 		}
 	if (ev->n + 2 > ev->cap) {
 		size_t cap = ev->cap ? ev->cap * 2 : 64;
 		char **nv = orch_reallocarray(ev->v, cap, sizeof(char *));
-		if (!nv) {
-			orch_free(copy);
+		if (nv)
+			ev->v = nv;
+		bool *no = nv ? orch_reallocarray(ev->owned, cap, sizeof(bool)) : NULL;
+		if (!no) {
+			if (owned)
+				orch_free(copy);
 			ev->oom = true;
 			return;
 		}
-		ev->v = nv;
+		ev->owned = no;
 		ev->cap = cap;
 	}
+	ev->owned[ev->n] = owned;
 	ev->v[ev->n++] = copy;
 	ev->v[ev->n] = NULL;
 }
@@ -780,8 +786,10 @@ static void env_putf(struct envv *ev, const char *fmt, ...)
 static void env_release(struct envv *ev)
 {
 	for (size_t i = 0; i < ev->n; i++)
-		orch_free(ev->v[i]);
+		if (ev->owned[i])
+			orch_free(ev->v[i]);
 	orch_free(ev->v);
+	orch_free(ev->owned);
 	memset(ev, 0, sizeof(*ev));
 }
 
@@ -1078,9 +1086,10 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 		rc = -ENOMEM;
 	if (rc)
 		goto spawn_failed;
-	j->envp = ev.v;	/* taken */
-	ev.v = NULL;
-	ev.n = ev.cap = 0;
+	if (!(j->envp = orch_strv_pack(ev.v, ev.n))) {
+		rc = -ENOMEM;
+		goto spawn_failed;
+	}
 	/* the output; and for the trampoline, where it says why it could not exec */
 	if (pipe2(outp, O_CLOEXEC) < 0 || (tramp && pipe2(errp, O_CLOEXEC) < 0)) {
 		rc = -errno;

@@ -269,8 +269,6 @@ void spawn_job_free(struct spawn_job *j)
 		return;
 	for (char **p = j->argv; p && *p; p++)
 		orch_free(*p);
-	for (char **p = j->envp; p && *p; p++)
-		orch_free(*p);
 	orch_free(j->argv);
 	orch_free(j->envp);
 	orch_free(j->path);

@@ -22,7 +22,7 @@ struct spawn_job {
 	struct spawn_job *next;	/* the spawner's queue */
 	/* what to start, all owned by the job */
 	char **argv;		/* NULL-terminated; argv[0] is searched along path */
-	char **envp;		/* NULL-terminated */
+	char **envp;		/* NULL-terminated, one allocation (orch_strv_pack) */
 	char *path;		/* the PATH to search argv[0] along (NULL: default) */
 	char *cwd;		/* NULL: the daemon's */
 	int out_fd;		/* stdout and stderr; the spawner closes it */

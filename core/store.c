@@ -323,11 +323,24 @@ int store_list(struct store *s, const char *sql, int64_t after,
 	return 0;
 }
 
+/* BEGIN and COMMIT, once a turn: prepared once (sqlite3_exec would parse
+ * them every time). An SQLite result code. */
+static int step_once(struct store *s, const char *sql)
+{
+	int rc;
+	sqlite3_stmt *st = stmt_get(s, sql, &rc);
+	if (!st)
+		return sqlite3_exec(s->db, sql, NULL, NULL, NULL);
+	int r = sqlite3_step(st);
+	sqlite3_reset(st);
+	return r == SQLITE_DONE || r == SQLITE_ROW ? SQLITE_OK : r;
+}
+
 int store_begin(struct store *s)
 {
 	if (s->in_tx)
 		return 0;
-	int rc = sqlite3_exec(s->db, "BEGIN", NULL, NULL, NULL);
+	int rc = step_once(s, "BEGIN");
 	if (rc != SQLITE_OK) {
 		store_complain(s, rc, "BEGIN");
 		return store_errno(rc);
@@ -471,7 +484,7 @@ int store_commit_nosync(struct store *s, bool *durable_out)
 	if (!s->in_tx)
 		return 0;
 	bool durable = s->durable;
-	int rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, NULL);
+	int rc = step_once(s, "COMMIT");
 	s->in_tx = false;
 	s->durable = false;
 	if (rc != SQLITE_OK) {

@@ -84,6 +84,25 @@ char *orch_asprintf(const char *fmt, ...)
 	return sbuf_detach(&sb, NULL);
 }
 
+char **orch_strv_pack(char *const *v, size_t n)
+{
+	size_t bytes = (n + 1) * sizeof(char *);
+	for (size_t i = 0; i < n; i++)
+		bytes += strlen(v[i]) + 1;
+	char **out = orch_malloc(bytes);
+	if (!out)
+		return NULL;
+	char *at = (char *)(out + n + 1);
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strlen(v[i]) + 1;
+		memcpy(at, v[i], len);
+		out[i] = at;
+		at += len;
+	}
+	out[n] = NULL;
+	return out;
+}
+
 void orch_free(void *p) { free(p); }
 
 static void *jansson_malloc(size_t n) { return orch_malloc(n); }

@@ -18,6 +18,10 @@ void *orch_calloc(size_t nmemb, size_t size);
 void *orch_realloc(void *p, size_t n);
 void *orch_reallocarray(void *p, size_t nmemb, size_t size);
 char *orch_strdup(const char *s);
+/* The first N strings of V copied into one allocation, the NULL-terminated
+ * pointer array first, then the strings: one orch_free() frees it all.
+ * NULL when out of memory. */
+char **orch_strv_pack(char *const *v, size_t n);
 char *orch_strndup(const char *s, size_t n);
 char *orch_asprintf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 void orch_free(void *p);

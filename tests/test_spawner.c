@@ -37,7 +37,7 @@ static struct spawn_job *job(char **argv, const char *path, const char *cwd, int
 {
 	struct spawn_job *j = calloc(1, sizeof(*j));
 	j->argv = argv;
-	j->envp = strv("A=1", NULL, NULL);
+	j->envp = orch_strv_pack((char *[]){ "A=1" }, 1);
 	j->path = path ? strdup(path) : NULL;
 	j->cwd = cwd ? strdup(cwd) : NULL;
 	j->out_fd = out_fd;
