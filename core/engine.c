@@ -333,11 +333,14 @@ static void before_sleep(struct orch_engine *e)
 	done_run(d, rc);
 	/* acknowledgements wait for the sync of a durable commit: the
 	 * syncer's, while the loop goes on (changes committed meanwhile share
-	 * the next sync), or ours when there is no syncer thread */
+	 * the next sync), or ours when there is no syncer thread, or when
+	 * nothing waits for the loop and no sync is in flight (a lone writer:
+	 * two thread hand-offs fewer, and no one to share the sync with) */
 	d = e->done_head;
 	e->done_head = e->done_tail = NULL;
 	uint64_t g = 0;
-	if (!rc && durable && e->syncer.started) {
+	if (!rc && durable && e->syncer.started &&
+	    (e->sync_asked > e->synced_gen || loop_ready(&e->loop))) {
 		g = e->sync_asked = syncer_request(&e->syncer);
 		for (struct orch_done *next; d; d = next) {
 			next = d->next;

@@ -4,6 +4,7 @@
 #include "core/loop.h"
 
 #include <errno.h>
+#include <poll.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -229,4 +230,10 @@ int loop_turn(struct loop *l, int max_wait_ms)
 	run_timers(l);
 	run_posted(l);
 	return 0;
+}
+
+bool loop_ready(struct loop *l)
+{
+	struct pollfd p = { .fd = l->epfd, .events = POLLIN };
+	return poll(&p, 1, 0) > 0;
 }

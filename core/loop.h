@@ -70,5 +70,8 @@ void loop_post(struct loop *l, struct loop_work *w);
  * work is queued or MAX_WAIT_MS is 0), run fd callbacks, expired timers and
  * posted work. MAX_WAIT_MS < 0 waits without limit. 0 or -errno. */
 int loop_turn(struct loop *l, int max_wait_ms);
+/* Is anything waiting for the loop right now (a watched fd ready, work
+ * posted)? Takes nothing: the next loop_turn() still sees it. */
+bool loop_ready(struct loop *l);
 
 #endif
