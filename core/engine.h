@@ -174,11 +174,12 @@ int orch_inbox_take(struct orch_engine *e, int64_t sb, uint64_t *lease, struct s
 /* The inbox handle of LEASE closed: DELIVER (it was read to its end) marks its
  * messages delivered, durably; otherwise they go back to the queue. */
 int orch_inbox_done(struct orch_engine *e, int64_t sb, uint64_t lease, bool deliver);
-/* sandboxes/ID/events: record posted events. CHAIN is the writer's pid and
- * its ancestors' (nearest first): it tells which step posted. Durable like
- * messages; "heartbeat" events refresh the sandbox's and the step's heartbeat. */
-int orch_events_post(struct orch_engine *e, int64_t sb, const struct line_batch *b,
-		     const pid_t *chain, size_t nchain);
+/* sandboxes/ID/events: record posted events. WRITER is the posting process:
+ * it, or its nearest ancestor that is a running step's process of the
+ * sandbox, tells which step posted (the ancestors are read from /proc only
+ * while the sandbox has steps running). Durable like messages; "heartbeat"
+ * events refresh the sandbox's and the step's heartbeat. */
+int orch_events_post(struct orch_engine *e, int64_t sb, const struct line_batch *b, pid_t writer);
 
 /* ---- plans/ ---- */
 

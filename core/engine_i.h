@@ -253,7 +253,7 @@ void run_forget(struct orch_engine *e, struct run *r);
 void run_interrupt(struct orch_engine *e, struct run *r);	/* stop its attempts; they run again */
 /* The running step whose process is one of CHAIN (a pid and its ancestors),
  * among the runs active in SB; NULL when none. */
-struct step *run_step_by_pids(struct orch_engine *e, struct sandbox *sb, const pid_t *chain, size_t n);
+struct step *run_step_by_pid(struct orch_engine *e, struct sandbox *sb, pid_t writer);
 /* A heartbeat in SB: restart the heartbeat clock of step S, or of every
  * running step in SB when S is NULL. */
 void run_heartbeat(struct orch_engine *e, struct sandbox *sb, struct step *s);

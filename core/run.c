@@ -2013,17 +2013,33 @@ void run_interrupt(struct orch_engine *e, struct run *r)
 			proc_term(e, r->steps[i].proc, KILL_INTERRUPT);
 }
 
-struct step *run_step_by_pids(struct orch_engine *e, struct sandbox *sb, const pid_t *chain, size_t n)
+/* the step of SB whose process is PID, or NULL */
+static struct step *step_of_pid(struct orch_engine *e, struct sandbox *sb, pid_t pid)
 {
 	for (struct run *r = e->active_head; r; r = r->next) {
 		if (r->sb != sb || !r->nrunning)
 			continue;
-		for (size_t i = 0; i < r->dag.n; i++) {
-			struct proc *p = r->steps[i].proc;
-			for (size_t k = 0; p && k < n; k++)
-				if (chain[k] == p->pid)
-					return &r->steps[i];
-		}
+		for (size_t i = 0; i < r->dag.n; i++)
+			if (r->steps[i].proc && r->steps[i].proc->pid == pid)
+				return &r->steps[i];
+	}
+	return NULL;
+}
+
+#define PID_CHAIN_MAX 16
+
+struct step *run_step_by_pid(struct orch_engine *e, struct sandbox *sb, pid_t writer)
+{
+	bool any = false;
+	for (struct run *r = e->active_head; r && !any; r = r->next)
+		any = r->sb == sb && r->nrunning;
+	if (!any)
+		return NULL;	/* no step of SB runs: nothing to read /proc for */
+	int n = 0;
+	for (pid_t p = writer; p > 1 && n < PID_CHAIN_MAX; p = proc_parent(p), n++) {
+		struct step *s = step_of_pid(e, sb, p);
+		if (s)
+			return s;
 	}
 	return NULL;
 }

@@ -377,8 +377,7 @@ static bool reserved_type(const char *t)
 	return false;
 }
 
-int orch_events_post(struct orch_engine *e, int64_t sbid, const struct line_batch *b,
-		     const pid_t *chain, size_t nchain)
+int orch_events_post(struct orch_engine *e, int64_t sbid, const struct line_batch *b, pid_t writer)
 {
 	struct sandbox *sb = sb_get_rowid(e, sbid);
 	if (!sb)
@@ -389,7 +388,7 @@ int orch_events_post(struct orch_engine *e, int64_t sbid, const struct line_batc
 	int room = eng_room(e);
 	if (room)
 		return room;
-	struct step *s = run_step_by_pids(e, sb, chain, nchain);
+	struct step *s = run_step_by_pid(e, sb, writer);
 	struct run *r = s ? s->run : sb->holder;
 	bool heartbeat = false;
 	int rc = store_savepoint(&e->st, "post");

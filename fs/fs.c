@@ -25,7 +25,6 @@ enum fs_op {
 	OP_INBOX,		/* an inbox handle closed: deliver or hand back */
 };
 
-#define PID_CHAIN_MAX 16
 
 struct fs_req {
 	struct loop_work work;	/* first: posted to the engine */
@@ -51,8 +50,6 @@ struct fs_req {
 	struct fuse_entry_param entry;
 	struct fs_fh *fh;
 	struct line_batch batch;	/* OP_APPEND */
-	pid_t chain[PID_CHAIN_MAX];	/* OP_APPEND to events: the writer and its ancestors */
-	size_t nchain;
 	uint64_t lease;		/* OP_INBOX */
 	bool deliver;
 	bool no_reply;		/* OP_INBOX from release: already answered */
@@ -744,7 +741,7 @@ static void do_append(struct fs_req *rq)
 	struct fs_node n = ino_node(rq->ino);
 	int rc = n.type == NT_SB_MESSAGES
 			 ? orch_messages_append(rq->fs->eng, n.id, &rq->batch)
-			 : orch_events_post(rq->fs->eng, n.id, &rq->batch, rq->chain, rq->nchain);
+			 : orch_events_post(rq->fs->eng, n.id, &rq->batch, rq->pid);
 	defer(rq, rc ? rc : (int)rq->size);
 }
 
@@ -1104,15 +1101,6 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	}
 }
 
-/* The writer's pid and its ancestors', nearest first: which step posted. */
-static size_t pid_chain(fuse_req_t req, pid_t *chain)
-{
-	size_t n = 0;
-	for (pid_t p = fuse_req_ctx(req)->pid; p > 1 && n < PID_CHAIN_MAX; p = proc_parent(p))
-		chain[n++] = p;
-	return n;
-}
-
 /* A write (or, with CLOSING, the flush) of a messages or events file: the
  * lines it completes are checked here, all or nothing, then recorded by the
  * engine, which answers once they are durable. */
@@ -1144,8 +1132,6 @@ static void append_lines(fuse_req_t req, fuse_ino_t ino, struct fs_fh *fh, const
 	rq->batch = batch;
 	rq->size = closing ? 0 : size;
 	rq->closing = closing;
-	if (fh->lines->kind == LINES_EVENTS)
-		rq->nchain = pid_chain(req, rq->chain);
 	post(rq);
 }
 
