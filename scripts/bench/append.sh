@@ -5,16 +5,20 @@
 # against Redis with an fsync'd append-only file (started and stopped here,
 # by PID) and redis-benchmark's RPUSH, -c 1 and -c 8. The writer is
 # scripts/bench/appendloop.c, compiled into the scratch directory.
-# command: appendloop N P messages|events MOUNT/sandboxes/ab/{messages,events}; for the record, APPENDLOOP_FSYNC=1 appendloop N P messages SCRATCH/floor.jsonl (an fdatasync after each write, no FUSE); (N = 20000 appends shared by P = 1 or 8 writers, each open(O_APPEND)+write(one JSON line)+close; QUICK: N = 500) vs redis-server --bind 127.0.0.1 --port FREE --dir SCRATCH --appendonly yes --appendfsync always --save '' and redis-benchmark -h 127.0.0.1 -p FREE -t rpush -n N -P 1 -c P --csv; acknowledged appends per second, median of RUNS alternating runs, orchfs state and Redis dir on the same file system
+# command: appendloop N P messages|events MOUNT/sandboxes/ab/{messages,events}; for the record, APPENDLOOP_FSYNC=1 appendloop N P messages SCRATCH/floor.jsonl (an fdatasync after each write, no FUSE), and appendloop N 1 messages MINFS/log (scripts/bench/minfs.c with MINFS_LOG=SCRATCH/minfs.log, -f -s: each write copied into a zero-filled file and fdatasync'ed before its reply; OPEN, WRITE, FLUSH round trips, name cached 1 s); (N = 20000 appends shared by P = 1 or 8 writers, each open(O_APPEND)+write(one JSON line)+close; QUICK: N = 500) vs redis-server --bind 127.0.0.1 --port FREE --dir SCRATCH --appendonly yes --appendfsync always --save '' and redis-benchmark -h 127.0.0.1 -p FREE -t rpush -n N -P 1 -c P --csv; acknowledged appends per second, median of RUNS alternating runs, orchfs state and Redis dir on the same file system
 set -u
 [ -n "${RUNS+x}" ] || { [ "${QUICK:-0}" = 1 ] && RUNS=1; }
 . "$(dirname "$0")/lib.sh"
 
 die() { echo "append: $*" >&2; exit 1; }
 
-RPID= LPID=
+RPID= LPID= MINPID= MINMNT=
 append_cleanup() {
 	[ -n "$LPID" ] && kill -9 "$LPID" 2>/dev/null
+	if [ -n "$MINMNT" ]; then
+		fusermount3 -u "$MINMNT" 2>/dev/null || fusermount3 -uz "$MINMNT" 2>/dev/null
+	fi
+	[ -n "$MINPID" ] && { kill "$MINPID" 2>/dev/null; wait "$MINPID" 2>/dev/null; }
 	if [ -n "$RPID" ]; then
 		kill "$RPID" 2>/dev/null
 		for _ in $(seq 100); do kill -0 "$RPID" 2>/dev/null || break; sleep 0.05; done
@@ -33,6 +37,15 @@ command -v redis-server >/dev/null && command -v redis-benchmark >/dev/null ||
 	die "redis-server and redis-benchmark are needed: scripts/install-deps.sh --bench"
 
 cc -O2 -Wall -o "$BT/appendloop" "$BENCH_DIR/appendloop.c" || die "cannot build appendloop"
+cc -O2 -Wall -o "$BT/minfs" "$BENCH_DIR/minfs.c" $(pkg-config --cflags --libs fuse3) || die "cannot build minfs"
+
+# the floor of a durable append through FUSE: minfs's /log, on the same file system
+MINMNT=$BT/minmnt
+mkdir -p "$MINMNT"
+MINFS_LOG=$BT/minfs.log.data "$BT/minfs" -f -s "$MINMNT" 2>>"$BT/minfs.log" &
+MINPID=$!
+for _ in $(seq 200); do [ -f "$MINMNT/log" ] && break; sleep 0.05; done
+[ -f "$MINMNT/log" ] || die "minfs did not mount: $(tail -3 "$BT/minfs.log")"
 
 # Redis on a free port, its append-only file in the scratch directory
 mkdir -p "$BT/redis"
@@ -98,7 +111,18 @@ floor_ops() { # P -> $v
 	v=$(awk '{printf "%.1f\n", $2}' "$BT/loop.out")
 }
 
-declare -A O R F
+# the same loop through minfs's /log (1 writer: its one inode would run 8
+# writers one at a time anyway)
+fuse_floor_ops() {
+	run_bg "$BT/appendloop" "$N" 1 messages "$MINMNT/log" ||
+		die "appendloop on minfs failed: $(cat "$BT/loop.err")"
+	v=$(awk '{printf "%.1f\n", $2}' "$BT/loop.out")
+}
+
+kreq() { awk -v op="$1" '$1 == "orchfs_fuse_requests_total{op=\"" op "\"}" {print $2}' "$BM/metrics"; }
+
+declare -A O R F K
+MF=
 total_m=0 total_e=0
 for r in $(seq "$RUNS"); do
 	fl=
@@ -107,14 +131,25 @@ for r in $(seq "$RUNS"); do
 		F[$p]+="$v "
 		fl+="${fl:+/}$v"
 	done
+	fuse_floor_ops
+	MF+="$v "
+	fl+=", minfs $v"
 	line="   run $r, appends/s (orchfs / redis), the disk's floor (1/8 writers) $fl:"
 	for kind in messages events; do
 		for p in 1 8; do
 			redis_rps "$p"
 			R[$kind.$p]+="$v "
 			rv=$v
+			for op in lookup open write flush; do K[$op.0]=$(kreq $op); done
 			orch_ops "$p" "$kind"
 			O[$kind.$p]+="$v "
+			if [ "$r" = 1 ]; then
+				per=
+				for op in lookup open write flush; do
+					per+=" $op $(awk -v a="${K[$op.0]}" -v b="$(kreq $op)" -v n="$N" 'BEGIN {printf "%.2f", (b - a) / n}')"
+				done
+				echo "note: the kernel's requests per append, $kind, $p writer(s):$per" >&2
+			fi
 			line+=" $kind $p: $v / $rv;"
 			if [ "$kind" = messages ]; then total_m=$((total_m + N)); else total_e=$((total_e + N)); fi
 		done
@@ -138,3 +173,7 @@ for p in 1 8; do
 	bench_result append "messages $p writer(s) vs the disk (record)" ops/s "${O[messages.$p]}" \
 		"open+write+fdatasync+close of a plain file" "${F[$p]}" info
 done
+bench_result append "messages 1 writer vs a minimal FUSE durable append (record)" ops/s "${O[messages.1]}" \
+	"minfs /log: OPEN+WRITE(fdatasync)+FLUSH" "$MF" info
+bench_result append "redis rpush -c 1 vs a minimal FUSE durable append (record)" ops/s "${R[messages.1]}" \
+	"minfs /log: OPEN+WRITE(fdatasync)+FLUSH" "$MF" info
