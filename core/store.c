@@ -128,8 +128,9 @@ int store_errno(int rc)
  * lets SQLite start over from the top. While the file grows, every sync of
  * a durable commit writes the inode too (its size changed): a second
  * synchronous write. So the engine writes zeros ahead of the frames, a
- * chunk at a time, on its own thread right after a commit (nothing of
- * SQLite's is past the end of the file then). Zeros are no valid frame: a
+ * chunk at a time, on its own thread right after a durable commit (nothing
+ * of SQLite's is past the end of the file then; commits that are never
+ * synced, a DAG's, do not pay for it). Zeros are no valid frame: a
  * recovery stops at them, as at any end of the log. */
 #define STORE_CHECKPOINT_FRAMES 8192	/* PRAGMA wal_autocheckpoint */
 #define STORE_WAL_AHEAD (2 << 20)
@@ -164,10 +165,11 @@ static void wal_ahead(struct store *s, int nframe)
 static int wal_hook(void *arg, sqlite3 *db, const char *name, int nframe)
 {
 	struct store *s = arg;
-	if (nframe >= STORE_CHECKPOINT_FRAMES)
+	if (nframe >= STORE_CHECKPOINT_FRAMES) {
 		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-	else
-		wal_ahead(s, nframe);
+		nframe = 0;	/* the next commit starts the log over */
+	}
+	s->wal_frames = nframe;
 	return SQLITE_OK;
 }
 
@@ -497,8 +499,10 @@ int store_commit_nosync(struct store *s, bool *durable_out)
 		return e ? e : -EIO;
 	}
 	s->commits++;
-	if (durable)
+	if (durable) {
 		s->durable_commits++;
+		wal_ahead(s, s->wal_frames);
+	}
 	*durable_out = durable;
 	return 0;
 }

@@ -25,6 +25,7 @@ struct store {
 	int64_t rollbacks;	/* changes undone so far: caches of the store compare this */
 	int64_t page_size;
 	int64_t wal_ready;	/* the WAL file's bytes written ahead of its frames, up to */
+	int wal_frames;		/* frames in the WAL after the last commit */
 	char *zeros;		/* 64 KiB of them, once needed */
 	struct { const char *sql; sqlite3_stmt *st; } stmts[STORE_STMT_SLOTS];
 };
