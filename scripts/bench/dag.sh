@@ -14,8 +14,12 @@
 # "isolation": "bwrap" against make and ninja running each step as
 # `bwrap --ro-bind / / --dev /dev --proc /proc --unshare-pid --die-with-parent true`
 # (QUICK=1: flat only).
+# For the record, with "none", scripts/bench/dagfloor.c runs beside them:
+# the least a scheduler keeping orchfs's durability rules does (each step's
+# start committed to SQLite before its spawn, its end and two events
+# recorded), without FUSE, output capture or anything else.
 #   DAG_SHAPES="flat chain fanout" and DAG_ISOLATION="none bwrap" pick a subset.
-# command: orchfs --jobs 2: `cp PLAN MOUNT/plans/` of a plan of `true` steps ({"globals": {"max_concurrency": 2}, "sandbox": {"isolation": "none"|"bwrap"}}) until runs/ID/events shows run.succeeded; anchors `make -j2` (recipes `@true`, phony targets, same dependencies) and `ninja -j2` (`command = true`, outputs never created); with bwrap, each recipe is `bwrap --ro-bind / / --dev /dev --proc /proc --unshare-pid --die-with-parent true`; shapes flat 10,000, chain 2,000, fanout 1 -> 9,998 -> 1
+# command: orchfs --jobs 2: `cp PLAN MOUNT/plans/` of a plan of `true` steps ({"globals": {"max_concurrency": 2}, "sandbox": {"isolation": "none"|"bwrap"}}) until runs/ID/events shows run.succeeded; anchors `make -j2` (recipes `@true`, phony targets, same dependencies) and `ninja -j2` (`command = true`, outputs never created); with bwrap, each recipe is `bwrap --ro-bind / / --dev /dev --proc /proc --unshare-pid --die-with-parent true`; shapes flat 10,000, chain 2,000, fanout 1 -> 9,998 -> 1; for the record ("none" only), dagfloor SHAPE N 2 SCRATCH/floor.db (scripts/bench/dagfloor.c: posix_spawn + waitpid, each turn one SQLite transaction, WAL, synchronous=NORMAL, committed before the spawns: starts, ends, step.started/step.succeeded events with orchfs's two view indexes; no FUSE, output to /dev/null)
 set -euo pipefail
 . "$(dirname "${BASH_SOURCE[0]}")/lib.sh"
 
@@ -29,6 +33,8 @@ for t in make ninja cc; do
 done
 cc -O2 -o "$BT/dag_time" "$BENCH_DIR/dag_time.c"
 DT=$BT/dag_time
+cc -O2 -o "$BT/dagfloor" "$BENCH_DIR/dagfloor.c" -lsqlite3
+DF=$BT/dagfloor
 
 if [ "$QUICK" = 1 ]; then
 	runs=1 n_flat=200 n_chain=100 n_fan=198
@@ -141,6 +147,7 @@ time_orchfs() {
 }
 
 time_make() { T=$("$DT" cmd make -s -j2 -C "$1" -f Makefile); }
+time_floor() { T=$("$DF" "$1" "$2" 2 "$BT/floor.db"); rm -f "$BT/floor.db" "$BT/floor.db-wal"; }
 time_ninja() { rm -f "$1/.ninja_log" "$1/.ninja_deps"; T=$("$DT" cmd ninja -j2 -C "$1"); }
 
 for iso in $isolations; do
@@ -161,19 +168,23 @@ for iso in $isolations; do
 		gen_plan "$shape" "$n" "$iso" >"$d/plan.json"
 		gen_make "$shape" "$n" "$recipe" >"$d/Makefile"
 		gen_ninja "$shape" "$n" "$recipe" >"$d/build.ninja"
-		ov=() mv=() nv=()
+		ov=() mv=() nv=() fv=()
 		for r in $(seq "$runs"); do
-			if [ $((r % 2)) = 1 ]; then order="orchfs make ninja"; else order="ninja make orchfs"; fi
+			if [ $((r % 2)) = 1 ]; then order="orchfs make ninja floor"; else order="floor ninja make orchfs"; fi
 			for side in $order; do
 				case $side in
 				orchfs) time_orchfs "$d/plan.json" "$total"; ov+=("$T") ;;
 				make) time_make "$d"; mv+=("$T") ;;
 				ninja) time_ninja "$d"; nv+=("$T") ;;
+				floor) [ "$iso" = none ] || continue; time_floor "$shape" "$n"; fv+=("$T") ;;
 				esac
 				echo "  $shape $iso ($total steps) run $r: $side $T s"
 			done
 		done
 		bench_result dag "$shape $total $iso" s "${ov[*]}" make "${mv[*]}" "<= 1.0"
 		bench_result dag "$shape $total $iso" s "${ov[*]}" ninja "${nv[*]}" "<= 0.8"
+		[ "$iso" = none ] &&
+			bench_result dag "$shape $total $iso vs a minimal recording scheduler (record)" s "${ov[*]}" \
+				"dagfloor" "${fv[*]}" info
 	done
 done
