@@ -9,7 +9,7 @@
  *	then follows EVENTS (MOUNT/runs/NAME-1/events) from its start until the
  *	run.succeeded line appears, and prints the time from just before the
  *	cp to that line in seconds; fails on run.failed or run.cancelled. At
- *	the end of the file it sleeps $DAG_POLL_US microseconds (default 2000)
+ *	the end of the file it sleeps $DAG_POLL_US microseconds (default 10000)
  *	before reading again: the events file does not block at its end.
  */
 #define _GNU_SOURCE
@@ -65,7 +65,7 @@ static int verdict(const char *line)
 static int follow(const char *path, double t0)
 {
 	const char *e = getenv("DAG_POLL_US");
-	long poll_us = e ? atol(e) : 2000;
+	long poll_us = e ? atol(e) : 10000;
 	struct timespec nap = { poll_us / 1000000, (poll_us % 1000000) * 1000 };
 	int fd = open(path, O_RDONLY);
 	if (fd < 0) {
