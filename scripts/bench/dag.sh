@@ -186,8 +186,9 @@ for iso in $isolations; do
 		done
 		bench_result dag "$shape $total $iso" s "${ov[*]}" make "${mv[*]}" "<= 1.0"
 		bench_result dag "$shape $total $iso" s "${ov[*]}" ninja "${nv[*]}" "<= 0.8"
-		[ "$iso" = none ] &&
+		if [ "$iso" = none ]; then
 			bench_result dag "$shape $total $iso vs a minimal recording scheduler (record)" s "${ov[*]}" \
 				"dagfloor" "${fv[*]}" info
+		fi
 	done
 done
