@@ -5,7 +5,7 @@
 # against Redis with an fsync'd append-only file (started and stopped here,
 # by PID) and redis-benchmark's RPUSH, -c 1 and -c 8. The writer is
 # scripts/bench/appendloop.c, compiled into the scratch directory.
-# command: appendloop N P messages|events MOUNT/sandboxes/ab/{messages,events}; for the record, APPENDLOOP_FSYNC=1 appendloop N P messages SCRATCH/floor.jsonl (an fdatasync after each write, no FUSE), and appendloop N 1 messages MINFS/log (scripts/bench/minfs.c with MINFS_LOG=SCRATCH/minfs.log, -f -s: each write copied into a zero-filled file and fdatasync'ed before its reply; OPEN, WRITE, FLUSH round trips, name cached 1 s); (N = 20000 appends shared by P = 1 or 8 writers, each open(O_APPEND)+write(one JSON line)+close; QUICK: N = 500) vs redis-server --bind 127.0.0.1 --port FREE --dir SCRATCH --appendonly yes --appendfsync always --save '' and redis-benchmark -h 127.0.0.1 -p FREE -t rpush -n N -P 1 -c P --csv; acknowledged appends per second, median of RUNS alternating runs, orchfs state and Redis dir on the same file system
+# command: appendloop N P messages|events MOUNT/sandboxes/ab/{messages,events}; for the record, APPENDLOOP_FSYNC=1 appendloop N P messages SCRATCH/floor.jsonl (an fdatasync after each write, no FUSE), and appendloop N P messages MINFS/log (scripts/bench/minfs.c with MINFS_LOG=SCRATCH/minfs.log, -f -s: each write copied into a zero-filled file and fdatasync'ed before its reply; OPEN, WRITE, FLUSH round trips, name cached 1 s); (N = 20000 appends shared by P = 1 or 8 writers, each open(O_APPEND)+write(one JSON line)+close; QUICK: N = 500) vs redis-server --bind 127.0.0.1 --port FREE --dir SCRATCH --appendonly yes --appendfsync always --save '' and redis-benchmark -h 127.0.0.1 -p FREE -t rpush -n N -P 1 -c P --csv; acknowledged appends per second, median of RUNS alternating runs, orchfs state and Redis dir on the same file system
 set -u
 [ -n "${RUNS+x}" ] || { [ "${QUICK:-0}" = 1 ] && RUNS=1; }
 . "$(dirname "$0")/lib.sh"
@@ -111,10 +111,10 @@ floor_ops() { # P -> $v
 	v=$(awk '{printf "%.1f\n", $2}' "$BT/loop.out")
 }
 
-# the same loop through minfs's /log (1 writer: its one inode would run 8
-# writers one at a time anyway)
-fuse_floor_ops() {
-	run_bg "$BT/appendloop" "$N" 1 messages "$MINMNT/log" ||
+# the same loop through minfs's /log, by 1 and by 8 writers: one inode,
+# whose O_APPEND writes the kernel runs one at a time
+fuse_floor_ops() { # P -> $v
+	run_bg "$BT/appendloop" "$N" "$1" messages "$MINMNT/log" ||
 		die "appendloop on minfs failed: $(cat "$BT/loop.err")"
 	v=$(awk '{printf "%.1f\n", $2}' "$BT/loop.out")
 }
@@ -122,7 +122,7 @@ fuse_floor_ops() {
 kreq() { awk -v op="$1" '$1 == "orchfs_fuse_requests_total{op=\"" op "\"}" {print $2}' "$BM/metrics"; }
 
 declare -A O R F K
-MF=
+MF= MF8=
 total_m=0 total_e=0
 for r in $(seq "$RUNS"); do
 	fl=
@@ -131,9 +131,12 @@ for r in $(seq "$RUNS"); do
 		F[$p]+="$v "
 		fl+="${fl:+/}$v"
 	done
-	fuse_floor_ops
+	fuse_floor_ops 1
 	MF+="$v "
 	fl+=", minfs $v"
+	fuse_floor_ops 8
+	MF8+="$v "
+	fl+="/$v"
 	line="   run $r, appends/s (orchfs / redis), the disk's floor (1/8 writers) $fl:"
 	for kind in messages events; do
 		for p in 1 8; do
@@ -177,3 +180,7 @@ bench_result append "messages 1 writer vs a minimal FUSE durable append (record)
 	"minfs /log: OPEN+WRITE(fdatasync)+FLUSH" "$MF" info
 bench_result append "redis rpush -c 1 vs a minimal FUSE durable append (record)" ops/s "${R[messages.1]}" \
 	"minfs /log: OPEN+WRITE(fdatasync)+FLUSH" "$MF" info
+bench_result append "messages 8 writers vs a minimal FUSE durable append, one inode (record)" ops/s \
+	"${O[messages.8]}" "minfs /log, 8 writers" "$MF8" info
+bench_result append "redis rpush -c 8 vs a minimal FUSE durable append, one inode (record)" ops/s \
+	"${R[messages.8]}" "minfs /log, 8 writers" "$MF8" info
