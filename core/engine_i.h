@@ -251,8 +251,9 @@ int run_cancel(struct orch_engine *e, struct run *r);	/* ctl cancel */
  * list and counter, its log directory removed, freed with its plan. */
 void run_forget(struct orch_engine *e, struct run *r);
 void run_interrupt(struct orch_engine *e, struct run *r);	/* stop its attempts; they run again */
-/* The running step whose process is one of CHAIN (a pid and its ancestors),
- * among the runs active in SB; NULL when none. */
+/* The running step, among the runs active in SB, whose process is WRITER or
+ * its nearest ancestor that is one (read from /proc, only while SB has
+ * steps running); NULL when none. */
 struct step *run_step_by_pid(struct orch_engine *e, struct sandbox *sb, pid_t writer);
 /* A heartbeat in SB: restart the heartbeat clock of step S, or of every
  * running step in SB when S is NULL. */

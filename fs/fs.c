@@ -25,7 +25,6 @@ enum fs_op {
 	OP_INBOX,		/* an inbox handle closed: deliver or hand back */
 };
 
-
 struct fs_req {
 	struct loop_work work;	/* first: posted to the engine */
 	struct orch_done done;
