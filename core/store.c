@@ -166,8 +166,10 @@ static int wal_hook(void *arg, sqlite3 *db, const char *name, int nframe)
 {
 	struct store *s = arg;
 	if (nframe >= STORE_CHECKPOINT_FRAMES) {
-		sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, NULL, NULL);
-		nframe = 0;	/* the next commit starts the log over */
+		int log = -1, done = -2;
+		if (sqlite3_wal_checkpoint_v2(db, name, SQLITE_CHECKPOINT_PASSIVE, &log, &done) == SQLITE_OK &&
+		    log == done)
+			nframe = 0;	/* all copied: the next commit starts the log over */
 	}
 	s->wal_frames = nframe;
 	return SQLITE_OK;
@@ -203,8 +205,25 @@ int store_open(struct store *s, const char *path, struct sbuf *err)
 			   * MiB on disk */
 			  " PRAGMA wal_autocheckpoint=8192; PRAGMA journal_size_limit=67108864;",
 			  NULL, NULL, &msg);
-	if (rc == SQLITE_OK)
+	/* group commit syncs the WAL: without one there is no durability to
+	 * offer (journal_mode=WAL can fail, on a file system without the
+	 * locking it needs) */
+	if (rc == SQLITE_OK) {
+		sqlite3_stmt *jm = NULL;
+		const unsigned char *mode = NULL;
+		if (sqlite3_prepare_v2(s->db, "PRAGMA journal_mode", -1, &jm, NULL) == SQLITE_OK &&
+		    sqlite3_step(jm) == SQLITE_ROW)
+			mode = sqlite3_column_text(jm, 0);
+		if (!mode || strcmp((const char *)mode, "wal")) {
+			sbuf_addf(err, "cannot set up database %s: its journal is %s, not a WAL", path,
+				  mode ? (const char *)mode : "unknown");
+			sqlite3_finalize(jm);
+			store_close(s);
+			return -EIO;
+		}
+		sqlite3_finalize(jm);
 		rc = sqlite3_exec(s->db, schema, NULL, NULL, &msg);
+	}
 	if (rc == SQLITE_OK && store_int(s, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL) < 2) {
 		fprintf(stderr, "orchfs: %s: rewriting the events table in the layout of version 2"
 				" (once; it may take a while)\n", path);

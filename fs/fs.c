@@ -210,8 +210,11 @@ static double nonce_pick(struct fs *fs, struct fs_node *n)
 		n->nonce = t->last;
 	}
 	if (t && !busy) {
+		/* the kernel counts from the reply, a little later: a margin */
 		timeout = NODE_APPEND_ENTRY_S;
-		t->cached_until = now + NODE_APPEND_ENTRY_S * 1000;
+		t->cached_until = now + NODE_APPEND_ENTRY_S * 1000 + 100;
+	} else if (t) {
+		t->cached_until = 0;	/* this reply's timeout 0 replaces the kernel's */
 	}
 	pthread_mutex_unlock(&fs->nonce_lock);
 	return timeout;
@@ -245,9 +248,11 @@ static void nonce_hold(struct fs *fs, struct fs_fh *fh)
 		atomic_store(&fh->nonce_held, true);
 	}
 	pthread_mutex_unlock(&fs->nonce_lock);
-	if (forget)
+	if (forget) {
+		fs->appendable_forgets++;
 		fs_inval_entry(fs, node_ino((struct fs_node){ NT_SB, fh->node.id, 0 }),
 			       fh->node.type == NT_SB_MESSAGES ? "messages" : "events");
+	}
 }
 
 /* its release (not its first flush: a shell's `>>` dup2()s and closes

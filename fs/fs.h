@@ -142,6 +142,7 @@ struct fs {
 	struct loop_watch chan;
 	struct fuse_buf rbuf;
 	uint64_t kreq[FS_KREQ_OPS];	/* requests from the kernel, by opcode (metrics) */
+	uint64_t appendable_forgets;	/* names of messages/events the kernel was told to forget */
 	void (*on_gone)(void *);	/* the connection ended (engine thread) */
 	void *on_gone_arg;
 	pthread_mutex_t nonce_lock;

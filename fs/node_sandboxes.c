@@ -134,13 +134,19 @@ static int open_lines(struct fs_fh *fh, enum line_kind kind)
 
 static int sb_events_open(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh)
 {
+	/* the name may be cached (fs.h): a sandbox gone since ends here */
+	struct orch_sandbox_attr a;
+	int rc = orch_sandbox_by_rowid(fs->eng, n.id, &a);
+	if (rc)
+		return rc;
 	fh->kind = FH_EVENTS;
 	fh->scope = EV_SANDBOX;
 	/* O_TRUNC (a `>` redirection) appends all the same: nothing is removed */
 	return (flags & O_ACCMODE) != O_RDONLY ? open_lines(fh, LINES_EVENTS) : 0;
 }
 
-/* messages and events: never cached, each lookup picks an inode (fs.h) */
+/* messages and events: each lookup picks an inode, and the name is cached
+ * only while no writer holds it (fs.h, nonce_pick) */
 const struct node_ops node_sb_events = {
 	.type = S_IFREG,
 	.getattr = sb_events_getattr,

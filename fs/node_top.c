@@ -79,6 +79,11 @@ static int metrics_render(struct fs *fs, struct fs_node n, struct sbuf *out)
 	for (size_t i = 0; i < ARRAY_SIZE(kreq_names); i++)
 		sbuf_addf(out, "orchfs_fuse_requests_total{op=\"%s\"} %llu\n", kreq_names[i].name,
 			  (unsigned long long)fs->kreq[kreq_names[i].opcode]);
+	sbuf_addf(out, "# HELP orchfs_fuse_append_forgets_total Cached messages/events names the kernel was told to"
+		       " forget (a second writer opened them).\n"
+		       "# TYPE orchfs_fuse_append_forgets_total counter\n"
+		       "orchfs_fuse_append_forgets_total %llu\n",
+		  (unsigned long long)fs->appendable_forgets);
 	return sbuf_failed(out) ? -ENOMEM : 0;
 }
 
