@@ -206,8 +206,7 @@ int store_open(struct store *s, const char *path, struct sbuf *err)
 			  " PRAGMA wal_autocheckpoint=8192; PRAGMA journal_size_limit=67108864;",
 			  NULL, NULL, &msg);
 	/* group commit syncs the WAL: without one there is no durability to
-	 * offer (journal_mode=WAL can fail, on a file system without the
-	 * locking it needs) */
+	 * offer, so a journal mode SQLite would not change is an error */
 	if (rc == SQLITE_OK) {
 		sqlite3_stmt *jm = NULL;
 		const unsigned char *mode = NULL;
