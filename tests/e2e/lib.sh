@@ -116,6 +116,41 @@ crash_fs() {
   DPID="" DCHILD=0
 }
 
+# ---- users -------------------------------------------------------------------
+
+E2E_USERS=()
+# new_user VAR: create a user for this test (no home, /bin/sh) and put its name
+# in VAR. Names hold this shell's pid, so tests running side by side (other
+# checkouts) never share a user; the EXIT trap removes them. useradd is retried
+# while another one holds the password files' lock.
+new_user() {
+  local name="ofs$$u${#E2E_USERS[@]}" i rc
+  userdel -f "$name" >/dev/null 2>&1
+  for i in $(seq 1 50); do
+    useradd -M -s /bin/sh "$name" 2>"$T/useradd.err"; rc=$?
+    [ $rc -eq 0 ] && break
+    [ $rc -eq 10 ] || grep -qi lock "$T/useradd.err" || fail "useradd $name: $(cat "$T/useradd.err")"
+    sleep 0.1
+  done
+  [ $rc -eq 0 ] || fail "useradd $name: $(cat "$T/useradd.err")"
+  E2E_USERS+=("$name")
+  printf -v "$1" '%s' "$name"
+}
+# as USER COMMAND...: run COMMAND as USER
+as() { local u=$1; shift; runuser -u "$u" -- "$@"; }
+# need_root_users: skip (77) unless this test can create users
+need_root_users() {
+  [ "$(id -u)" = 0 ] || { note "needs root to create users: skipped"; exit 77; }
+  command -v useradd >/dev/null && command -v runuser >/dev/null || { note "no useradd/runuser: skipped"; exit 77; }
+  chmod 0755 "$T"   # the users need to reach the mount
+}
+_e2e_del_users() {
+  local u i
+  for u in "${E2E_USERS[@]}"; do
+    for i in $(seq 1 50); do userdel -f "$u" >/dev/null 2>&1; [ $? -eq 10 ] || break; sleep 0.1; done
+  done
+}
+
 # the EXIT trap: stop background jobs (so the mount is not busy), then the daemon
 _e2e_exit() {
   local rc=$? j
@@ -129,6 +164,7 @@ _e2e_exit() {
       _stop_daemon TERM 10 2>/dev/null
     fi
   fi
+  _e2e_del_users
   exit $rc
 }
 trap _e2e_exit EXIT

@@ -5,18 +5,10 @@
 # reading the inbox, removing the run or the plan fail with EACCES. Checked
 # with the kernel's checks (default_permissions) and with orchfs's own.
 . "$(dirname "$0")/lib.sh"
-[ "$(id -u)" = 0 ] || { note "needs root to create users: skipped"; exit 77; }
-command -v useradd >/dev/null && command -v runuser >/dev/null || { note "no useradd/runuser: skipped"; exit 77; }
-
-U1=orchfs-e2e-u1 U2=orchfs-e2e-u2
-cleanup_users() { for u in $U1 $U2; do userdel -f "$u" >/dev/null 2>&1; done; }
-trap 'cleanup_users; end_case 2>/dev/null' EXIT
-cleanup_users
-useradd -M -s /bin/sh $U1 && useradd -M -s /bin/sh $U2 || fail "useradd failed"
+need_root_users
+new_user U1
+new_user U2
 uid1=$(id -u $U1)
-chmod 0755 "$T"   # the users need to reach the mount
-
-as() { local u=$1; shift; runuser -u "$u" -- "$@"; }
 
 for opts in allow_other,default_permissions allow_other; do
   note "--- -o $opts"
