@@ -97,10 +97,10 @@ static bool step_is(struct orch_engine *e, const char *run, const char *step, co
 	return ok;
 }
 
-/* Turn the loop until the run is in state WANT, for at most 10 s. */
+/* Turn the loop until the run is in state WANT, for at most 30 s. */
 static void run_until(struct orch_engine *e, const char *run, const char *want)
 {
-	int64_t end = clock_mono_ms() + 10000;
+	int64_t end = clock_mono_ms() + 30000;
 	while (!run_is(e, run, want)) {
 		if (clock_mono_ms() > end) {
 			json_t *j = run_status(e, run);
@@ -113,7 +113,7 @@ static void run_until(struct orch_engine *e, const char *run, const char *want)
 
 static void step_until(struct orch_engine *e, const char *run, const char *step, const char *want)
 {
-	int64_t end = clock_mono_ms() + 10000;
+	int64_t end = clock_mono_ms() + 30000;
 	while (!step_is(e, run, step, want)) {
 		if (clock_mono_ms() > end)
 			fail_msg("step %s of %s never became %s", step, run, want);
@@ -224,7 +224,7 @@ static void test_engine__resume_after_engine_dies(void **state)
 				"{\"id\":\"c\",\"command\":\"sh\",\"args\":[\"-c\",\"echo ran >>c.count\"],\"depends_on\":[\"b\"]}]}"),
 			 0);
 	step_until(f->e, "res-1", "b", "running");
-	int64_t end = clock_mono_ms() + 5000;
+	int64_t end = clock_mono_ms() + 30000;
 	while (count_lines(workspace_file(f, "res-1", "b.count")) < 1 && clock_mono_ms() < end)
 		usleep(10000);
 	struct sbuf ev = SBUF_INIT, old = SBUF_INIT, now = SBUF_INIT;

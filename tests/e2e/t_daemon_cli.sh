@@ -4,6 +4,7 @@
 . "$(dirname "$0")/lib.sh"
 
 # ---- bad arguments: one line on stderr, non-zero exit, nothing mounted
+no_daemon_of() { ! daemon_pid_of "$1" >/dev/null; }
 # bad_args DESCRIPTION ARGS...
 bad_args() {
   local what=$1 rc; shift
@@ -13,8 +14,7 @@ bad_args() {
   [ "$(grep -c . "$T/bad.err")" -eq 1 ] || fail "$what: want one line on stderr, got: $(cat "$T/bad.err")"
   [ ! -s "$T/bad.out" ] || fail "$what: wrote to stdout: $(cat "$T/bad.out")"
   [ -z "$(awk -v d="$T/" 'index($2, d) == 1' /proc/mounts)" ] || fail "$what: left a mount: $(grep "$T" /proc/mounts)"
-  sleep 0.1
-  ! daemon_pid_of "$S" >/dev/null || fail "$what: left a daemon running"
+  wait_for 20 no_daemon_of "$S" || fail "$what: left a daemon running"
 }
 bad_args "unknown option" -f --state "$S" --no-such-option "$M"
 bad_args "unknown option (daemon mode)" --state "$S" --no-such-option "$M"
@@ -50,17 +50,19 @@ is_run_state dm-1 succeeded || fail "the first daemon stopped serving"
 
 # stop the daemon-mode instance by its pid
 kill -TERM "$pid"
-wait_for 10 sh -c "! kill -0 $pid" || fail "the daemon did not exit on SIGTERM"
+wait_for 20 sh -c "! kill -0 $pid" || fail "the daemon did not exit on SIGTERM"
 ! mounted "$M" || fail "the daemon left its mount"
 DPID="" DCHILD=0
 
 # ---- --jobs 1 across two runs of parallel steps; --var defaults
 start_fs --jobs 1 --var WHO=cli --var OTHER=dflt
 trace=$T/trace
+# par [BODY]: a run of 3 parallel steps tracing their start and end around
+# BODY (default: sleep 0.3)
 par() {
-  local steps=() i
+  local steps=() i body=${1:-sleep 0.3}
   for i in 1 2 3; do
-    steps+=("$(step "s$i" 'echo "start ${RUN_ID}/${STEP_ID}" >>${TRACE}; sleep 0.3; echo "end ${RUN_ID}/${STEP_ID}" >>${TRACE}')")
+    steps+=("$(step "s$i" 'echo "start ${RUN_ID}/${STEP_ID}" >>${TRACE}; '"$body"'; echo "end ${RUN_ID}/${STEP_ID}" >>${TRACE}')")
   done
   plan "$(jq -cn --arg t "$trace" '{globals: {max_concurrency: 3}, variables: {TRACE: $t}, sandbox: {isolation: "none"}}')" "${steps[@]}"
 }
@@ -82,12 +84,15 @@ jq -e '.steps[0].args[1] | contains("who=plan other=dflt")' "$M/runs/v2-1/plan.j
 submit v3 "$(plan '{}' "$(step a 'echo ${NOT_GIVEN}')")" && fail "a variable given neither by the plan nor by --var was accepted"
 stop_fs
 
-# without --jobs the same two runs do overlap (so the check above means something)
+# without --jobs the same two runs do overlap (so the check above means
+# something): each step waits until another has started (at most 20 s, so
+# a machine of any speed sees the overlap, and serial steps still end)
 start_fs
 : >"$trace"
-must_submit j1 "$(par)"
-must_submit j2 "$(par)"
-expect_run j1-2 succeeded 20
-expect_run j2-2 succeeded 20
+barrier='i=0; while [ "$(grep -c ^start ${TRACE})" -lt 2 ] && [ $i -lt 400 ]; do sleep 0.05; i=$((i + 1)); done'
+must_submit j1 "$(par "$barrier")"
+must_submit j2 "$(par "$barrier")"
+expect_run j1-2 succeeded 60
+expect_run j2-2 succeeded 60
 peak=$(awk '/^start/ { n++; if (n > max) max = n } /^end/ { n-- } END { print max }' "$trace")
 [ "$peak" -ge 2 ] || fail "without --jobs, steps never overlapped (peak $peak)"

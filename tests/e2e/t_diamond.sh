@@ -5,10 +5,12 @@
 . "$(dirname "$0")/lib.sh"
 start_fs
 
+# a, b and c each run at least 0.8 s, and until the test lets them end (a
+# file go.ID), so that the test sees each stage however slow the machine
 p=$(plan '{"variables": {"WHO": "world"}, "globals": {"max_concurrency": 2}}' \
-  "$(step a 'echo "a ${WHO}" >>order; sleep 0.8')" \
-  "$(step b 'echo b >>order; sleep 0.8' '{"depends_on": ["a"], "name": "Build B"}')" \
-  "$(step c 'echo c >>order; sleep 0.8' '{"depends_on": ["a"]}')" \
+  "$(step a 'echo "a ${WHO}" >>order; sleep 0.8; while [ ! -e go.a ]; do sleep 0.05; done')" \
+  "$(step b 'echo b >>order; sleep 0.8; while [ ! -e go.b ]; do sleep 0.05; done' '{"depends_on": ["a"], "name": "Build B"}')" \
+  "$(step c 'echo c >>order; sleep 0.8; while [ ! -e go.c ]; do sleep 0.05; done' '{"depends_on": ["a"]}')" \
   "$(step d 'echo d >>order; echo "run=${RUN_ID} step=${STEP_ID} plan=${PLAN_ID}"' '{"depends_on": ["b", "c"]}')")
 
 must_submit dia "$p"
@@ -18,13 +20,15 @@ cmp -s "$T/dia.json.src" "$M/plans/dia.json" || fail "plans/dia.json does not re
 
 # progress while a runs, then while b and c run together
 R=$M/runs/dia-1
-wait_for 10 jq -e '.state == "running" and .progress.running == 1 and .progress.pending == 3 and .progress.total == 4 and .progress.percent == 0' "$R/status" \
+wait_for 20 jq -e '.state == "running" and .progress.running == 1 and .progress.pending == 3 and .progress.total == 4 and .progress.percent == 0' "$R/status" \
   || fail "never saw a running alone with 3 pending: $(cat "$R/status")"
 jq -e '(.started_at | test("Z$")) and (.finished_at == null)' "$R/status" >/dev/null \
   || fail "a running run should have started_at and no finished_at: $(cat "$R/status")"
-wait_for 10 jq -e '.progress.succeeded == 1 and .progress.running == 2 and .progress.pending == 1 and .progress.percent == 25' "$R/status" \
+touch "$(ws dia-1)/go.a"
+wait_for 20 jq -e '.progress.succeeded == 1 and .progress.running == 2 and .progress.pending == 1 and .progress.percent == 25' "$R/status" \
   || fail "never saw b and c running together at 25%: $(cat "$R/status")"
 expect_step dia-1 d pending
+touch "$(ws dia-1)/go.b" "$(ws dia-1)/go.c"
 expect_run dia-1 succeeded 20
 
 for s in a b c d; do expect_step dia-1 $s succeeded; done

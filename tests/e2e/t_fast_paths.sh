@@ -23,9 +23,9 @@ S=$M/runs/quiet-1/steps
 # is there as its attempt starts, before it prints anything
 follow=$(plan '{}' "$(step f 'n=$(cat k 2>/dev/null || echo 0); echo $((n + 1)) >k; sleep 0.4; [ "$n" -ge 2 ]' '{"retries": 2}')")
 must_submit follow "$follow"
-wait_for 5 is_step_state follow-1 f running || fail "step f never ran"
+wait_for 20 is_step_state follow-1 f running || fail "step f never ran"
 exec 6<"$M/runs/follow-1/steps/f/log"
-wait_for 5 bash -c "grep -q '^=== attempt 2 ===' '$M/runs/follow-1/steps/f/log'" ||
+wait_for 20 bash -c "grep -q '^=== attempt 2 ===' '$M/runs/follow-1/steps/f/log'" ||
   fail "attempt 2's separator did not appear as it started: $(cat "$M/runs/follow-1/steps/f/log")"
 exec 6<&-
 expect_run follow-1 succeeded 20
@@ -54,7 +54,7 @@ id1=$(jget "$M/sandboxes/gone/status" .id)
 [ -n "$id1" ] || fail "no status for sandboxes/gone"
 stat "$M/sandboxes/gone/ctl" >/dev/null || fail "stat sandboxes/gone/ctl"
 echo delete >"$M/sandboxes/gone/ctl" || fail "ctl delete refused"
-wait_for 5 bash -c "! stat '$M/sandboxes/gone'" || fail "sandboxes/gone still resolves after ctl delete"
+wait_for 20 bash -c "! stat '$M/sandboxes/gone'" || fail "sandboxes/gone still resolves after ctl delete"
 [ ! -e "$M/sandboxes/gone/status" ] || fail "sandboxes/gone/status still resolves after ctl delete"
 mkdir "$M/sandboxes/gone" || fail "mkdir sandboxes/gone again"
 echo 'hello again' >>"$M/sandboxes/gone/messages" || fail "append to the new sandbox"
@@ -104,7 +104,9 @@ echo refresh >>"$L" || fail "append to sandboxes/lone/messages"
 f0=$(forgets)
 exec 7>>"$L" 8>>"$L"
 [ "$(forgets)" = $((f0 + 1)) ] || fail "a second writer on the cached name: forgets $f0 -> $(forgets), want one more"
-sleep 0.3
+# the kernel forgets the name asynchronously: wait until a stat looks it up
+forgotten() { local l; l=$(lookups); stat "$L" >/dev/null; [ "$(lookups)" -gt "$l" ]; }
+wait_for 20 forgotten || fail "the kernel never forgot the name of a file two writers hold"
 l2=$(lookups)
 for i in $(seq 5); do echo "while held $i" >>"$L" || fail "append while two writers hold the file"; done
 l3=$(lookups)

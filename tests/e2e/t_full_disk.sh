@@ -19,14 +19,16 @@ expect_run ok-1 succeeded
 
 # a step that ends while the disk is full: recording that fails, and must be
 # done again once there is room
-must_submit late "$(plan '{"sandbox": {"isolation": "none"}}' "$(step s 'sleep 1; echo done')")"
-wait_for 10 is_step_state late-1 s running || fail "late never ran"
+# (it ends once the test has filled the disk: the file $T/late.go, outside it)
+must_submit late "$(plan '{"sandbox": {"isolation": "none"}}' "$(step s "while [ ! -e '$T/late.go' ]; do sleep 0.05; done; echo done")")"
+wait_for 20 is_step_state late-1 s running || fail "late never ran"
 
 # fill the disk, to the last block
 dd if=/dev/zero of="$S/filler" bs=64k 2>/dev/null
 dd if=/dev/zero of="$S/filler2" bs=4k 2>/dev/null
 dd if=/dev/zero of="$S/filler3" bs=512 2>/dev/null
-expect_run late-1 succeeded 10   # memory knows; the store could not take it yet
+touch "$T/late.go"
+expect_run late-1 succeeded 20   # memory knows; the store could not take it yet
 [ "$(df --output=avail -B1 "$S" | tail -1)" -lt $((1 << 20)) ] || fail "the tmpfs did not fill"
 
 echo "during" >>"$M/sandboxes/box/messages" 2>"$T/err" && fail "an append was acknowledged on a full disk"
@@ -58,7 +60,7 @@ stop_fs
 [ "$(sqlite3 "$S/orchfs.db" "SELECT state FROM runs WHERE name = 'late-1'")" = succeeded ] ||
   fail "the success recorded during the full disk never reached the store"
 start_fs
-expect_run late-1 succeeded 5
+expect_run late-1 succeeded 20
 [ "$(jq -r .content "$M/sandboxes/box/messages" | tr '\n' ,)" = "$(seq -f 'before %g' 1 20 | tr '\n' ,)after," ] ||
   fail "messages wrong after the restart: $(jq -r .content "$M/sandboxes/box/messages" | tr '\n' ,)"
 stop_fs

@@ -122,7 +122,7 @@ submit bad '{"steps": [' && hfail "an invalid plan was accepted"
 expect_run hnset-1 succeeded
 expect_run base-1 succeeded
 expect_run storm-1 succeeded
-wait_for 15 is_step_state slow-1 s running || hfail "slow-1 never ran: $(step_states slow-1)"
+wait_for 20 is_step_state slow-1 s running || hfail "slow-1 never ran: $(step_states slow-1)"
 echo '{"acked": {"msg": [], "ev": []}, "refused": {"msg": [], "ev": []}, "rows": {}, "bad": [],
   "accepted": {"hnset": 1, "base": 1, "storm": 1, "slow": 1}, "refused_names": ["bad"]}' >"$T/scene.json"
 echo '{"acked": {"msg": [], "ev": []}, "refused": {"msg": [], "ev": []}, "rows": {}, "bad": [], "accepted": {}, "refused_names": []}' >"$T/probe.json"
@@ -177,7 +177,7 @@ consistent "after a restart"
 ls "$M/runs" | sort | cmp -s - "$T/runs.before" || problem "the runs differ after a restart: $(ls "$M/runs" | sort | diff "$T/runs.before" - | head -5 | tr '\n' ' ')"
 run_states | grep -v '^slow-1 ' | cmp -s - "$T/states.before" \
   || problem "finished runs changed state across a restart: $(run_states | grep -v '^slow-1 ' | diff "$T/states.before" - | head -4 | tr '\n' ' ')"
-wait_for 15 is_step_state slow-1 s running || problem "slow-1 did not resume: $(step_states slow-1)"
+wait_for 20 is_step_state slow-1 s running || problem "slow-1 did not resume: $(step_states slow-1)"
 echo cancel >"$M/runs/slow-1/ctl" || problem "cancel of slow-1 failed"
 expect_run slow-1 cancelled 20
 must_submit final "$(plan '{"sandbox": {"id": "hb"}}' "$(step a 'echo fine')")"

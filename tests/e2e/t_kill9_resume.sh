@@ -8,13 +8,14 @@ start_fs
 
 p=$(plan '{}' \
   "$(step a 'echo ran >>a.count')" \
-  "$(step b 'echo ran >>b.count; sleep 2; echo done >>b.done' '{"depends_on": ["a"], "retries": 0}')" \
+  "$(step b 'echo ran >>b.count; [ "$(wc -l <b.count)" -ge 2 ] || sleep 60; echo done >>b.done' '{"depends_on": ["a"], "retries": 0}')" \
   "$(step c 'echo ran >>c.count' '{"depends_on": ["b"]}')")
 must_submit res "$p"
-wait_for 10 is_step_state res-1 b running || fail "b never ran"
+wait_for 20 is_step_state res-1 b running || fail "b never ran"
 W=$(ws res-1)
-wait_for 10 test -s "$W/b.count" || fail "b never began"
-sleep 0.2
+wait_for 20 test -s "$W/b.count" || fail "b never began"
+# the attempt's step.started is committed a loop turn after its spawn
+wait_for 20 has_events "$M/runs/res-1/events" step.started 1 '.step_id == "b"' || fail "no step.started for b"
 cp "$M/events" "$T/events.before" || fail "cannot read MOUNT/events"
 before_max=$(jq -s 'map(.seq) | max' "$T/events.before")
 crash_fs
@@ -49,7 +50,7 @@ p=$(plan '{}' "$(step r 'n=$(cat n 2>/dev/null || echo 0); n=$((n + 1)); echo $n
 must_submit rr "$p"
 W=$(ws rr-1)
 
-wait_for 10 file_is "$W/n" 1 || fail "r never began"
+wait_for 20 file_is "$W/n" 1 || fail "r never began"
 crash_fs
 start_fs
 expect_run rr-1 succeeded 30

@@ -35,9 +35,10 @@ jq -e ".messages.queued == $((W * N))" "$B/status" >/dev/null || fail "status: $
 # ---- events (a tail -f reader alongside sees whole lines only)
 tail -n 0 -f "$B/events" >"$T/events.tail" 2>/dev/null &
 TAILP=$!
-sleep 0.3
-echo '{"event_type": "tail.ready"}' >>"$B/events"
-wait_for 5 grep -q tail.ready "$T/events.tail" || fail "tail -f of events did not show the first posted event"
+# tail -n 0 shows only what comes after it opened the file: post until it
+# shows one (however long tail takes to start)
+tail_ready() { echo '{"event_type": "tail.ready"}' >>"$B/events" && sleep 0.2 && grep -q tail.ready "$T/events.tail"; }
+wait_for 20 tail_ready || fail "tail -f of events did not show the posted events"
 pids=()
 for k in $(seq 1 $W); do
   ( for i in $(seq 1 $N); do
@@ -60,7 +61,7 @@ seq_increasing "$B/events" || fail "the sandbox's events: seq not strictly incre
 [ "$(count_events "$M/events" load '.sandbox == "cc"')" -eq $((W * N)) ] || fail "MOUNT/events lacks some of the posted events"
 jq -se 'map(select(.type == "load")) | all(.source == "writer \(.event_data.w)")' "$B/events" >/dev/null \
   || fail "a posted event lost its source or got another's"
-wait_for 5 has_events "$T/events.tail" load $((W * N))
+wait_for 20 has_events "$T/events.tail" load $((W * N))
 kill "$TAILP"; wait "$TAILP" 2>/dev/null
 jq -e . "$T/events.tail" >/dev/null || fail "tail -f of events during the appends showed a torn line"
 [ "$(count_events "$T/events.tail" load)" -eq $((W * N)) ] || fail "tail -f of events showed $(count_events "$T/events.tail" load) of the $((W * N)) posted events"

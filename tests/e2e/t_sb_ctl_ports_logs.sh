@@ -59,13 +59,15 @@ for s in pb pc pd pe; do rmdir "$M/sandboxes/$s" || fail "rmdir $s failed"; done
 [ -z "$(all_ports)" ] || fail "ports still held: $(all_ports | tr '\n' ' ')"
 
 # ---- runs sharing a sandbox: one at a time, in order; the workspace persists
-must_submit q1 "$(plan '{"sandbox": {"id": "sq"}}' "$(step a 'echo q1 >>order; echo kept >keep.txt; sleep 1')")"
+# q1 holds the sandbox until the test lets it go (the file "release")
+must_submit q1 "$(plan '{"sandbox": {"id": "sq"}}' "$(step a 'echo q1 >>order; echo kept >keep.txt; while [ ! -e release ]; do sleep 0.05; done; rm release')")"
 must_submit q2 "$(plan '{"sandbox": {"id": "sq"}}' "$(step a 'echo q2 >>order; cat keep.txt')")"
-wait_for 10 is_step_state q1-1 a running || fail "q1 never ran"
+wait_for 20 is_step_state q1-1 a running || fail "q1 never ran"
 sleep 0.3
 is_run_state q2-1 pending || fail "a second run in a busy sandbox is $(run_state q2-1), want pending"
-expect_run q1-1 succeeded 10
-expect_run q2-1 succeeded 10
+touch "$(ws sq)/release"
+expect_run q1-1 succeeded 20
+expect_run q2-1 succeeded 20
 [ "$(tr '\n' ' ' <"$(ws sq)/order")" = "q1 q2 " ] || fail "runs sharing sq ran in the order: $(cat "$(ws sq)/order")"
 q2s=$(iso_ms "$(step_field q2-1 a started_at)") q1f=$(iso_ms "$(step_field q1-1 a finished_at)")
 [ "$q2s" -ge "$q1f" ] || fail "q2 started before q1 had finished"
@@ -79,16 +81,16 @@ done
 [ ! -e "$M/runs/bad-1" ] || fail "a mismatching plan started a run"
 note "mismatch error: $(cat "$M/plans/bad.error")"
 must_submit q3 "$(plan '{"sandbox": {"id": "sq", "network": true, "ports": 1, "isolation": "bwrap"}}' "$(step a 'cat keep.txt')")"
-expect_run q3-1 succeeded 10
+expect_run q3-1 succeeded 20
 
 # ---- tail -f of logs follows a step's output
 mkdir "$M/sandboxes/lg" || fail "mkdir sandboxes/lg failed"
 tail -n +1 -f "$M/sandboxes/lg/logs" >"$T/logs.tail" 2>"$T/logs.tail.err" &
 TAILP=$!
 must_submit lg "$(plan '{"sandbox": {"id": "lg"}}' "$(step talk 'for i in 1 2 3 4 5; do echo "line $i"; sleep 0.2; done')")"
-wait_for 10 grep -qx '\[talk\] line 5' "$T/logs.tail" || fail "tail -f of logs did not show the lines: $(cat "$T/logs.tail" "$T/logs.tail.err")"
-expect_run lg-1 succeeded 10
-sleep 0.2
+wait_for 20 grep -qx '\[talk\] line 5' "$T/logs.tail" || fail "tail -f of logs did not show the lines: $(cat "$T/logs.tail" "$T/logs.tail.err")"
+expect_run lg-1 succeeded 20
+wait_for 20 cmp -s "$T/logs.tail" "$M/sandboxes/lg/logs"
 kill "$TAILP"; wait "$TAILP" 2>/dev/null
 cmp -s "$T/logs.tail" "$M/sandboxes/lg/logs" || fail "tail -f of logs differs from logs: $(diff "$T/logs.tail" "$M/sandboxes/lg/logs")"
 [ "$(grep -c '^\[talk\] line [1-5]$' "$T/logs.tail")" -eq 5 ] || fail "tail -f of logs: want the 5 lines once each: $(cat "$T/logs.tail")"
@@ -98,7 +100,7 @@ ctl_fails lg bogus 'Invalid argument'
 ctl_fails lg '' 'Invalid argument'
 TERMSTEP='trap "echo TERM >>term; exit 1" TERM; echo up >up; sleep 30 & wait'
 must_submit cs "$(plan '{"sandbox": {"id": "cs"}, "globals": {"kill_grace_sec": 1}}' "$(step w "$TERMSTEP")")"
-wait_for 10 test -s "$(ws cs)/up" || fail "cs: the step never began"
+wait_for 20 test -s "$(ws cs)/up" || fail "cs: the step never began"
 is_sb_field cs state running || fail "a sandbox with a running step is '$(sb_field cs state)', want running"
 is_sb_field cs run_id cs-1 || fail "sandbox cs: run_id is $(sb_field cs run_id), want cs-1"
 if rmdir "$M/sandboxes/cs" 2>"$T/rmdir.err"; then fail "rmdir of a sandbox with a running run succeeded"; fi
@@ -107,26 +109,26 @@ ctl_fails cs delete 'Device or resource busy'
 ctl_fails cs reset 'Device or resource busy'
 [ -d "$(ws cs)" ] && [ -e "$(ws cs)/up" ] && is_step_state cs-1 w running || fail "a refused rmdir/delete/reset changed the sandbox"
 echo stop >"$M/sandboxes/cs/ctl" || fail "ctl stop was refused"
-expect_run cs-1 cancelled 10
+expect_run cs-1 cancelled 20
 grep -qx TERM "$(ws cs)/term" || fail "stop: the running step did not get SIGTERM"
-wait_for 5 is_sb_field cs state stopped || fail "after stop the sandbox is '$(sb_field cs state)', want stopped"
+wait_for 20 is_sb_field cs state stopped || fail "after stop the sandbox is '$(sb_field cs state)', want stopped"
 must_submit cs2 "$(plan '{"sandbox": {"id": "cs"}}' "$(step w 'echo ran >ran2')")"
 sleep 0.8
 is_run_state cs2-1 pending || fail "a run in a stopped sandbox is $(run_state cs2-1), want pending"
 expect_step cs2-1 w pending
 r0=$(sb_field cs restarts)
 echo restart >"$M/sandboxes/cs/ctl" || fail "ctl restart of a stopped sandbox was refused"
-expect_run cs2-1 succeeded 10
+expect_run cs2-1 succeeded 20
 [ "$(sb_field cs restarts)" -eq $((r0 + 1)) ] || fail "restart: restarts went from $r0 to $(sb_field cs restarts)"
 [ "$(count_events "$M/sandboxes/cs/events" sandbox.restarted)" -eq 1 ] || fail "want one sandbox.restarted event"
-wait_for 5 is_sb_field cs state ready || fail "after restart and its run, the sandbox is '$(sb_field cs state)', want ready"
+wait_for 20 is_sb_field cs state ready || fail "after restart and its run, the sandbox is '$(sb_field cs state)', want ready"
 
 # ---- restart while a step runs: it runs again as a new attempt, not charged to retries
 RESTEP='echo "attempt $ORCHFS_ATTEMPT"; echo go >>go; [ "$(wc -l <go)" -ge 2 ] && exit 0; echo up >up; sleep 30'
 must_submit cr "$(plan '{"sandbox": {"id": "cr"}, "globals": {"kill_grace_sec": 1}}' "$(step w "$RESTEP" '{"retries": 0}')")"
-wait_for 10 test -s "$(ws cr)/up" || fail "cr: the step never began"
+wait_for 20 test -s "$(ws cr)/up" || fail "cr: the step never began"
 echo restart >"$M/sandboxes/cr/ctl" || fail "ctl restart of a running sandbox was refused"
-expect_run cr-1 succeeded 10
+expect_run cr-1 succeeded 20
 expect_field cr-1 w '.attempt == 2'
 [ "$(wc -l <"$(ws cr)/go")" -eq 2 ] || fail "restart: the step should have run twice"
 [ "$(sb_field cr restarts)" -eq 1 ] || fail "restart: restarts is $(sb_field cr restarts), want 1"

@@ -61,7 +61,7 @@ must_submit poster "$(plan '{"sandbox": {"id": "ev"}}' \
   "$(step first 'true')" \
   "$(step talk1 "$POST" '{"depends_on": ["first"]}')" \
   "$(step talk2 "$POST; sleep 1" '{"depends_on": ["first"]}')")"
-wait_for 10 has_events "$E" from.step 10 || fail "the steps' events did not arrive"
+wait_for 20 has_events "$E" from.step 10 || fail "the steps' events did not arrive"
 echo '{"event_type": "from.shell"}' >>"$E" || fail "posting from the shell during a run failed"
 expect_run poster-1 succeeded 20
 for f in "$E" "$M/events" "$M/runs/poster-1/events"; do

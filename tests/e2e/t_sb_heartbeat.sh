@@ -11,17 +11,19 @@ start_fs
 # ---- a silent step: killed after 1 s without heartbeat, twice
 must_submit silent "$(plan '{"globals": {"kill_grace_sec": 1}}' \
   "$(step w 'echo ran >>count; sleep 30; echo survived >>count' '{"heartbeat_ttl_sec": 1, "retries": 1}')")"
-# ---- a worker posting a heartbeat every 0.3 s for 3 s
+# ---- a worker posting a heartbeat every 0.3 s for 3 s (a ttl of 5 s: a slow
+# machine's appends must not pass for silence)
 must_submit alive "$(plan '{}' \
-  "$(step w 'for i in 1 2 3 4 5 6 7 8 9 10; do echo "{\"event_type\": \"heartbeat\", \"event_data\": {\"i\": $i}}" >>"$ORCHFS_SANDBOX/events" || exit 3; sleep 0.3; done' '{"heartbeat_ttl_sec": 1}')")"
+  "$(step w 'for i in 1 2 3 4 5 6 7 8 9 10; do echo "{\"event_type\": \"heartbeat\", \"event_data\": {\"i\": $i}}" >>"$ORCHFS_SANDBOX/events" || exit 3; sleep 0.3; done' '{"heartbeat_ttl_sec": 5}')")"
 is_sb_field silent-1 health unknown || fail "health before any heartbeat is '$(sb_field silent-1 health)', want unknown"
 is_sb_field silent-1 last_heartbeat null || fail "last_heartbeat before any heartbeat is $(sb_field silent-1 last_heartbeat), want null"
-wait_for 5 is_sb_field alive-1 health healthy || fail "health of a sandbox receiving heartbeats is '$(sb_field alive-1 health)', want healthy"
+wait_for 20 is_sb_field alive-1 health healthy || fail "health of a sandbox receiving heartbeats is '$(sb_field alive-1 health)', want healthy"
 
+# killed twice, well before the end of its sleep 30
 t0=$(now_ms)
-expect_run silent-1 failed 15
+expect_run silent-1 failed 30
 el=$(( $(now_ms) - t0 ))
-[ "$el" -lt 9000 ] || fail "two attempts with heartbeat_ttl_sec 1 took $el ms"
+[ "$el" -lt 25000 ] || fail "two attempts with heartbeat_ttl_sec 1 took $el ms"
 expect_step silent-1 w failed
 expect_field silent-1 w '.attempt == 2'
 W=$(ws silent-1)
@@ -38,8 +40,8 @@ is_sb_field silent-1 health unhealthy || fail "health after missed heartbeats is
 started=($(jq -r 'select(.type == "step.started") | .ts' "$RE"))
 [ ${#started[@]} -eq 2 ] || fail "want two step.started events, got ${#started[@]}"
 gap=$(( $(iso_ms "${started[1]}") - $(iso_ms "${started[0]}") ))
-[ "$gap" -ge 900 ] && [ "$gap" -lt 4000 ] || fail "attempt 2 started $gap ms after attempt 1: the ttl is 1 s"
-wait_for 5 no_procs_of_run silent-1 || fail "processes of the killed step live on: $(procs_of_run silent-1)"
+[ "$gap" -ge 900 ] && [ "$gap" -lt 20000 ] || fail "attempt 2 started $gap ms after attempt 1: the ttl is 1 s"
+wait_for 20 no_procs_of_run silent-1 || fail "processes of the killed step live on: $(procs_of_run silent-1)"
 
 # a heartbeat posted from outside makes it healthy again
 echo '{"event_type": "heartbeat", "source": "test"}' >>"$M/sandboxes/silent-1/events" || fail "posting a heartbeat failed"
@@ -47,10 +49,10 @@ is_sb_field silent-1 health healthy || fail "health after a new heartbeat is '$(
 hb=$(sb_field silent-1 last_heartbeat)
 is_iso "$hb" || fail "last_heartbeat is '$hb', not an ISO time"
 d=$(( $(now_ms) - $(iso_ms "$hb") ))
-[ "$d" -ge 0 ] && [ "$d" -lt 2000 ] || fail "last_heartbeat $hb is $d ms old"
+[ "$d" -ge 0 ] && [ "$d" -lt 15000 ] || fail "last_heartbeat $hb is $d ms old"
 
 # ---- the worker that keeps posting heartbeats is not killed
-expect_run alive-1 succeeded 15
+expect_run alive-1 succeeded 30
 expect_step alive-1 w succeeded
 expect_field alive-1 w '.attempt == 1'
 [ "$(count_events "$M/runs/alive-1/events" step.retrying)" -eq 0 ] || fail "the live worker was retried"

@@ -79,7 +79,7 @@ open(sys.argv[2] + ".tmp", "w").write(str(s.getsockname()[1])); __import__("os")
 while True:
     c, _ = s.accept(); c.close()
 ' "$HOSTIP" "$T/lport" &
-  wait_for 5 test -s "$T/lport" || fail "the test's TCP listener did not start"
+  wait_for 20 test -s "$T/lport" || fail "the test's TCP listener did not start"
   LPORT=$(cat "$T/lport")
 else
   note "no global IPv4 address on this machine: the host connection probe is skipped"

@@ -69,7 +69,7 @@ os.rename(sys.argv[2] + ".tmp", sys.argv[2])
 time.sleep(60)       # read to the end, never closed
 EOF
 PY=$!
-wait_for 10 test -e "$T/leased" || fail "the inbox reader did not finish reading"
+wait_for 20 test -e "$T/leased" || fail "the inbox reader did not finish reading"
 [ "$(jq -r .content "$T/leased" | tr '\n' ,)" = "lease 1,lease 2,lease 3," ] || fail "the held inbox gave: $(cat "$T/leased")"
 kill -9 "$DPID"
 crash_fs

@@ -24,7 +24,7 @@ for sb in $SBS; do
   is_sb_field "$sb" isolation bwrap || fail "sandbox $sb: isolation is $(sb_field "$sb" isolation), want bwrap"
 done
 for sb in $SBS; do
-  wait_for 15 has_events "$M/sandboxes/$sb/events" agent.started 1 \
+  wait_for 20 has_events "$M/sandboxes/$sb/events" agent.started 1 \
     || fail "$sb: no agent.started event; log: $(cat "$M/runs/${RUN[$sb]}/steps/worker/log")"
 done
 
@@ -32,7 +32,7 @@ done
 for sb in $SBS; do echo "first task for $sb" >>"$M/sandboxes/$sb/messages" || fail "$sb: echo >> messages failed"; done
 for sb in $SBS; do
   E=$M/sandboxes/$sb/events
-  wait_for 10 has_events "$E" agent.reply 1 ".event_data.done == \"first task for $sb\"" \
+  wait_for 20 has_events "$E" agent.reply 1 ".event_data.done == \"first task for $sb\"" \
     || fail "$sb: no agent.reply to the user message: $(grep agent "$E")"
   [ "$(cat "$(ws "$sb")/notes.txt")" = "first task for $sb" ] || fail "$sb: notes.txt holds: $(cat "$(ws "$sb")/notes.txt" 2>&1)"
   [ "$(count_events "$E" agent.reply ".run_id == \"${RUN[$sb]}\" and .step_id == \"worker\" and .sandbox == \"$sb\"")" -eq 1 ] \
@@ -48,17 +48,17 @@ for sb in $SBS; do
 done
 for sb in $SBS; do
   E=$M/sandboxes/$sb/events
-  wait_for 10 has_events "$E" agent.ack 1 '.event_data.guardian == "mind the tests"' \
+  wait_for 20 has_events "$E" agent.ack 1 '.event_data.guardian == "mind the tests"' \
     || fail "$sb: no agent.ack of the guardian intervention: $(grep agent "$E")"
   [ "$(cat "$(ws "$sb")/notes.txt")" = "first task for $sb" ] || fail "$sb: notes.txt changed on a guardian intervention"
-  wait_for 5 is_sb_field "$sb" messages.delivered 2 || fail "$sb: status: $(sb_field "$sb" messages | tr -d ' \n'), want 2 delivered"
+  wait_for 20 is_sb_field "$sb" messages.delivered 2 || fail "$sb: status: $(sb_field "$sb" messages | tr -d ' \n'), want 2 delivered"
   is_sb_field "$sb" messages.queued 0 || fail "$sb: messages still queued: $(sb_field "$sb" messages | tr -d ' \n')"
   jq -se 'length == 2 and all(.state == "delivered")' "$M/sandboxes/$sb/messages" >/dev/null || fail "$sb: messages: $(cat "$M/sandboxes/$sb/messages")"
   [ "$(count_events "$E" message.delivered)" -eq 2 ] || fail "$sb: want 2 message.delivered events"
   hb=$(sb_field "$sb" last_heartbeat)
   is_iso "$hb" || fail "$sb: last_heartbeat is '$hb'"
   d=$(( $(now_ms) - $(iso_ms "$hb") ))
-  [ "$d" -lt 3000 ] || fail "$sb: last_heartbeat $hb is $d ms old, the worker posts one every 0.5 s"
+  [ "$d" -lt 15000 ] || fail "$sb: last_heartbeat $hb is $d ms old, the worker posts one every 0.5 s"
   is_sb_field "$sb" health healthy || fail "$sb: health is $(sb_field "$sb" health)"
   has_events "$E" heartbeat 2 '.step_id == "worker"' || fail "$sb: want the worker's heartbeats in its events"
   is_step_state "${RUN[$sb]}" worker running || fail "$sb: the worker is $(step_state "${RUN[$sb]}" worker)"
@@ -70,7 +70,7 @@ for sb in $SBS; do
 done
 for sb in $SBS; do
   R=${RUN[$sb]}
-  expect_run "$R" succeeded 10
+  expect_run "$R" succeeded 20
   expect_step "$R" worker succeeded
   expect_field "$R" worker '.attempt == 1'
   grep -qx 'interrupted: stop now' "$M/runs/$R/steps/worker/log" || fail "$sb: the worker's log lacks 'interrupted: stop now': $(cat "$M/runs/$R/steps/worker/log")"

@@ -13,14 +13,15 @@ uid1=$(id -u $U1)
 for opts in allow_other,default_permissions allow_other; do
   note "--- -o $opts"
   start_fs -o "$opts"
-  p=$(plan '{}' "$(step who 'id -u >uid.txt; id -u; touch /tmp/private; sleep 1')")
+  # the step runs until the test has tried what it tries (the file "release")
+  p=$(plan '{}' "$(step who 'id -u >uid.txt; id -u; touch /tmp/private; while [ ! -e release ]; do sleep 0.05; done')")
   printf '%s\n' "$p" >"$T/who.json"; chmod 0644 "$T/who.json"
   as $U1 cp "$T/who.json" "$M/plans/who.json" || fail "$opts: $U1 could not submit a plan"
   r=$(readlink "$M/plans/who.run"); r=${r##*/}
   [ "$(stat -c %u "$M/runs/$r")" = "$uid1" ] || fail "$opts: runs/$r is not owned by $U1"
   [ "$(stat -c %u "$M/plans/who.json")" = "$uid1" ] || fail "$opts: the plan file is not owned by $U1"
   sb=$(jget "$M/runs/$r/status" .sandbox)
-  wait_for 10 is_step_state "$r" who running || fail "$opts: the step never ran"
+  wait_for 20 is_step_state "$r" who running || fail "$opts: the step never ran"
 
   # another user reads, but cannot steer
   as $U2 cat "$M/runs/$r/status" >/dev/null || fail "$opts: $U2 cannot read the status"
@@ -33,6 +34,7 @@ for opts in allow_other,default_permissions allow_other; do
   as $U2 rm -f "$M/plans/who.json" 2>/dev/null; [ -e "$M/plans/who.json" ] || fail "$opts: $U2 removed $U1's plan"
   # the owner may
   as $U1 sh -c "echo hi >>'$M/sandboxes/$sb/messages'" || fail "$opts: $U1 cannot message its own sandbox"
+  touch "$(ws "$r")/release"
   expect_run "$r" succeeded 20
   as $U2 rmdir "$M/runs/$r" 2>/dev/null && fail "$opts: $U2 removed $U1's run"
   # the step ran as the submitter, never as root
