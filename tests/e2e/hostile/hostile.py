@@ -953,7 +953,8 @@ def probe(mount, seed, report):
 NUMBERS = [
     ("timeout_sec", 1e308), ("timeout_sec", 1e19), ("timeout_sec", 9.3e15), ("timeout_sec", 2147483.648),
     ("timeout_sec", 4294967.296), ("heartbeat_ttl_sec", 1e300), ("heartbeat_ttl_sec", 2147483.648),
-    ("globals.default_timeout_sec", 1e20), ("globals.kill_grace_sec", 3600), ("globals.max_concurrency", 100000),
+    ("globals.default_timeout_sec", 1e20), ("globals.kill_grace_sec", 3600), ("kill_grace_sec", 3600), ("kill_grace_sec", 1e308),
+    ("globals.max_concurrency", 100000),
     ("retries", 1000), ("retry_delay_sec", 86400), ("retry_backoff", 100), ("sandbox.ports", 64),
 ]
 
