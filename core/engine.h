@@ -191,7 +191,7 @@ struct orch_pentry {
 	uid_t uid;
 	gid_t gid;
 	unsigned mode;		/* permission bits (PK_FILE) */
-	int64_t mtime_ms;	/* PK_ERROR, PK_RUNLINK */
+	int64_t mtime_ms;	/* PK_ERROR: when written; PK_RUNLINK: when its run was made */
 	int64_t size;		/* PK_ERROR: bytes of the message */
 };
 int orch_plans_lookup(struct orch_engine *e, const char *name, struct orch_pentry *p);

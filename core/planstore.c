@@ -53,7 +53,10 @@ static int file_entry(sqlite3_stmt *q, struct orch_pentry *p)
 	return 0;
 }
 
-/* plan_names columns: id, name, error, error_at, uid, gid, newest_run, updated */
+/* PN_COLS: id, name, error, error_at, uid, gid, newest_run, and the newest
+ * run's created_at. NAME.error's times are when the error was written;
+ * NAME.run's when its run was created (a run's removal clears newest_run, so
+ * the run is there whenever the link is). */
 static int name_entry(sqlite3_stmt *q, enum orch_pkind kind, struct orch_pentry *p)
 {
 	memset(p, 0, sizeof(*p));
@@ -63,14 +66,16 @@ static int name_entry(sqlite3_stmt *q, enum orch_pkind kind, struct orch_pentry 
 	snprintf(p->name, sizeof(p->name), "%s%s", stem, kind == PK_ERROR ? ".error" : ".run");
 	p->uid = (uid_t)sqlite3_column_int64(q, 4);
 	p->gid = (gid_t)sqlite3_column_int64(q, 5);
-	p->mtime_ms = sqlite3_column_int64(q, 3);
+	p->mtime_ms = sqlite3_column_int64(q, kind == PK_ERROR ? 3 : 7);
 	p->size = kind == PK_ERROR ? sqlite3_column_bytes(q, 2)
 				   : (int64_t)strlen("../runs/") + sqlite3_column_bytes(q, 6);
 	store_done(q);
 	return 0;
 }
 
-#define PN_COLS "id, name, error, error_at, uid, gid, newest_run"
+#define PN_COLS                                              \
+	"id, name, error, error_at, uid, gid, newest_run,"   \
+	" (SELECT created_at FROM runs WHERE runs.name = plan_names.newest_run)"
 
 int orch_plans_lookup(struct orch_engine *e, const char *name, struct orch_pentry *p)
 {
