@@ -459,9 +459,11 @@ int orch_plans_written(struct orch_engine *e, int64_t id, uid_t uid, gid_t gid)
 }
 
 int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, unsigned flags,
-		      uid_t uid, gid_t gid)
+		      uid_t uid, gid_t gid, bool *submitted)
 {
 	struct orch_pentry src, dst;
+	if (submitted)
+		*submitted = false;
 	int rc = orch_plans_lookup(e, from, &src);
 	if (rc)
 		return rc;
@@ -501,13 +503,17 @@ int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, u
 		rc = file_drop(e, dst.id);
 	if (!rc)
 		rc = store_exec(&e->st, "UPDATE plan_files SET name = ? WHERE id = ?", "si", to, src.id);
+	bool started = false;
 	if (!rc && plan) {
 		rc = submit_start(e, stem, plan, uid, gid);
 		plan = NULL;
+		started = rc == 0;
 	}
 	plan_free(plan);
 	store_release(&e->st, "rename", rc == 0);
 	if (!rc)
 		orch_need_durable(e);
+	if (submitted)
+		*submitted = started;
 	return rc;
 }
