@@ -191,7 +191,7 @@ struct orch_pentry {
 	uid_t uid;
 	gid_t gid;
 	unsigned mode;		/* permission bits (PK_FILE) */
-	int64_t mtime_ms;	/* PK_ERROR, PK_RUNLINK */
+	int64_t mtime_ms;	/* PK_ERROR: when written; PK_RUNLINK: when its run was made */
 	int64_t size;		/* PK_ERROR: bytes of the message */
 };
 int orch_plans_lookup(struct orch_engine *e, const char *name, struct orch_pentry *p);
@@ -211,9 +211,10 @@ int orch_plans_unlink(struct orch_engine *e, const char *name);
 int orch_plans_chmod(struct orch_engine *e, int64_t id, unsigned mode);
 int orch_plans_chown(struct orch_engine *e, int64_t id, uid_t uid, gid_t gid);
 /* rename within plans/. Onto NAME.json it submits the plan first: an invalid
- * plan is refused with -EINVAL (NAME.error written) and nothing moves. */
+ * plan is refused with -EINVAL (NAME.error written) and nothing moves.
+ * *SUBMITTED (if not NULL) says whether it started a run. */
 int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, unsigned flags,
-		      uid_t uid, gid_t gid);
+		      uid_t uid, gid_t gid, bool *submitted);
 /* The first close() after writes: submit plans/NAME.json if file ID is one.
  * 0 (also when it is no plan), or -EINVAL with NAME.error written. */
 int orch_plans_written(struct orch_engine *e, int64_t id, uid_t uid, gid_t gid);

@@ -25,7 +25,7 @@ static const char *const top_fields[] = {
 static const char *const step_fields[] = {
 	"id", "name", "command", "args", "shell", "env", "cwd", "depends_on", "timeout_sec",
 	"retries", "retry_delay_sec", "retry_backoff", "on_failure", "critical",
-	"heartbeat_ttl_sec",
+	"heartbeat_ttl_sec", "kill_grace_sec",
 };
 static const char *const globals_fields[] = {
 	"max_concurrency", "default_timeout_sec", "kill_grace_sec",
@@ -739,6 +739,9 @@ static void parse_step(struct ctx *c, struct plan *p, size_t i, json_t *o, struc
 			get_bool(c, pfx, "critical", val, &ps->critical);
 		} else if (!strcmp(key, "heartbeat_ttl_sec")) {
 			get_secs(c, pfx, "heartbeat_ttl_sec", val, &ps->heartbeat_ttl_sec);
+		} else if (!strcmp(key, "kill_grace_sec")) {
+			/* the step's own overrides globals.kill_grace_sec (already set) */
+			get_num(c, pfx, "kill_grace_sec", val, 0, 3600, &ps->kill_grace_sec);
 		} else {
 			unknown_field(c, pfx, key, step_fields, ARRAY_SIZE(step_fields));
 		}

@@ -29,7 +29,7 @@ struct plan_step {
 	size_t nenv;
 	char *cwd;		/* NULL: the workspace itself */
 	double timeout_sec;	/* 0: none; globals.default_timeout_sec already applied */
-	double kill_grace_sec;	/* from globals (default 5) */
+	double kill_grace_sec;	/* its own, else globals' (default 5) */
 	unsigned retries;	/* default 0 */
 	double retry_delay_sec;	/* default 0 */
 	double retry_backoff;	/* default 1 */

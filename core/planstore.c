@@ -53,7 +53,10 @@ static int file_entry(sqlite3_stmt *q, struct orch_pentry *p)
 	return 0;
 }
 
-/* plan_names columns: id, name, error, error_at, uid, gid, newest_run, updated */
+/* PN_COLS: id, name, error, error_at, uid, gid, newest_run, and the newest
+ * run's created_at. NAME.error's times are when the error was written;
+ * NAME.run's when its run was created (a run's removal clears newest_run, so
+ * the run is there whenever the link is). */
 static int name_entry(sqlite3_stmt *q, enum orch_pkind kind, struct orch_pentry *p)
 {
 	memset(p, 0, sizeof(*p));
@@ -63,14 +66,16 @@ static int name_entry(sqlite3_stmt *q, enum orch_pkind kind, struct orch_pentry 
 	snprintf(p->name, sizeof(p->name), "%s%s", stem, kind == PK_ERROR ? ".error" : ".run");
 	p->uid = (uid_t)sqlite3_column_int64(q, 4);
 	p->gid = (gid_t)sqlite3_column_int64(q, 5);
-	p->mtime_ms = sqlite3_column_int64(q, 3);
+	p->mtime_ms = sqlite3_column_int64(q, kind == PK_ERROR ? 3 : 7);
 	p->size = kind == PK_ERROR ? sqlite3_column_bytes(q, 2)
 				   : (int64_t)strlen("../runs/") + sqlite3_column_bytes(q, 6);
 	store_done(q);
 	return 0;
 }
 
-#define PN_COLS "id, name, error, error_at, uid, gid, newest_run"
+#define PN_COLS                                              \
+	"id, name, error, error_at, uid, gid, newest_run,"   \
+	" (SELECT created_at FROM runs WHERE runs.name = plan_names.newest_run)"
 
 int orch_plans_lookup(struct orch_engine *e, const char *name, struct orch_pentry *p)
 {
@@ -454,9 +459,11 @@ int orch_plans_written(struct orch_engine *e, int64_t id, uid_t uid, gid_t gid)
 }
 
 int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, unsigned flags,
-		      uid_t uid, gid_t gid)
+		      uid_t uid, gid_t gid, bool *submitted)
 {
 	struct orch_pentry src, dst;
+	if (submitted)
+		*submitted = false;
 	int rc = orch_plans_lookup(e, from, &src);
 	if (rc)
 		return rc;
@@ -496,13 +503,17 @@ int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, u
 		rc = file_drop(e, dst.id);
 	if (!rc)
 		rc = store_exec(&e->st, "UPDATE plan_files SET name = ? WHERE id = ?", "si", to, src.id);
+	bool started = false;
 	if (!rc && plan) {
 		rc = submit_start(e, stem, plan, uid, gid);
 		plan = NULL;
+		started = rc == 0;
 	}
 	plan_free(plan);
 	store_release(&e->st, "rename", rc == 0);
 	if (!rc)
 		orch_need_durable(e);
+	if (submitted)
+		*submitted = started;
 	return rc;
 }

@@ -271,9 +271,70 @@ static void nonce_drop(struct fs_fh *fh)
 	pthread_mutex_unlock(&fs->nonce_lock);
 }
 
+/* ---- plan files open for writing (fs.h: struct fs_planw) ---- */
+
+static struct fs_planw **planw_slot(struct fs *fs, int64_t id)
+{
+	struct fs_planw **pp = &fs->planw[(uint64_t)id & (fs->planw_cap - 1)];
+	while (*pp && (*pp)->id != id)
+		pp = &(*pp)->next;
+	return pp;
+}
+
+static struct fs_planw *planw_find(struct fs *fs, int64_t id)
+{
+	return fs->planw_cap ? *planw_slot(fs, id) : NULL;
+}
+
+/* A writable handle FH of a plan file opened: hold its file's entry. */
+static int planw_hold(struct fs *fs, struct fs_fh *fh)
+{
+	struct fs_planw *w = planw_find(fs, fh->node.id);
+	if (!w) {
+		if (fs->nplanw >= fs->planw_cap) {
+			/* at most one entry per chain on average: double and rehash */
+			size_t cap = fs->planw_cap ? fs->planw_cap * 2 : 16;
+			struct fs_planw **t = calloc(cap, sizeof(*t));
+			if (!t)
+				return -ENOMEM;
+			for (size_t i = 0; i < fs->planw_cap; i++)
+				for (struct fs_planw *e = fs->planw[i], *next; e; e = next) {
+					next = e->next;
+					e->next = t[(uint64_t)e->id & (cap - 1)];
+					t[(uint64_t)e->id & (cap - 1)] = e;
+				}
+			free(fs->planw);
+			fs->planw = t;
+			fs->planw_cap = cap;
+		}
+		if (!(w = calloc(1, sizeof(*w))))
+			return -ENOMEM;
+		w->id = fh->node.id;
+		struct fs_planw **pp = planw_slot(fs, w->id);
+		*pp = w;
+		fs->nplanw++;
+	}
+	w->refs++;
+	fh->pw = w;
+	return 0;
+}
+
+static void planw_drop(struct fs_fh *fh)
+{
+	struct fs_planw *w = fh->pw;
+	fh->pw = NULL;
+	if (!w || --w->refs)
+		return;
+	struct fs_planw **pp = planw_slot(fh->fs, w->id);
+	*pp = w->next;
+	fh->fs->nplanw--;
+	free(w);
+}
+
 static void fh_destroy(struct fs_fh *fh)
 {
 	nonce_drop(fh);
+	planw_drop(fh);
 	if (fh->settle)
 		req_free(fh->settle);
 	if (fh->lines) {
@@ -299,6 +360,9 @@ void fs_free_handles(struct fs *fs)
 	free(fs->nonces);
 	fs->nonces = NULL;
 	fs->nnonces = 0;
+	free(fs->planw);	/* its entries went with the handles */
+	fs->planw = NULL;
+	fs->planw_cap = fs->nplanw = 0;
 }
 
 static void fh_free(struct fs_fh *fh)
@@ -588,8 +652,15 @@ static void do_rename(struct fs_req *rq)
 		if (!rc && (!may_remove(rq, src.uid) ||
 			    (orch_plans_lookup(rq->fs->eng, rq->name2, &dst) == 0 && !may_remove(rq, dst.uid))))
 			rc = -EACCES;
+		bool submitted = false;
 		if (!rc)
-			rc = orch_plans_rename(rq->fs->eng, rq->name, rq->name2, rq->flags, rq->uid, rq->gid);
+			rc = orch_plans_rename(rq->fs->eng, rq->name, rq->name2, rq->flags, rq->uid, rq->gid,
+					       &submitted);
+		/* what the file's open handles wrote so far is submitted: their
+		 * closes submit it no more (only what they write after) */
+		struct fs_planw *w = submitted ? planw_find(rq->fs, src.id) : NULL;
+		if (w)
+			w->gen++;
 	}
 	defer(rq, rc);
 }
@@ -632,14 +703,20 @@ static int open_node(struct fs *fs, struct fs_node n, int flags, struct fs_fh *f
 	} else {
 		return -EACCES;
 	}
-	/* files whose bytes change bypass the page cache: every read is ours */
-	fi->direct_io = n.type != NT_PLANFILE;
+	bool writing = (flags & O_ACCMODE) != O_RDONLY;
+	if (n.type == NT_PLANFILE && writing && (rc = planw_hold(fs, fh)))
+		return rc;
+	/* files whose bytes change bypass the page cache: every read is ours.
+	 * So do plan files opened for writing: their writes must come from
+	 * the writer (a page of a shared mapping is written back later by the
+	 * kernel, as no one: such a mapping is refused, ENODEV) */
+	fi->direct_io = n.type != NT_PLANFILE || writing;
 	fi->keep_cache = 0;
 	if (fh->kind == FH_CTL)
 		fi->nonseekable = 1;
 	/* closing what was opened to read asks nothing of us (but an inbox's
 	 * first close, which settles its messages): no FLUSH round trip */
-	fi->noflush = (flags & O_ACCMODE) == O_RDONLY && fh->kind != FH_INBOX;
+	fi->noflush = !writing && fh->kind != FH_INBOX;
 	if (fh->kind == FH_INBOX && !fh->len)
 		atomic_store(&fh->read_to_end, true);
 	return 0;
@@ -675,6 +752,10 @@ static void do_open(struct fs_req *rq)
 		return;
 	}
 	struct fs_fh *fh = fh_new(rq->fs);
+	if (fh) {
+		fh->uid = rq->uid;
+		fh->gid = rq->gid;
+	}
 	rc = fh ? open_node(rq->fs, ino_node(rq->ino), rq->fi.flags, fh, &rq->fi) : -ENOMEM;
 	if (!rc && fh->kind == FH_INBOX && fh->lease) {
 		fh->settle = calloc(1, sizeof(*fh->settle));
@@ -708,6 +789,10 @@ static void do_create(struct fs_req *rq)
 			rc = fill_entry(rq->fs, n, &rq->entry);
 		if (!rc) {
 			rq->fh = fh_new(rq->fs);
+			if (rq->fh) {
+				rq->fh->uid = rq->uid;
+				rq->fh->gid = rq->gid;
+			}
 			rc = rq->fh ? open_node(rq->fs, n, rq->fi.flags & ~O_TRUNC, rq->fh, &rq->fi)
 				    : -ENOMEM;
 		}
@@ -760,10 +845,19 @@ static void do_inbox(struct fs_req *rq)
 	defer(rq, rc);
 }
 
+/* The first close of a plan handle that wrote since its file's last
+ * submission: submit as the handle's identity (ll_flush put it in RQ; the
+ * FLUSH's own uid is whoever closes a descriptor first). */
 static void do_flush(struct fs_req *rq)
 {
 	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)rq->fi.fh;
-	defer(rq, orch_plans_written(rq->fs->eng, fh->node.id, rq->uid, rq->gid));
+	int rc = orch_plans_written(rq->fs->eng, fh->node.id, rq->uid, rq->gid);
+	/* submitted (or refused with NAME.error): the other handles' writes
+	 * so far went with it. Another failure (ENOSPC...) submitted nothing,
+	 * and leaves their closes to try. */
+	if (fh->pw && (rc == 0 || rc == -EINVAL || rc == -EACCES))
+		fh->pw->gen++;
+	defer(rq, rc);
 }
 
 static void do_readdir(struct fs_req *rq)
@@ -920,6 +1014,11 @@ static void ll_init(void *userdata, struct fuse_conn_info *conn)
 	conn->want &= ~(unsigned)FUSE_CAP_WRITEBACK_CACHE;
 	if (conn->capable & FUSE_CAP_PARALLEL_DIROPS)
 		conn->want |= FUSE_CAP_PARALLEL_DIROPS;
+#ifdef FUSE_CAP_DIRECT_IO_ALLOW_MMAP
+	/* no shared mapping of a direct_io file (plan files opened for
+	 * writing): its pages would be written back by no one (fh_write_as) */
+	conn->want &= ~(unsigned)FUSE_CAP_DIRECT_IO_ALLOW_MMAP;
+#endif
 }
 
 static void ll_lookup(fuse_req_t req, fuse_ino_t parent, const char *name)
@@ -1105,9 +1204,32 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	}
 }
 
+/* A write through FH by the caller of REQ: 0, or -EACCES. The handle's
+ * identity is the least privileged party that wrote through it: its own
+ * writes and root's change nothing; a user's write through a handle root
+ * opened (and passed on) makes the handle that user's; a write by another
+ * user than the handle's is refused, lest one user's bytes be submitted or
+ * recorded as another's. A page written back from a shared mapping comes
+ * from no one (the kernel, uid 0): refused where identity matters (plan
+ * files opened for writing are direct_io, which refuses such a mapping). */
+static int fh_write_as(struct fs_fh *fh, fuse_req_t req, const struct fuse_file_info *fi)
+{
+	const struct fuse_ctx *c = fuse_req_ctx(req);
+	if (fi->writepage)
+		return -EACCES;
+	if (c->uid == fh->uid || c->uid == 0)
+		return 0;
+	if (fh->uid != 0)
+		return -EACCES;
+	fh->uid = c->uid;
+	fh->gid = c->gid;
+	return 0;
+}
+
 /* A write (or, with CLOSING, the flush) of a messages or events file: the
  * lines it completes are checked here, all or nothing, then recorded by the
- * engine, which answers once they are durable. */
+ * engine, which answers once they are durable. The lines are the handle's:
+ * its identity goes with them (OP_APPEND), not the flushing caller's. */
 static void append_lines(fuse_req_t req, fuse_ino_t ino, struct fs_fh *fh, const char *buf, size_t size,
 			 bool closing)
 {
@@ -1136,6 +1258,8 @@ static void append_lines(fuse_req_t req, fuse_ino_t ino, struct fs_fh *fh, const
 	rq->batch = batch;
 	rq->size = closing ? 0 : size;
 	rq->closing = closing;
+	rq->uid = fh->uid;
+	rq->gid = fh->gid;
 	post(rq);
 }
 
@@ -1143,7 +1267,16 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		     struct fuse_file_info *fi)
 {
 	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
+	int rc;
 	if (fh->kind == FH_DISK && fh->node.type == NT_PLANFILE) {
+		if (!fh->pw) {
+			fuse_reply_err(req, EBADF);	/* not opened for writing */
+			return;
+		}
+		if ((rc = fh_write_as(fh, req, fi))) {
+			fuse_reply_err(req, -rc);
+			return;
+		}
 		if (off < 0 || (uint64_t)off + size > PLAN_MAX_BYTES) {
 			fuse_reply_err(req, EFBIG);
 			return;
@@ -1153,14 +1286,21 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			fuse_reply_err(req, errno);
 			return;
 		}
+		fh->wrote_gen = fh->pw->gen;
 		atomic_store(&fh->wrote, true);
 		fuse_reply_write(req, (size_t)n);
 		return;
 	}
 	if (fh->lines) {
-		append_lines(req, ino, fh, buf, size, false);
+		if ((rc = fh_write_as(fh, req, fi)))
+			fuse_reply_err(req, -rc);
+		else
+			append_lines(req, ino, fh, buf, size, false);
 		return;
 	}
+	/* ctl: each write is a command, acted on now as its writer, who had
+	 * the handle (permission was checked at open: open_allowed); nothing
+	 * happens at its close */
 	if (fh->kind != FH_CTL) {
 		fuse_reply_err(req, EBADF);
 		return;
@@ -1186,13 +1326,16 @@ static struct fs_req *settle_req(fuse_req_t req, struct fs_fh *fh, fuse_ino_t in
 {
 	struct fs_req *rq = fh->settle;
 	fh->settle = NULL;
-	const struct fuse_ctx *c = fuse_req_ctx(req);
 	rq->fs = fs_of(req);
 	rq->req = req;
 	rq->op = OP_INBOX;
 	rq->ino = ino;
-	rq->uid = c->uid;
-	rq->gid = c->gid;
+	/* no decision here depends on who settles: the messages were taken at
+	 * open, by the opener, whom open_allowed checked (only the sandbox's
+	 * owner may read its inbox); the first close delivers them or hands
+	 * them back, whoever's it is. The identity is the handle's all the same. */
+	rq->uid = fh->uid;
+	rq->gid = fh->gid;
 	rq->lease = fh->lease;
 	rq->work.fn = exec_req;
 	return rq;
@@ -1213,15 +1356,23 @@ static void ll_flush(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi)
 		post(rq);
 		return;
 	}
-	/* the first close() after writes submits; later ones (dup'ed fds) do not */
-	if (fh->kind == FH_DISK && fh->node.type == NT_PLANFILE && atomic_exchange(&fh->wrote, false)) {
+	/* the first close() after writes submits, unless what they wrote was
+	 * submitted since (a rename onto NAME.json, another handle's close);
+	 * later ones (dup'ed fds) do not. As the handle's identity: the FLUSH
+	 * comes from whoever closes a descriptor first (a setuid program the
+	 * writer passed it to, say), who need not be the writer */
+	if (fh->kind == FH_DISK && fh->node.type == NT_PLANFILE && atomic_exchange(&fh->wrote, false) &&
+	    fh->pw && fh->wrote_gen == fh->pw->gen) {
 		struct fs_req *rq = req_new(req, OP_FLUSH, ino);
 		if (!rq)
 			return;
 		rq->fi = *fi;
+		rq->uid = fh->uid;
+		rq->gid = fh->gid;
 		post(rq);
 		return;
 	}
+	/* ctl acts at each write, nothing at close */
 	fuse_reply_err(req, 0);
 }
 

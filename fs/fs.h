@@ -122,6 +122,18 @@ struct fs_inval {
 	char name[];
 };
 
+/* A plan file with writable handles open on it (fs->planw, engine thread).
+ * GEN counts its submissions (by a close or a rename onto NAME.json) since
+ * the first of them opened: a close submits only when its handle wrote since
+ * the last one (fh->wrote_gen == gen), so that bytes already submitted by a
+ * rename, or by another handle's close, are not submitted again. */
+struct fs_planw {
+	struct fs_planw *next;	/* hash chain */
+	int64_t id;		/* plan_files.id (a rename keeps it) */
+	unsigned refs;		/* handles holding it */
+	uint64_t gen;
+};
+
 /* the kernel's requests counted by opcode below this (linux/fuse.h) */
 #define FS_KREQ_OPS 64
 
@@ -148,6 +160,9 @@ struct fs {
 	pthread_mutex_t nonce_lock;
 	struct fs_nonces *nonces;
 	size_t nnonces;
+	/* plan files open for writing: a hash of planw_cap chains (a power of 2) */
+	struct fs_planw **planw;
+	size_t planw_cap, nplanw;
 	/* the invalidation thread */
 	pthread_t inval_thread;
 	bool inval_started, inval_quit;
@@ -191,12 +206,22 @@ struct fs_fh {
 	struct fs_fh *prev, *next;	/* fs->fh_list */
 	enum fh_kind kind;
 	struct fs_node node;
+	/* Who acts through the handle (issue 12): its opener, recorded at open
+	 * or create; a write by a user through a handle root opened makes it
+	 * that user's, a write by another user than its own (root aside) is
+	 * refused (fh_write_as). A plan is submitted as this identity, and the
+	 * lines of messages and events are recorded as it: never as the uid of
+	 * the FLUSH or RELEASE, which is whoever closes a descriptor first. */
+	uid_t uid;
+	gid_t gid;
 	char *buf;		/* FH_SNAP */
 	size_t len;
 	struct stat st;		/* FH_SNAP: attributes at open, for fstat() */
 	int fd;			/* FH_DISK */
 	bool lines_only;	/* FH_DISK: a log; a short read ends at a whole line */
-	atomic_bool wrote;	/* FH_DISK in plans/: written since the last submission */
+	atomic_bool wrote;	/* FH_DISK in plans/: written through since its last close */
+	struct fs_planw *pw;	/* FH_DISK in plans/ opened for writing: its file's submissions */
+	uint64_t wrote_gen;	/* pw->gen at its last write */
 	enum orch_ev_scope scope;	/* FH_EVENTS */
 	/* messages and events opened for writing: lines assembled across
 	 * writes, under a lock (writes through one handle may be concurrent) */

@@ -266,6 +266,34 @@ static void test_plan__range(void **state)
 		    "\"sandbox.ports\" must be between 0 and 64\n");
 }
 
+/* A step's own kill_grace_sec overrides the globals' (SPEC §3), whatever
+ * the order of the fields; it is checked as the global one is. */
+static void test_plan__step_kill_grace(void **state)
+{
+	struct plan *p = expect_ok("{\"steps\": [{\"id\": \"a\", \"command\": \"x\", \"kill_grace_sec\": 0},"
+				   " {\"id\": \"b\", \"command\": \"x\", \"kill_grace_sec\": 1.5},"
+				   " {\"id\": \"c\", \"command\": \"x\"}],"
+				   " \"globals\": {\"kill_grace_sec\": 60}}");
+	assert_true(p->kill_grace_sec == 60);
+	assert_true(p->steps[0].kill_grace_sec == 0);
+	assert_true(p->steps[1].kill_grace_sec == 1.5);
+	assert_true(p->steps[2].kill_grace_sec == 60);
+	plan_free(p);
+
+	p = expect_ok(STEP1(", \"kill_grace_sec\": 3600"));
+	assert_true(p->steps[0].kill_grace_sec == 3600);
+	plan_free(p);
+
+	expect_errs(STEP1(", \"kill_grace_sec\": -1"),
+		    "step \"a\": \"kill_grace_sec\" must be between 0 and 3600\n");
+	expect_errs(STEP1(", \"kill_grace_sec\": 3600.5"),
+		    "step \"a\": \"kill_grace_sec\" must be between 0 and 3600\n");
+	expect_errs(STEP1(", \"kill_grace_sec\": \"5\""), "step \"a\": \"kill_grace_sec\" must be a number\n");
+	expect_errs(STEP1(", \"kill_grace_sec\": null"), "step \"a\": \"kill_grace_sec\" must be a number\n");
+	expect_errs(STEP1(", \"kill_grace_secs\": 1"),
+		    "step \"a\": unknown field \"kill_grace_secs\" (did you mean \"kill_grace_sec\"?)\n");
+}
+
 /* 10 */
 static void test_plan__unknown_on_failure(void **state)
 {
@@ -791,6 +819,7 @@ int main(void)
 		cmocka_unit_test(test_plan__nul_bytes),
 		cmocka_unit_test(test_plan__plan_id_too_long),
 		cmocka_unit_test(test_plan__range),
+		cmocka_unit_test(test_plan__step_kill_grace),
 		cmocka_unit_test(test_plan__unknown_on_failure),
 		cmocka_unit_test(test_plan__bad_isolation),
 		cmocka_unit_test(test_plan__unknown_field_suggestion),
