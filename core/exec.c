@@ -119,7 +119,8 @@ static char **hide_fuse(char **argv, size_t at)
 	int r = read_file("/proc/self/mountinfo", 64 << 20, &text, &len);
 	if (r < 0)
 		fail("cannot read", "/proc/self/mountinfo", -r);
-	if (mounts_fuse(text, getuid(), getgid(), NULL, &mnt, &n) < 0)
+	static const char *const skip[] = { "/tmp", NULL };	/* the sandbox has its own */
+	if (mounts_fuse(text, getuid(), getgid(), skip, &mnt, &n) < 0)
 		fail("cannot list the FUSE mounts of", "/proc/self/mountinfo", ENOMEM);
 	size_t argc = 0;
 	while (argv[argc])

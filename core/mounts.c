@@ -66,7 +66,7 @@ void mounts_free(char **v)
 	orch_free(v);
 }
 
-int mounts_fuse(char *text, uid_t uid, gid_t gid, const char *skip, char ***out, size_t *np)
+int mounts_fuse(char *text, uid_t uid, gid_t gid, const char *const *skip, char ***out, size_t *np)
 {
 	/* every FUSE mount point first (usable or not: what lies beneath any
 	 * of them is left out), then the usable ones */
@@ -102,7 +102,10 @@ int mounts_fuse(char *text, uid_t uid, gid_t gid, const char *skip, char ***out,
 		}
 		unescape(f[4]);
 		all[n].path = f[4];
-		all[n].ok = usable(super, uid, gid) && !(skip && !strcmp(f[4], skip));
+		all[n].ok = usable(super, uid, gid);
+		for (const char *const *d = skip; d && *d && all[n].ok; d++)
+			if (!strcmp(f[4], *d) || beneath(f[4], *d))
+				all[n].ok = false;
 		n++;
 	}
 	char **v = orch_calloc(n + 1, sizeof(char *));

@@ -105,6 +105,7 @@ for n in 3 4 5 6 7 8 9 10 11 12 13 14 15 16; do [ -e /proc/self/fd/$n ] && extra
   echo "capeff=$(awk "/^CapEff:/ { print \$2 }" /proc/self/status)"
   if unshare -U true; then echo userns=yes; else echo userns=no; fi
   echo ws=ok >ws.txt && echo wsw=yes
+  if echo "{\"event_type\": \"probe.posted\"}" >>"$ORCHFS_SANDBOX/events"; then echo post=yes; else echo post=no; fi
 } >report 2>/dev/null'
 # and in a sandbox, what must fail there (never run unconfined as root)
 BOXED='
@@ -160,6 +161,7 @@ grep -q "^euid=$uid1 uid=$uid1 via=LD_PRELOAD exe=.*bwrap" "$LOG" || bad "bubble
 
 # ---- finding 6: fd 7 reached no step, of any user, sandboxed or not
 for r in unone-1 ubwrap-1 rbwrap-1 rnone-1; do
+  want "$r" "post=yes"    # the sandbox's own directory of the mount is still there
   want "$r" "fd7=no"
   want "$r" "extra=none"
 done
