@@ -79,14 +79,19 @@ exec 7>&-
 problems=()
 bad() { problems+=("$*"); }
 
-# every descriptor the daemon holds is close-on-exec (orchfs's own, libfuse's, SQLite's)
-for fd in /proc/"$DPID"/fd/*; do
-  n=${fd##*/}
-  [ "$n" -gt 2 ] || continue
-  flags=$(awk '/^flags:/ { print $2 }' "/proc/$DPID/fdinfo/$n" 2>/dev/null) || continue
-  [ -n "$flags" ] || continue
-  (( (8#$flags & 8#2000000) != 0 )) || bad "the daemon's fd $n ($(readlink "$fd")) is not close-on-exec (flags $flags)"
-done
+# every descriptor the daemon holds is close-on-exec (orchfs's own, libfuse's,
+# SQLite's), at start and once steps ran
+all_cloexec() {
+  local fd n flags
+  for fd in /proc/"$DPID"/fd/*; do
+    n=${fd##*/}
+    [ "$n" -gt 2 ] || continue
+    flags=$(awk '/^flags:/ { print $2 }' "/proc/$DPID/fdinfo/$n" 2>/dev/null) || continue
+    [ -n "$flags" ] || continue
+    (( (8#$flags & 8#2000000) != 0 )) || bad "$1: the daemon's fd $n ($(readlink "$fd")) is not close-on-exec (flags $flags)"
+  done
+}
+all_cloexec "at start"
 
 # what every probe step reports, one NAME=VALUE a line, into its workspace
 # (first the descriptors its shell holds above 2: `[ -e` opens none; no
@@ -133,12 +138,21 @@ user_submit ubwrap "$(plan "$(jq -cn --argjson e "$UENV" '{env: $e, sandbox: {is
 must_submit rbwrap "$(plan "$(jq -cn --arg r "$ROOTW" '{env: {ROOTW: $r}, sandbox: {isolation: "bwrap"}}')" \
   "$(step probe "$PROBE$BOXED")")"
 must_submit rnone "$(plan '{"sandbox": {"isolation": "none"}}' "$(step probe "$PROBE")")"
+# a user's bwrap step still gets its SIGTERM at a timeout, and leaves nothing
+user_submit utmo "$(plan '{"globals": {"kill_grace_sec": 1}}' \
+  "$(step w 'trap "echo term >>term; exit 1" TERM; echo up >up; sleep 30 & wait' '{"timeout_sec": 1}')")"
 for r in unone-1 ubwrap-1 rbwrap-1 rnone-1; do
   wait_for 30 run_finished "$r" || fail "run $r did not finish (state: $(run_state "$r"))"
   is_run_state "$r" succeeded || bad "run $r ended $(run_state "$r"): $(tail -n 3 "$M/runs/$r/steps/probe/log" 2>&1 | tr '\n' ' ')"
 done
+wait_for 20 run_finished utmo-1 || fail "run utmo-1 did not finish (state: $(run_state utmo-1))"
+is_step_state utmo-1 w timed_out || bad "utmo-1: the user's bwrap step is $(step_state utmo-1 w), want timed_out"
+grep -qx term "$(ws utmo-1)/term" 2>/dev/null || bad "utmo-1: the user's bwrap step did not get SIGTERM"
+wait_for 5 no_procs_of_run utmo-1 || bad "utmo-1: processes of the step outlived it: $(procs_of_run utmo-1)"
 is_sb_field ubwrap-1 isolation bwrap || bad "the user's sandbox is not under bwrap: $(sb_field ubwrap-1 isolation)"
 [ -e "$ROOTW" ] && { rm -f "$ROOTW"; bad "a root step under bwrap wrote $ROOTW on the host"; }
+
+all_cloexec "after the steps"
 
 # ---- finding 1: the loader's variables reached no root process
 if grep -q '^euid=0 ' "$LOG"; then
