@@ -6,6 +6,7 @@
  * changed (fsync'd only if it holds an acknowledged change), and the replies
  * waiting for that commit. Nothing sleeps or polls. */
 #include "core/engine_i.h"
+#include "core/mounts.h"
 #include "core/proc.h"
 
 #include <errno.h>
@@ -267,12 +268,37 @@ bool orch_engine_mounted(struct orch_engine *e)
 	return there;
 }
 
+/* The FUSE mounts our own bwrap steps hide, from FD's table: read when the
+ * table changes (a few KiB of procfs), never per step. */
+static void fuse_hide_load(struct orch_engine *e, int fd)
+{
+	char buf[65536];
+	struct sbuf sb = SBUF_INIT;
+	ssize_t n;
+	if (!e->bwrap_ok || lseek(fd, 0, SEEK_SET) < 0)
+		return;
+	while ((n = read(fd, buf, sizeof(buf))) > 0)
+		sbuf_add(&sb, buf, (size_t)n);
+	char **v;
+	size_t nv;
+	/* what the sandbox hides anyway: no stat of them by bubblewrap (one
+	 * more FUSE request, a server that never answers stalls the step) */
+	const char *skip[] = { "/tmp", e->state_dir, e->mountpoint, NULL };
+	if (!sbuf_failed(&sb) && sb.buf && !mounts_fuse(sb.buf, geteuid(), getegid(), skip, &v, &nv)) {
+		mounts_free(e->fuse_hide);
+		e->fuse_hide = v;
+		e->nfuse_hide = nv;
+	}
+	sbuf_release(&sb);
+}
+
 static void mnt_cb(struct loop_watch *w, uint32_t events)
 {
 	struct orch_engine *e = w->data;
 	(void)events;
 	if (e->mount_id < 0 || e->stopping)
 		return;
+	fuse_hide_load(e, w->fd);
 	if (mountinfo_find(w->fd, e->mountpoint, e->mount_id) < 0) {
 		eng_log(e, "%s was unmounted: stopping", e->mountpoint);
 		e->stopping = true;
@@ -290,6 +316,7 @@ int orch_engine_watch_mount(struct orch_engine *e)
 		close(fd);
 		return -ENOENT;
 	}
+	fuse_hide_load(e, fd);
 	e->mntw = (struct loop_watch){ .fd = fd, .cb = mnt_cb, .data = e };
 	/* the mount table signals a change with POLLPRI (EPOLLPRI) */
 	int r = loop_watch_add(&e->loop, &e->mntw, EPOLLPRI | EPOLLERR);
@@ -598,6 +625,7 @@ fail_early:
 	orch_free(e->mountpoint);
 	free(e->exec_helper);
 	orch_free(e->bwrap_path);
+	mounts_free(e->fuse_hide);
 	pthread_mutex_destroy(&e->ctl_lock);
 	orch_free(e);
 	return NULL;
@@ -630,6 +658,7 @@ void orch_engine_close(struct orch_engine *e)
 	orch_free(e->mountpoint);
 	free(e->exec_helper);
 	orch_free(e->bwrap_path);
+	mounts_free(e->fuse_hide);
 	pthread_mutex_destroy(&e->ctl_lock);
 	orch_free(e);
 }

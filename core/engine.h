@@ -27,6 +27,9 @@ struct orch_config {
 	int port_min, port_max;	/* the range sandboxes take ports from */
 	const char *exec_helper;	/* runs `--exec-step` (core/exec.h): this program */
 	const char *bwrap_path;	/* bubblewrap, when it works here; NULL: it does not */
+	bool bwrap_userns;	/* it takes --unshare-user --disable-userns */
+	bool bwrap_users;	/* it works for other users' steps too (run as them, with
+				 * a user namespace): a root daemon probed it as nobody */
 };
 
 struct orch_engine;

@@ -6,6 +6,7 @@
 
 #include <jansson.h>
 #include <pthread.h>
+#include <unistd.h>
 
 #include "core/engine.h"
 #include "core/loop.h"
@@ -217,7 +218,23 @@ struct orch_engine {
 	bool bwrap_ok;
 	char *bwrap_path;	/* NULL: bubblewrap cannot run here */
 	char *exec_helper;	/* the step trampoline, canonical path */
+	/* the FUSE mounts (but ours) the daemon's own bwrap steps hide, from
+	 * the mount table when it last changed (core/mounts.h); steps of
+	 * other users find theirs in the trampoline */
+	char **fuse_hide;
+	size_t nfuse_hide;
 };
+
+/* May steps of user UID run under bubblewrap here? */
+static inline bool eng_bwrap_for(const struct orch_engine *e, uid_t uid)
+{
+	return e->bwrap_ok && (uid == geteuid() || e->cfg.bwrap_users);
+}
+/* Why not, for a message */
+#define ENG_BWRAP_USERS_WHY \
+	"bubblewrap cannot run as an unprivileged user here (no user namespaces for them), and" \
+	" orchfs runs other users' steps under it as those users"
+
 
 /* engine.c */
 void eng_log(struct orch_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));

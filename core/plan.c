@@ -608,6 +608,30 @@ static void step_prefix(char buf[STEP_ID_MAX + 32], const struct plan_step *ps, 
 		snprintf(buf, STEP_ID_MAX + 32, "step %zu: ", i + 1);
 }
 
+/* "cwd" is relative to the workspace and stays inside it: no absolute path,
+ * no ".." component (a symlink on the way is the spawner's to refuse:
+ * core/spawner.h). AFTER says where the value came from, for the message. */
+static bool cwd_ok(struct ctx *c, const char *pfx, const char *cwd, const char *after)
+{
+	char b[SHOW_MAX + 1];
+	if (cwd[0] == '/') {
+		report(c, "%s\"cwd\" must be relative to the workspace, not the absolute path \"%s\"%s", pfx,
+		       show(b, cwd, strlen(cwd)), after);
+		return false;
+	}
+	for (const char *p = cwd; *p;) {
+		size_t len = strcspn(p, "/");
+		if (len == 2 && p[0] == '.' && p[1] == '.') {
+			report(c, "%s\"cwd\" must stay inside the workspace: \"..\" in \"%s\"%s", pfx,
+			       show(b, cwd, strlen(cwd)), after);
+			return false;
+		}
+		p += len;
+		p += strspn(p, "/");
+	}
+	return true;
+}
+
 /* A string list field (args, depends_on): checked, and copied into a
  * NULL-terminated array when OUT is not NULL. */
 static void parse_strings(struct ctx *c, const char *pfx, const char *field, json_t *arr,
@@ -710,6 +734,10 @@ static void parse_step(struct ctx *c, struct plan *p, size_t i, json_t *o, struc
 			if (!get_str(c, pfx, "cwd", val, true, &s))
 				continue;
 			check_refs(c, &v, pfx, "cwd", s);
+			/* with ${...} in it, once substituted; a stored plan as
+			 * run (literal) is left to the spawner */
+			if (!v.opts->literal && !strchr(s, '$'))
+				cwd_ok(c, pfx, s, "");
 			ps->cwd = dup(c, s);
 		} else if (!strcmp(key, "depends_on")) {
 			/* checked here, resolved once every id is known */
@@ -1185,6 +1213,8 @@ static int subst_step(struct ctx *c, struct plan *p, size_t i, const struct vars
 			loc_report(c, pfx, "cwd", "\"cwd\" is empty after substitution", false);
 			return -EINVAL;
 		}
+		if (!cwd_ok(c, pfx, ps->cwd, " after substitution"))
+			return -EINVAL;
 	}
 	return 0;
 }

@@ -308,13 +308,14 @@ static int set_error(struct orch_engine *e, const char *stem, const char *text, 
 	return rc;
 }
 
-static const struct plan_opts *submit_opts(struct orch_engine *e, struct plan_opts *opts)
+static const struct plan_opts *submit_opts(struct orch_engine *e, uid_t uid, struct plan_opts *opts)
 {
 	*opts = (struct plan_opts){
 		.var_defaults = e->cfg.vars,
 		.nvar_defaults = e->cfg.nvars,
-		.bwrap_available = e->bwrap_ok,
-		.bwrap_unavailable_reason = "bubblewrap (bwrap) is not installed or cannot create namespaces",
+		.bwrap_available = eng_bwrap_for(e, uid),
+		.bwrap_unavailable_reason = !e->bwrap_ok ? "bubblewrap (bwrap) is not installed or cannot create namespaces"
+							 : ENG_BWRAP_USERS_WHY,
 		.sandbox_info = sandbox_info_cb,
 		.ctx = e,
 	};
@@ -338,7 +339,7 @@ static struct plan *submit_check(struct orch_engine *e, const char *stem, const 
 		sbuf_release(&errs);
 		return NULL;
 	}
-	struct plan *plan = plan_parse(text, len, stem, submit_opts(e, &opts), &errs);
+	struct plan *plan = plan_parse(text, len, stem, submit_opts(e, uid, &opts), &errs);
 	*rc = 0;
 	if (!plan) {
 		*rc = sbuf_failed(&errs) ? -ENOMEM : set_error(e, stem, sbuf_str(&errs), uid, gid);
@@ -363,8 +364,11 @@ static struct plan *submit_check(struct orch_engine *e, const char *stem, const 
 
 /* Start a run of the checked PLAN (taken): its sandbox made if needed, its
  * variables substituted. Call inside a savepoint the caller undoes on
- * failure; a sandbox made here is then forgotten again. */
-static int submit_start(struct orch_engine *e, const char *stem, struct plan *plan, uid_t uid, gid_t gid)
+ * failure; a sandbox made here is then forgotten again. -EINVAL: the plan
+ * as substituted is wrong, said in WHY (for STEM.error, written once the
+ * savepoint is undone: submit_refused()). */
+static int submit_start(struct orch_engine *e, const char *stem, struct plan *plan, uid_t uid, gid_t gid,
+			struct sbuf *why)
 {
 	int64_t n = store_int(&e->st, "SELECT next_n FROM plan_names WHERE name = ?", 1, "s", stem);
 	char run_name[RUN_ID_MAX + 1];
@@ -383,7 +387,7 @@ static int submit_start(struct orch_engine *e, const char *stem, struct plan *pl
 		struct plan_builtins b = { .run_id = run_name, .sandbox_id = sb->name,
 					   .workspace = sb->workspace, .mount = e->mountpoint,
 					   .ports = sb->ports, .nports = (size_t)sb->nports };
-		rc = plan_substitute(plan, stem, submit_opts(e, &opts), &b, &errs);
+		rc = plan_substitute(plan, stem, submit_opts(e, uid, &opts), &b, &errs);
 	}
 	struct run *r = NULL;
 	if (!rc)
@@ -395,8 +399,11 @@ static int submit_start(struct orch_engine *e, const char *stem, struct plan *pl
 				" newest_run = excluded.newest_run, error = NULL, error_at = NULL,"
 				" uid = excluded.uid, gid = excluded.gid",
 				"sisii", stem, n + 1, run_name, (int64_t)uid, (int64_t)gid);
-	if (rc && rc != -ENOMEM && sbuf_failed(&errs) == false && errs.len)
+	if (rc && rc != -ENOMEM && sbuf_failed(&errs) == false && errs.len) {
 		eng_log(e, "plan %s: %s", stem, sbuf_str(&errs));
+		if (rc == -EINVAL)
+			sbuf_adds(why, sbuf_str(&errs));
+	}
 	sbuf_release(&errs);
 	if (rc) {
 		if (r)
@@ -409,6 +416,21 @@ static int submit_start(struct orch_engine *e, const char *stem, struct plan *pl
 	}
 	orch_need_durable(e);
 	return 0;
+}
+
+/* After submit_start() failed with RC and its savepoint was undone: a plan
+ * refused once substituted gets STEM.error (WHY, released) like any other.
+ * Returns RC, or the error of writing it. */
+static int submit_refused(struct orch_engine *e, const char *stem, int rc, struct sbuf *why, uid_t uid,
+			  gid_t gid)
+{
+	if (rc == -EINVAL && why->len && !sbuf_failed(why)) {
+		int w = set_error(e, stem, sbuf_str(why), uid, gid);
+		if (w)
+			rc = w;
+	}
+	sbuf_release(why);
+	return rc;
 }
 
 /* Validate TEXT as plan STEM and start a run of it. 0, or -EINVAL with
@@ -426,8 +448,10 @@ static int submit(struct orch_engine *e, const char *stem, const char *text, siz
 		plan_free(plan);
 		return rc;
 	}
-	rc = submit_start(e, stem, plan, uid, gid);
+	struct sbuf why = SBUF_INIT;
+	rc = submit_start(e, stem, plan, uid, gid, &why);
 	store_release(&e->st, "submit", rc == 0);
+	rc = submit_refused(e, stem, rc, &why, uid, gid);
 	return rc;
 }
 
@@ -504,13 +528,15 @@ int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, u
 	if (!rc)
 		rc = store_exec(&e->st, "UPDATE plan_files SET name = ? WHERE id = ?", "si", to, src.id);
 	bool started = false;
+	struct sbuf why = SBUF_INIT;
 	if (!rc && plan) {
-		rc = submit_start(e, stem, plan, uid, gid);
+		rc = submit_start(e, stem, plan, uid, gid, &why);
 		plan = NULL;
 		started = rc == 0;
 	}
 	plan_free(plan);
 	store_release(&e->st, "rename", rc == 0);
+	rc = submit_refused(e, stem, rc, &why, uid, gid);
 	if (!rc)
 		orch_need_durable(e);
 	if (submitted)

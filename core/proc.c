@@ -47,7 +47,27 @@ static void find_ignored(void)
 	}
 }
 
+static int spawn(const struct proc_spec *spec, pid_t *pidp, int *pidfdp);
+
 int proc_spawn(const struct proc_spec *spec, pid_t *pidp, int *pidfdp)
+{
+	/* the child's fds 1-4 are made in order: a source among them (an fd of
+	 * a daemon started with few open) must not be overwritten before its
+	 * turn. Moved out of the way first, the rare time it is there */
+	struct proc_spec s = *spec;
+	int *fd[] = { &s.err_fd, &s.env_fd, &s.cwd_fd }, tmp[3] = { -1, -1, -1 }, r = 0;
+	for (size_t i = 0; i < ARRAY_SIZE(fd) && !r; i++)
+		if (*fd[i] >= 0 && *fd[i] < 5 && (*fd[i] = tmp[i] = fcntl(*fd[i], F_DUPFD_CLOEXEC, 5)) < 0)
+			r = -errno;
+	if (!r)
+		r = spawn(&s, pidp, pidfdp);
+	for (size_t i = 0; i < ARRAY_SIZE(fd); i++)
+		if (tmp[i] >= 0)
+			close(tmp[i]);
+	return r;
+}
+
+static int spawn(const struct proc_spec *spec, pid_t *pidp, int *pidfdp)
 {
 	posix_spawn_file_actions_t fa;
 	posix_spawnattr_t at;
@@ -80,10 +100,18 @@ int proc_spawn(const struct proc_spec *spec, pid_t *pidp, int *pidfdp)
 		r = posix_spawn_file_actions_adddup2(&fa, spec->out_fd, 2);
 	if (!r && spec->err_fd >= 0)
 		r = posix_spawn_file_actions_adddup2(&fa, spec->err_fd, 3);
+	if (!r && spec->env_fd >= 0)
+		r = posix_spawn_file_actions_adddup2(&fa, spec->env_fd, 4);
 	if (!r && spec->cwd_fd >= 0)
 		r = posix_spawn_file_actions_addfchdir_np(&fa, spec->cwd_fd);
 	else if (!r && spec->cwd)
 		r = posix_spawn_file_actions_addchdir_np(&fa, spec->cwd);
+	/* every fd of ours is close-on-exec; this is for those of a library
+	 * that forgot (one close_range in the child,
+	 * after the fchdir to cwd_fd) */
+	if (!r)
+		r = posix_spawn_file_actions_addclosefrom_np(&fa, spec->env_fd >= 0 ? 5
+								 : spec->err_fd >= 0 ? 4 : 3);
 	pid_t pid = -1;
 	if (!r)
 		r = posix_spawn(&pid, spec->path, &fa, &at, spec->argv, spec->envp);

@@ -15,6 +15,8 @@ struct proc_spec {
 	char *const *envp;
 	int out_fd;		/* becomes stdout and stderr; stdin is /dev/null */
 	int err_fd;		/* becomes fd 3 (EXEC_ERR_FD); -1: none */
+	int env_fd;		/* becomes fd 4 (EXEC_ENV_FD); -1: none. Every
+				 * other fd is closed in the child */
 	const char *cwd;	/* changed to in the child; NULL: the caller's */
 	int cwd_fd;		/* or this directory (>= 0), taken before cwd */
 	bool no_wait;		/* started but not followable (no pidfd): killed,

@@ -820,53 +820,93 @@ static int step_env(struct orch_engine *e, struct step *s, struct envv *ev)
 	return ev->oom ? -ENOMEM : 0;
 }
 
-/* The command line of an attempt: [bubblewrap ... --] [the trampoline of
- * core/exec.h, to switch to the submitter's user] the step's command. */
+/* The command line of an attempt, one of:
+ *   COMMAND...                                   the daemon's own user's step
+ *   BWRAP OPTIONS [--tmpfs FUSE]... -- COMMAND... the same, sandboxed
+ *   HELPER --exec-step ... -- COMMAND...         another user's (a root daemon):
+ *   HELPER --exec-step ... -- BWRAP ... -- COMMAND...  the trampoline of
+ *       core/exec.h switches to the user first, then starts bubblewrap as
+ *       that user (a user namespace), having put in the FUSE mounts it sees.
+ * Nothing privileged sees the step's environment: the trampoline gets it on
+ * a descriptor, bubblewrap runs as the user (or as the daemon's own user). */
 struct step_argv {
-	char *v[72];		/* fixed part; the step's own args follow */
-	size_t n;
+	char **v;		/* borrowed or in owned[] */
+	size_t n, cap;
 	char *owned[8];
 	size_t nowned;
-	char *cwd;		/* where it runs (one of owned) */
+	bool oom;
 };
 
 static char *own(struct step_argv *a, char *s)
 {
-	if (s && a->nowned < ARRAY_SIZE(a->owned))
-		a->owned[a->nowned++] = s;
-	return s;
+	if (!s || a->nowned == ARRAY_SIZE(a->owned)) {
+		orch_free(s);
+		a->oom = true;
+		return NULL;
+	}
+	return a->owned[a->nowned++] = s;
+}
+
+static void av_add(struct step_argv *a, const char *s)
+{
+	if (!s || a->oom) {
+		a->oom = true;
+		return;
+	}
+	if (a->n == a->cap) {
+		size_t cap = a->cap ? a->cap * 2 : 64;
+		char **v = orch_reallocarray(a->v, cap, sizeof(char *));
+		if (!v) {
+			a->oom = true;
+			return;
+		}
+		a->v = v;
+		a->cap = cap;
+	}
+	a->v[a->n++] = (char *)s;
+}
+
+static void av_addv(struct step_argv *a, const char *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		av_add(a, v[i]);
 }
 
 static void step_argv_release(struct step_argv *a)
 {
 	for (size_t i = 0; i < a->nowned; i++)
 		orch_free(a->owned[i]);
+	orch_free(a->v);
 }
 
-/* Build the fixed part. 0 or -ENOMEM. */
-static int step_argv_build(struct orch_engine *e, struct step *s, bool sandboxed, struct step_argv *a)
+/* Build the fixed part (TRAMP: through the trampoline, as the run's user).
+ * 0 or -ENOMEM. */
+static int step_argv_build(struct orch_engine *e, struct step *s, bool sandboxed, bool tramp,
+			   struct step_argv *a)
 {
 	struct run *r = s->run;
 	const struct plan_step *ps = &r->plan->steps[s->idx];
 	struct sandbox *sb = r->sb;
-	a->cwd = own(a, ps->cwd && ps->cwd[0] == '/' ? orch_strdup(ps->cwd)
-			: ps->cwd			 ? orch_asprintf("%s/%s", sb->workspace, ps->cwd)
-							 : orch_strdup(sb->workspace));
-	/* steps run as the plan's submitter: only a daemon running as root can
-	 * switch (submit() refuses other users' plans otherwise), and it takes
-	 * the trampoline; otherwise the command is exec'd directly */
-	bool as_user = geteuid() == 0 && r->uid != 0;
-	char *ppid = as_user && !sandboxed ? own(a, orch_asprintf("%d", (int)getpid())) : NULL;
-	char *uid = as_user ? own(a, orch_asprintf("%u", (unsigned)r->uid)) : NULL;
-	char *gid = as_user ? own(a, orch_asprintf("%u", (unsigned)r->gid)) : NULL;
-	if (!a->cwd || (as_user && (!uid || !gid || (!sandboxed && !ppid))))
-		return -ENOMEM;
+	size_t hide = 0, base = 0;
 	a->n = 0;
+	if (tramp) {
+		const char *t[] = { e->exec_helper, EXEC_STEP_FLAG,
+				    own(a, orch_asprintf("%d", (int)getpid())),
+				    own(a, orch_asprintf("%u", (unsigned)r->uid)),
+				    own(a, orch_asprintf("%u", (unsigned)r->gid)),
+				    sb->workspace, ps->cwd ? ps->cwd : ".", "-", "--" };
+		av_addv(a, t, ARRAY_SIZE(t));
+		hide = a->n - 2;	/* the HIDE argument, set below */
+		base = a->n;
+	}
 	if (sandboxed) {
 		/* SPEC §5: the system read-only, a private /tmp, the state directory
 		 * and the mount hidden but for the workspace and the sandbox's own
-		 * directory, read-write at their own paths; a PID namespace, and a
-		 * network one with only loopback when "network" is false */
+		 * directory, read-write at their own paths, other FUSE mounts
+		 * hidden; a PID namespace, and a network one with only loopback
+		 * when "network" is false; no capabilities, no user namespaces. The
+		 * cwd is the one bubblewrap was started in (it goes back there by
+		 * its path, inside: the workspace is at its own path) */
 		char *sbdir = own(a, orch_asprintf("%s/sandboxes/%s", e->mountpoint, sb->name));
 		/* bubblewrap makes the directories leading to a bind's destination
 		 * in a tmpfs mode 0700: a step that is not root could not pass.
@@ -875,46 +915,43 @@ static int step_argv_build(struct orch_engine *e, struct step *s, bool sandboxed
 		char *sbup = own(a, orch_strndup(sbdir ? sbdir : "", sbdir ? (size_t)(strrchr(sbdir, '/') - sbdir) : 0));
 		if (!sbdir || !wsup || !sbup)
 			return -ENOMEM;
-		const char *b[] = {
-			e->bwrap_path, "--die-with-parent", "--new-session", "--unshare-pid",
-			"--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+		const char *b[] = { e->bwrap_path, "--die-with-parent", "--new-session", "--unshare-pid" };
+		av_addv(a, b, ARRAY_SIZE(b));
+		if (e->cfg.bwrap_userns) {
+			const char *u[] = { "--unshare-user", "--disable-userns" };
+			av_addv(a, u, ARRAY_SIZE(u));
+		}
+		const char *c[] = { "--cap-drop", "ALL", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc" };
+		av_addv(a, c, ARRAY_SIZE(c));
+		if (tramp) {
+			char *at = own(a, orch_asprintf("%zu", a->n - base));
+			if (at && !a->oom)
+				a->v[hide] = at;
+		} else {
+			for (size_t i = 0; i < e->nfuse_hide; i++) {
+				av_add(a, "--tmpfs");
+				av_add(a, e->fuse_hide[i]);
+			}
+		}
+		const char *d[] = {
 			"--perms", "01777", "--tmpfs", "/tmp",	/* the step may not be root */
 			"--tmpfs", e->state_dir, "--tmpfs", e->mountpoint,
 			"--perms", "0755", "--dir", wsup, "--bind", sb->workspace, sb->workspace,
 			"--perms", "0755", "--dir", sbup, "--bind", sbdir, sbdir,
 			/* the tmpfs hiding them were writable for the binds; not after */
 			"--remount-ro", e->state_dir, "--remount-ro", e->mountpoint,
-			"--chdir", a->cwd,
 		};
-		for (size_t i = 0; i < ARRAY_SIZE(b); i++)
-			a->v[a->n++] = (char *)b[i];
-		if (as_user) {
-			/* the trampoline, wherever it lives (/tmp is hidden) */
-			char *hup = own(a, orch_strndup(e->exec_helper,
-							(size_t)(strrchr(e->exec_helper, '/') - e->exec_helper)));
-			if (!hup)
-				return -ENOMEM;
-			const char *h[] = { "--perms", "0755", "--dir", hup, "--ro-bind", e->exec_helper,
-					    e->exec_helper };
-			for (size_t i = 0; i < ARRAY_SIZE(h); i++)
-				a->v[a->n++] = (char *)h[i];
-		}
+		av_addv(a, d, ARRAY_SIZE(d));
 		if (!sb->network)
-			a->v[a->n++] = "--unshare-net";
-		a->v[a->n++] = "--";
-	}
-	if (as_user) {
-		const char *t[] = { e->exec_helper, EXEC_STEP_FLAG, ppid ? ppid : "-", uid, gid, a->cwd,
-				    "--" };
-		for (size_t i = 0; i < ARRAY_SIZE(t); i++)
-			a->v[a->n++] = (char *)t[i];
+			av_add(a, "--unshare-net");
+		av_add(a, "--");
 	}
 	if (ps->shell) {
-		a->v[a->n++] = "/bin/sh";
-		a->v[a->n++] = "-c";
+		av_add(a, "/bin/sh");
+		av_add(a, "-c");
 	}
-	a->v[a->n++] = ps->command;
-	return 0;
+	av_add(a, ps->command);
+	return a->oom ? -ENOMEM : 0;
 }
 
 /* Start attempt s->attempt+1 of step I. Failures to start are failed attempts. */
@@ -971,22 +1008,25 @@ static int open_state_dir(struct orch_engine *e, const char *dir)
 
 /* Spawn J on the engine's thread, sparing two thread hand-offs, where the
  * exec cannot wait for our own mount (see core/spawner.h): its command is
- * one a spawner thread found trusted (proc_exe_trusted) lately, and its cwd
- * is the daemon's, or the workspace (WS_CWD) reached without a symlink.
- * True when J is done with (spawned, or failed past retrying elsewhere:
- * j->err); false: J goes to a spawner thread, which sees whether its
- * command may come here next time. */
-static bool spawn_here(struct orch_engine *e, struct spawn_job *j, bool ws_cwd)
+ * one a spawner thread found trusted (proc_exe_trusted) lately (bubblewrap,
+ * the trampoline, or the step's own), and its cwd is the daemon's (the
+ * trampoline finds the step's itself), or the workspace reached without a
+ * symlink; a cwd beneath the workspace is the spawner's to find. True when
+ * J is done with (spawned, or failed past retrying elsewhere: j->err);
+ * false: J goes to a spawner thread, which sees whether its command may
+ * come here next time. */
+static bool spawn_here(struct orch_engine *e, struct spawn_job *j)
 {
 	const char *exe = spawner_trusted(&e->spawner, j->argv[0], j->path, clock_mono_ms());
 	j->want_trust = true;
-	if (!exe || (j->cwd && !ws_cwd))
+	if (!exe || j->cwd_rel)
 		return false;
 	int dfd = -1;
 	if (j->cwd && (dfd = open_state_dir(e, j->cwd)) < 0)
 		return false;
 	struct proc_spec spec = { .path = exe, .argv = j->argv, .envp = j->envp, .out_fd = j->out_fd,
-				  .err_fd = j->err_fd, .cwd = NULL, .cwd_fd = dfd, .no_wait = true };
+				  .err_fd = j->err_fd, .env_fd = j->env_fd, .cwd = NULL, .cwd_fd = dfd,
+				  .no_wait = true };
 	j->pid = 0;
 	j->pidfd = -1;
 	int rc = proc_spawn(&spec, &j->pid, &j->pidfd);
@@ -1006,7 +1046,9 @@ static bool spawn_here(struct orch_engine *e, struct spawn_job *j, bool ws_cwd)
 	close(j->out_fd);
 	if (j->err_fd >= 0)
 		close(j->err_fd);
-	j->out_fd = j->err_fd = -1;
+	if (j->env_fd >= 0)
+		close(j->env_fd);
+	j->out_fd = j->err_fd = j->env_fd = -1;
 	return true;
 }
 
@@ -1018,7 +1060,7 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	struct step *s = &r->steps[i];
 	const struct plan_step *ps = &r->plan->steps[i];
 	struct envv ev = { 0 };
-	struct step_argv sa = { .nowned = 0 };
+	struct step_argv sa = { .v = NULL };
 	char *lpath = log_path(e, r, ps->id);
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	int rc = 0;
@@ -1031,7 +1073,7 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 		p->wpid.fd = p->wout.fd = -1;
 	}
 	if (j)
-		j->out_fd = j->err_fd = -1;
+		j->out_fd = j->err_fd = j->env_fd = -1;
 	if (!p || !j || !lpath) {
 		rc = -ENOMEM;
 		goto spawn_failed;
@@ -1060,7 +1102,22 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	}
 
 	bool sandboxed = r->sb->isolation == ISOLATION_BWRAP && e->bwrap_path;
-	if ((rc = step_argv_build(e, s, sandboxed, &sa)) || (rc = step_env(e, s, &ev)))
+	/* steps run as the plan's submitter: only a daemon running as root can
+	 * switch (submit() refuses other users' plans otherwise), through the
+	 * trampoline; otherwise the command (or bubblewrap) is exec'd directly */
+	bool tramp = geteuid() == 0 && r->uid != 0;
+	if (sandboxed && !eng_bwrap_for(e, r->uid)) {
+		/* a bwrap sandbox of a user, from when it could run them (or
+		 * another machine): not run unconfined behind the user's back */
+		rc = -EPERM;
+		if (proc_logfd(p) >= 0) {
+			static const char why[] = "orchfs: cannot start the step: " ENG_BWRAP_USERS_WHY "\n";
+			write_all(p->logfd, why, sizeof(why) - 1);
+		}
+		eng_log(e, "run %s step %s: %s", r->name, ps->id, ENG_BWRAP_USERS_WHY);
+		goto spawn_failed;
+	}
+	if ((rc = step_argv_build(e, s, sandboxed, tramp, &sa)) || (rc = step_env(e, s, &ev)))
 		goto spawn_failed;
 	j->argv = orch_calloc(sa.n + ps->nargs + 1, sizeof(char *));
 	if (!j->argv) {
@@ -1074,22 +1131,31 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	for (size_t k = 0; !ps->shell && k < ps->nargs; k++)
 		if (!(j->argv[n++] = orch_strdup(ps->args[k])))
 			rc = -ENOMEM;
-	const char *path_env = NULL;
-	for (size_t k = 0; k < ev.n; k++)
-		if (!strncmp(ev.v[k], "PATH=", 5))
-			path_env = ev.v[k] + 5;
-	if (path_env && !(j->path = orch_strdup(path_env)))
-		rc = -ENOMEM;
-	/* a plain step without the trampoline changes to its cwd in the child */
-	bool tramp = geteuid() == 0 && r->uid != 0;
-	if (!sandboxed && !tramp && !(j->cwd = orch_strdup(sa.cwd)))
-		rc = -ENOMEM;
+	if (tramp) {
+		/* it starts as root: orchfs's own environment; the step's on
+		 * EXEC_ENV_FD, read once it is the user's. It finds the cwd and
+		 * the command (along the step's PATH) itself, as the user */
+		j->envp = exec_clean_env(e->state_dir, r->name, ps->id);
+		if (!j->envp)
+			rc = -ENOMEM;
+		else if ((j->env_fd = exec_env_fd(ev.v, ev.n)) < 0)
+			rc = j->env_fd;
+	} else {
+		const char *path_env = NULL;
+		for (size_t k = 0; k < ev.n; k++)
+			if (!strncmp(ev.v[k], "PATH=", 5))
+				path_env = ev.v[k] + 5;
+		if (path_env && !(j->path = orch_strdup(path_env)))
+			rc = -ENOMEM;
+		/* the child starts in the workspace (bubblewrap keeps it), or
+		 * in the step's cwd beneath it, found by the spawner thread */
+		if (!(j->cwd = orch_strdup(r->sb->workspace)) || (ps->cwd && !(j->cwd_rel = orch_strdup(ps->cwd))))
+			rc = -ENOMEM;
+		if (!rc && !(j->envp = orch_strv_pack(ev.v, ev.n)))
+			rc = -ENOMEM;
+	}
 	if (rc)
 		goto spawn_failed;
-	if (!(j->envp = orch_strv_pack(ev.v, ev.n))) {
-		rc = -ENOMEM;
-		goto spawn_failed;
-	}
 	/* the output; and for the trampoline, where it says why it could not exec */
 	if (pipe2(outp, O_CLOEXEC) < 0 || (tramp && pipe2(errp, O_CLOEXEC) < 0)) {
 		rc = -errno;
@@ -1109,7 +1175,7 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	/* the key, as the run may be forgotten before the job comes back */
 	p->spawn_run = r->rowid;
 	p->spawn_attempt = s->attempt;
-	if (spawn_here(e, j, !ps->cwd))
+	if (spawn_here(e, j))
 		spawn_done(&j->done, e);
 	else
 		spawner_submit(&e->spawner, j);
@@ -1161,7 +1227,7 @@ static void kill_and_reap(struct orch_engine *e, pid_t pid)
 	struct spawn_job *j = orch_calloc(1, sizeof(*j));
 	if (!j)
 		return;	/* a zombie until the daemon ends */
-	j->out_fd = j->err_fd = -1;
+	j->out_fd = j->err_fd = j->env_fd = -1;
 	j->reap = true;
 	j->pid = pid;
 	j->done.fn = reap_done;
@@ -1192,9 +1258,12 @@ static void spawn_done(struct loop_work *w, void *ctx)
 	}
 	if (j->err) {
 		char msg[512];
-		int m = snprintf(msg, sizeof(msg), "orchfs: cannot run \"%s\"%s%s%s: %s\n", j->argv[0],
-				 j->cwd ? " in \"" : "", j->cwd ? j->cwd : "", j->cwd ? "\"" : "",
-				 strerror(-j->err));
+		const char *cwd = j->cwd_rel ? j->cwd_rel : j->cwd;
+		int m = j->err == -EXDEV && j->cwd_rel
+				? snprintf(msg, sizeof(msg), "orchfs: cannot run \"%s\": cwd \"%s\" leads outside the"
+					   " workspace\n", j->argv[0], j->cwd_rel)
+				: snprintf(msg, sizeof(msg), "orchfs: cannot run \"%s\"%s%s%s: %s\n", j->argv[0],
+					   cwd ? " in \"" : "", cwd ? cwd : "", cwd ? "\"" : "", strerror(-j->err));
 		if (proc_logfd(p) >= 0)
 			write_all(p->logfd, msg, (size_t)(m < (int)sizeof(msg) ? m : (int)sizeof(msg) - 1));
 		int rc = j->err;

@@ -181,7 +181,7 @@ int sb_create(struct orch_engine *e, const char *name, enum isolation iso, bool 
 	if (sb_get(e, name))
 		return -EEXIST;
 	if (iso == ISOLATION_UNSET)
-		iso = e->bwrap_ok ? ISOLATION_BWRAP : ISOLATION_NONE;
+		iso = eng_bwrap_for(e, uid) ? ISOLATION_BWRAP : ISOLATION_NONE;
 	if (nports < 0)
 		nports = 1;
 	int64_t now = clock_wall_ms();

@@ -2,7 +2,12 @@
 #include "core/spawner.h"
 
 #include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <linux/openat2.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -103,6 +108,32 @@ static char *check_trust(struct spawner_thread *s, const char *exe)
 	return NULL;
 }
 
+/* Open the directory J runs in: j->cwd_rel beneath j->cwd, without
+ * leaving it (a symlink or ".." that would is refused: -EXDEV). Its fd in
+ * *DFD and its path, for relative PATH entries, in WHERE; 0 or -errno. */
+static int open_cwd(const struct spawn_job *j, int *dfd, char *where, size_t size)
+{
+	int wfd = open(j->cwd, O_PATH | O_DIRECTORY | O_CLOEXEC);
+	if (wfd < 0)
+		return -errno;
+	struct open_how how = { .flags = O_PATH | O_DIRECTORY | O_CLOEXEC, .resolve = RESOLVE_BENEATH };
+	int fd = (int)syscall(SYS_openat2, wfd, j->cwd_rel, &how, sizeof(how));
+	int err = fd < 0 ? -errno : 0;
+	close(wfd);
+	if (err)
+		return err;
+	char link[64];
+	snprintf(link, sizeof(link), "/proc/self/fd/%d", fd);
+	ssize_t n = readlink(link, where, size - 1);
+	if (n <= 0 || where[0] != '/') {
+		close(fd);
+		return n < 0 ? -errno : -ENOENT;
+	}
+	where[n] = '\0';
+	*dfd = fd;
+	return 0;
+}
+
 static void run_job(struct spawner_thread *s, struct spawn_job *j)
 {
 	if (j->reap) {
@@ -113,16 +144,23 @@ static void run_job(struct spawner_thread *s, struct spawn_job *j)
 	}
 	char *exe = NULL;
 	struct spawn_cached *c = cache_find(s, j->argv[0], j->path);
+	int dfd = -1;
+	char where[PATH_MAX];
+	const char *cwd = j->cwd;
+	if (j->cwd_rel && (j->err = open_cwd(j, &dfd, where, sizeof(where))))
+		goto out;
+	if (j->cwd_rel)
+		cwd = where;
 	for (int tries = 0; tries < 2; tries++) {
 		/* PATH search in the child's terms: this thread may block on it */
 		if (c)
 			j->err = (exe = orch_strdup(c->exe)) ? 0 : -ENOMEM;
-		else if (!(j->err = proc_resolve_in(j->argv[0], j->path, j->cwd, &exe)))
+		else if (!(j->err = proc_resolve_in(j->argv[0], j->path, cwd, &exe)))
 			cache_add(s, j->argv[0], j->path, exe);
 		if (!j->err) {
 			struct proc_spec spec = { .path = exe, .argv = j->argv, .envp = j->envp,
-						  .out_fd = j->out_fd, .err_fd = j->err_fd, .cwd = j->cwd,
-						  .cwd_fd = -1 };
+						  .out_fd = j->out_fd, .err_fd = j->err_fd,
+						  .env_fd = j->env_fd, .cwd = j->cwd, .cwd_fd = dfd };
 			j->err = proc_spawn(&spec, &j->pid, &j->pidfd);
 			if (j->err == -ENOEXEC)
 				j->err = spawn_script(&spec, exe, &j->pid, &j->pidfd);
@@ -138,10 +176,15 @@ static void run_job(struct spawner_thread *s, struct spawn_job *j)
 		cache_drop(c);
 		c = NULL;
 	}
+out:
+	if (dfd >= 0)
+		close(dfd);
 	close(j->out_fd);
 	if (j->err_fd >= 0)
 		close(j->err_fd);
-	j->out_fd = j->err_fd = -1;
+	if (j->env_fd >= 0)
+		close(j->env_fd);
+	j->out_fd = j->err_fd = j->env_fd = -1;
 }
 
 static void *spawner_main(void *arg)
@@ -241,6 +284,8 @@ const char *spawner_trusted(struct spawner *s, const char *cmd, const char *path
 
 void spawner_trust(struct spawner *s, const char *cmd, const char *path, const char *exe, int64_t now)
 {
+	if (!s->started)
+		return;	/* a job back after spawner_stop(), which freed the cache */
 	struct spawn_cached *c = cache_find(&s->here, cmd, path);
 	if (!c) {
 		c = &s->here.cache[s->here.next_slot++ % SPAWNER_CACHE];
@@ -273,10 +318,13 @@ void spawn_job_free(struct spawn_job *j)
 	orch_free(j->envp);
 	orch_free(j->path);
 	orch_free(j->cwd);
+	orch_free(j->cwd_rel);
 	orch_free(j->trusted_exe);
 	if (j->out_fd >= 0)
 		close(j->out_fd);
 	if (j->err_fd >= 0)
 		close(j->err_fd);
+	if (j->env_fd >= 0)
+		close(j->env_fd);
 	orch_free(j);
 }

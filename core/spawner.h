@@ -25,8 +25,11 @@ struct spawn_job {
 	char **envp;		/* NULL-terminated, one allocation (orch_strv_pack) */
 	char *path;		/* the PATH to search argv[0] along (NULL: default) */
 	char *cwd;		/* NULL: the daemon's */
+	char *cwd_rel;		/* NULL, or where to run beneath cwd (the workspace):
+				 * resolved without leaving it (RESOLVE_BENEATH) */
 	int out_fd;		/* stdout and stderr; the spawner closes it */
 	int err_fd;		/* fd 3 of the child, or -1; the spawner closes it */
+	int env_fd;		/* fd 4 of the child, or -1; the spawner closes it */
 	bool reap;		/* not a start: wait for process pid to end (see run.c) */
 	bool want_trust;	/* see whether the engine may spawn argv[0] itself */
 	/* the result */

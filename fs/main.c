@@ -6,12 +6,14 @@
  * SIGINT, or our mount gone from the mount table) or in the FUSE loop (the
  * kernel ended the connection); either way the engine stops the steps first,
  * then main unmounts (if the mount is still ours) and exits. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
 #include <jansson.h>
 #include <limits.h>
 #include <poll.h>
+#include <pwd.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdarg.h>
@@ -255,42 +257,114 @@ static int take_lock(const char *state)
 	return fd;
 }
 
-/* Can bubblewrap make the namespaces a sandbox needs here? Its path, or NULL. */
-static char *bwrap_works(void)
+/* Run ARGV (its program at PATH) with orchfs's clean environment, ENV_FD
+ * (or -1) as fd EXEC_ENV_FD and no output: did it exit 0? */
+static bool probe(const char *path, char *const argv[], int env_fd)
+{
+	int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+	char **env = exec_clean_env(NULL, NULL, NULL);
+	struct proc_spec spec = { .path = path, .argv = argv, .envp = env, .out_fd = null,
+				  .err_fd = -1, .env_fd = env_fd, .cwd = "/", .cwd_fd = -1 };
+	pid_t pid;
+	int pidfd = -1, st = 0;
+	bool ok = null >= 0 && env && proc_spawn(&spec, &pid, &pidfd) == 0;
+	if (ok) {
+		while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
+			;
+		ok = WIFEXITED(st) && WEXITSTATUS(st) == 0;
+	}
+	if (pidfd >= 0)
+		close(pidfd);
+	if (null >= 0)
+		close(null);
+	orch_free(env);
+	return ok;
+}
+
+/* Can bubblewrap make the namespaces a sandbox needs here, with the options
+ * orchfs gives it (no capabilities; and, where it can, a user namespace in
+ * which no other can be made: *USERNS)? Its path, or NULL. As root, can it
+ * also run as an ordinary user (nobody), started the way such a user's
+ * steps are, through the trampoline: *USERS. */
+static char *bwrap_works(bool *userns, bool *users)
 {
 	char *path = NULL;
+	*userns = *users = false;
 	if (proc_resolve("bwrap", getenv("PATH"), &path))
 		return NULL;
-	pid_t pid = fork();
-	if (pid < 0) {
-		orch_free(path);
-		return NULL;
-	}
-	if (pid == 0) {
-		int null = open("/dev/null", O_RDWR);
-		if (null >= 0) {
-			dup2(null, 0);
-			dup2(null, 1);
-			dup2(null, 2);
+	/* argv: [trampoline ... --] bwrap [userns] rest */
+	char *av[32];
+	size_t n = 0;
+	av[n++] = "/proc/self/exe";
+	av[n++] = EXEC_STEP_FLAG;
+	av[n++] = "-";
+	char uid[16], gid[16], hide[16];
+	struct passwd *pw = getpwuid(65534);
+	snprintf(uid, sizeof(uid), "%u", 65534u);
+	snprintf(gid, sizeof(gid), "%u", pw ? (unsigned)pw->pw_gid : 65534u);
+	av[n++] = uid;
+	av[n++] = gid;
+	av[n++] = "/";
+	av[n++] = ".";
+	av[n++] = hide;
+	av[n++] = "--";
+	size_t b = n;
+	av[n++] = path;
+	size_t u = n;
+	av[n++] = "--unshare-user";
+	av[n++] = "--disable-userns";
+	const char *rest[] = { "--cap-drop", "ALL", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
+			       "--unshare-pid", "--die-with-parent", "--new-session", "--unshare-net", "true",
+			       NULL };
+	for (size_t i = 0; i < ARRAY_SIZE(rest); i++)
+		av[n++] = (char *)rest[i];
+	snprintf(hide, sizeof(hide), "%zu", u + 2 + 9 - b);	/* after --proc /proc */
+	*userns = probe(path, av + b, -1);
+	if (!*userns) {
+		/* an older bubblewrap (--disable-userns is 0.8), or no user
+		 * namespaces for root: without them */
+		memmove(av + u, av + u + 2, (n - u - 2 + 1) * sizeof(char *));
+		n -= 2;
+		snprintf(hide, sizeof(hide), "%zu", u + 9 - b);
+		if (!probe(path, av + b, -1)) {
+			orch_free(path);
+			return NULL;
 		}
-		execl(path, "bwrap", "--ro-bind", "/", "/", "--dev", "/dev", "--proc", "/proc",
-		      "--unshare-pid", "--die-with-parent", "true", (char *)NULL);
-		_exit(127);
 	}
-	int st;
-	while (waitpid(pid, &st, 0) < 0 && errno == EINTR)
-		;
-	if (WIFEXITED(st) && WEXITSTATUS(st) == 0)
-		return path;
-	orch_free(path);
-	return NULL;
+	if (geteuid() == 0) {
+		char *env[] = { EXEC_CLEAN_PATH };
+		int fd = exec_env_fd(env, 1);
+		*users = fd >= 0 && probe("/proc/self/exe", av, fd);
+		if (fd >= 0)
+			close(fd);
+		if (!*users)
+			fprintf(stderr, "orchfs: bubblewrap cannot run as an ordinary user here (uid 65534"
+					" could not): other users' sandboxes get isolation \"none\"\n");
+	}
+	return path;
+}
+
+/* Close every fd from FIRST on. */
+static void close_from(int first)
+{
+	if (close_range((unsigned)first, ~0U, 0) == 0)
+		return;
+	DIR *d = opendir("/proc/self/fd");
+	if (!d)
+		return;
+	struct dirent *de;
+	int keep = dirfd(d);
+	while ((de = readdir(d)))
+		if (atoi(de->d_name) >= first && atoi(de->d_name) != keep)
+			close(atoi(de->d_name));
+	closedir(d);
 }
 
 /* libfuse reports problems on stderr: while it sets up, catch what it says
  * so that a failure is one line of ours that includes it. */
 static int grab_stderr(void)
 {
-	int saved = dup(2);
+	int saved = fcntl(2, F_DUPFD_CLOEXEC, 0);
 	int mfd = memfd_create("fuse-stderr", MFD_CLOEXEC);
 	if (saved < 0 || mfd < 0) {
 		if (saved >= 0)
@@ -404,6 +478,9 @@ int main(int argc, char **argv)
 	/* the step trampoline: this program again, in a step's child process */
 	if (argc > 1 && !strcmp(argv[1], EXEC_STEP_FLAG))
 		orch_exec_step(argc, argv);
+	/* nothing we were started with but stdin, stdout and stderr: it would
+	 * reach the steps (of every user); every fd of ours is O_CLOEXEC */
+	close_from(3);
 
 	struct opts o;
 	parse_args(argc, argv, &o);
@@ -443,7 +520,8 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	signal(SIGHUP, SIG_IGN);
 
-	char *bwrap = bwrap_works();
+	bool bwrap_userns, bwrap_users;
+	char *bwrap = bwrap_works(&bwrap_userns, &bwrap_users);
 	struct orch_config cfg = {
 		.state_dir = state_abs,
 		.mountpoint = mnt,
@@ -454,6 +532,8 @@ int main(int argc, char **argv)
 		.port_max = o.port_max,
 		.exec_helper = "/proc/self/exe",
 		.bwrap_path = bwrap,
+		.bwrap_userns = bwrap_userns,
+		.bwrap_users = bwrap_users,
 	};
 	struct sbuf err = SBUF_INIT;
 	struct orch_engine *eng = orch_engine_open(&cfg, &err);

@@ -627,7 +627,7 @@ static void test_plan__substitute(void **state)
 		"{\"id\": \"a\", \"command\": \"echo ${Y}\", \"name\": \"${X}\","
 		" \"args\": [\"${GREETING}\", \"$$HOME\", \"${X}\", \"${STEP_ID}\", \"${PORT1}\","
 		" \"${RUN_ID}/${PLAN_ID}\", \"a$b $\"],"
-		" \"env\": {\"W\": \"${WORKSPACE}\"}, \"cwd\": \"${MOUNT}/x\"},"
+		" \"env\": {\"W\": \"${WORKSPACE}\"}, \"cwd\": \"${STEP_ID}/x\"},"
 		"{\"id\": \"b\", \"command\": \"${STEP_ID}\", \"depends_on\": [\"a\"]}]}",
 		&opts);
 
@@ -644,7 +644,7 @@ static void test_plan__substitute(void **state)
 	assert_string_equal(a->args[5], "demo-1/demo");
 	assert_string_equal(a->args[6], "a$b $");
 	assert_string_equal(a->env[0], "W=/ws");
-	assert_string_equal(a->cwd, "/mnt/x");
+	assert_string_equal(a->cwd, "a/x");
 	assert_string_equal(p->steps[1].command, "b");
 	assert_string_equal(p->env[0], "R=demo-1");
 	assert_string_equal(p->env[1], "T=plain");
@@ -656,7 +656,7 @@ static void test_plan__substitute(void **state)
 	assert_string_equal(s, "[\"hi\",\"$HOME\",\"x-${Y}\",\"a\",\"8001\",\"demo-1/demo\",\"a$b $\"]");
 	free(s);
 	assert_string_equal(json_string_value(json_object_get(ja, "command")), "echo why");
-	assert_string_equal(json_string_value(json_object_get(ja, "cwd")), "/mnt/x");
+	assert_string_equal(json_string_value(json_object_get(ja, "cwd")), "a/x");
 	assert_string_equal(json_string_value(json_object_get(ja, "name")), "${X}");
 	assert_string_equal(json_string_value(json_object_get(json_object_get(ja, "env"), "W")), "/ws");
 	assert_string_equal(json_string_value(json_object_get(json_object_get(p->doc, "env"), "R")),
@@ -690,6 +690,48 @@ static void test_plan__substitute_port_not_allocated(void **state)
 			    "step \"a\": PORT1 is not allocated (the sandbox has 1 ports)\n");
 	plan_free(p);
 	sbuf_release(&errs);
+}
+
+/* "cwd" stays inside the workspace: no absolute path, no ".." component;
+ * checked as written, and once substituted (issue 12) */
+static void test_plan__cwd_inside_workspace(void **state)
+{
+	expect_errs(STEP1(", \"cwd\": \"/etc\""),
+		    "step \"a\": \"cwd\" must be relative to the workspace, not the absolute path \"/etc\"\n");
+	expect_errs(STEP1(", \"cwd\": \"../../..\""),
+		    "step \"a\": \"cwd\" must stay inside the workspace: \"..\" in \"../../..\"\n");
+	expect_errs(STEP1(", \"cwd\": \"sub/../../x\""),
+		    "step \"a\": \"cwd\" must stay inside the workspace: \"..\" in \"sub/../../x\"\n");
+	expect_errs(STEP1(", \"cwd\": \"a//..\""),
+		    "step \"a\": \"cwd\" must stay inside the workspace: \"..\" in \"a//..\"\n");
+	/* names that merely hold dots are fine */
+	plan_free(expect_ok(STEP1(", \"cwd\": \"..a/b..c/./.d\"")));
+	plan_free(expect_ok(STEP1(", \"cwd\": \"sub/\"")));
+
+	/* with variables: after substitution */
+	struct plan_builtins b = { .run_id = "r-1", .workspace = "/ws", .mount = "/mnt" };
+	const char *bad[][2] = {
+		{ "${WORKSPACE}/sub", "step \"a\": \"cwd\" must be relative to the workspace, not the absolute"
+				       " path \"/ws/sub\" after substitution\n" },
+		{ "${UP}/x", "step \"a\": \"cwd\" must stay inside the workspace: \"..\" in \"../x\" after"
+			      " substitution\n" },
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		char text[256];
+		struct sbuf errs = SBUF_INIT;
+		snprintf(text, sizeof(text),
+			 "{\"variables\": {\"UP\": \"..\"}, \"steps\": [{\"id\": \"a\", \"command\": \"x\","
+			 " \"cwd\": \"%s\"}]}", bad[i][0]);
+		struct plan *p = expect_ok(text);
+		assert_int_equal(plan_substitute(p, "demo", &base_opts, &b, &errs), -EINVAL);
+		assert_string_equal(sbuf_str(&errs), bad[i][1]);
+		plan_free(p);
+		sbuf_release(&errs);
+	}
+	/* a plan as run, read again (literal), is the spawner's to refuse */
+	struct plan_opts lit = base_opts;
+	lit.literal = true;
+	plan_free(expect_ok_opts(STEP1(", \"cwd\": \"/old/absolute\""), &lit));
 }
 
 /* A chain of N steps, s(i) depending on s(i-1); with BACK, s0 on the last. */
@@ -846,6 +888,7 @@ int main(void)
 		cmocka_unit_test(test_plan__literal),
 		cmocka_unit_test(test_plan__substitute),
 		cmocka_unit_test(test_plan__substitute_port_not_allocated),
+		cmocka_unit_test(test_plan__cwd_inside_workspace),
 		cmocka_unit_test(test_plan__long_chain),
 		cmocka_unit_test(test_plan__long_cycle),
 		cmocka_unit_test(test_plan__alloc_failures),

@@ -42,6 +42,7 @@ static struct spawn_job *job(char **argv, const char *path, const char *cwd, int
 	j->cwd = cwd ? strdup(cwd) : NULL;
 	j->out_fd = out_fd;
 	j->err_fd = -1;
+	j->env_fd = -1;
 	j->done.fn = job_back;
 	return j;
 }

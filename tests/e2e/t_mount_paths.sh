@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
-# A step whose command, cwd or PATH lie inside orchfs's own mount: the
-# engine must never touch such a path itself (it would wait on a FUSE
-# request only it can answer). The steps run, and the mount stays responsive.
+# A step whose command or PATH lie inside orchfs's own mount (its cwd, beneath
+# the workspace, never does): the engine must never touch such a path itself
+# (it would wait on a FUSE request only it can answer). The steps run, and
+# the mount stays responsive.
 . "$(dirname "$0")/lib.sh"
 start_fs
 
@@ -14,7 +15,7 @@ chmod +x "$W/x.sh"
 mkdir -p "$W/sub"
 p=$(jq -cn '{sandbox: {id: "box"}, steps: [
   {id: "cmd", command: "${MOUNT}/sandboxes/box/workspace/x.sh"},
-  {id: "cwd", command: "pwd", cwd: "${MOUNT}/sandboxes/box/workspace/sub", depends_on: ["cmd"]},
+  {id: "cwd", command: "${MOUNT}/sandboxes/box/workspace/x.sh", cwd: "sub", depends_on: ["cmd"]},
   {id: "path", command: "x.sh", env: {PATH: "${MOUNT}/sandboxes/box/workspace:/usr/bin:/bin"}, depends_on: ["cwd"]}
 ]}')
 must_submit mp "$p"
@@ -25,7 +26,7 @@ for _ in 1 2 3 4 5; do
 done
 expect_run mp-1 succeeded 20
 grep -q 'script ran in' "$M/runs/mp-1/steps/cmd/log" || fail "cmd log: $(cat "$M/runs/mp-1/steps/cmd/log")"
-grep -q "workspace/sub$" "$M/runs/mp-1/steps/cwd/log" || fail "cwd log: $(cat "$M/runs/mp-1/steps/cwd/log")"
+grep -q "script ran in .*/workspace/sub$" "$M/runs/mp-1/steps/cwd/log" || fail "cwd log: $(cat "$M/runs/mp-1/steps/cwd/log")"
 grep -q 'script ran in' "$M/runs/mp-1/steps/path/log" || fail "path log: $(cat "$M/runs/mp-1/steps/path/log")"
 
 # a command that does not exist (inside the mount or not) is a failed attempt

@@ -2,8 +2,8 @@
 # The engine's thread spawns a command itself once a spawner thread found it
 # trusted (core/proc.c proc_exe_trusted: root's all the way down, on local
 # file systems). An exec that touches the mount would then wait for the
-# engine forever. Commands, PATH entries and working directories reached
-# through the mount must still start, every time, trusted or not.
+# engine forever. Commands, PATH entries and workspaces reached through the
+# mount must still start, every time, trusted or not.
 . "$(dirname "$0")/lib.sh"
 [ "$(id -u)" = 0 ] || { note "skipped: needs root (a root-owned state directory)"; exit 0; }
 
@@ -48,11 +48,13 @@ expect_run viamount-1 succeeded 30
 must_submit viapath "$(chain viapath mytrue "{\"env\": {\"PATH\": \"$VIA:/usr/bin:/bin\"}}")"
 expect_run viapath-1 succeeded 30
 
-# a trusted command with its cwd in the mount
-must_submit cwdmount "$(chain cwdmount "$W/mypwd" "{\"cwd\": \"$M/sandboxes/sp\"}")"
-expect_run cwdmount-1 succeeded 30
-[ "$(tail -n 1 "$M/runs/cwdmount-1/steps/s6/log")" = "$M/sandboxes/sp" ] ||
-  fail "a step with its cwd in the mount ran in: $(cat "$M/runs/cwdmount-1/steps/s6/log")"
+# a trusted command with a cwd of its own (beneath the workspace: never in
+# the mount, but found by a spawner thread all the same)
+mkdir -p "$W/sub"
+must_submit cwdsub "$(chain cwdsub "$W/mypwd" '{"cwd": "sub"}')"
+expect_run cwdsub-1 succeeded 30
+[ "$(tail -n 1 "$M/runs/cwdsub-1/steps/s6/log")" = "$W/sub" ] ||
+  fail "a step with cwd sub ran in: $(cat "$M/runs/cwdsub-1/steps/s6/log")"
 
 # the same commands from the workspace itself, which is trusted: still right
 must_submit direct "$(chain direct "$W/mypwd")"

@@ -201,6 +201,16 @@ static void check_plan(const struct plan *p, const struct plan_opts *o, bool run
 		check_strv(ps->args, ps->nargs, false);
 		check_strv(ps->env, ps->nenv, true);
 		CHECK(run ? "resume" : "step-cwd", !ps->cwd || ps->cwd[0]);
+		/* as run, a cwd is a relative path without ".." (issue 12) */
+		if (run && ps->cwd) {
+			bool up = false;
+			for (const char *c = ps->cwd; *c; c += strspn(c, "/")) {
+				size_t len = strcspn(c, "/");
+				up |= len == 2 && c[0] == '.' && c[1] == '.';
+				c += len;
+			}
+			CHECK("step-cwd-inside", ps->cwd[0] != '/' && !up);
+		}
 		CHECK("step-num", ps->timeout_sec >= 0 && isfinite(ps->timeout_sec));
 		CHECK("step-num", ps->kill_grace_sec >= 0 && ps->kill_grace_sec <= 3600);
 		CHECK("step-num", ps->retries <= 1000);
@@ -379,9 +389,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 		r = plan_substitute(p, NAME, &o, &builtins, &serrs);
 		/* "a PORTk beyond nports is the one error left"; and, once the
 		 * "resume" bug of known-bugs is fixed as suggested, a command or
-		 * cwd that is empty after substitution */
+		 * cwd that is empty after substitution; and a cwd that leaves
+		 * the workspace once substituted (issue 12) */
 		bool why_ok = strstr(sbuf_str(&serrs), "is not allocated") ||
-			      strstr(sbuf_str(&serrs), "empty after substitution");
+			      strstr(sbuf_str(&serrs), "empty after substitution") ||
+			      strstr(sbuf_str(&serrs), "\"cwd\" must ");
 		if (r && !(r == -EINVAL && why_ok))
 			NOTE("plan_substitute: %d: %s\n", r, sbuf_str(&serrs));
 		CHECK("subst", r == 0 || (r == -EINVAL && why_ok));
