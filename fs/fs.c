@@ -447,16 +447,13 @@ static int setattr_planfile(struct fs_req *rq, struct fs_node n)
 	    !(own.mode & 0002))
 		return -EACCES;
 	struct fs_fh *fh = rq->has_fi ? (struct fs_fh *)(uintptr_t)rq->fi.fh : NULL;
-	char *path = orch_plans_path(eng, n.id);
-	if (!path)
-		return -ENOMEM;
 	if (rq->to_set & FUSE_SET_ATTR_SIZE) {
 		if (rq->attr.st_size > (off_t)PLAN_MAX_BYTES)
 			rc = -EFBIG;
 		else if (fh && fh->kind == FH_DISK)
 			rc = ftruncate(fh->fd, rq->attr.st_size) < 0 ? -errno : 0;
 		else
-			rc = truncate(path, rq->attr.st_size) < 0 ? -errno : 0;
+			rc = orch_plans_truncate(eng, n.id, rq->attr.st_size);
 	}
 	if (!rc && (rq->to_set & FUSE_SET_ATTR_MODE))
 		rc = orch_plans_chmod(eng, n.id, rq->attr.st_mode);
@@ -478,9 +475,8 @@ static int setattr_planfile(struct fs_req *rq, struct fs_node n)
 			ts[1].tv_nsec = UTIME_NOW;
 		else if (rq->to_set & FUSE_SET_ATTR_MTIME)
 			ts[1] = rq->attr.st_mtim;
-		rc = utimensat(AT_FDCWD, path, ts, 0) < 0 ? -errno : 0;
+		rc = orch_plans_utimens(eng, n.id, ts);
 	}
-	orch_free(path);
 	return rc;
 }
 

@@ -267,9 +267,9 @@ int fixed_lookup(const struct fixed_entry *t, size_t n, struct fs_node dir, cons
 int fixed_readdir(const struct fixed_entry *t, size_t n, struct fs_node dir, uint64_t cookie,
 		  struct fs_dirbuf *db);
 
-/* Open the log file at PATH (new string, taken) for reading into FH: an
- * FH_DISK whose short reads end at a whole line; created empty if missing. */
-int open_log(char *path, struct fs_fh *fh, int flags);
+/* FH reads the log FD (taken; from orch_*_log_open(), -errno passed on):
+ * an FH_DISK whose short reads end at a whole line. */
+int open_log(struct fs_fh *fh, int fd);
 
 /* Snapshot-file getattr: render it to know its size. */
 int snap_getattr(struct fs *fs, struct fs_node n, struct stat *st, mode_t mode, uid_t uid, gid_t gid,

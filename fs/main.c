@@ -237,9 +237,16 @@ static int take_lock(const char *state)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/lock", state);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	/* the daemon's alone: anyone who could open it could hold the lock
+	 * and keep every daemon from starting; never a FIFO or a symlink */
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600);
 	if (fd < 0)
 		die(1, "cannot open %s: %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		die(1, "%s is not a regular file", path);
+	if ((st.st_mode & 077) && fchmod(fd, 0600) < 0)
+		die(1, "cannot make %s mode 0600: %s", path, strerror(errno));
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		char buf[32] = "";
 		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
@@ -421,7 +428,17 @@ int main(int argc, char **argv)
 	char *state = o.state ? strdup(o.state) : default_state_dir();
 	if (!state)
 		die(1, "out of memory");
-	int r = mkdir_p(state, 0755);
+	/* the state directory 0711: users pass through it to their workspace
+	 * and see nothing else (the engine tightens an existing one) */
+	char *slash = strrchr(state, '/');
+	int r = 0;
+	if (slash && slash != state) {
+		*slash = '\0';
+		r = mkdir_p(state, 0755);
+		*slash = '/';
+	}
+	if (!r && mkdir(state, 0711) < 0 && errno != EEXIST)
+		r = -errno;
 	if (r)
 		die(1, "cannot create state directory %s: %s", state, strerror(-r));
 	char *state_abs = realpath(state, NULL);
@@ -431,6 +448,17 @@ int main(int argc, char **argv)
 	if (!o.foreground)
 		daemonize();
 	int lockfd = take_lock(state_abs);
+	if (report_fd >= 0) {
+		/* the daemon's log from now on: what start-up repairs goes there
+		 * (errors still reach the parent through report_fd) */
+		char lp[PATH_MAX];
+		snprintf(lp, sizeof(lp), "%s/orchfs.log", state_abs);
+		int logfd = open(lp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+		if (logfd >= 0) {
+			dup2(logfd, 2);
+			close(logfd);
+		}
+	}
 
 	/* signals: the engine reads SIGTERM and SIGINT through a signalfd, so
 	 * every thread blocks them; a write to a closed pipe is an error, not death */
@@ -501,19 +529,11 @@ int main(int argc, char **argv)
 
 	/* ready: the mount answers */
 	if (report_fd >= 0) {
-		int logfd = -1;
-		char lp[PATH_MAX];
-		snprintf(lp, sizeof(lp), "%s/orchfs.log", state_abs);
-		logfd = open(lp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (null >= 0) {
 			dup2(null, 0);
 			dup2(null, 1);
 			close(null);
-		}
-		if (logfd >= 0) {
-			dup2(logfd, 2);
-			close(logfd);
 		}
 		write_all(report_fd, "ready\n", 6);
 		close(report_fd);
