@@ -620,6 +620,7 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 	e->mount_id = -1;
 	e->state_fd = e->logs_fd = e->sbs_fd = e->plans_fd = -1;
 	e->trash.fd = -1;
+	e->log_cap = cfg->log_max_bytes == 0 ? LOG_CAP_DEFAULT : cfg->log_max_bytes < 0 ? 0 : cfg->log_max_bytes;
 	e->sigw.fd = -1;
 	const char *reserve = getenv("ORCHFS_DISK_RESERVE");
 	e->disk_reserve = reserve ? strtoll(reserve, NULL, 10) : 4 << 20;

@@ -29,6 +29,9 @@ struct orch_config {
 	int port_min, port_max;	/* the range sandboxes take ports from */
 	const char *exec_helper;	/* runs `--exec-step` (core/exec.h): this program */
 	const char *bwrap_path;	/* bubblewrap, when it works here; NULL: it does not */
+	/* bytes a step's log (and a sandbox's logs) keeps, its tail: 0 is the
+	 * default (LOG_CAP_DEFAULT, 64 MiB), -1 no cap (core/logfile.h) */
+	int64_t log_max_bytes;
 };
 
 struct orch_engine;
@@ -134,6 +137,8 @@ char *orch_step_log_path(struct orch_engine *e, int64_t rowid);
 int orch_step_log_open(struct orch_engine *e, int64_t rowid);
 /* lstat of a step's log: 0, -ENOENT when there is none yet. */
 int orch_step_log_stat(struct orch_engine *e, int64_t rowid, struct stat *st);
+/* What a log keeps (bytes, its tail; 0: no cap), as readers' markers say. */
+int64_t orch_log_cap(const struct orch_engine *e);
 
 /* ---- events ---- */
 

@@ -8,6 +8,7 @@
 #include <pthread.h>
 
 #include "core/engine.h"
+#include "core/logfile.h"
 #include "core/loop.h"
 #include "core/plan.h"
 #include "core/sched.h"
@@ -39,9 +40,11 @@ struct proc {
 	int errfd;		/* read end of the trampoline's exec-error pipe */
 	int logfd;		/* -1 until the attempt writes (see log_open()) */
 	bool log_wanted;	/* logfd is still to be opened (false once that failed) */
+	struct logw logw;	/* the log's cap: bytes since its size was looked at */
 	struct sbuf partial;	/* an output line not yet ended */
 	int sblogfd;		/* the sandbox's logs */
 	bool sblog_failed;	/* they could not be opened: not tried again */
+	struct logw sblogw;
 	struct loop_timer timer;	/* timeout, then the grace period */
 	struct loop_timer hb_timer;	/* heartbeat_ttl_sec without a heartbeat */
 	enum kill_why why;
@@ -163,6 +166,7 @@ struct orch_engine {
 	 * (core/statedir.h) */
 	int logs_fd, sbs_fd, plans_fd;
 	struct sd_trash trash;	/* STATE/trash and the thread that empties it */
+	int64_t log_cap;	/* bytes a step's log (a sandbox's logs) keeps; 0: no cap */
 	struct loop loop;
 	struct spawner spawner;	/* starts step processes (core/spawner.h) */
 	struct syncer syncer;	/* syncs the WAL (core/syncer.h), once the thread runs */

@@ -546,7 +546,7 @@ static void proc_write_lines(struct proc *p, const char *text, size_t n)
 {
 	struct orch_engine *e = p->eng;
 	if (proc_logfd(p) >= 0)
-		write_all(p->logfd, text, n);
+		logfile_append(p->logfd, &p->logw, text, n, e->log_cap, NULL);
 	if (p->sblogfd < 0 && !p->sblog_failed) {
 		int fd = sb_logs_open(e, p->step->run->sb, true);
 		if (fd < 0)
@@ -566,7 +566,7 @@ static void proc_write_lines(struct proc *p, const char *text, size_t n)
 		line += len;
 	}
 	if (!sbuf_failed(&sb))
-		write_all(p->sblogfd, sb.buf, sb.len);
+		logfile_append(p->sblogfd, &p->sblogw, sb.buf, sb.len, e->log_cap, NULL);
 	sbuf_release(&sb);
 }
 
@@ -2067,6 +2067,8 @@ int orch_step_log_stat(struct orch_engine *e, int64_t rowid, struct stat *st)
 	close(dfd);
 	return rc;
 }
+
+int64_t orch_log_cap(const struct orch_engine *e) { return e->log_cap; }
 
 bool run_step_visible_running(const struct run *r, size_t i)
 {

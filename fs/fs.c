@@ -1069,19 +1069,15 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
-		ssize_t n = pread(fh->fd, buf, size, off);
-		if (n < 0) {
-			fuse_reply_err(req, errno);
-		} else {
-			/* a read that reached the end stops after the last whole line: a
-			 * log line being written is never handed out half */
-			if (fh->lines_only && (size_t)n < size && n > 0 && buf[n - 1] != '\n') {
-				char *nl = memrchr(buf, '\n', (size_t)n);
-				if (nl)
-					n = nl - buf + 1;
-			}
+		/* a log: what its cap dropped reads as one line, and a read
+		 * that reached the end stops after the last whole line (a line
+		 * being written is never handed out half) */
+		ssize_t n = fh->lines_only ? logview_read(fh->fd, &fh->lv, buf, size, off, orch_log_cap(fh->fs->eng))
+					   : pread(fh->fd, buf, size, off);
+		if (n < 0)
+			fuse_reply_err(req, fh->lines_only ? (int)-n : errno);
+		else
 			fuse_reply_buf(req, buf, (size_t)n);
-		}
 		free(buf);
 		return;
 	}

@@ -17,6 +17,7 @@
 
 #include "core/engine.h"
 #include "core/lines.h"
+#include "core/logfile.h"
 
 /* Node types. The fixed top-level nodes are their own inode numbers; every
  * other inode is (type << 48 | id), id being a stable row id of the store
@@ -195,7 +196,8 @@ struct fs_fh {
 	size_t len;
 	struct stat st;		/* FH_SNAP: attributes at open, for fstat() */
 	int fd;			/* FH_DISK */
-	bool lines_only;	/* FH_DISK: a log; a short read ends at a whole line */
+	bool lines_only;	/* FH_DISK: a log, read through lv (short reads end at a whole line) */
+	struct logview lv;
 	atomic_bool wrote;	/* FH_DISK in plans/: written since the last submission */
 	enum orch_ev_scope scope;	/* FH_EVENTS */
 	/* messages and events opened for writing: lines assembled across
@@ -268,7 +270,7 @@ int fixed_readdir(const struct fixed_entry *t, size_t n, struct fs_node dir, uin
 		  struct fs_dirbuf *db);
 
 /* FH reads the log FD (taken; from orch_*_log_open(), -errno passed on):
- * an FH_DISK whose short reads end at a whole line. */
+ * an FH_DISK read through a struct logview (core/logfile.h). */
 int open_log(struct fs_fh *fh, int fd);
 
 /* Snapshot-file getattr: render it to know its size. */

@@ -26,6 +26,7 @@
 #include <unistd.h>
 
 #include "core/exec.h"
+#include "core/logfile.h"
 #include "core/proc.h"
 #include "fs/fs.h"
 
@@ -40,7 +41,8 @@ static const char usage[] =
 	"  -o OPTS            mount options, e.g. allow_other,default_permissions\n"
 	"  --state DIR        state directory (default: $ORCHFS_STATE, else\n"
 	"                     $XDG_STATE_HOME/orchfs, else ~/.local/state/orchfs)\n"
-	"  --config FILE      JSON settings: {\"state\", \"jobs\", \"vars\", \"port_range\", \"options\"}\n"
+	"  --config FILE      JSON settings: {\"state\", \"jobs\", \"vars\", \"port_range\", \"options\",\n"
+	"                     \"log_max_bytes\"}\n"
 	"  --jobs N           at most N steps running at once across all runs (0: no limit)\n"
 	"  --var NAME=VALUE   a default for ${NAME} in plans (repeatable)\n"
 	"  --port-range LO-HI the TCP ports sandboxes take (default 20000-29999)\n";
@@ -76,6 +78,7 @@ struct opts {
 	char **vars;
 	size_t nvars;
 	int port_min, port_max;
+	int64_t log_max_bytes;	/* as struct orch_config's: 0 default, -1 none */
 	char *mountpoint;
 };
 
@@ -121,6 +124,13 @@ static void load_config(struct opts *o, bool jobs_given, bool ports_given)
 		} else if (!strcmp(k, "port_range") && json_is_string(v)) {
 			if (!ports_given)
 				parse_ports(o, json_string_value(v), o->config);
+		} else if (!strcmp(k, "log_max_bytes") && json_is_integer(v)) {
+			/* what one step's log (and a sandbox's logs) keeps, its tail; 0: no cap */
+			json_int_t n = json_integer_value(v);
+			if (n != 0 && (n < LOG_CAP_MIN || n > ((json_int_t)1 << 50)))
+				die(2, "config %s: log_max_bytes must be 0 (no cap) or from %lld to 2^50, not %lld",
+				    o->config, (long long)LOG_CAP_MIN, (long long)n);
+			o->log_max_bytes = n ? (int64_t)n : -1;
 		} else if (!strcmp(k, "options") && json_is_string(v)) {
 			if (!o->fuse_opts)
 				o->fuse_opts = strdup(json_string_value(v));
@@ -482,6 +492,7 @@ int main(int argc, char **argv)
 		.port_max = o.port_max,
 		.exec_helper = "/proc/self/exe",
 		.bwrap_path = bwrap,
+		.log_max_bytes = o.log_max_bytes,
 	};
 	struct sbuf err = SBUF_INIT;
 	struct orch_engine *eng = orch_engine_open(&cfg, &err);

@@ -115,5 +115,6 @@ int open_log(struct fs_fh *fh, int fd)
 	fh->kind = FH_DISK;
 	fh->fd = fd;
 	fh->lines_only = true;
+	fh->lv = (struct logview)LOGVIEW_INIT;
 	return 0;
 }
