@@ -163,23 +163,29 @@ int logfile_append(int fd, struct logw *w, const void *buf, size_t n, int64_t ca
 
 /* ---- reading ---- */
 
+/* The marker line from offset OFF (within it) on. */
+static ssize_t mark_read(struct logview *v, char *buf, size_t size, int64_t off)
+{
+	size_t k = (size_t)(off - v->mark_app);
+	size_t n = v->mark_len - k < size ? v->mark_len - k : size;
+	memcpy(buf, v->mark + k, n);
+	if (k + n == v->mark_len) {
+		v->next_app = off + (int64_t)n;
+		v->next_abs = v->mark_abs;
+	}
+	return (ssize_t)n;
+}
+
 ssize_t logview_read(int fd, struct logview *v, char *buf, size_t size, int64_t off, int64_t cap)
 {
 	if (off < 0)
 		return -EINVAL;
 	if (!size)
 		return 0;
-	/* the marker line, handed out (or being handed out) at this offset */
-	if (v->mark_on && off >= v->mark_app && off < v->mark_app + v->mark_len) {
-		size_t k = (size_t)(off - v->mark_app);
-		size_t n = v->mark_len - k < size ? v->mark_len - k : size;
-		memcpy(buf, v->mark + k, n);
-		if (k + n == v->mark_len) {
-			v->next_app = off + (int64_t)n;
-			v->next_abs = v->mark_abs;
-		}
-		return (ssize_t)n;
-	}
+	/* the rest of a marker line a short read left (a read at its start
+	 * looks at the file again: it may have changed since) */
+	if (v->mark_on && off > v->mark_app && off < v->mark_app + v->mark_len)
+		return mark_read(v, buf, size, off);
 	/* a sequential read goes on where the last one ended in the file;
 	 * any other reads at its own offset */
 	int64_t abs = off == v->next_app ? v->next_abs : off;
@@ -218,7 +224,7 @@ ssize_t logview_read(int fd, struct logview *v, char *buf, size_t size, int64_t 
 			v->mark_app = off;
 			v->mark_abs = start;
 			v->mark_on = true;
-			return logview_read(fd, v, buf, size, off, cap);
+			return mark_read(v, buf, size, off);
 		}
 		/* a gap shorter than the line: skipped without one */
 		abs = start;

@@ -183,6 +183,31 @@ static void test_logfile__copy_fallback(void **state)
 	close(fd);
 }
 
+/* reads shorter than the marker line get it in pieces, then the tail */
+static void test_logfile__short_reads_through_the_marker(void **state)
+{
+	struct fx *f = *state;
+	int64_t cap = LOG_CAP_MIN;
+	int fd = openat(f->topfd, "log", O_RDWR | O_APPEND | O_CREAT, 0644);
+	struct logw w = { 0 };
+	flood(fd, &w, cap, 0, 5000);
+	struct logview v = LOGVIEW_INIT, whole = LOGVIEW_INIT;
+	size_t len;
+	char *ref = read_all(fd, &whole, 0, &len, cap);
+	struct sbuf got = SBUF_INIT;
+	char buf[16];
+	for (int64_t at = 0; got.len < 300;) {
+		ssize_t n = logview_read(fd, &v, buf, 7, at, cap);
+		assert_true(n > 0);
+		sbuf_add(&got, buf, (size_t)n);
+		at += n;
+	}
+	assert_memory_equal(got.buf, ref, 300);
+	sbuf_release(&got);
+	free(ref);
+	close(fd);
+}
+
 static void test_logfile__cap_text(void **state)
 {
 	char b[32];
@@ -200,6 +225,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_logfile__cap_keeps_the_tail_in_bounded_disk, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logfile__follower_goes_on_after_a_trim, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logfile__copy_fallback, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_logfile__short_reads_through_the_marker, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_logfile__cap_text, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
