@@ -464,10 +464,11 @@ int main(int argc, char **argv)
 		char lp[PATH_MAX];
 		snprintf(lp, sizeof(lp), "%s/orchfs.log", state_abs);
 		int logfd = open(lp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
-		if (logfd >= 0) {
-			dup2(logfd, 2);
+		struct stat lst;
+		if (logfd >= 0 && fstat(logfd, &lst) == 0 && S_ISREG(lst.st_mode))
+			dup2(logfd, 2);	/* never a FIFO a write could block on */
+		if (logfd >= 0)
 			close(logfd);
-		}
 	}
 
 	/* signals: the engine reads SIGTERM and SIGINT through a signalfd, so
