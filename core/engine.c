@@ -501,6 +501,112 @@ void orch_engine_join(struct orch_engine *e)
 
 /* ---- open and close ---- */
 
+static void trash_log(void *arg, const char *fmt, ...)
+{
+	char msg[900];
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	eng_log(arg, "%s", msg);
+}
+
+/* Make FD (NAME in the state directory) the daemon's user's and no looser
+ * than MODE, saying so when it was not. */
+static int own_as(struct orch_engine *e, int fd, const char *name, mode_t mode)
+{
+	struct stat st;
+	if (fstat(fd, &st) < 0)
+		return -errno;
+	if (st.st_uid != geteuid()) {
+		if (fchown(fd, geteuid(), getegid()) < 0)
+			return -errno;
+		eng_log(e, "%s/%s belonged to uid %u: now the daemon's", e->state_dir, name, (unsigned)st.st_uid);
+	}
+	mode_t want = st.st_mode & mode;
+	if ((st.st_mode & 07777) != want) {
+		if (fchmod(fd, want) < 0)
+			return -errno;
+		eng_log(e, "%s/%s was mode %04o: now %04o", e->state_dir, name, (unsigned)(st.st_mode & 07777),
+			(unsigned)want);
+	}
+	return 0;
+}
+
+/* The state directory and its directories, opened without following a
+ * symlink below it, and made what they must be: the daemon's, writable by
+ * it alone. Users pass through the state directory (0711) to their
+ * workspace, read logs/ and sandboxes/ (0755, as they may read runs and
+ * sandboxes in the mount), and reach nothing else: plans/, trash/ and the
+ * database are the daemon's alone (a reader of the database could hold a
+ * lock on it). The trash's descriptor goes to *TRASH_FD. */
+static int state_open(struct orch_engine *e, int *trash_fd, struct sbuf *err)
+{
+	uid_t self = geteuid();
+	e->state_fd = open(e->state_dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	struct stat st;
+	if (e->state_fd < 0 || fstat(e->state_fd, &st) < 0) {
+		int r = -errno;
+		sbuf_addf(err, "cannot open state directory %s: %s", e->state_dir, strerror(errno));
+		return r;
+	}
+	if (st.st_uid != self && (self == 0 || (st.st_mode & 022))) {
+		sbuf_addf(err, "state directory %s belongs to uid %u: it must be the daemon's (uid %u)",
+			  e->state_dir, (unsigned)st.st_uid, (unsigned)self);
+		return -EPERM;
+	}
+	if (st.st_uid == self && (st.st_mode & 07777 & ~0711)) {
+		if (fchmod(e->state_fd, st.st_mode & 0711) < 0) {
+			int r = -errno;
+			sbuf_addf(err, "cannot make state directory %s mode 0711: %s", e->state_dir, strerror(errno));
+			return r;
+		}
+		eng_log(e, "state directory %s was mode %04o: now %04o (users only pass through it to their"
+			" workspace)", e->state_dir, (unsigned)(st.st_mode & 07777), (unsigned)(st.st_mode & 0711));
+	}
+	int tfd = -1;
+	const struct { const char *name; mode_t mode; int *fd; } dirs[] = {
+		{ "plans", 0700, &e->plans_fd }, { "logs", 0755, &e->logs_fd },
+		{ "sandboxes", 0755, &e->sbs_fd }, { "trash", 0700, &tfd },
+	};
+	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
+		int r = 0;
+		if (mkdirat(e->state_fd, dirs[i].name, dirs[i].mode) < 0 && errno != EEXIST)
+			r = -errno;
+		int fd = r ? r : sd_opendir(e->state_fd, dirs[i].name);
+		if (fd >= 0 && (r = own_as(e, fd, dirs[i].name, dirs[i].mode)))
+			close(fd);
+		if (fd < 0 || r) {
+			r = r ? r : fd;
+			sbuf_addf(err, "cannot open %s/%s: %s%s", e->state_dir, dirs[i].name, strerror(-r),
+				  r == -ELOOP ? " (a symlink: it must be a directory)" : "");
+			if (tfd >= 0)
+				close(tfd);
+			return r;
+		}
+		*dirs[i].fd = fd;
+	}
+	/* the database's files: the daemon's alone; orchfs.db made 0600 now
+	 * (SQLite gives its WAL the database's mode) */
+	static const char *const files[] = { "orchfs.db", "orchfs.db-wal", "orchfs.db-shm" };
+	for (size_t i = 0; i < ARRAY_SIZE(files); i++) {
+		mode_t found;
+		int fd = sd_open_reg(e->state_fd, files[i], O_RDONLY | (i == 0 ? O_CREAT : 0), 0600, &found,
+				     NULL);
+		int r = fd == -ENOENT ? 0 : fd < 0 ? fd : own_as(e, fd, files[i], 0600);
+		if (fd >= 0)
+			close(fd);
+		if (r) {
+			sbuf_addf(err, "cannot open %s/%s: %s", e->state_dir, files[i],
+				  r == -EIO ? sd_type_name(found) : strerror(-r));
+			close(tfd);
+			return r;
+		}
+	}
+	*trash_fd = tfd;
+	return 0;
+}
+
 static char *xstrdup_or(const char *s, bool *oom)
 {
 	char *d = orch_strdup(s);
@@ -539,7 +645,9 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 	e->cfg.exec_helper = e->exec_helper;
 	e->cfg.bwrap_path = e->bwrap_path;
 	e->mount_id = -1;
-	e->state_fd = -1;
+	e->state_fd = e->logs_fd = e->sbs_fd = e->plans_fd = -1;
+	e->trash.fd = -1;
+	e->log_cap = cfg->log_max_bytes == 0 ? LOG_CAP_DEFAULT : cfg->log_max_bytes < 0 ? 0 : cfg->log_max_bytes;
 	e->sigw.fd = -1;
 	const char *reserve = getenv("ORCHFS_DISK_RESERVE");
 	e->disk_reserve = reserve ? strtoll(reserve, NULL, 10) : 4 << 20;
@@ -560,6 +668,17 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 		goto fail_early;
 	}
 
+	int trash_fd = -1;
+	if ((r = state_open(e, &trash_fd, err)))
+		goto fail;
+	e->trash.log = trash_log;
+	e->trash.log_arg = e;
+	if ((r = sd_trash_start(&e->trash, trash_fd))) {
+		sbuf_addf(err, "cannot start the trash's thread: %s", strerror(-r));
+		e->trash.fd = trash_fd;
+		goto fail;
+	}
+
 	char *path = orch_asprintf("%s/orchfs.db", e->state_dir);
 	if (!path) {
 		sbuf_adds(err, "out of memory");
@@ -569,20 +688,6 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 	orch_free(path);
 	if (r)
 		goto fail;
-	static const char *const dirs[] = { "plans", "logs", "sandboxes" };
-	for (size_t i = 0; i < ARRAY_SIZE(dirs); i++) {
-		char *d = orch_asprintf("%s/%s", e->state_dir, dirs[i]);
-		r = d ? mkdir_p(d, 0755) : -ENOMEM;
-		if (r) {
-			sbuf_addf(err, "cannot create %s: %s", d ? d : dirs[i], strerror(-r));
-			orch_free(d);
-			goto fail;
-		}
-		orch_free(d);
-	}
-	/* where the engine opens a workspace without following a symlink
-	 * (run.c spawn_here); none: steps are spawned by the spawner threads */
-	e->state_fd = open(e->state_dir, O_PATH | O_DIRECTORY | O_CLOEXEC);
 
 	/* signals: the daemon blocks these in every thread; the engine reads them */
 	sigset_t set;
@@ -601,6 +706,7 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 		goto fail;
 	}
 	run_kill_stale(e);
+	sb_repair_all(e);
 	if ((r = run_load_unfinished(e))) {
 		sbuf_addf(err, "cannot resume runs: %s", strerror(-r));
 		goto fail;
@@ -645,8 +751,11 @@ void orch_engine_close(struct orch_engine *e)
 	orch_free(e->spawnq);
 	sb_free_all(e);
 	store_close(&e->st);
-	if (e->state_fd >= 0)
-		close(e->state_fd);
+	sd_trash_stop(&e->trash);
+	int *fds[] = { &e->state_fd, &e->logs_fd, &e->sbs_fd, &e->plans_fd };
+	for (size_t i = 0; i < ARRAY_SIZE(fds); i++)
+		if (*fds[i] >= 0)
+			close(*fds[i]);
 	loop_watch_close(&e->loop, &e->sigw);
 	loop_watch_close(&e->loop, &e->mntw);
 	/* posted work nobody will run: ctl requests are ours to free */

@@ -12,7 +12,9 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <sys/stat.h>
 #include <sys/types.h>
+#include <time.h>
 
 #include "core/lines.h"
 #include "core/loop.h"
@@ -30,6 +32,9 @@ struct orch_config {
 	bool bwrap_userns;	/* it takes --unshare-user --disable-userns */
 	bool bwrap_users;	/* it works for other users' steps too (run as them, with
 				 * a user namespace): a root daemon probed it as nobody */
+	/* bytes a step's log (and a sandbox's logs) keeps, its tail: 0 is the
+	 * default (LOG_CAP_DEFAULT, 64 MiB), -1 no cap (core/logfile.h) */
+	int64_t log_max_bytes;
 };
 
 struct orch_engine;
@@ -126,8 +131,17 @@ int orch_step_by_rowid(struct orch_engine *e, int64_t rowid, struct orch_step_at
 int orch_step_list(struct orch_engine *e, int64_t run_rowid, size_t from,
 		   int (*cb)(void *ctx, size_t idx, int64_t rowid, const char *name), void *ctx);
 int orch_step_render(struct orch_engine *e, int64_t rowid, struct sbuf *out);
-/* The log file of a step (it may not exist yet): new string. */
+/* The log file of a step (it may not exist yet): new string, for tests and
+ * messages; the daemon opens it only through the two below. */
 char *orch_step_log_path(struct orch_engine *e, int64_t rowid);
+/* A step's log opened for reading (made, with its separators, when the step
+ * ran without a word): a descriptor, or -errno (-EIO when something else
+ * than a regular file stands there: never opened, logged). */
+int orch_step_log_open(struct orch_engine *e, int64_t rowid);
+/* lstat of a step's log: 0, -ENOENT when there is none yet. */
+int orch_step_log_stat(struct orch_engine *e, int64_t rowid, struct stat *st);
+/* What a log keeps (bytes, its tail; 0: no cap), as readers' markers say. */
+int64_t orch_log_cap(const struct orch_engine *e);
 
 /* ---- events ---- */
 
@@ -162,8 +176,11 @@ char *orch_sandbox_workspace(struct orch_engine *e, int64_t rowid);
 
 /* sandboxes/ID/ctl: stop, restart, reset or delete (-EINVAL otherwise). */
 int orch_sandbox_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size_t len);
-/* The file of sandboxes/ID/logs (it may not exist yet): new string. */
-char *orch_sandbox_logs_path(struct orch_engine *e, int64_t rowid);
+/* sandboxes/ID/logs opened for reading (made empty when missing): a
+ * descriptor, or -errno (-EIO when it is not a regular file: logged). */
+int orch_sandbox_logs_open(struct orch_engine *e, int64_t rowid);
+/* lstat of sandboxes/ID/logs: 0, -ENOENT when there is none yet. */
+int orch_sandbox_logs_stat(struct orch_engine *e, int64_t rowid, struct stat *st);
 
 /* sandboxes/ID/messages: queue the messages of B, FIFO. Durable once the
  * turn's commit is (reply after it). */
@@ -205,8 +222,16 @@ int orch_plans_list(struct orch_engine *e, uint64_t after,
 		    int (*cb)(void *ctx, uint64_t cookie, const struct orch_pentry *p), void *ctx);
 /* The text of a generated entry: a PK_ERROR's message, a PK_RUNLINK's target. */
 int orch_plans_generated(struct orch_engine *e, enum orch_pkind kind, int64_t id, struct sbuf *out);
-/* The disk file holding a PK_FILE's bytes: new string. */
+/* The disk file holding a PK_FILE's bytes: new string, for tests; the
+ * daemon goes through the functions below. */
 char *orch_plans_path(struct orch_engine *e, int64_t id);
+/* That file opened with FLAGS (access mode, O_APPEND, O_TRUNC; a regular
+ * file only): a descriptor or -errno. */
+int orch_plans_open(struct orch_engine *e, int64_t id, int flags);
+int orch_plans_stat(struct orch_engine *e, int64_t id, struct stat *st);
+int orch_plans_truncate(struct orch_engine *e, int64_t id, off_t size);
+/* utimensat semantics (UTIME_NOW, UTIME_OMIT) on the file */
+int orch_plans_utimens(struct orch_engine *e, int64_t id, const struct timespec ts[2]);
 /* Create a plain file (O_CREAT): -EEXIST, -EACCES for a generated name. */
 int orch_plans_create(struct orch_engine *e, const char *name, unsigned mode, uid_t uid, gid_t gid,
 		      struct orch_pentry *p);

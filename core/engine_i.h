@@ -9,10 +9,12 @@
 #include <unistd.h>
 
 #include "core/engine.h"
+#include "core/logfile.h"
 #include "core/loop.h"
 #include "core/plan.h"
 #include "core/sched.h"
 #include "core/spawner.h"
+#include "core/statedir.h"
 #include "core/syncer.h"
 #include "core/store.h"
 
@@ -38,9 +40,12 @@ struct proc {
 	struct loop_watch wout;	/* read end of the stdout+stderr pipe */
 	int errfd;		/* read end of the trampoline's exec-error pipe */
 	int logfd;		/* -1 until the attempt writes (see log_open()) */
-	char *logpath;
+	bool log_wanted;	/* logfd is still to be opened (false once that failed) */
+	struct logw logw;	/* the log's cap: bytes since its size was looked at */
 	struct sbuf partial;	/* an output line not yet ended */
 	int sblogfd;		/* the sandbox's logs */
+	bool sblog_failed;	/* they could not be opened: not tried again */
+	struct logw sblogw;
 	struct loop_timer timer;	/* timeout, then the grace period */
 	struct loop_timer hb_timer;	/* heartbeat_ttl_sec without a heartbeat */
 	enum kill_why why;
@@ -87,7 +92,8 @@ struct lease {
 struct sandbox {
 	int64_t rowid;
 	char name[SANDBOX_ID_MAX + 1];
-	char *workspace;
+	char *workspace;	/* its path, shown and handed to steps; the daemon
+				 * itself reaches it through descriptors (sb_dirfd) */
 	enum isolation isolation;
 	bool network;
 	int nports;
@@ -98,7 +104,6 @@ struct sandbox {
 	int64_t ev_bytes;	/* size of its events view, valid at ev_epoch */
 	int64_t ev_epoch;
 	struct run *holder;	/* the run active in it, if any */
-	char *logs_path;	/* everything its steps wrote, each line prefixed [STEP_ID] */
 	int64_t last_heartbeat;	/* wall ms; 0: never */
 	int64_t restarts;
 	bool missed;		/* an attempt missed its heartbeat, none came since */
@@ -156,7 +161,13 @@ struct spawn_req {
 struct orch_engine {
 	struct orch_config cfg;	/* strings owned */
 	char *state_dir, *mountpoint;
-	int state_fd;		/* O_PATH of state_dir, or -1 */
+	int state_fd;		/* state_dir (O_RDONLY | O_DIRECTORY), or -1 */
+	/* its directories, opened below state_fd without a symlink: every
+	 * path operation in the state directory is relative to one of these
+	 * (core/statedir.h) */
+	int logs_fd, sbs_fd, plans_fd;
+	struct sd_trash trash;	/* STATE/trash and the thread that empties it */
+	int64_t log_cap;	/* bytes a step's log (a sandbox's logs) keeps; 0: no cap */
 	struct loop loop;
 	struct spawner spawner;	/* starts step processes (core/spawner.h) */
 	struct syncer syncer;	/* syncs the WAL (core/syncer.h), once the thread runs */
@@ -297,6 +308,15 @@ void sb_forget(struct orch_engine *e, struct sandbox *sb);
 int sb_create(struct orch_engine *e, const char *name, enum isolation iso, bool network,
 	      int nports, uid_t uid, gid_t gid, struct sandbox **out);
 void sb_free_all(struct orch_engine *e);
+/* At open: bring the sandboxes' directories back to what they must be
+ * (older versions let users own them): the daemon's, with a workspace
+ * directory of the sandbox's owner and a regular logs file; whatever else
+ * stood there is removed or moved aside without being followed, and logged. */
+void sb_repair_all(struct orch_engine *e);
+/* The sandbox's logs, opened for appending (WRITER: made when missing, and
+ * replaced when something else than a regular file stands there) or for
+ * reading: a descriptor or -errno (-EIO: not a regular file, logged). */
+int sb_logs_open(struct orch_engine *e, struct sandbox *sb, bool writer);
 
 /* msgq.c */
 void msgq_forget(struct sandbox *sb);	/* drop every lease (the sandbox goes away) */

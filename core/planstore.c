@@ -40,6 +40,51 @@ char *orch_plans_path(struct orch_engine *e, int64_t id)
 	return orch_asprintf("%s/plans/%lld", e->state_dir, (long long)id);
 }
 
+/* STATE/plans/ID: the daemon's alone (0600 in a 0700 directory), reached
+ * through plans_fd, a regular file or nothing (core/statedir.h). */
+static int plan_file(struct orch_engine *e, int64_t id, int flags, mode_t mode)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "%lld", (long long)id);
+	mode_t found;
+	int fd = sd_open_reg(e->plans_fd, name, flags, mode, &found, NULL);
+	if (fd == -EIO)
+		eng_log(e, "plans/%s is %s, not a regular file: not opened", name, sd_type_name(found));
+	return fd;
+}
+
+int orch_plans_open(struct orch_engine *e, int64_t id, int flags)
+{
+	return plan_file(e, id, flags & (O_ACCMODE | O_APPEND | O_TRUNC), 0);
+}
+
+int orch_plans_stat(struct orch_engine *e, int64_t id, struct stat *st)
+{
+	char name[32];
+	snprintf(name, sizeof(name), "%lld", (long long)id);
+	return fstatat(e->plans_fd, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+}
+
+int orch_plans_truncate(struct orch_engine *e, int64_t id, off_t size)
+{
+	int fd = plan_file(e, id, O_WRONLY, 0);
+	if (fd < 0)
+		return fd;
+	int rc = ftruncate(fd, size) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
+int orch_plans_utimens(struct orch_engine *e, int64_t id, const struct timespec ts[2])
+{
+	int fd = plan_file(e, id, O_RDONLY, 0);
+	if (fd < 0)
+		return fd;
+	int rc = futimens(fd, ts) < 0 ? -errno : 0;
+	close(fd);
+	return rc;
+}
+
 static int file_entry(sqlite3_stmt *q, struct orch_pentry *p)
 {
 	memset(p, 0, sizeof(*p));
@@ -205,12 +250,10 @@ int orch_plans_create(struct orch_engine *e, const char *name, unsigned mode, ui
 	if (rc)
 		return rc;
 	int64_t id = sqlite3_last_insert_rowid(e->st.db);
-	char *path = orch_plans_path(e, id);
-	int fd = path ? open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644) : -1;
-	rc = fd < 0 ? (path ? -errno : -ENOMEM) : 0;
+	int fd = plan_file(e, id, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+	rc = fd < 0 ? fd : 0;
 	if (fd >= 0)
 		close(fd);
-	orch_free(path);
 	if (rc) {
 		store_exec(&e->st, "DELETE FROM plan_files WHERE id = ?", "i", id);
 		return rc;
@@ -223,16 +266,17 @@ struct unlink_later {
 	struct orch_done done;
 	struct orch_engine *e;
 	int64_t id;
-	char *path;
 };
 
 static void unlink_done(struct orch_done *d, int commit_rc)
 {
 	struct unlink_later *u = (struct unlink_later *)d;
 	/* committed, and not undone by a savepoint: the row is gone */
-	if (!commit_rc && !store_int(&u->e->st, "SELECT 1 FROM plan_files WHERE id = ?", 0, "i", u->id))
-		unlink(u->path);
-	orch_free(u->path);
+	if (!commit_rc && !store_int(&u->e->st, "SELECT 1 FROM plan_files WHERE id = ?", 0, "i", u->id)) {
+		char name[32];
+		snprintf(name, sizeof(name), "%lld", (long long)u->id);
+		unlinkat(u->e->plans_fd, name, 0);
+	}
 	orch_free(u);
 }
 
@@ -241,13 +285,10 @@ static void unlink_done(struct orch_done *d, int commit_rc)
 static int file_drop(struct orch_engine *e, int64_t id)
 {
 	struct unlink_later *u = orch_calloc(1, sizeof(*u));
-	if (!u || !(u->path = orch_plans_path(e, id))) {
-		orch_free(u);
+	if (!u)
 		return -ENOMEM;
-	}
 	int rc = store_exec(&e->st, "DELETE FROM plan_files WHERE id = ?", "i", id);
 	if (rc) {
-		orch_free(u->path);
 		orch_free(u);
 		return rc;
 	}
@@ -458,11 +499,11 @@ static int submit(struct orch_engine *e, const char *stem, const char *text, siz
 /* Read file ID whole (a plan is at most PLAN_MAX_BYTES). */
 static int file_text(struct orch_engine *e, int64_t id, char **text, size_t *len)
 {
-	char *path = orch_plans_path(e, id);
-	if (!path)
-		return -ENOMEM;
-	int rc = read_file(path, PLAN_MAX_BYTES, text, len);
-	orch_free(path);
+	int fd = plan_file(e, id, O_RDONLY, 0);
+	if (fd < 0)
+		return fd;
+	int rc = read_fd(fd, PLAN_MAX_BYTES, text, len);
+	close(fd);
 	return rc;
 }
 

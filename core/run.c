@@ -247,10 +247,6 @@ static int run_save(struct orch_engine *e, struct run *r)
 	return rc;
 }
 
-static char *log_path(struct orch_engine *e, const struct run *r, const char *step)
-{
-	return orch_asprintf("%s/logs/%s/%s.log", e->state_dir, r->name, step);
-}
 
 /* ---- building a run ---- */
 
@@ -296,11 +292,7 @@ int run_create(struct orch_engine *e, const char *plan_name, int64_t n, struct p
 	snprintf(r->name, sizeof(r->name), "%s-%lld", plan_name, (long long)n);
 	r->plan_name = orch_strdup(plan_name);
 	char *json = json_dumps(plan->doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
-	/* its log directory is made with its first log (log_open): most runs
-	 * of a large DAG print nothing. One left by a run of this name whose
-	 * creation a crash undid goes now. */
-	char *dir = orch_asprintf("%s/logs/%s", e->state_dir, r->name);
-	if (!r->plan_name || !json || !dir)
+	if (!r->plan_name || !json)
 		goto fail;
 	r->state = RUN_PENDING;
 	r->created_at = r->updated_at = clock_wall_ms();
@@ -327,16 +319,16 @@ int run_create(struct orch_engine *e, const char *plan_name, int64_t n, struct p
 		r->steps[i].retry_timer = (struct loop_timer)LOOP_TIMER_INIT(retry_timer_cb, &r->steps[i]);
 		r->steps[i].log = -1;	/* no file yet */
 	}
-	if (!rc) {
-		int x = rm_rf(dir);
-		rc = x == -ENOENT ? 0 : x;
-	}
+	/* its log directory is made with its first log (log_open): most runs
+	 * of a large DAG print nothing. One left by a run of this name whose
+	 * creation a crash undid goes now. */
+	if (!rc)
+		rc = sd_trash_put(&e->trash, e->logs_fd, r->name, geteuid());
 	if (rc) {
 		store_release(&e->st, "run_create", false);
 		goto fail;
 	}
 	store_release(&e->st, "run_create", true);
-	orch_free(dir);
 	free(json);
 	hash_add(e, r);
 	r->active = true;
@@ -353,7 +345,6 @@ int run_create(struct orch_engine *e, const char *plan_name, int64_t n, struct p
 	return 0;
 fail:
 	free(json);
-	orch_free(dir);
 	r->plan = NULL;	/* the caller still owns the plan */
 	run_free(r);
 	return rc;
@@ -472,28 +463,42 @@ static void proc_term(struct orch_engine *e, struct proc *p, enum kill_why why);
 static void step_final(struct orch_engine *e, struct step *s, enum step_state st);
 static void attempt_not_started(struct orch_engine *e, struct run *r, struct step *s, int rc);
 
+/* The directory of RUN's logs, made when MAKE: a descriptor or -errno. */
+static int run_logdir(struct orch_engine *e, const char *run, bool make)
+{
+	if (make && mkdirat(e->logs_fd, run, 0755) < 0 && errno != EEXIST)
+		return -errno;
+	return sd_opendir(e->logs_fd, run);
+}
+
 /* A step's log is made when something is first written to it (its output, or
  * a reader opening it), not at each start: most steps of a large DAG print
  * nothing, and creating a file per step was a quarter of the engine's time
  * running one. Made, it gets the separators of the ATTEMPTS so far; later
  * attempts append theirs when they start. O_EXCL: only one maker writes
- * them. An fd for appending, or -1. */
-static int log_open(const char *path, unsigned attempts)
+ * them. Only the daemon writes in logs/: anything else than a regular file
+ * standing in a log's place (a FIFO would block the engine) is never
+ * opened, but removed and logged. An fd for appending, or -errno. */
+static int log_open(struct orch_engine *e, const char *run, const char *step, unsigned attempts)
 {
-	int fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
-	if (fd < 0 && errno == ENOENT) {
-		/* the run's directory too is made with its first log */
-		char *dir = orch_strndup(path, (size_t)(strrchr(path, '/') - path));
-		int rc = dir ? mkdir_p(dir, 0755) : -ENOMEM;
-		orch_free(dir);
-		if (rc) {
-			errno = -rc;
-			return -1;
-		}
-		fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, 0644);
+	char name[STEP_ID_MAX + 8];
+	snprintf(name, sizeof(name), "%s.log", step);
+	int dfd = run_logdir(e, run, true);
+	if (dfd < 0)
+		return dfd;
+	mode_t found;
+	bool made;
+	int fd = sd_open_reg(dfd, name, O_WRONLY | O_APPEND | O_CREAT, 0644, &found, &made);
+	if (fd == -EIO) {
+		int r = unlinkat(dfd, name, S_ISDIR(found) ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
+		eng_log(e, "logs/%s/%s was %s, not a regular file: %s", run, name, sd_type_name(found),
+			r ? strerror(-r) : "removed it (not followed), a new log starts");
+		if (!r)
+			fd = sd_open_reg(dfd, name, O_WRONLY | O_APPEND | O_CREAT, 0644, &found, &made);
 	}
-	if (fd < 0)
-		return errno == EEXIST ? open(path, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW) : -1;
+	close(dfd);
+	if (fd < 0 || !made)
+		return fd;
 	struct sbuf h = SBUF_INIT;
 	for (unsigned k = 1; k <= attempts; k++)
 		sbuf_addf(&h, "=== attempt %u ===\n", k);
@@ -503,12 +508,34 @@ static int log_open(const char *path, unsigned attempts)
 	return fd;
 }
 
+/* A step's log that exists, for appending: a descriptor, -ENOENT, or -EIO
+ * when it is not a regular file (log_open() replaces it). */
+static int log_reopen(struct orch_engine *e, const char *run, const char *step)
+{
+	char name[STEP_ID_MAX + 8];
+	snprintf(name, sizeof(name), "%s.log", step);
+	int dfd = run_logdir(e, run, false);
+	if (dfd < 0)
+		return dfd;
+	int fd = sd_open_reg(dfd, name, O_WRONLY | O_APPEND, 0, NULL, NULL);
+	close(dfd);
+	return fd;
+}
+
 static int proc_logfd(struct proc *p)
 {
-	if (p->logfd < 0 && p->logpath) {
-		p->logfd = log_open(p->logpath, p->step->attempt);
-		if (p->logfd >= 0)
+	if (p->logfd < 0 && p->log_wanted) {
+		struct run *r = p->step->run;
+		const char *id = r->plan->steps[p->step->idx].id;
+		int fd = log_open(p->eng, r->name, id, p->step->attempt);
+		if (fd >= 0) {
+			p->logfd = fd;
 			p->step->log = 1;
+		} else {
+			/* said once, not at every line */
+			p->log_wanted = false;
+			eng_log(p->eng, "run %s step %s: cannot open its log: %s", r->name, id, strerror(-fd));
+		}
 	}
 	return p->logfd;
 }
@@ -517,10 +544,16 @@ static int proc_logfd(struct proc *p)
  * with each line prefixed "[STEP_ID] ". */
 static void proc_write_lines(struct proc *p, const char *text, size_t n)
 {
+	struct orch_engine *e = p->eng;
 	if (proc_logfd(p) >= 0)
-		write_all(p->logfd, text, n);
-	if (p->sblogfd < 0)
-		p->sblogfd = open(p->step->run->sb->logs_path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0644);
+		logfile_append(p->logfd, &p->logw, text, n, e->log_cap, NULL);
+	if (p->sblogfd < 0 && !p->sblog_failed) {
+		int fd = sb_logs_open(e, p->step->run->sb, true);
+		if (fd < 0)
+			p->sblog_failed = true;	/* said once (sb_logs_open), not at every line */
+		else
+			p->sblogfd = fd;
+	}
 	if (p->sblogfd < 0)
 		return;
 	const char *id = p->step->run->plan->steps[p->step->idx].id;
@@ -533,7 +566,7 @@ static void proc_write_lines(struct proc *p, const char *text, size_t n)
 		line += len;
 	}
 	if (!sbuf_failed(&sb))
-		write_all(p->sblogfd, sb.buf, sb.len);
+		logfile_append(p->sblogfd, &p->sblogw, sb.buf, sb.len, e->log_cap, NULL);
 	sbuf_release(&sb);
 }
 
@@ -612,8 +645,7 @@ static void proc_close(struct orch_engine *e, struct proc *p)
 	if (p->errfd >= 0)
 		close(p->errfd);
 	p->logfd = p->sblogfd = p->errfd = -1;
-	orch_free(p->logpath);
-	p->logpath = NULL;
+	p->log_wanted = false;
 	sbuf_release(&p->partial);
 }
 
@@ -1061,7 +1093,6 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	const struct plan_step *ps = &r->plan->steps[i];
 	struct envv ev = { 0 };
 	struct step_argv sa = { .v = NULL };
-	char *lpath = log_path(e, r, ps->id);
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	int rc = 0;
 	struct proc *p = orch_calloc(1, sizeof(*p));
@@ -1074,30 +1105,31 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	}
 	if (j)
 		j->out_fd = j->err_fd = j->env_fd = -1;
-	if (!p || !j || !lpath) {
+	if (!p || !j) {
 		rc = -ENOMEM;
 		goto spawn_failed;
 	}
 	p->eng = e;
 	p->step = s;
-	/* O_NOFOLLOW: the engine opens nothing a step could point into the
-	 * mount. A log made already (an earlier attempt wrote, a reader
-	 * opened it) gets this attempt's separator now; else it is made with
-	 * all of them when first written (log_open). */
-	p->logpath = lpath;
-	lpath = NULL;
+	/* through descriptors, never following a symlink: the engine opens
+	 * nothing a step could point into the mount. A log made already (an
+	 * earlier attempt wrote, a reader opened it) gets this attempt's
+	 * separator now; else it is made with all of them when first written
+	 * (log_open), which also replaces what is not a regular file. */
+	p->log_wanted = true;
 	s->hdr_pending = false;
-	p->logfd = s->log < 0 ? -1 : open(p->logpath, O_WRONLY | O_APPEND | O_CLOEXEC | O_NOFOLLOW);
-	if (p->logfd >= 0) {
+	int lfd = s->log < 0 ? -ENOENT : log_reopen(e, r->name, ps->id);
+	if (lfd >= 0) {
+		p->logfd = lfd;
 		s->log = 1;
 		char hdr[64];
 		int hn = snprintf(hdr, sizeof(hdr), "=== attempt %u ===\n", s->attempt);
 		write_all(p->logfd, hdr, (size_t)hn);
-	} else if (s->log < 0 || errno == ENOENT) {
+	} else if (lfd == -ENOENT || lfd == -EIO) {
 		s->log = -1;
 	} else {
-		rc = -errno;
-		eng_log(e, "cannot open log %s: %s", p->logpath, strerror(errno));
+		rc = lfd;
+		eng_log(e, "run %s step %s: cannot open its log: %s", r->name, ps->id, strerror(-rc));
 		goto spawn_failed;
 	}
 
@@ -1201,7 +1233,6 @@ spawn_failed:
 out:
 	step_argv_release(&sa);
 	env_release(&ev);
-	orch_free(lpath);
 }
 
 /* An attempt that got no process: a failed attempt (spawn_failed). */
@@ -1880,13 +1911,9 @@ int orch_run_remove(struct orch_engine *e, int64_t rowid)
 	e->run_counts[r->state]--;
 	for (int st = 0; st < STEP_NSTATES; st++)
 		e->step_counts[st] -= r->counts[st];
-	char *dir = orch_asprintf("%s/logs/%s", e->state_dir, r->name);
-	if (dir) {
-		int x = rm_rf(dir);
-		if (x)
-			eng_log(e, "cannot remove %s: %s", dir, strerror(-x));
-		orch_free(dir);
-	}
+	int x = sd_trash_put(&e->trash, e->logs_fd, r->name, geteuid());
+	if (x)
+		eng_log(e, "cannot remove logs/%s: %s", r->name, strerror(-x));
 	list_del(&e->cache_head, &e->cache_tail, r);
 	e->ncached--;
 	hash_del(e, r);
@@ -2022,7 +2049,11 @@ int orch_step_render(struct orch_engine *e, int64_t rowid, struct sbuf *out)
 	return render_step_status(e, &r->steps[a.idx], out);
 }
 
-char *orch_step_log_path(struct orch_engine *e, int64_t rowid)
+/* The run and step of step ROWID's log. With MAKE, the log is marked made
+ * and, when the step ran without a word, made with its attempts'
+ * separators (log_open). 0 or -errno. */
+static int step_log_names(struct orch_engine *e, int64_t rowid, bool make, char run[RUN_ID_MAX + 1],
+			  char step[STEP_ID_MAX + 1])
 {
 	int rc;
 	sqlite3_stmt *q = store_query(&e->st,
@@ -2030,13 +2061,15 @@ char *orch_step_log_path(struct orch_engine *e, int64_t rowid)
 				      " JOIN runs ON runs.id = steps.run WHERE steps.id = ?",
 				      &rc, "i", rowid);
 	if (!q)
-		return NULL;
-	char *p = orch_asprintf("%s/logs/%s/%s.log", e->state_dir, (const char *)sqlite3_column_text(q, 0),
-				(const char *)sqlite3_column_text(q, 1));
+		return rc ? rc : -ENOENT;
+	snprintf(run, RUN_ID_MAX + 1, "%s", (const char *)sqlite3_column_text(q, 0));
+	snprintf(step, STEP_ID_MAX + 1, "%s", (const char *)sqlite3_column_text(q, 1));
 	int64_t attempts = sqlite3_column_int64(q, 2);
 	struct run *r = run_find_loaded(e, sqlite3_column_int64(q, 3));
 	int64_t idx = sqlite3_column_int64(q, 4);
 	store_done(q);
+	if (!make)
+		return 0;
 	if (r && idx >= 0 && (size_t)idx < r->dag.n) {
 		r->steps[idx].log = 1;	/* made below if need be */
 		/* an attempt recorded but not spawned yet writes its own
@@ -2045,15 +2078,66 @@ char *orch_step_log_path(struct orch_engine *e, int64_t rowid)
 			attempts--;
 	}
 	/* a step that ran without a word has no file yet: make it, with its
-	 * attempts' separators (log_open) */
-	struct stat st;
-	if (p && attempts > 0 && stat(p, &st) < 0 && errno == ENOENT) {
-		int fd = log_open(p, (unsigned)attempts);
+	 * attempts' separators */
+	if (attempts > 0) {
+		char name[STEP_ID_MAX + 8];
+		snprintf(name, sizeof(name), "%s.log", step);
+		struct stat st;
+		int dfd = run_logdir(e, run, false);
+		bool missing = dfd == -ENOENT ||
+			       (dfd >= 0 && fstatat(dfd, name, &st, AT_SYMLINK_NOFOLLOW) < 0 && errno == ENOENT);
+		if (dfd >= 0)
+			close(dfd);
+		int fd = missing ? log_open(e, run, step, (unsigned)attempts) : -1;
 		if (fd >= 0)
 			close(fd);
 	}
-	return p;
+	return 0;
 }
+
+char *orch_step_log_path(struct orch_engine *e, int64_t rowid)
+{
+	char run[RUN_ID_MAX + 1], step[STEP_ID_MAX + 1];
+	if (step_log_names(e, rowid, true, run, step))
+		return NULL;
+	return orch_asprintf("%s/logs/%s/%s.log", e->state_dir, run, step);
+}
+
+int orch_step_log_open(struct orch_engine *e, int64_t rowid)
+{
+	char run[RUN_ID_MAX + 1], step[STEP_ID_MAX + 1], name[STEP_ID_MAX + 8];
+	int rc = step_log_names(e, rowid, true, run, step);
+	if (rc)
+		return rc;
+	snprintf(name, sizeof(name), "%s.log", step);
+	/* a step that has not started has no log yet: read it as empty */
+	int dfd = run_logdir(e, run, true);
+	if (dfd < 0)
+		return dfd;
+	mode_t found;
+	int fd = sd_open_reg(dfd, name, O_RDONLY | O_CREAT, 0644, &found, NULL);
+	close(dfd);
+	if (fd == -EIO)
+		eng_log(e, "logs/%s/%s is %s, not a regular file: not opened", run, name, sd_type_name(found));
+	return fd;
+}
+
+int orch_step_log_stat(struct orch_engine *e, int64_t rowid, struct stat *st)
+{
+	char run[RUN_ID_MAX + 1], step[STEP_ID_MAX + 1], name[STEP_ID_MAX + 8];
+	int rc = step_log_names(e, rowid, false, run, step);
+	if (rc)
+		return rc;
+	snprintf(name, sizeof(name), "%s.log", step);
+	int dfd = run_logdir(e, run, false);
+	if (dfd < 0)
+		return dfd;
+	rc = fstatat(dfd, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	close(dfd);
+	return rc;
+}
+
+int64_t orch_log_cap(const struct orch_engine *e) { return e->log_cap; }
 
 bool run_step_visible_running(const struct run *r, size_t i)
 {
@@ -2068,10 +2152,7 @@ void run_forget(struct orch_engine *e, struct run *r)
 	for (int st = 0; st < STEP_NSTATES; st++)
 		e->step_counts[st] -= r->counts[st];
 	e->runs_created--;
-	char *dir = orch_asprintf("%s/logs/%s", e->state_dir, r->name);
-	if (dir)
-		rm_rf(dir);
-	orch_free(dir);
+	sd_trash_put(&e->trash, e->logs_fd, r->name, geteuid());
 	run_free(r);
 }
 

@@ -7,9 +7,12 @@
 #include <arpa/inet.h>
 #include <dirent.h>
 #include <errno.h>
+#include <fcntl.h>
 #include <netinet/in.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 static void sb_free(struct sandbox *sb)
@@ -17,7 +20,6 @@ static void sb_free(struct sandbox *sb)
 	if (!sb)
 		return;
 	msgq_forget(sb);
-	orch_free(sb->logs_path);
 	orch_free(sb->workspace);
 	orch_free(sb->ports);
 	orch_free(sb);
@@ -59,11 +61,10 @@ static struct sandbox *sb_from_row(struct orch_engine *e, sqlite3_stmt *q)
 	sb->stopped = state && !strcmp(state, "stopped");
 	char *dir = sb_dir(e, sb->name);
 	sb->workspace = dir ? orch_asprintf("%s/workspace", dir) : NULL;
-	sb->logs_path = dir ? orch_asprintf("%s/logs", dir) : NULL;
 	orch_free(dir);
 	sb->ports = orch_calloc((size_t)(sb->nports > 0 ? sb->nports : 1), sizeof(int));
 	sb->ev_epoch = -1;
-	if (!sb->workspace || !sb->logs_path || !sb->ports) {
+	if (!sb->workspace || !sb->ports) {
 		sb_free(sb);
 		return NULL;
 	}
@@ -173,6 +174,204 @@ static int ports_alloc(struct orch_engine *e, struct sandbox *sb, int nports)
 			  (int64_t)p);
 }
 
+/* ---- the sandbox's directory: STATE/sandboxes/ID/{workspace/,logs} ----
+ *
+ * STATE/sandboxes/ID is the daemon's (0755): only the daemon makes, renames
+ * or removes names in it, so none of them can be swapped under it. Only
+ * the workspace is the sandbox owner's. Everything here goes through
+ * descriptors (core/statedir.h). */
+
+/* Make directory NAME in DFD for UID:GID with MODE: made 0700 and given
+ * to the user through its descriptor, so no one else may enter it before
+ * it is theirs, and no name is followed to do so. */
+static int ws_make(int dfd, const char *name, uid_t uid, gid_t gid, mode_t mode)
+{
+	if (mkdirat(dfd, name, 0700) < 0)
+		return -errno;
+	int fd = openat(dfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	int rc = 0;
+	if ((uid != geteuid() || gid != getegid()) && fchown(fd, uid, gid) < 0)
+		rc = -errno;
+	if (!rc && fchmod(fd, mode) < 0)
+		rc = -errno;
+	close(fd);
+	return rc;
+}
+
+/* The owner of what is left at sandboxes/NAME: its workspace's. */
+static uid_t leftover_owner(int sfd, const char *name)
+{
+	char ws[SANDBOX_ID_MAX + 16];
+	struct stat st;
+	snprintf(ws, sizeof(ws), "%s/workspace", name);
+	return fstatat(sfd, ws, &st, AT_SYMLINK_NOFOLLOW) == 0 && S_ISDIR(st.st_mode) ? st.st_uid : geteuid();
+}
+
+static int sb_make_dirs(struct orch_engine *e, struct sandbox *sb, bool *made)
+{
+	int sfd = e->sbs_fd;
+	if (mkdirat(sfd, sb->name, 0755) < 0) {
+		if (errno != EEXIST)
+			return -errno;
+		/* left by a creation a crash undid: out of the way, not reused */
+		int rc = sd_trash_put(&e->trash, sfd, sb->name, leftover_owner(sfd, sb->name));
+		eng_log(e, "sandboxes/%s was left from before: %s", sb->name,
+			rc ? strerror(-rc) : "moved to the trash");
+		if (rc)
+			return rc;
+		if (mkdirat(sfd, sb->name, 0755) < 0)
+			return -errno;
+	}
+	*made = true;
+	int dfd = openat(sfd, sb->name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (dfd < 0)
+		return -errno;
+	int rc = fchmod(dfd, 0755) < 0 ? -errno : 0;	/* whatever the umask */
+	if (!rc)
+		rc = ws_make(dfd, "workspace", sb->uid, sb->gid, 0755);
+	close(dfd);
+	return rc;
+}
+
+/* STATE/sandboxes/ID: a descriptor or -errno. */
+static int sb_dirfd(struct orch_engine *e, const char *name)
+{
+	return sd_opendir(e->sbs_fd, name);
+}
+
+int sb_logs_open(struct orch_engine *e, struct sandbox *sb, bool writer)
+{
+	int dfd = sb_dirfd(e, sb->name);
+	if (dfd < 0)
+		return dfd;
+	int flags = writer ? O_WRONLY | O_APPEND | O_CREAT : O_RDONLY | O_CREAT;
+	mode_t found;
+	int fd = sd_open_reg(dfd, "logs", flags, 0644, &found, NULL);
+	if (fd == -EIO && writer) {
+		/* only the daemon writes here: whatever stands in its place goes */
+		int r = unlinkat(dfd, "logs", S_ISDIR(found) ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
+		eng_log(e, "sandboxes/%s/logs was %s, not a regular file: %s", sb->name, sd_type_name(found),
+			r ? strerror(-r) : "removed it (not followed), a new log starts");
+		if (!r)
+			fd = sd_open_reg(dfd, "logs", flags, 0644, &found, NULL);
+	} else if (fd == -EIO) {
+		eng_log(e, "sandboxes/%s/logs is %s, not a regular file: not opened", sb->name,
+			sd_type_name(found));
+	}
+	close(dfd);
+	return fd;
+}
+
+/* ---- repairing what older versions left ---- */
+
+/* SANDBOXES/NAME (ST) was not as it must be: the daemon's again, with a
+ * workspace of the sandbox's owner and a regular logs. */
+static void sb_repair(struct orch_engine *e, int sfd, const char *name, const struct stat *st)
+{
+	int dfd = openat(sfd, name, O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	struct stat ds;
+	if (dfd < 0 || fstat(dfd, &ds) < 0 || ds.st_ino != st->st_ino) {
+		eng_log(e, "repair: cannot open sandboxes/%s: %s", name, strerror(errno));
+		if (dfd >= 0)
+			close(dfd);
+		return;
+	}
+	int rc = 0;
+	sqlite3_stmt *q = id_valid(name, SANDBOX_ID_MAX)
+				  ? store_query(&e->st, "SELECT uid, gid FROM sandboxes WHERE name = ?", &rc, "s", name)
+				  : NULL;
+	if (!q && rc) {
+		eng_log(e, "repair: sandboxes/%s: cannot read its row: %s", name, strerror(-rc));
+		close(dfd);
+		return;
+	}
+	if (!q) {
+		close(dfd);
+		/* no such sandbox: a leftover, its owner's to lose */
+		rc = sd_trash_put(&e->trash, sfd, name, ds.st_uid);
+		eng_log(e, "repair: sandboxes/%s (uid %u) belongs to no sandbox: %s", name, (unsigned)ds.st_uid,
+			rc ? strerror(-rc) : "moved to the trash");
+		return;
+	}
+	uid_t uid = (uid_t)sqlite3_column_int64(q, 0);
+	gid_t gid = (gid_t)sqlite3_column_int64(q, 1);
+	store_done(q);
+	if (fchown(dfd, geteuid(), getegid()) < 0 || fchmod(dfd, 0755) < 0) {
+		eng_log(e, "repair: sandboxes/%s: cannot make it the daemon's: %s", name, strerror(errno));
+		close(dfd);
+		return;
+	}
+	eng_log(e, "repair: sandboxes/%s was uid %u's, mode %04o: now the daemon's, 0755", name,
+		(unsigned)ds.st_uid, (unsigned)(ds.st_mode & 07777));
+	struct stat ls;
+	if (fstatat(dfd, "logs", &ls, AT_SYMLINK_NOFOLLOW) == 0 &&
+	    (!S_ISREG(ls.st_mode) || ls.st_nlink != 1 || ls.st_uid != geteuid())) {
+		if (S_ISDIR(ls.st_mode))
+			rc = sd_trash_put(&e->trash, dfd, "logs", uid);
+		else
+			rc = unlinkat(dfd, "logs", 0) < 0 ? -errno : 0;
+		eng_log(e, "repair: sandboxes/%s/logs was %s (uid %u): %s", name,
+			S_ISREG(ls.st_mode) && ls.st_nlink == 1 ? "a user's file" : sd_type_name(ls.st_mode),
+			(unsigned)ls.st_uid, rc ? strerror(-rc) : "removed, not followed");
+	}
+	struct stat ws;
+	bool make = false;
+	if (fstatat(dfd, "workspace", &ws, AT_SYMLINK_NOFOLLOW) < 0) {
+		make = true;
+	} else if (!S_ISDIR(ws.st_mode)) {
+		rc = unlinkat(dfd, "workspace", 0) < 0 ? -errno : 0;
+		eng_log(e, "repair: sandboxes/%s/workspace was %s: %s", name, sd_type_name(ws.st_mode),
+			rc ? strerror(-rc) : "removed it (what it named is untouched), a new one made");
+		make = !rc;
+	} else if (ws.st_uid != uid) {
+		/* not the owner's: no telling what it holds; kept for root */
+		char aside[64];
+		snprintf(aside, sizeof(aside), "workspace.moved-%lld", (long long)clock_wall_ms());
+		rc = renameat(dfd, "workspace", dfd, aside) < 0 ? -errno : 0;
+		eng_log(e, "repair: sandboxes/%s/workspace belonged to uid %u, not the sandbox's owner (%u): %s%s",
+			name, (unsigned)ws.st_uid, (unsigned)uid, rc ? strerror(-rc) : "moved aside to ",
+			rc ? "" : aside);
+		make = !rc;
+	}
+	if (make && (rc = ws_make(dfd, "workspace", uid, gid, 0755)))
+		eng_log(e, "repair: cannot make sandboxes/%s/workspace: %s", name, strerror(-rc));
+	close(dfd);
+}
+
+void sb_repair_all(struct orch_engine *e)
+{
+	int fd = dup(e->sbs_fd);
+	DIR *d = fd >= 0 ? fdopendir(fd) : NULL;
+	if (!d) {
+		if (fd >= 0)
+			close(fd);
+		eng_log(e, "repair: cannot read sandboxes/: %s", strerror(errno));
+		return;
+	}
+	uid_t self = geteuid();
+	struct dirent *de;
+	/* one fstatat per sandbox: a directory of the daemon's that no one
+	 * else may write holds only what the daemon put there */
+	while ((de = readdir(d))) {
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		struct stat st;
+		if (fstatat(dirfd(d), de->d_name, &st, AT_SYMLINK_NOFOLLOW) < 0)
+			continue;
+		if (!S_ISDIR(st.st_mode)) {
+			int rc = unlinkat(dirfd(d), de->d_name, 0) < 0 ? -errno : 0;
+			eng_log(e, "repair: sandboxes/%s was %s: %s", de->d_name, sd_type_name(st.st_mode),
+				rc ? strerror(-rc) : "removed, not followed");
+			continue;
+		}
+		if (st.st_uid != self || (st.st_mode & 022))
+			sb_repair(e, dirfd(d), de->d_name, &st);
+	}
+	closedir(d);
+}
+
 int sb_create(struct orch_engine *e, const char *name, enum isolation iso, bool network, int nports,
 	      uid_t uid, gid_t gid, struct sandbox **out)
 {
@@ -204,18 +403,13 @@ int sb_create(struct orch_engine *e, const char *name, enum isolation iso, bool 
 	}
 	if (!rc)
 		rc = ports_alloc(e, sb, nports);
+	bool made = false;
 	if (!rc)
-		rc = mkdir_p(sb->workspace, 0755);
-	if (!rc && uid != getuid()) {
-		char *dir = sb_dir(e, name);
-		if (dir && chown(dir, uid, gid) < 0)
-			rc = -errno;
-		if (!rc && chown(sb->workspace, uid, gid) < 0)
-			rc = -errno;
-		orch_free(dir);
-	}
+		rc = sb_make_dirs(e, sb, &made);
 	if (rc) {
 		store_release(&e->st, "sb_create", false);
+		if (made)
+			sd_trash_put(&e->trash, e->sbs_fd, name, uid);
 		sb_free(sb);
 		return rc;
 	}
@@ -237,10 +431,7 @@ void sb_forget(struct orch_engine *e, struct sandbox *sb)
 			*pp = sb->next;
 			break;
 		}
-	char *dir = sb_dir(e, sb->name);
-	if (dir)
-		rm_rf(dir);
-	orch_free(dir);
+	sd_trash_put(&e->trash, e->sbs_fd, sb->name, sb->uid);
 	sb_free(sb);
 }
 
@@ -353,10 +544,23 @@ int orch_sandbox_render(struct orch_engine *e, int64_t rowid, struct sbuf *out)
 	return sbuf_put_json(out, o);
 }
 
-char *orch_sandbox_logs_path(struct orch_engine *e, int64_t rowid)
+int orch_sandbox_logs_open(struct orch_engine *e, int64_t rowid)
 {
 	struct sandbox *sb = sb_get_rowid(e, rowid);
-	return sb ? orch_strdup(sb->logs_path) : NULL;
+	return sb ? sb_logs_open(e, sb, false) : -ENOENT;
+}
+
+int orch_sandbox_logs_stat(struct orch_engine *e, int64_t rowid, struct stat *st)
+{
+	struct sandbox *sb = sb_get_rowid(e, rowid);
+	if (!sb)
+		return -ENOENT;
+	int dfd = sb_dirfd(e, sb->name);
+	if (dfd < 0)
+		return dfd;
+	int rc = fstatat(dfd, "logs", st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
+	close(dfd);
+	return rc;
 }
 
 int sb_save(struct orch_engine *e, struct sandbox *sb)
@@ -411,26 +615,82 @@ int orch_events_post(struct orch_engine *e, int64_t sbid, const struct line_batc
 	return 0;
 }
 
-/* reset: empty the workspace but for persist/, and the logs. */
+/* The workspace of SB (in its directory DFD) replaced by an empty one of
+ * the same owner and mode holding the old one's persist/; the old one goes
+ * to the trash. O(1) on the engine thread, whatever the workspace holds:
+ * the trash's thread removes it, as its owner could have. */
+static int ws_reset(struct orch_engine *e, struct sandbox *sb, int dfd)
+{
+	struct stat st;
+	/* a reset a crash cut short: its persist/ goes back first */
+	if (fstatat(dfd, "workspace.new", &st, AT_SYMLINK_NOFOLLOW) == 0) {
+		int nfd = openat(dfd, "workspace.new", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		int ofd = openat(dfd, "workspace", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+		if (nfd >= 0 && ofd >= 0)
+			renameat2(nfd, "persist", ofd, "persist", RENAME_NOREPLACE);
+		if (nfd >= 0)
+			close(nfd);
+		if (ofd >= 0)
+			close(ofd);
+		int rc = sd_trash_put(&e->trash, dfd, "workspace.new", sb->uid);
+		if (rc)
+			return rc;
+	}
+	int ofd = openat(dfd, "workspace", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (ofd < 0 && errno != ENOENT) {
+		/* not a directory: nothing of the owner's to keep */
+		int r = fstatat(dfd, "workspace", &st, AT_SYMLINK_NOFOLLOW) == 0 && unlinkat(dfd, "workspace", 0) == 0;
+		eng_log(e, "sandboxes/%s/workspace was %s: %s", sb->name, r ? sd_type_name(st.st_mode) : "unreadable",
+			r ? "removed (not followed), a new one made" : strerror(errno));
+		if (!r)
+			return -EIO;
+	}
+	if (ofd < 0)
+		return ws_make(dfd, "workspace", sb->uid, sb->gid, 0755);
+	mode_t mode = fstat(ofd, &st) == 0 ? st.st_mode & 07777 : 0755;
+	int rc = ws_make(dfd, "workspace.new", sb->uid, sb->gid, mode);
+	int nfd = rc ? -1 : openat(dfd, "workspace.new", O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC);
+	if (!rc && nfd < 0)
+		rc = -errno;
+	/* persist/ as it is (a symlink moves as a symlink) */
+	if (!rc && renameat2(ofd, "persist", nfd, "persist", RENAME_NOREPLACE) < 0 && errno != ENOENT)
+		rc = -errno;
+	close(ofd);
+	if (nfd >= 0)
+		close(nfd);
+	if (rc)
+		return rc;
+	if (renameat2(dfd, "workspace", dfd, "workspace.new", RENAME_EXCHANGE) == 0)
+		return sd_trash_put(&e->trash, dfd, "workspace.new", sb->uid);
+	/* no exchange on this file system: the old one goes, then the new one comes */
+	if ((rc = sd_trash_put(&e->trash, dfd, "workspace", sb->uid)))
+		return rc;
+	return renameat(dfd, "workspace.new", dfd, "workspace") < 0 ? -errno : 0;
+}
+
+/* reset: an empty workspace but for persist/, and empty logs. */
 static int sb_reset(struct orch_engine *e, struct sandbox *sb)
 {
-	DIR *d = opendir(sb->workspace);
-	if (!d)
-		return -errno;
-	int rc = 0;
-	struct dirent *de;
-	while ((de = readdir(d))) {
-		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, "..") || !strcmp(de->d_name, "persist"))
-			continue;
-		char *p = orch_asprintf("%s/%s", sb->workspace, de->d_name);
-		int r = p ? rm_rf(p) : -ENOMEM;
-		if (r && !rc)
-			rc = r;
-		orch_free(p);
+	int dfd = sb_dirfd(e, sb->name);
+	if (dfd < 0)
+		return dfd;
+	int rc = ws_reset(e, sb, dfd);
+	if (rc)
+		eng_log(e, "sandboxes/%s: cannot reset the workspace: %s", sb->name, strerror(-rc));
+	mode_t found;
+	int fd = sd_open_reg(dfd, "logs", O_WRONLY, 0, &found, NULL);
+	if (fd >= 0) {
+		if (ftruncate(fd, 0) < 0 && !rc)
+			rc = -errno;
+		close(fd);
+	} else if (fd == -EIO) {
+		int r = unlinkat(dfd, "logs", S_ISDIR(found) ? AT_REMOVEDIR : 0) < 0 ? -errno : 0;
+		eng_log(e, "sandboxes/%s/logs was %s, not a regular file: %s", sb->name, sd_type_name(found),
+			r ? strerror(-r) : "removed (not followed)");
+	} else if (fd != -ENOENT && !rc) {
+		rc = fd;
 	}
-	closedir(d);
-	if (truncate(sb->logs_path, 0) < 0 && errno != ENOENT && !rc)
-		rc = -errno;
+	close(dfd);
 	if (!rc)
 		ev_emit(e, "sandbox.reset", NULL, NULL, sb, NULL);
 	return rc;
@@ -515,14 +775,12 @@ int orch_sandbox_remove(struct orch_engine *e, int64_t rowid)
 	ev_emit(e, "sandbox.deleted", NULL, NULL, sb, NULL);
 	e->msg_queued -= sb->msg_queued;
 	orch_need_durable(e);
-	char *dir = sb_dir(e, sb->name);
-	if (dir) {
-		/* the row is gone; a failure here leaves only disk to reclaim */
-		int r = rm_rf(dir);
-		if (r)
-			eng_log(e, "cannot remove %s: %s", dir, strerror(-r));
-		orch_free(dir);
-	}
+	/* the row is gone; its directory goes to the trash at once (the name
+	 * is free again), removed as its owner could have; a failure here
+	 * leaves only disk to reclaim */
+	int r = sd_trash_put(&e->trash, e->sbs_fd, sb->name, sb->uid);
+	if (r)
+		eng_log(e, "cannot remove sandboxes/%s: %s", sb->name, strerror(-r));
 	if (e->on_sb_gone)
 		e->on_sb_gone(e->on_sb_gone_arg, sb->name);
 	for (struct sandbox **pp = &e->sandboxes; *pp; pp = &(*pp)->next)

@@ -318,6 +318,13 @@ int read_file(const char *path, size_t max, char **out, size_t *len)
 	int fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
+	int rc = read_fd(fd, max, out, len);
+	close(fd);
+	return rc;
+}
+
+int read_fd(int fd, size_t max, char **out, size_t *len)
+{
 	struct sbuf sb = SBUF_INIT;
 	char chunk[65536];
 	int ret = 0;
@@ -337,7 +344,6 @@ int read_file(const char *path, size_t max, char **out, size_t *len)
 		}
 		sbuf_add(&sb, chunk, (size_t)r);
 	}
-	close(fd);
 	if (!ret && sbuf_failed(&sb))
 		ret = -ENOMEM;
 	if (ret) {

@@ -97,6 +97,8 @@ int write_all(int fd, const void *buf, size_t n);
 /* Read a whole file (up to MAX bytes) into a new NUL-terminated buffer:
  * 0 or -errno (-EFBIG when larger than MAX). */
 int read_file(const char *path, size_t max, char **out, size_t *len);
+/* The same from FD, read from where it stands (not closed). */
+int read_fd(int fd, size_t max, char **out, size_t *len);
 /* mkdir -p: 0 or -errno. */
 int mkdir_p(const char *path, unsigned mode);
 /* rm -rf: 0 or -errno of the first failure (keeps going). */

@@ -511,16 +511,13 @@ static int setattr_planfile(struct fs_req *rq, struct fs_node n)
 	    !(own.mode & 0002))
 		return -EACCES;
 	struct fs_fh *fh = rq->has_fi ? (struct fs_fh *)(uintptr_t)rq->fi.fh : NULL;
-	char *path = orch_plans_path(eng, n.id);
-	if (!path)
-		return -ENOMEM;
 	if (rq->to_set & FUSE_SET_ATTR_SIZE) {
 		if (rq->attr.st_size > (off_t)PLAN_MAX_BYTES)
 			rc = -EFBIG;
 		else if (fh && fh->kind == FH_DISK)
 			rc = ftruncate(fh->fd, rq->attr.st_size) < 0 ? -errno : 0;
 		else
-			rc = truncate(path, rq->attr.st_size) < 0 ? -errno : 0;
+			rc = orch_plans_truncate(eng, n.id, rq->attr.st_size);
 	}
 	if (!rc && (rq->to_set & FUSE_SET_ATTR_MODE))
 		rc = orch_plans_chmod(eng, n.id, rq->attr.st_mode);
@@ -542,9 +539,8 @@ static int setattr_planfile(struct fs_req *rq, struct fs_node n)
 			ts[1].tv_nsec = UTIME_NOW;
 		else if (rq->to_set & FUSE_SET_ATTR_MTIME)
 			ts[1] = rq->attr.st_mtim;
-		rc = utimensat(AT_FDCWD, path, ts, 0) < 0 ? -errno : 0;
+		rc = orch_plans_utimens(eng, n.id, ts);
 	}
-	orch_free(path);
 	return rc;
 }
 
@@ -1172,19 +1168,15 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 			fuse_reply_err(req, ENOMEM);
 			return;
 		}
-		ssize_t n = pread(fh->fd, buf, size, off);
-		if (n < 0) {
-			fuse_reply_err(req, errno);
-		} else {
-			/* a read that reached the end stops after the last whole line: a
-			 * log line being written is never handed out half */
-			if (fh->lines_only && (size_t)n < size && n > 0 && buf[n - 1] != '\n') {
-				char *nl = memrchr(buf, '\n', (size_t)n);
-				if (nl)
-					n = nl - buf + 1;
-			}
+		/* a log: what its cap dropped reads as one line, and a read
+		 * that reached the end stops after the last whole line (a line
+		 * being written is never handed out half) */
+		ssize_t n = fh->lines_only ? logview_read(fh->fd, &fh->lv, buf, size, off, orch_log_cap(fh->fs->eng))
+					   : pread(fh->fd, buf, size, off);
+		if (n < 0)
+			fuse_reply_err(req, fh->lines_only ? (int)-n : errno);
+		else
 			fuse_reply_buf(req, buf, (size_t)n);
-		}
 		free(buf);
 		return;
 	}

@@ -17,6 +17,7 @@
 
 #include "core/engine.h"
 #include "core/lines.h"
+#include "core/logfile.h"
 
 /* Node types. The fixed top-level nodes are their own inode numbers; every
  * other inode is (type << 48 | id), id being a stable row id of the store
@@ -218,7 +219,8 @@ struct fs_fh {
 	size_t len;
 	struct stat st;		/* FH_SNAP: attributes at open, for fstat() */
 	int fd;			/* FH_DISK */
-	bool lines_only;	/* FH_DISK: a log; a short read ends at a whole line */
+	bool lines_only;	/* FH_DISK: a log, read through lv (short reads end at a whole line) */
+	struct logview lv;
 	atomic_bool wrote;	/* FH_DISK in plans/: written through since its last close */
 	struct fs_planw *pw;	/* FH_DISK in plans/ opened for writing: its file's submissions */
 	uint64_t wrote_gen;	/* pw->gen at its last write */
@@ -292,9 +294,9 @@ int fixed_lookup(const struct fixed_entry *t, size_t n, struct fs_node dir, cons
 int fixed_readdir(const struct fixed_entry *t, size_t n, struct fs_node dir, uint64_t cookie,
 		  struct fs_dirbuf *db);
 
-/* Open the log file at PATH (new string, taken) for reading into FH: an
- * FH_DISK whose short reads end at a whole line; created empty if missing. */
-int open_log(char *path, struct fs_fh *fh, int flags);
+/* FH reads the log FD (taken; from orch_*_log_open(), -errno passed on):
+ * an FH_DISK read through a struct logview (core/logfile.h). */
+int open_log(struct fs_fh *fh, int fd);
 
 /* Snapshot-file getattr: render it to know its size. */
 int snap_getattr(struct fs *fs, struct fs_node n, struct stat *st, mode_t mode, uid_t uid, gid_t gid,

@@ -28,6 +28,7 @@
 #include <unistd.h>
 
 #include "core/exec.h"
+#include "core/logfile.h"
 #include "core/proc.h"
 #include "fs/fs.h"
 
@@ -42,7 +43,8 @@ static const char usage[] =
 	"  -o OPTS            mount options, e.g. allow_other,default_permissions\n"
 	"  --state DIR        state directory (default: $ORCHFS_STATE, else\n"
 	"                     $XDG_STATE_HOME/orchfs, else ~/.local/state/orchfs)\n"
-	"  --config FILE      JSON settings: {\"state\", \"jobs\", \"vars\", \"port_range\", \"options\"}\n"
+	"  --config FILE      JSON settings: {\"state\", \"jobs\", \"vars\", \"port_range\", \"options\",\n"
+	"                     \"log_max_bytes\"}\n"
 	"  --jobs N           at most N steps running at once across all runs (0: no limit)\n"
 	"  --var NAME=VALUE   a default for ${NAME} in plans (repeatable)\n"
 	"  --port-range LO-HI the TCP ports sandboxes take (default 20000-29999)\n";
@@ -78,6 +80,7 @@ struct opts {
 	char **vars;
 	size_t nvars;
 	int port_min, port_max;
+	int64_t log_max_bytes;	/* as struct orch_config's: 0 default, -1 none */
 	char *mountpoint;
 };
 
@@ -123,6 +126,13 @@ static void load_config(struct opts *o, bool jobs_given, bool ports_given)
 		} else if (!strcmp(k, "port_range") && json_is_string(v)) {
 			if (!ports_given)
 				parse_ports(o, json_string_value(v), o->config);
+		} else if (!strcmp(k, "log_max_bytes") && json_is_integer(v)) {
+			/* what one step's log (and a sandbox's logs) keeps, its tail; 0: no cap */
+			json_int_t n = json_integer_value(v);
+			if (n != 0 && (n < LOG_CAP_MIN || n > ((json_int_t)1 << 50)))
+				die(2, "config %s: log_max_bytes must be 0 (no cap) or from %lld to 2^50, not %lld",
+				    o->config, (long long)LOG_CAP_MIN, (long long)n);
+			o->log_max_bytes = n ? (int64_t)n : -1;
 		} else if (!strcmp(k, "options") && json_is_string(v)) {
 			if (!o->fuse_opts)
 				o->fuse_opts = strdup(json_string_value(v));
@@ -239,9 +249,16 @@ static int take_lock(const char *state)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/lock", state);
-	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+	/* the daemon's alone: anyone who could open it could hold the lock
+	 * and keep every daemon from starting; never a FIFO or a symlink */
+	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600);
 	if (fd < 0)
 		die(1, "cannot open %s: %s", path, strerror(errno));
+	struct stat st;
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
+		die(1, "%s is not a regular file", path);
+	if ((st.st_mode & 077) && fchmod(fd, 0600) < 0)
+		die(1, "cannot make %s mode 0600: %s", path, strerror(errno));
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
 		char buf[32] = "";
 		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
@@ -498,7 +515,17 @@ int main(int argc, char **argv)
 	char *state = o.state ? strdup(o.state) : default_state_dir();
 	if (!state)
 		die(1, "out of memory");
-	int r = mkdir_p(state, 0755);
+	/* the state directory 0711: users pass through it to their workspace
+	 * and see nothing else (the engine tightens an existing one) */
+	char *slash = strrchr(state, '/');
+	int r = 0;
+	if (slash && slash != state) {
+		*slash = '\0';
+		r = mkdir_p(state, 0755);
+		*slash = '/';
+	}
+	if (!r && mkdir(state, 0711) < 0 && errno != EEXIST)
+		r = -errno;
 	if (r)
 		die(1, "cannot create state directory %s: %s", state, strerror(-r));
 	char *state_abs = realpath(state, NULL);
@@ -508,6 +535,18 @@ int main(int argc, char **argv)
 	if (!o.foreground)
 		daemonize();
 	int lockfd = take_lock(state_abs);
+	if (report_fd >= 0) {
+		/* the daemon's log from now on: what start-up repairs goes there
+		 * (errors still reach the parent through report_fd) */
+		char lp[PATH_MAX];
+		snprintf(lp, sizeof(lp), "%s/orchfs.log", state_abs);
+		int logfd = open(lp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
+		struct stat lst;
+		if (logfd >= 0 && fstat(logfd, &lst) == 0 && S_ISREG(lst.st_mode))
+			dup2(logfd, 2);	/* never a FIFO a write could block on */
+		if (logfd >= 0)
+			close(logfd);
+	}
 
 	/* signals: the engine reads SIGTERM and SIGINT through a signalfd, so
 	 * every thread blocks them; a write to a closed pipe is an error, not death */
@@ -534,6 +573,7 @@ int main(int argc, char **argv)
 		.bwrap_path = bwrap,
 		.bwrap_userns = bwrap_userns,
 		.bwrap_users = bwrap_users,
+		.log_max_bytes = o.log_max_bytes,
 	};
 	struct sbuf err = SBUF_INIT;
 	struct orch_engine *eng = orch_engine_open(&cfg, &err);
@@ -581,19 +621,11 @@ int main(int argc, char **argv)
 
 	/* ready: the mount answers */
 	if (report_fd >= 0) {
-		int logfd = -1;
-		char lp[PATH_MAX];
-		snprintf(lp, sizeof(lp), "%s/orchfs.log", state_abs);
-		logfd = open(lp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
 		int null = open("/dev/null", O_RDWR | O_CLOEXEC);
 		if (null >= 0) {
 			dup2(null, 0);
 			dup2(null, 1);
 			close(null);
-		}
-		if (logfd >= 0) {
-			dup2(logfd, 2);
-			close(logfd);
 		}
 		write_all(report_fd, "ready\n", 6);
 		close(report_fd);

@@ -60,11 +60,8 @@ static int planfile_getattr(struct fs *fs, struct fs_node n, struct stat *st)
 	int rc = orch_plans_get(fs->eng, PK_FILE, n.id, &p);
 	if (rc)
 		return rc;
-	char *path = orch_plans_path(fs->eng, n.id);
 	struct stat ds;
-	rc = path && stat(path, &ds) == 0 ? 0 : (path ? -errno : -ENOMEM);
-	orch_free(path);
-	if (rc)
+	if ((rc = orch_plans_stat(fs->eng, n.id, &ds)))
 		return rc;
 	attr_fill(st, S_IFREG | (p.mode & 07777), p.uid, p.gid, ds.st_size, 0, 0);
 	st->st_mtim = ds.st_mtim;
@@ -75,14 +72,9 @@ static int planfile_getattr(struct fs *fs, struct fs_node n, struct stat *st)
 
 static int planfile_open(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh)
 {
-	char *path = orch_plans_path(fs->eng, n.id);
-	if (!path)
-		return -ENOMEM;
-	int fd = open(path, (flags & (O_ACCMODE | O_APPEND | O_TRUNC)) | O_CLOEXEC);
-	int rc = fd < 0 ? -errno : 0;
-	orch_free(path);
-	if (rc)
-		return rc;
+	int fd = orch_plans_open(fs->eng, n.id, flags);
+	if (fd < 0)
+		return fd;
 	fh->kind = FH_DISK;
 	fh->fd = fd;
 	return 0;

@@ -303,10 +303,8 @@ static int step_log_getattr(struct fs *fs, struct fs_node n, struct stat *st)
 	int rc = step_run_attr(fs, n.id, &a);
 	if (rc)
 		return rc;
-	char *path = orch_step_log_path(fs->eng, n.id);
 	struct stat ds;
-	bool have = path && stat(path, &ds) == 0;
-	orch_free(path);
+	bool have = orch_step_log_stat(fs->eng, n.id, &ds) == 0 && S_ISREG(ds.st_mode);
 	attr_fill(st, S_IFREG | 0444, a.uid, a.gid, have ? ds.st_size : 0, a.mtime_ms, a.ctime_ms);
 	if (have)
 		st->st_mtim = ds.st_mtim;
@@ -315,7 +313,9 @@ static int step_log_getattr(struct fs *fs, struct fs_node n, struct stat *st)
 
 static int step_log_open(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh)
 {
-	return open_log(orch_step_log_path(fs->eng, n.id), fh, flags);
+	if ((flags & O_ACCMODE) != O_RDONLY)
+		return -EROFS;
+	return open_log(fh, orch_step_log_open(fs->eng, n.id));
 }
 
 const struct node_ops node_step_log = {

@@ -231,10 +231,8 @@ const struct node_ops node_sb_inbox = {
 
 static int sb_logs_getattr(struct fs *fs, struct fs_node n, struct stat *st)
 {
-	char *path = orch_sandbox_logs_path(fs->eng, n.id);
 	struct stat ds;
-	bool have = path && stat(path, &ds) == 0;
-	orch_free(path);
+	bool have = orch_sandbox_logs_stat(fs->eng, n.id, &ds) == 0 && S_ISREG(ds.st_mode);
 	int rc = sb_file_attr(fs, n, st, 0444, have ? ds.st_size : 0);
 	if (!rc && have)
 		st->st_mtim = ds.st_mtim;
@@ -243,7 +241,9 @@ static int sb_logs_getattr(struct fs *fs, struct fs_node n, struct stat *st)
 
 static int sb_logs_open(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh)
 {
-	return open_log(orch_sandbox_logs_path(fs->eng, n.id), fh, flags);
+	if ((flags & O_ACCMODE) != O_RDONLY)
+		return -EROFS;
+	return open_log(fh, orch_sandbox_logs_open(fs->eng, n.id));
 }
 
 const struct node_ops node_sb_logs = {

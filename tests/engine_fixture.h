@@ -56,7 +56,7 @@ static inline struct fixture *fixture_new(const char *name, int lo, int hi)
 	}
 	snprintf(f->state, sizeof(f->state), "%s/state", f->dir);
 	snprintf(f->mnt, sizeof(f->mnt), "%s/mnt", f->dir);
-	mkdir(f->state, 0755);
+	mkdir(f->state, 0711);
 	mkdir(f->mnt, 0755);
 	f->port_min = lo;
 	f->port_max = hi;
