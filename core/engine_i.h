@@ -78,10 +78,17 @@ struct step {
 /* Messages handed to one open inbox, not yet delivered nor handed back. */
 struct lease {
 	uint64_t id;
-	int64_t *msgs;
+	int64_t *msgs;		/* at most INBOX_BATCH_MSGS, oldest first */
 	size_t n;
 	struct lease *next;
 };
+
+/* What one open of an inbox takes at most: the rest waits for the next open
+ * (README "Limits"), so that an open, and the delivery at its close, cost
+ * the engine a bounded time whatever the queue holds. At least one message
+ * is taken, however long. */
+#define INBOX_BATCH_MSGS 256
+#define INBOX_BATCH_BYTES (256 << 10)
 
 struct sandbox {
 	int64_t rowid;
@@ -105,6 +112,14 @@ struct sandbox {
 	int64_t msg_queued, msg_delivered;
 	int64_t msg_bytes;	/* size of the messages view */
 	struct lease *leases;
+	/* the queued messages no lease holds, oldest first: those handed back
+	 * (a min-heap of ids, all below inbox_next), then every queued one from
+	 * inbox_next on. back_lost: a hand-back found no memory, the heap must
+	 * be made again from the store (msgq.c rebuild) */
+	int64_t inbox_next;
+	int64_t *back;
+	size_t nback, capback;
+	bool back_lost;
 	struct sandbox *next;
 };
 
@@ -283,6 +298,8 @@ void sb_free_all(struct orch_engine *e);
 
 /* msgq.c */
 void msgq_forget(struct sandbox *sb);	/* drop every lease (the sandbox goes away) */
+/* After a failed commit undid deliveries: the queue's order from the store. */
+void msgq_resync(struct orch_engine *e, struct sandbox *sb);
 int64_t msgq_bytes_load(struct orch_engine *e, int64_t sbid);	/* size of its messages view */
 
 /* The attempt whose process PID is, if any (the no-pidfd case). */

@@ -1,22 +1,114 @@
 /* core/msgq.c — a sandbox's message queue (SPEC §5 "messages and inbox").
  *
  * Messages are rows of the store, FIFO by id, queued until delivered. An
- * open inbox takes every queued message no other open inbox holds: a lease,
- * kept in memory only. Read to its end and closed, the lease's messages
- * become delivered; closed earlier (or after a crash, which forgets every
- * lease), they are queued again and the next inbox gets them, in order. */
+ * open inbox takes the oldest queued messages no other open inbox holds, at
+ * most INBOX_BATCH_MSGS of them and INBOX_BATCH_BYTES: a lease, kept in
+ * memory only. Read to its end and closed, the lease's messages become
+ * delivered; closed earlier (or after a crash, which forgets every lease),
+ * they are queued again and the next inbox gets them, in order.
+ *
+ * Which queued messages no lease holds is known without looking at the
+ * leases: a lease takes the oldest free messages, so every queued message
+ * from sb->inbox_next on is free, and below it only those handed back (kept
+ * in a min-heap, sb->back). An open costs a bounded query and a batch,
+ * whatever the queue holds and however many inboxes are open. */
 #include "core/engine_i.h"
 
 #include <errno.h>
 #include <string.h>
 
-static bool leased(const struct sandbox *sb, int64_t id)
+/* ---- the heap of handed-back ids ---- */
+
+static int back_push(struct sandbox *sb, int64_t id)
 {
+	if (sb->nback == sb->capback) {
+		size_t cap = sb->capback ? sb->capback * 2 : 64;
+		int64_t *b = orch_reallocarray(sb->back, cap, sizeof(*b));
+		if (!b)
+			return -ENOMEM;
+		sb->back = b;
+		sb->capback = cap;
+	}
+	size_t i = sb->nback++;
+	while (i && sb->back[(i - 1) / 2] > id) {
+		sb->back[i] = sb->back[(i - 1) / 2];
+		i = (i - 1) / 2;
+	}
+	sb->back[i] = id;
+	return 0;
+}
+
+static void back_pop(struct sandbox *sb)
+{
+	int64_t last = sb->back[--sb->nback];
+	size_t i = 0, n = sb->nback;
+	for (;;) {
+		size_t c = 2 * i + 1;
+		if (c >= n)
+			break;
+		if (c + 1 < n && sb->back[c + 1] < sb->back[c])
+			c++;
+		if (sb->back[c] >= last)
+			break;
+		sb->back[i] = sb->back[c];
+		i = c;
+	}
+	if (n)
+		sb->back[i] = last;
+}
+
+/* A lease's messages are free again. */
+static void hand_back(struct sandbox *sb, const struct lease *l)
+{
+	for (size_t i = 0; i < l->n && !sb->back_lost; i++)
+		if (back_push(sb, l->msgs[i]))
+			sb->back_lost = true;	/* the next take makes the heap again */
+}
+
+static int cmp_id(const void *a, const void *b)
+{
+	int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+	return x < y ? -1 : x > y;
+}
+
+/* Make the heap again from the store: every queued message below
+ * inbox_next that no lease holds. Costs a pass over the queue: only after
+ * a hand-back ran out of memory, or a failed commit (msgq_resync). */
+static int rebuild(struct orch_engine *e, struct sandbox *sb)
+{
+	size_t n = 0;
+	for (const struct lease *l = sb->leases; l; l = l->next)
+		n += l->n;
+	int64_t *held = orch_calloc(n ? n : 1, sizeof(*held));
+	if (!held)
+		return -ENOMEM;
+	n = 0;
 	for (const struct lease *l = sb->leases; l; l = l->next)
 		for (size_t i = 0; i < l->n; i++)
-			if (l->msgs[i] == id)
-				return true;
-	return false;
+			held[n++] = l->msgs[i];
+	qsort(held, n, sizeof(*held), cmp_id);
+	sb->nback = 0;
+	int rc;
+	sqlite3_stmt *q = store_query(&e->st,
+				      "SELECT id FROM messages WHERE sandbox = ? AND state = 'queued' AND id < ?"
+				      " ORDER BY id",
+				      &rc, "ii", sb->rowid, sb->inbox_next);
+	for (; q && !rc; q = store_next(q) ? q : (store_done(q), NULL)) {
+		int64_t id = sqlite3_column_int64(q, 0);
+		if (!bsearch(&id, held, n, sizeof(*held), cmp_id))
+			rc = back_push(sb, id);
+	}
+	store_done(q);
+	orch_free(held);
+	sb->back_lost = rc != 0;
+	return rc;
+}
+
+void msgq_resync(struct orch_engine *e, struct sandbox *sb)
+{
+	if (sb->inbox_next || sb->nback)
+		sb->back_lost = true;
+	(void)e;
 }
 
 /* One message as the JSON line readers get. Only "state" ever changes, from
@@ -121,43 +213,82 @@ int orch_messages_render(struct orch_engine *e, int64_t sbid, struct sbuf *out)
 	return rc;
 }
 
+#define TAKE_COLS "id, ts, type, content, state, len"
+
+/* Render the row of Q into OUT for lease L unless the batch is full: 1
+ * taken, 0 full, or -errno. */
+static int take_row(sqlite3_stmt *q, struct lease *l, size_t *bytes, struct sbuf *out)
+{
+	size_t len = (size_t)sqlite3_column_int64(q, 5);
+	if (l->n == INBOX_BATCH_MSGS || (l->n && *bytes + len > INBOX_BATCH_BYTES))
+		return 0;
+	int rc = render_msg(q, out);
+	if (rc)
+		return rc;
+	l->msgs[l->n++] = sqlite3_column_int64(q, 0);
+	*bytes += len;
+	return 1;
+}
+
 int orch_inbox_take(struct orch_engine *e, int64_t sbid, uint64_t *lease, struct sbuf *out)
 {
 	struct sandbox *sb = sb_get_rowid(e, sbid);
 	*lease = 0;
 	if (!sb)
 		return -ENOENT;
+	if (!sb->msg_queued)
+		return 0;
+	int rc = sb->back_lost ? rebuild(e, sb) : 0;
+	if (rc)
+		return rc;
 	struct lease *l = orch_calloc(1, sizeof(*l));
-	if (!l)
+	if (!l || !(l->msgs = orch_calloc(INBOX_BATCH_MSGS, sizeof(*l->msgs)))) {
+		orch_free(l);
 		return -ENOMEM;
-	size_t cap = 0;
-	int rc;
-	sqlite3_stmt *q = store_query(&e->st,
-				      "SELECT " MSG_COLS " FROM messages WHERE sandbox = ? AND state = 'queued'"
-				      " ORDER BY id",
-				      &rc, "i", sbid);
-	for (; q && !rc; q = store_next(q) ? q : (store_done(q), NULL)) {
-		int64_t id = sqlite3_column_int64(q, 0);
-		if (leased(sb, id))
-			continue;	/* another open inbox holds it */
-		if (l->n == cap) {
-			cap = cap ? cap * 2 : 16;
-			int64_t *m = orch_reallocarray(l->msgs, cap, sizeof(*m));
-			if (!m) {
-				rc = -ENOMEM;
+	}
+	size_t bytes = 0;
+	int more = 1;
+	/* the handed-back ones first: all of them are older than inbox_next */
+	while (sb->nback && more > 0) {
+		sqlite3_stmt *q = store_query(&e->st,
+					      "SELECT " TAKE_COLS " FROM messages WHERE id = ? AND state = 'queued'",
+					      &rc, "i", sb->back[0]);
+		more = q ? take_row(q, l, &bytes, out) : rc ? rc : 1;
+		store_done(q);
+		if (more > 0)
+			back_pop(sb);	/* taken (or no longer queued) */
+	}
+	/* then the oldest no lease ever held */
+	int64_t next = sb->inbox_next;
+	if (more > 0) {
+		sqlite3_stmt *q = store_query(&e->st,
+					      "SELECT " TAKE_COLS " FROM messages WHERE sandbox = ? AND state = 'queued'"
+					      " AND id >= ? ORDER BY id LIMIT ?",
+					      &rc, "iii", sbid, sb->inbox_next,
+					      (int64_t)(INBOX_BATCH_MSGS - l->n));
+		for (; q && !rc; q = store_next(q) ? q : (store_done(q), NULL)) {
+			more = take_row(q, l, &bytes, out);
+			if (more <= 0) {
+				rc = more;
 				break;
 			}
-			l->msgs = m;
+			next = sqlite3_column_int64(q, 0) + 1;
 		}
-		l->msgs[l->n++] = id;
-		rc = render_msg(q, out);
+		store_done(q);
+	} else if (more < 0) {
+		rc = more;
 	}
-	store_done(q);
 	if (rc || !l->n) {
+		/* nothing taken after all: what the heap gave up goes back (the
+		 * rest is at or above inbox_next, still free) */
+		for (size_t i = 0; i < l->n && !sb->back_lost; i++)
+			if (l->msgs[i] < sb->inbox_next && back_push(sb, l->msgs[i]))
+				sb->back_lost = true;
 		orch_free(l->msgs);
 		orch_free(l);
 		return rc;
 	}
+	sb->inbox_next = next;
 	l->id = ++e->next_lease;
 	l->next = sb->leases;
 	sb->leases = l;
@@ -180,6 +311,7 @@ int orch_inbox_done(struct orch_engine *e, int64_t sbid, uint64_t lease, bool de
 	if (!l)
 		return 0;
 	int rc = deliver ? eng_room(e) : 0;	/* no room: they stay queued */
+	bool delivered = false;
 	if (deliver && !rc) {
 		int64_t now = clock_wall_ms();
 		rc = store_savepoint(&e->st, "deliver");
@@ -190,6 +322,7 @@ int orch_inbox_done(struct orch_engine *e, int64_t sbid, uint64_t lease, bool de
 					"ii", now, l->msgs[i]);
 		store_release(&e->st, "deliver", rc == 0);
 		if (!rc) {
+			delivered = true;
 			sb->msg_queued -= (int64_t)l->n;
 			e->msg_queued -= (int64_t)l->n;
 			sb->msg_delivered += (int64_t)l->n;
@@ -200,6 +333,8 @@ int orch_inbox_done(struct orch_engine *e, int64_t sbid, uint64_t lease, bool de
 			orch_need_durable(e);
 		}
 	}
+	if (!delivered)
+		hand_back(sb, l);
 	orch_free(l->msgs);
 	orch_free(l);
 	return rc;
@@ -213,6 +348,9 @@ void msgq_forget(struct sandbox *sb)
 		orch_free(l->msgs);
 		orch_free(l);
 	}
+	orch_free(sb->back);
+	sb->back = NULL;
+	sb->nback = sb->capback = 0;
 }
 
 int64_t orch_messages_size(struct orch_engine *e, int64_t sbid)

@@ -2101,6 +2101,7 @@ void run_resync(struct orch_engine *e)
 					      "SELECT count(*) FROM messages WHERE sandbox = ? AND state = 'delivered'",
 					      0, "i", sb->rowid);
 		sb->msg_bytes = msgq_bytes_load(e, sb->rowid);
+		msgq_resync(e, sb);
 	}
 	e->msg_queued = store_int(&e->st, "SELECT count(*) FROM messages WHERE state = 'queued'", 0, NULL);
 	/* every other loaded run: all of its state again */

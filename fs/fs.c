@@ -1105,6 +1105,13 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 	}
 }
 
+/* Lines one write of messages or events records at most: each costs the
+ * engine a row, an event and their JSON (about 10 us), and a write of
+ * 128 KiB of short lines would hold it for a second. A write with more
+ * complete lines is taken in part: a short write, whose rest the writer's
+ * write loop sends again (README "Limits"). */
+#define APPEND_MAX_LINES 256
+
 /* A write (or, with CLOSING, the flush) of a messages or events file: the
  * lines it completes are checked here, all or nothing, then recorded by the
  * engine, which answers once they are durable. */
@@ -1115,7 +1122,7 @@ static void append_lines(fuse_req_t req, fuse_ino_t ino, struct fs_fh *fh, const
 	struct sbuf err = SBUF_INIT;
 	pthread_mutex_lock(&fh->lines_lock);
 	int rc = closing ? line_asm_close(fh->lines, &batch, &err)
-			 : line_asm_write(fh->lines, buf, size, &batch, &err);
+			 : line_asm_write_some(fh->lines, buf, size, APPEND_MAX_LINES, &batch, &err, &size);
 	pthread_mutex_unlock(&fh->lines_lock);
 	sbuf_release(&err);
 	if (rc || !batch.n) {

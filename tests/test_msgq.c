@@ -13,6 +13,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "core/engine_i.h"
 #include "tests/engine_fixture.h"
 
 static int setup(void **state)
@@ -194,6 +195,121 @@ static void test_msgq__view_size_known_without_rendering(void **state)
 	assert_size_matches(f);
 }
 
+/* Queue N messages "m0".."m<N-1>" (from FIRST on), eight per append. */
+static void send_many(struct fixture *f, int first, int n)
+{
+	char texts[8][16];
+	struct msg_line m[8];
+	for (int i = 0; i < n;) {
+		size_t k = 0;
+		for (; k < 8 && i < n; k++, i++) {
+			snprintf(texts[k], sizeof(texts[k]), "m%d", first + i);
+			m[k] = (struct msg_line){ MSG_USER_MESSAGE, texts[k] };
+		}
+		struct line_batch b = { k, m, NULL };
+		assert_int_equal(orch_messages_append(f->e, f->sb, &b), 0);
+	}
+	assert_int_equal(orch_engine_turn(f->e, 0), 0);
+}
+
+/* Take a lease; its contents' numbers ("m12" -> 12) into NUMS, their count. */
+static size_t take_nums(struct fixture *f, uint64_t *lease, int *nums, size_t max)
+{
+	struct sbuf sb = SBUF_INIT;
+	assert_int_equal(orch_inbox_take(f->e, f->sb, lease, &sb), 0);
+	size_t n = 0;
+	char *copy = strdup(sbuf_str(&sb));
+	for (char *line = strtok(copy, "\n"); line; line = strtok(NULL, "\n")) {
+		json_t *o = json_loads(line, 0, NULL);
+		assert_non_null(o);
+		assert_true(n < max);
+		nums[n++] = atoi(json_string_value(json_object_get(o, "content")) + 1);
+		json_decref(o);
+	}
+	free(copy);
+	sbuf_release(&sb);
+	return n;
+}
+
+static void assert_run(const int *nums, size_t n, int from, int to)
+{
+	assert_int_equal(n, (size_t)(to - from));
+	for (size_t i = 0; i < n; i++)
+		assert_int_equal(nums[i], from + (int)i);
+}
+
+/* An open takes at most INBOX_BATCH_MSGS; leases handed back come first
+ * again, in order; every message is delivered once. */
+static void test_msgq__batches(void **state)
+{
+	struct fixture *f = *state;
+	enum { N = 2 * INBOX_BATCH_MSGS + 100 };
+	static int nums[INBOX_BATCH_MSGS + 1];
+	send_many(f, 0, N);
+	uint64_t l1, l2, l3, l4, l5, l6, l7;
+	assert_run(nums, take_nums(f, &l1, nums, INBOX_BATCH_MSGS + 1), 0, INBOX_BATCH_MSGS);
+	assert_run(nums, take_nums(f, &l2, nums, INBOX_BATCH_MSGS + 1), INBOX_BATCH_MSGS, 2 * INBOX_BATCH_MSGS);
+	/* the second closes early: its messages come before the rest */
+	assert_int_equal(orch_inbox_done(f->e, f->sb, l2, false), 0);
+	assert_run(nums, take_nums(f, &l3, nums, INBOX_BATCH_MSGS + 1), INBOX_BATCH_MSGS, 2 * INBOX_BATCH_MSGS);
+	send_many(f, N, 10);
+	assert_run(nums, take_nums(f, &l4, nums, INBOX_BATCH_MSGS + 1), 2 * INBOX_BATCH_MSGS, N + 10);
+	/* two hand-backs at once: oldest first, across both */
+	assert_int_equal(orch_inbox_done(f->e, f->sb, l3, false), 0);
+	assert_int_equal(orch_inbox_done(f->e, f->sb, l1, false), 0);
+	assert_run(nums, take_nums(f, &l5, nums, INBOX_BATCH_MSGS + 1), 0, INBOX_BATCH_MSGS);
+	assert_run(nums, take_nums(f, &l6, nums, INBOX_BATCH_MSGS + 1), INBOX_BATCH_MSGS, 2 * INBOX_BATCH_MSGS);
+	assert_int_equal(take_nums(f, &l7, nums, INBOX_BATCH_MSGS + 1), 0);
+	assert_int_equal(l7, 0);
+	assert_int_equal(orch_inbox_done(f->e, f->sb, l5, true), 0);
+	assert_int_equal(orch_inbox_done(f->e, f->sb, l6, true), 0);
+	assert_int_equal(orch_inbox_done(f->e, f->sb, l4, true), 0);
+	assert_int_equal(orch_engine_turn(f->e, 0), 0);
+	assert_int_equal(take_nums(f, &l7, nums, INBOX_BATCH_MSGS + 1), 0);
+	/* each delivered exactly once */
+	struct sbuf ev = SBUF_INIT;
+	assert_int_equal(orch_events_read(f->e, EV_SANDBOX, f->sb, 0, 64 << 20, &ev), 0);
+	size_t delivered = 0;
+	for (const char *p = sbuf_str(&ev); (p = strstr(p, "\"type\":\"message.delivered\"")); p++)
+		delivered++;
+	assert_int_equal(delivered, N + 10);
+	sbuf_release(&ev);
+}
+
+/* An open takes at most INBOX_BATCH_BYTES, but always one message. */
+static void test_msgq__batch_bytes(void **state)
+{
+	struct fixture *f = *state;
+	size_t big = 60 << 10;
+	char *text = malloc(big + 1);
+	memset(text, 'x', big);
+	text[big] = '\0';
+	struct msg_line m[6];
+	for (int i = 0; i < 6; i++)
+		m[i] = (struct msg_line){ MSG_USER_MESSAGE, text };
+	struct line_batch b = { 6, m, NULL };
+	assert_int_equal(orch_messages_append(f->e, f->sb, &b), 0);
+	/* one whose line is longer than a batch: control bytes come out as \u0001 */
+	memset(text, 1, big);
+	b.n = 1;
+	assert_int_equal(orch_messages_append(f->e, f->sb, &b), 0);
+	assert_int_equal(orch_engine_turn(f->e, 0), 0);
+	uint64_t l1, l2, l3;
+	struct sbuf o = SBUF_INIT;
+	assert_int_equal(orch_inbox_take(f->e, f->sb, &l1, &o), 0);
+	assert_true(o.len <= INBOX_BATCH_BYTES);
+	assert_int_equal(o.len / (big + 100), INBOX_BATCH_BYTES / (big + 100));	/* as many as fit */
+	sbuf_reset(&o);
+	assert_int_equal(orch_inbox_take(f->e, f->sb, &l2, &o), 0);	/* the other two 60 KiB ones */
+	assert_true(o.len > 2 * big && o.len < 3 * big);
+	sbuf_reset(&o);
+	assert_int_equal(orch_inbox_take(f->e, f->sb, &l3, &o), 0);	/* the long one, alone */
+	assert_true(o.len > INBOX_BATCH_BYTES);
+	assert_int_not_equal(l3, 0);
+	sbuf_release(&o);
+	free(text);
+}
+
 int main(int argc, char **argv)
 {
 	FIXTURE_MAIN_PROLOGUE(argc, argv);
@@ -204,6 +320,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_msgq__durable_across_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msgq__events_for_queue_and_delivery, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msgq__view_size_known_without_rendering, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_msgq__batches, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_msgq__batch_bytes, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
