@@ -52,6 +52,11 @@ int eng_room(struct orch_engine *e)
 }
 const char *orch_state_dir(const struct orch_engine *e) { return e->state_dir; }
 
+/* Freed memory handed back to the system once this much is owed. */
+#define TRIM_AT (8 << 20)
+
+void eng_trim_later(struct orch_engine *e, int64_t bytes) { e->trim_debt += bytes; }
+
 static void done_append(struct orch_done **head, struct orch_done **tail, struct orch_done *d)
 {
 	d->next = NULL;
@@ -373,6 +378,12 @@ static void before_sleep(struct orch_engine *e)
 	if (!rc && run_spawn_ready(e))
 		run_spawn_queued(e);
 	free_dead(e);
+	if (e->trim_debt >= TRIM_AT) {
+		/* a large plan's tree, the steps of large runs: back to the
+		 * system now, not kept as the daemon's peak forever */
+		e->trim_debt = 0;
+		malloc_trim(0);
+	}
 	if (e->stopping && !e->stopped && e->running == 0) {
 		e->stopped = true;
 		store_commit(&e->st);

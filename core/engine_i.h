@@ -166,6 +166,7 @@ struct spawn_req {
 
 #define RUN_HASH 1024
 #define RUN_CACHE_MAX 32
+#define RUN_CACHE_STEPS 50000
 
 struct orch_engine {
 	struct orch_config cfg;	/* strings owned */
@@ -196,6 +197,7 @@ struct orch_engine {
 	struct run *active_head, *active_tail;	/* unfinished runs, submission order */
 	struct run *cache_head, *cache_tail;	/* finished runs kept loaded, LRU first */
 	size_t ncached;
+	size_t cached_steps;	/* steps of the finished runs kept loaded */
 	unsigned running;	/* processes across all runs */
 	bool sched_all;		/* a global slot freed: every active run may start steps */
 
@@ -231,6 +233,7 @@ struct orch_engine {
 	void *on_sb_gone_arg;
 	bool bwrap_ok;
 	char *bwrap_path;	/* NULL: bubblewrap cannot run here */
+	int64_t trim_debt;	/* bytes freed since the heap was last trimmed */
 	char *exec_helper;	/* the step trampoline, canonical path */
 };
 
@@ -241,6 +244,10 @@ void eng_log(struct orch_engine *e, const char *fmt, ...) __attribute__((format(
  * bytes, default 4 MiB): refused before anything changes, such a change
  * never rides in a commit the disk cannot take. */
 int eng_room(struct orch_engine *e);
+/* BYTES of memory went back to the allocator (a large plan parsed, large
+ * runs freed): once enough has, the end of the turn hands it back to the
+ * system (malloc_trim), rather than keeping the peak resident. */
+void eng_trim_later(struct orch_engine *e, int64_t bytes);
 
 /* run.c */
 struct run *run_get(struct orch_engine *e, int64_t rowid);	/* borrowed; loads if needed */

@@ -334,6 +334,9 @@ static struct plan *submit_check(struct orch_engine *e, const char *stem, const 
 		return NULL;
 	}
 	struct plan *plan = plan_parse(text, len, stem, submit_opts(e, &opts), &errs);
+	/* the tree of a large plan is gone again by the end of the turn: its
+	 * memory goes back to the system then */
+	eng_trim_later(e, (int64_t)len * 16);
 	*rc = 0;
 	if (!plan) {
 		*rc = sbuf_failed(&errs) ? -ENOMEM : set_error(e, stem, sbuf_str(&errs), uid, gid);

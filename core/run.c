@@ -78,14 +78,21 @@ static void list_append(struct run **head, struct run **tail, struct run *r)
 	*tail = r;
 }
 
-/* Keep at most RUN_CACHE_MAX finished runs loaded. */
+/* What a loaded run costs in memory, roughly: for eng_trim_later(). */
+#define STEP_MEM_BYTES 512
+
+/* Keep at most RUN_CACHE_MAX finished runs loaded, and their steps at most
+ * RUN_CACHE_STEPS (a few finished runs of 100,000 steps each would hold
+ * hundreds of MB), but always the one used last. */
 static void cache_trim(struct orch_engine *e)
 {
-	while (e->ncached > RUN_CACHE_MAX) {
+	while (e->ncached > RUN_CACHE_MAX || (e->ncached > 1 && e->cached_steps > RUN_CACHE_STEPS)) {
 		struct run *r = e->cache_head;
 		list_del(&e->cache_head, &e->cache_tail, r);
 		e->ncached--;
+		e->cached_steps -= r->dag.n;
 		hash_del(e, r);
+		eng_trim_later(e, (int64_t)r->dag.n * STEP_MEM_BYTES);
 		run_free(r);
 	}
 }
@@ -94,7 +101,16 @@ static void cache_add(struct orch_engine *e, struct run *r)
 {
 	list_append(&e->cache_head, &e->cache_tail, r);
 	e->ncached++;
+	e->cached_steps += r->dag.n;
 	cache_trim(e);
+}
+
+/* R leaves the cache (for the active list, or to be removed). */
+static void cache_del(struct orch_engine *e, struct run *r)
+{
+	list_del(&e->cache_head, &e->cache_tail, r);
+	e->ncached--;
+	e->cached_steps -= r->dag.n;
 }
 
 void run_free(struct run *r)
@@ -129,6 +145,7 @@ void run_unload_all(struct orch_engine *e)
 	}
 	e->active_head = e->active_tail = e->cache_head = e->cache_tail = NULL;
 	e->ncached = 0;
+	e->cached_steps = 0;
 }
 
 /* ---- the ready FIFO ---- */
@@ -296,6 +313,11 @@ int run_create(struct orch_engine *e, const char *plan_name, int64_t n, struct p
 	snprintf(r->name, sizeof(r->name), "%s-%lld", plan_name, (long long)n);
 	r->plan_name = orch_strdup(plan_name);
 	char *json = json_dumps(plan->doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	/* plan.json is read from the store: the tree would only cost memory */
+	if (json) {
+		json_decref(plan->doc);
+		plan->doc = NULL;
+	}
 	/* its log directory is made with its first log (log_open): most runs
 	 * of a large DAG print nothing. One left by a run of this name whose
 	 * creation a crash undid goes now. */
@@ -379,6 +401,10 @@ static struct run *run_load(struct orch_engine *e, int64_t rowid, int *rcp)
 	const char *pname = (const char *)sqlite3_column_text(q, 1);
 	const char *json = (const char *)sqlite3_column_text(q, 2);
 	struct plan *plan = plan_parse(json, strlen(json), pname, &opts, &errs);
+	if (plan) {
+		json_decref(plan->doc);	/* plan.json is read from the store */
+		plan->doc = NULL;
+	}
 	struct run *r = plan ? run_alloc(plan) : NULL;
 	if (!r) {
 		if (plan)
@@ -1740,8 +1766,7 @@ static int ctl_retry(struct orch_engine *e, struct run *r)
 			return rc;
 	}
 	/* leave the cache for the active list */
-	list_del(&e->cache_head, &e->cache_tail, r);
-	e->ncached--;
+	cache_del(e, r);
 	r->active = true;
 	list_append(&e->active_head, &e->active_tail, r);
 	r->sb = sb;
@@ -1818,9 +1843,9 @@ int orch_run_remove(struct orch_engine *e, int64_t rowid)
 			eng_log(e, "cannot remove %s: %s", dir, strerror(-x));
 		orch_free(dir);
 	}
-	list_del(&e->cache_head, &e->cache_tail, r);
-	e->ncached--;
+	cache_del(e, r);
 	hash_del(e, r);
+	eng_trim_later(e, (int64_t)r->dag.n * STEP_MEM_BYTES);
 	run_free(r);
 	return 0;
 }
@@ -1888,8 +1913,19 @@ int orch_run_render(struct orch_engine *e, int64_t rowid, enum orch_run_file f, 
 		return render_run_summary(e, r, out);
 	case RUNF_GRAPH:
 		return render_run_graph(e, r, out);
-	case RUNF_PLAN:
-		return sbuf_put_json(out, json_incref(r->plan->doc));
+	case RUNF_PLAN: {
+		/* as stored (what json_dumps made of the plan as run): the parsed
+		 * document is not kept in memory, it would double a run's cost */
+		int rc;
+		sqlite3_stmt *q = store_query(&e->st, "SELECT plan_json FROM runs WHERE id = ?", &rc, "i",
+					      rowid);
+		if (!q)
+			return rc ? rc : -ENOENT;
+		sbuf_add(out, sqlite3_column_text(q, 0), (size_t)sqlite3_column_bytes(q, 0));
+		sbuf_addc(out, '\n');
+		store_done(q);
+		return sbuf_failed(out) ? -ENOMEM : 0;
+	}
 	}
 	return -EINVAL;
 }
@@ -1994,6 +2030,7 @@ bool run_step_visible_running(const struct run *r, size_t i)
 void run_forget(struct orch_engine *e, struct run *r)
 {
 	list_del(&e->active_head, &e->active_tail, r);
+	eng_trim_later(e, (int64_t)r->dag.n * STEP_MEM_BYTES);
 	hash_del(e, r);
 	e->run_counts[r->state]--;
 	for (int st = 0; st < STEP_NSTATES; st++)
