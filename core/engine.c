@@ -52,6 +52,56 @@ int eng_room(struct orch_engine *e)
 }
 const char *orch_state_dir(const struct orch_engine *e) { return e->state_dir; }
 
+int eng_quota(struct orch_engine *e, uid_t uid, enum quota_kind k, int64_t n, struct sbuf *msg)
+{
+	struct sbuf why = SBUF_INIT;
+	int rc = quota_check(&e->quota, uid, k, n, &why);
+	if (rc && !sbuf_failed(&why)) {
+		if (quota_log_due(&e->quota, uid, k, clock_wall_ms()))
+			eng_log(e, "refused: %s", sbuf_str(&why));
+		if (msg)
+			sbuf_adds(msg, sbuf_str(&why));
+	}
+	sbuf_release(&why);
+	return rc;
+}
+
+void eng_quota_recount(struct orch_engine *e)
+{
+	struct quota *q = &e->quota;
+	int rc;
+	quota_clear(q);
+	sqlite3_stmt *st = store_query(&e->st, "SELECT uid, count(*) FROM sandboxes GROUP BY uid", &rc, NULL);
+	for (; st; st = store_next(st) ? st : (store_done(st), NULL))
+		quota_add(q, (uid_t)sqlite3_column_int64(st, 0), QUOTA_SANDBOXES, sqlite3_column_int64(st, 1));
+	st = store_query(&e->st,
+			 "SELECT s.uid, count(*) FROM ports p JOIN sandboxes s ON s.id = p.sandbox GROUP BY s.uid",
+			 &rc, NULL);
+	for (; st; st = store_next(st) ? st : (store_done(st), NULL))
+		quota_add(q, (uid_t)sqlite3_column_int64(st, 0), QUOTA_PORTS, sqlite3_column_int64(st, 1));
+	st = store_query(&e->st,
+			 "SELECT s.uid, count(*) FROM sandboxes s JOIN messages m"
+			 " ON m.sandbox = s.id AND m.state = 'queued' GROUP BY s.uid",
+			 &rc, NULL);
+	for (; st; st = store_next(st) ? st : (store_done(st), NULL))
+		quota_add(q, (uid_t)sqlite3_column_int64(st, 0), QUOTA_QUEUED_MESSAGES,
+			  sqlite3_column_int64(st, 1));
+	for (struct run *r = e->active_head; r; r = r->next) {
+		quota_add(q, r->uid, QUOTA_ACTIVE_RUNS, 1);
+		quota_add(q, r->uid, QUOTA_ACTIVE_STEPS, (int64_t)r->dag.n);
+	}
+	st = store_query(&e->st, "SELECT id, uid FROM plan_files", &rc, NULL);
+	for (; st; st = store_next(st) ? st : (store_done(st), NULL)) {
+		uid_t uid = (uid_t)sqlite3_column_int64(st, 1);
+		char *path = orch_plans_path(e, sqlite3_column_int64(st, 0));
+		struct stat ds;
+		quota_add(q, uid, QUOTA_PLAN_FILES, 1);
+		if (path && stat(path, &ds) == 0)
+			quota_add(q, uid, QUOTA_PLAN_BYTES, (int64_t)ds.st_size);
+		orch_free(path);
+	}
+}
+
 /* Freed memory handed back to the system once this much is owed. */
 #define TRIM_AT (8 << 20)
 
@@ -528,6 +578,7 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 	const char *reserve = getenv("ORCHFS_DISK_RESERVE");
 	e->disk_reserve = reserve ? strtoll(reserve, NULL, 10) : 4 << 20;
 	e->mntw.fd = -1;
+	quota_init(&e->quota, cfg->limits, cfg->limit_root);
 	pthread_mutex_init(&e->ctl_lock, NULL);
 	if (oom) {
 		sbuf_adds(err, "out of memory");
@@ -589,6 +640,7 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 		sbuf_addf(err, "cannot resume runs: %s", strerror(-r));
 		goto fail;
 	}
+	eng_quota_recount(e);
 	r = store_commit(&e->st);
 	if (r) {
 		sbuf_addf(err, "cannot record recovery: %s", strerror(-r));
@@ -609,6 +661,7 @@ fail_early:
 	orch_free(e->mountpoint);
 	free(e->exec_helper);
 	orch_free(e->bwrap_path);
+	quota_release(&e->quota);
 	pthread_mutex_destroy(&e->ctl_lock);
 	orch_free(e);
 	return NULL;
@@ -641,6 +694,7 @@ void orch_engine_close(struct orch_engine *e)
 	orch_free(e->mountpoint);
 	free(e->exec_helper);
 	orch_free(e->bwrap_path);
+	quota_release(&e->quota);
 	pthread_mutex_destroy(&e->ctl_lock);
 	orch_free(e);
 }

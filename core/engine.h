@@ -16,6 +16,7 @@
 
 #include "core/lines.h"
 #include "core/loop.h"
+#include "core/quota.h"
 #include "core/util.h"
 
 struct orch_config {
@@ -27,6 +28,10 @@ struct orch_config {
 	int port_min, port_max;	/* the range sandboxes take ports from */
 	const char *exec_helper;	/* runs `--exec-step` (core/exec.h): this program */
 	const char *bwrap_path;	/* bubblewrap, when it works here; NULL: it does not */
+	/* per-user limits (core/quota.h), 0: none; a request past one fails
+	 * with EDQUOT. Root is never refused unless LIMIT_ROOT. */
+	int64_t limits[QUOTA_NKINDS];
+	bool limit_root;
 };
 
 struct orch_engine;
@@ -210,12 +215,21 @@ int orch_plans_create(struct orch_engine *e, const char *name, unsigned mode, ui
 int orch_plans_unlink(struct orch_engine *e, const char *name);
 int orch_plans_chmod(struct orch_engine *e, int64_t id, unsigned mode);
 int orch_plans_chown(struct orch_engine *e, int64_t id, uid_t uid, gid_t gid);
+/* Write to file ID through FD, its bytes on disk (APPEND: at their end):
+ * -EFBIG past PLAN_MAX_BYTES, -EDQUOT past its owner's limits.plan_bytes.
+ * Bytes written, or -errno. */
+ssize_t orch_plans_pwrite(struct orch_engine *e, int64_t id, int fd, const void *buf, size_t size,
+			  off_t off, bool append);
+/* Truncate (or extend) file ID to SIZE, through FD when >= 0: -EFBIG,
+ * -EDQUOT as above. */
+int orch_plans_truncate(struct orch_engine *e, int64_t id, int fd, off_t size);
 /* rename within plans/. Onto NAME.json it submits the plan first: an invalid
  * plan is refused with -EINVAL (NAME.error written) and nothing moves. */
 int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, unsigned flags,
 		      uid_t uid, gid_t gid);
 /* The first close() after writes: submit plans/NAME.json if file ID is one.
- * 0 (also when it is no plan), or -EINVAL with NAME.error written. */
+ * 0 (also when it is no plan), or -EINVAL with NAME.error written (-EDQUOT
+ * when the run would take its submitter past a limit, said there too). */
 int orch_plans_written(struct orch_engine *e, int64_t id, uid_t uid, gid_t gid);
 
 /* ---- the top of the tree ---- */

@@ -233,6 +233,7 @@ struct orch_engine {
 	void *on_sb_gone_arg;
 	bool bwrap_ok;
 	char *bwrap_path;	/* NULL: bubblewrap cannot run here */
+	struct quota quota;	/* what each user holds, against cfg.limits */
 	int64_t trim_debt;	/* bytes freed since the heap was last trimmed */
 	char *exec_helper;	/* the step trampoline, canonical path */
 };
@@ -244,6 +245,13 @@ void eng_log(struct orch_engine *e, const char *fmt, ...) __attribute__((format(
  * bytes, default 4 MiB): refused before anything changes, such a change
  * never rides in a commit the disk cannot take. */
 int eng_room(struct orch_engine *e);
+/* May UID take N more of K (core/quota.h)? 0, or -EDQUOT: the refusal's line
+ * goes to the log (at most once a minute per user and limit) and, when MSG
+ * is not NULL, to MSG (for a plan's NAME.error). */
+int eng_quota(struct orch_engine *e, uid_t uid, enum quota_kind k, int64_t n, struct sbuf *msg);
+/* Count what every user holds again, from the store and the runs in memory
+ * (at start, and after a failed commit). */
+void eng_quota_recount(struct orch_engine *e);
 /* BYTES of memory went back to the allocator (a large plan parsed, large
  * runs freed): once enough has, the end of the turn hands it back to the
  * system (malloc_trim), rather than keeping the peak resident. */

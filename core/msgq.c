@@ -156,6 +156,9 @@ int orch_messages_append(struct orch_engine *e, int64_t sbid, const struct line_
 	if (!b->n)
 		return 0;
 	int rc = eng_room(e);
+	/* what waits in one user's sandboxes is bounded: past it, EDQUOT */
+	if (!rc)
+		rc = eng_quota(e, sb->uid, QUOTA_QUEUED_MESSAGES, (int64_t)b->n, NULL);
 	if (!rc)
 		rc = store_savepoint(&e->st, "msg_append");
 	if (rc)
@@ -187,6 +190,7 @@ int orch_messages_append(struct orch_engine *e, int64_t sbid, const struct line_
 	}
 	sb->msg_queued += (int64_t)b->n;
 	e->msg_queued += (int64_t)b->n;
+	quota_add(&e->quota, sb->uid, QUOTA_QUEUED_MESSAGES, (int64_t)b->n);
 	sb->msg_bytes += bytes;
 	for (size_t i = 0; i < b->n; i++)
 		ev_emit(e, "message.queued", sb->holder, NULL, sb,
@@ -325,6 +329,7 @@ int orch_inbox_done(struct orch_engine *e, int64_t sbid, uint64_t lease, bool de
 			delivered = true;
 			sb->msg_queued -= (int64_t)l->n;
 			e->msg_queued -= (int64_t)l->n;
+			quota_add(&e->quota, sb->uid, QUOTA_QUEUED_MESSAGES, -(int64_t)l->n);
 			sb->msg_delivered += (int64_t)l->n;
 			sb->msg_bytes += (int64_t)l->n * DELIVERED_GROWTH;
 			for (size_t i = 0; i < l->n; i++)

@@ -113,6 +113,13 @@ static void cache_del(struct orch_engine *e, struct run *r)
 	e->cached_steps -= r->dag.n;
 }
 
+/* R becomes unfinished, or stops being: its submitter's counts. */
+static void quota_active(struct orch_engine *e, struct run *r, int sign)
+{
+	quota_add(&e->quota, r->uid, QUOTA_ACTIVE_RUNS, sign);
+	quota_add(&e->quota, r->uid, QUOTA_ACTIVE_STEPS, sign * (int64_t)r->dag.n);
+}
+
 void run_free(struct run *r)
 {
 	if (!r)
@@ -363,6 +370,7 @@ int run_create(struct orch_engine *e, const char *plan_name, int64_t n, struct p
 	hash_add(e, r);
 	r->active = true;
 	list_append(&e->active_head, &e->active_tail, r);
+	quota_active(e, r, 1);
 	e->run_counts[RUN_PENDING]++;
 	e->step_counts[STEP_PENDING] += (int64_t)plan->nsteps;
 	e->runs_created++;
@@ -1484,6 +1492,7 @@ static void run_finish(struct orch_engine *e, struct run *r)
 	r->sb = NULL;
 	r->active = false;
 	list_del(&e->active_head, &e->active_tail, r);
+	quota_active(e, r, -1);
 	cache_add(e, r);
 	e->sched_all = true;	/* its sandbox may let the next run start */
 }
@@ -1757,11 +1766,19 @@ static int ctl_retry(struct orch_engine *e, struct run *r)
 			again++;
 	if (!again)
 		return -EINVAL;
+	/* the run is unfinished again: within its submitter's limits */
+	int rc = eng_quota(e, r->uid, QUOTA_ACTIVE_RUNS, 1, NULL);
+	if (!rc)
+		rc = eng_quota(e, r->uid, QUOTA_ACTIVE_STEPS, (int64_t)r->dag.n, NULL);
 	struct sandbox *sb = sb_get(e, r->sb_name);
+	struct plan_sandbox *ps = &r->plan->sandbox;
+	if (!rc && !sb && !(rc = eng_quota(e, r->uid, QUOTA_SANDBOXES, 1, NULL)))
+		rc = eng_quota(e, r->uid, QUOTA_PORTS, ps->ports < 0 ? 1 : ps->ports, NULL);
+	if (rc)
+		return rc;
 	if (!sb) {
-		struct plan_sandbox *ps = &r->plan->sandbox;
-		int rc = sb_create(e, r->sb_name, ps->isolation, ps->network != 0, ps->ports, r->uid,
-				   r->gid, &sb);
+		rc = sb_create(e, r->sb_name, ps->isolation, ps->network != 0, ps->ports, r->uid, r->gid,
+			       &sb);
 		if (rc)
 			return rc;
 	}
@@ -1769,6 +1786,7 @@ static int ctl_retry(struct orch_engine *e, struct run *r)
 	cache_del(e, r);
 	r->active = true;
 	list_append(&e->active_head, &e->active_tail, r);
+	quota_active(e, r, 1);
 	r->sb = sb;
 	r->sb_rowid = sb->rowid;
 	r->aborted = r->cancelled = r->paused = false;
@@ -2030,6 +2048,7 @@ bool run_step_visible_running(const struct run *r, size_t i)
 void run_forget(struct orch_engine *e, struct run *r)
 {
 	list_del(&e->active_head, &e->active_tail, r);
+	quota_active(e, r, -1);
 	eng_trim_later(e, (int64_t)r->dag.n * STEP_MEM_BYTES);
 	hash_del(e, r);
 	e->run_counts[r->state]--;
@@ -2141,6 +2160,7 @@ void run_resync(struct orch_engine *e)
 		msgq_resync(e, sb);
 	}
 	e->msg_queued = store_int(&e->st, "SELECT count(*) FROM messages WHERE state = 'queued'", 0, NULL);
+	eng_quota_recount(e);
 	/* every other loaded run: all of its state again */
 	for (size_t h = 0; h < RUN_HASH; h++)
 		for (struct run *r = e->runtab[h]; r; r = r->hnext) {

@@ -222,6 +222,8 @@ int sb_create(struct orch_engine *e, const char *name, enum isolation iso, bool 
 	store_release(&e->st, "sb_create", true);
 	sb->next = e->sandboxes;
 	e->sandboxes = sb;
+	quota_add(&e->quota, uid, QUOTA_SANDBOXES, 1);
+	quota_add(&e->quota, uid, QUOTA_PORTS, sb->nports);
 	ev_emit(e, "sandbox.created", NULL, NULL, sb, NULL);
 	*out = sb;
 	return 0;
@@ -237,6 +239,8 @@ void sb_forget(struct orch_engine *e, struct sandbox *sb)
 			*pp = sb->next;
 			break;
 		}
+	quota_add(&e->quota, sb->uid, QUOTA_SANDBOXES, -1);
+	quota_add(&e->quota, sb->uid, QUOTA_PORTS, -sb->nports);
 	char *dir = sb_dir(e, sb->name);
 	if (dir)
 		rm_rf(dir);
@@ -490,6 +494,11 @@ int orch_sandbox_create(struct orch_engine *e, const char *name, uid_t uid, gid_
 	int rc = eng_room(e);
 	if (rc)
 		return rc;
+	/* one user may not take every sandbox or port: mkdir past a limit
+	 * fails with EDQUOT ("Disk quota exceeded"), said in the log */
+	if (!sb_get(e, name) && ((rc = eng_quota(e, uid, QUOTA_SANDBOXES, 1, NULL)) ||
+				 (rc = eng_quota(e, uid, QUOTA_PORTS, 1, NULL))))
+		return rc;
 	rc = sb_create(e, name, ISOLATION_UNSET, true, -1, uid, gid, &sb);
 	if (rc)
 		return rc;
@@ -514,6 +523,9 @@ int orch_sandbox_remove(struct orch_engine *e, int64_t rowid)
 		return rc;
 	ev_emit(e, "sandbox.deleted", NULL, NULL, sb, NULL);
 	e->msg_queued -= sb->msg_queued;
+	quota_add(&e->quota, sb->uid, QUOTA_SANDBOXES, -1);
+	quota_add(&e->quota, sb->uid, QUOTA_PORTS, -sb->nports);
+	quota_add(&e->quota, sb->uid, QUOTA_QUEUED_MESSAGES, -sb->msg_queued);
 	orch_need_durable(e);
 	char *dir = sb_dir(e, sb->name);
 	if (dir) {

@@ -450,14 +450,8 @@ static int setattr_planfile(struct fs_req *rq, struct fs_node n)
 	char *path = orch_plans_path(eng, n.id);
 	if (!path)
 		return -ENOMEM;
-	if (rq->to_set & FUSE_SET_ATTR_SIZE) {
-		if (rq->attr.st_size > (off_t)PLAN_MAX_BYTES)
-			rc = -EFBIG;
-		else if (fh && fh->kind == FH_DISK)
-			rc = ftruncate(fh->fd, rq->attr.st_size) < 0 ? -errno : 0;
-		else
-			rc = truncate(path, rq->attr.st_size) < 0 ? -errno : 0;
-	}
+	if (rq->to_set & FUSE_SET_ATTR_SIZE)
+		rc = orch_plans_truncate(eng, n.id, fh && fh->kind == FH_DISK ? fh->fd : -1, rq->attr.st_size);
 	if (!rc && (rq->to_set & FUSE_SET_ATTR_MODE))
 		rc = orch_plans_chmod(eng, n.id, rq->attr.st_mode);
 	if (!rc && (rq->to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
@@ -1151,13 +1145,11 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 {
 	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
 	if (fh->kind == FH_DISK && fh->node.type == NT_PLANFILE) {
-		if (off < 0 || (uint64_t)off + size > PLAN_MAX_BYTES) {
-			fuse_reply_err(req, EFBIG);
-			return;
-		}
-		ssize_t n = pwrite(fh->fd, buf, size, off);
+		/* EFBIG past a plan's size, EDQUOT past its owner's bytes */
+		ssize_t n = orch_plans_pwrite(fs_of(req)->eng, fh->node.id, fh->fd, buf, size, off,
+					      (fi->flags & O_APPEND) != 0);
 		if (n < 0) {
-			fuse_reply_err(req, errno);
+			fuse_reply_err(req, (int)-n);
 			return;
 		}
 		atomic_store(&fh->wrote, true);

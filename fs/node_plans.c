@@ -75,10 +75,16 @@ static int planfile_getattr(struct fs *fs, struct fs_node n, struct stat *st)
 
 static int planfile_open(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh)
 {
+	/* O_TRUNC through the engine, which counts its owner's bytes */
+	if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
+		int rc = orch_plans_truncate(fs->eng, n.id, -1, 0);
+		if (rc)
+			return rc;
+	}
 	char *path = orch_plans_path(fs->eng, n.id);
 	if (!path)
 		return -ENOMEM;
-	int fd = open(path, (flags & (O_ACCMODE | O_APPEND | O_TRUNC)) | O_CLOEXEC);
+	int fd = open(path, (flags & (O_ACCMODE | O_APPEND)) | O_CLOEXEC);
 	int rc = fd < 0 ? -errno : 0;
 	orch_free(path);
 	if (rc)
