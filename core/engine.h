@@ -133,7 +133,9 @@ char *orch_step_log_path(struct orch_engine *e, int64_t rowid);
 
 /* ---- events ---- */
 
-enum orch_ev_scope { EV_GLOBAL, EV_RUN, EV_SANDBOX };
+/* EV_MESSAGES: not events, a sandbox's messages view, read the same way
+ * (orch_messages_read; the front end's reads of either go one way) */
+enum orch_ev_scope { EV_GLOBAL, EV_RUN, EV_SANDBOX, EV_MESSAGES };
 /* Size in bytes of a JSONL view; ID is a run or sandbox rowid. */
 int64_t orch_events_size(struct orch_engine *e, enum orch_ev_scope scope, int64_t id);
 /* Bytes [OFF, OFF+SIZE) of a JSONL view. */
@@ -170,9 +172,13 @@ char *orch_sandbox_logs_path(struct orch_engine *e, int64_t rowid);
 /* sandboxes/ID/messages: queue the messages of B, FIFO. Durable once the
  * turn's commit is (reply after it). */
 int orch_messages_append(struct orch_engine *e, int64_t sb, const struct line_batch *b);
-/* Every message of the sandbox as JSONL, oldest first; and its size. */
+/* Every message of the sandbox as JSONL, oldest first (a queued message's
+ * line ends in 3 spaces, so that it keeps its length when delivered); its
+ * size; and bytes [OFF, OFF+SIZE) of it (at most 32 KiB: a read renders
+ * only the lines it covers, whatever the sandbox holds). */
 int64_t orch_messages_size(struct orch_engine *e, int64_t sb);
 int orch_messages_render(struct orch_engine *e, int64_t sb, struct sbuf *out);
+int orch_messages_read(struct orch_engine *e, int64_t sb, int64_t off, size_t size, struct sbuf *out);
 /* sandboxes/ID/inbox opened: hand the queued messages no other open inbox
  * holds to this one, as JSONL in OUT; *LEASE names them (0: none). */
 int orch_inbox_take(struct orch_engine *e, int64_t sb, uint64_t *lease, struct sbuf *out);

@@ -112,12 +112,14 @@ void msgq_resync(struct orch_engine *e, struct sandbox *sb)
 }
 
 /* One message as the JSON line readers get. Only "state" ever changes, from
- * "queued" to "delivered": a line grows by DELIVERED_GROWTH bytes then, so
- * the view's size is known without rendering it. */
+ * "queued" to "delivered": in the messages view (VIEW) a queued line ends in
+ * DELIVERED_GROWTH spaces after its object, so that a line keeps its length
+ * and its place (messages.off) for good, and a read at any offset renders
+ * only the lines it covers. The inbox's lines are not padded. */
 #define DELIVERED_GROWTH ((int64_t)sizeof("delivered") - (int64_t)sizeof("queued"))
 
 static int render_line(int64_t id, int64_t ts_ms, const char *type, const char *content,
-		       const char *state, struct sbuf *out)
+		       const char *state, bool view, struct sbuf *out)
 {
 	char ts[ISO8601_LEN];
 	fmt_iso8601(ts_ms, ts);
@@ -128,24 +130,26 @@ static int render_line(int64_t id, int64_t ts_ms, const char *type, const char *
 	if (!line)
 		return -ENOMEM;
 	sbuf_adds(out, line);
+	if (view && !strcmp(state, "queued"))
+		sbuf_add(out, "   ", DELIVERED_GROWTH);
 	sbuf_addc(out, '\n');
 	free(line);
 	return sbuf_failed(out) ? -ENOMEM : 0;
 }
 
-static int render_msg(sqlite3_stmt *q, struct sbuf *out)
+/* The row of Q (columns id, ts, type, content, state first) as a line. */
+static int render_msg(sqlite3_stmt *q, bool view, struct sbuf *out)
 {
 	return render_line(sqlite3_column_int64(q, 0), sqlite3_column_int64(q, 1),
 			   (const char *)sqlite3_column_text(q, 2), (const char *)sqlite3_column_text(q, 3),
-			   (const char *)sqlite3_column_text(q, 4), out);
+			   (const char *)sqlite3_column_text(q, 4), view, out);
 }
 
 int64_t msgq_bytes_load(struct orch_engine *e, int64_t sbid)
 {
-	return store_int(&e->st,
-			 "SELECT coalesce(sum(len), 0) + ? * coalesce(sum(state = 'delivered'), 0)"
-			 " FROM messages WHERE sandbox = ?",
-			 0, "ii", DELIVERED_GROWTH, sbid);
+	/* where the last line ends: lines never move */
+	return store_int(&e->st, "SELECT off + len FROM messages WHERE sandbox = ? ORDER BY off DESC LIMIT 1",
+			 0, "i", sbid);
 }
 
 int orch_messages_append(struct orch_engine *e, int64_t sbid, const struct line_batch *b)
@@ -176,10 +180,10 @@ int orch_messages_append(struct orch_engine *e, int64_t sbid, const struct line_
 		sbuf_reset(&line);
 		if (!rc)
 			rc = render_line(ids[i], now, msg_type_name(b->msgs[i].type), b->msgs[i].content,
-					 "queued", &line);
+					 "queued", true, &line);
 		if (!rc)
-			rc = store_exec(&e->st, "UPDATE messages SET len = ? WHERE id = ?", "ii",
-					(int64_t)line.len, ids[i]);
+			rc = store_exec(&e->st, "UPDATE messages SET len = ?, off = ? WHERE id = ?", "iii",
+					(int64_t)line.len, sb->msg_bytes + bytes, ids[i]);
 		bytes += (int64_t)line.len;
 	}
 	sbuf_release(&line);
@@ -211,10 +215,52 @@ int orch_messages_render(struct orch_engine *e, int64_t sbid, struct sbuf *out)
 	if (!q)
 		return rc;
 	do
-		rc = render_msg(q, out);
+		rc = render_msg(q, true, out);
 	while (!rc && store_next(q));
 	store_done(q);
 	return rc;
+}
+
+/* What one read of the messages view renders at most: the rest is the
+ * next read's (a short read; readers read on to the end). */
+#define VIEW_READ_MAX (32 << 10)
+
+int orch_messages_read(struct orch_engine *e, int64_t sbid, int64_t off, size_t size, struct sbuf *out)
+{
+	struct sandbox *sb = sb_get_rowid(e, sbid);
+	if (!sb)
+		return -ENOENT;
+	if (off < 0)
+		return -EINVAL;
+	if (size > VIEW_READ_MAX)
+		size = VIEW_READ_MAX;
+	if (!size || off >= sb->msg_bytes)
+		return 0;
+	/* the line OFF falls in, then on: two seeks of (sandbox, off) */
+	int64_t first = store_int(&e->st,
+				  "SELECT off FROM messages WHERE sandbox = ? AND off <= ? ORDER BY off DESC LIMIT 1",
+				  0, "ii", sbid, off);
+	int rc;
+	struct sbuf line = SBUF_INIT;
+	int64_t end = off + (int64_t)size;
+	sqlite3_stmt *q = store_query(&e->st,
+				      "SELECT " MSG_COLS ", off FROM messages WHERE sandbox = ? AND off >= ?"
+				      " ORDER BY off",
+				      &rc, "ii", sbid, first);
+	for (; q && !rc; q = store_next(q) ? q : (store_done(q), NULL)) {
+		int64_t at = sqlite3_column_int64(q, 5);
+		sbuf_reset(&line);
+		if ((rc = render_msg(q, true, &line)))
+			break;
+		int64_t from = off > at ? off : at, to = end < at + (int64_t)line.len ? end : at + (int64_t)line.len;
+		if (from < to)
+			sbuf_add(out, line.buf + (from - at), (size_t)(to - from));
+		if (to >= end)
+			break;
+	}
+	store_done(q);
+	sbuf_release(&line);
+	return rc ? rc : sbuf_failed(out) ? -ENOMEM : 0;
 }
 
 #define TAKE_COLS "id, ts, type, content, state, len"
@@ -226,7 +272,7 @@ static int take_row(sqlite3_stmt *q, struct lease *l, size_t *bytes, struct sbuf
 	size_t len = (size_t)sqlite3_column_int64(q, 5);
 	if (l->n == INBOX_BATCH_MSGS || (l->n && *bytes + len > INBOX_BATCH_BYTES))
 		return 0;
-	int rc = render_msg(q, out);
+	int rc = render_msg(q, false, out);
 	if (rc)
 		return rc;
 	l->msgs[l->n++] = sqlite3_column_int64(q, 0);
@@ -331,7 +377,6 @@ int orch_inbox_done(struct orch_engine *e, int64_t sbid, uint64_t lease, bool de
 			e->msg_queued -= (int64_t)l->n;
 			quota_add(&e->quota, sb->uid, QUOTA_QUEUED_MESSAGES, -(int64_t)l->n);
 			sb->msg_delivered += (int64_t)l->n;
-			sb->msg_bytes += (int64_t)l->n * DELIVERED_GROWTH;
 			for (size_t i = 0; i < l->n; i++)
 				ev_emit(e, "message.delivered", sb->holder, NULL, sb,
 					json_pack("{s:I}", "message_id", (json_int_t)l->msgs[i]));

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 #include <cmocka.h>
+#include <sqlite3.h>
 
 #include "core/engine_i.h"
 #include "tests/engine_fixture.h"
@@ -310,6 +311,120 @@ static void test_msgq__batch_bytes(void **state)
 	free(text);
 }
 
+/* The whole view, read in parts of N bytes through orch_messages_read. */
+static void read_view(struct fixture *f, size_t n, struct sbuf *out)
+{
+	sbuf_reset(out);
+	for (;;) {
+		size_t before = out->len;
+		assert_int_equal(orch_messages_read(f->e, f->sb, (int64_t)out->len, n, out), 0);
+		assert_true(out->len - before <= n);
+		if (out->len == before)
+			break;
+	}
+}
+
+static void assert_view_reads(struct fixture *f)
+{
+	struct sbuf all = SBUF_INIT, got = SBUF_INIT;
+	assert_int_equal(orch_messages_render(f->e, f->sb, &all), 0);
+	assert_int_equal(orch_messages_size(f->e, f->sb), (int64_t)all.len);
+	static const size_t parts[] = { 1, 7, 100, 4096, 1 << 20 };
+	for (size_t i = 0; i < ARRAY_SIZE(parts); i++) {
+		read_view(f, parts[i], &got);
+		assert_int_equal(got.len, all.len);
+		assert_memory_equal(got.buf, all.buf, all.len);
+	}
+	/* a read from the middle of a line */
+	if (all.len > 20) {
+		sbuf_reset(&got);
+		assert_int_equal(orch_messages_read(f->e, f->sb, 13, 50, &got), 0);
+		assert_memory_equal(got.buf, all.buf + 13, got.len);
+	}
+	sbuf_release(&all);
+	sbuf_release(&got);
+}
+
+/* The view is read a part at a time, renders only what a read covers, and
+ * its lines keep their length and place when delivered (a queued line ends
+ * in 3 spaces). */
+static void test_msgq__view_read_in_parts(void **state)
+{
+	struct fixture *f = *state;
+	assert_view_reads(f);
+	const char *t[] = { "plain", "with \"quotes\" and \\ and \t", "\xc3\xa9t\xc3\xa9", "" };
+	send(f, 3, NULL, t);
+	send_many(f, 0, 40);
+	struct sbuf before = SBUF_INIT, after = SBUF_INIT;
+	assert_int_equal(orch_messages_render(f->e, f->sb, &before), 0);
+	assert_non_null(strstr(sbuf_str(&before), "\"state\":\"queued\"}   \n"));
+	assert_view_reads(f);
+	uint64_t l;
+	int nums[64];
+	char got[256];
+	take(f, &l, got, sizeof(got));	/* the 3 and the first 40: one batch */
+	(void)nums;
+	assert_int_equal(orch_inbox_done(f->e, f->sb, l, true), 0);
+	assert_int_equal(orch_engine_turn(f->e, 0), 0);
+	assert_int_equal(orch_messages_render(f->e, f->sb, &after), 0);
+	assert_int_equal(after.len, before.len);	/* no line moved */
+	assert_null(strstr(sbuf_str(&after), "\"state\":\"queued\""));
+	assert_view_reads(f);
+	send_many(f, 40, 5);
+	fixture_reopen(f);
+	assert_view_reads(f);
+	sbuf_release(&before);
+	sbuf_release(&after);
+}
+
+/* A version-2 state directory (lines of queued messages 3 bytes shorter,
+ * no offsets) opens with its views in place. */
+static void test_msgq__migrated_from_version_2(void **state)
+{
+	struct fixture *f = *state;
+	send_many(f, 0, 30);
+	uint64_t l;
+	char got[512];
+	take(f, &l, got, sizeof(got));
+	assert_int_equal(orch_inbox_done(f->e, f->sb, l, true), 0);
+	send_many(f, 30, 7);
+	struct orch_sandbox_attr a;
+	assert_int_equal(orch_sandbox_create(f->e, "box2", getuid(), getgid(), &a), 0);
+	int64_t sb1 = f->sb;
+	f->sb = a.rowid;
+	send_many(f, 100, 5);
+	f->sb = sb1;
+	struct sbuf want = SBUF_INIT;
+	assert_int_equal(orch_messages_render(f->e, f->sb, &want), 0);
+	orch_engine_turn(f->e, 0);
+	orch_engine_close(f->e);
+	/* back to version 2 as it was */
+	char path[160];
+	snprintf(path, sizeof(path), "%s/orchfs.db", f->state);
+	sqlite3 *db;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(sqlite3_exec(db,
+				      "DROP INDEX messages_off; ALTER TABLE messages DROP COLUMN off;"
+				      " UPDATE messages SET len = len - 3;"
+				      " UPDATE meta SET value = 2 WHERE key = 'schema';",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	sqlite3_close(db);
+	f->e = fixture_open(f);
+	struct sbuf now = SBUF_INIT;
+	assert_int_equal(orch_messages_render(f->e, f->sb, &now), 0);
+	assert_int_equal(now.len, want.len);
+	assert_memory_equal(now.buf, want.buf, want.len);
+	assert_view_reads(f);
+	f->sb = a.rowid;
+	assert_view_reads(f);
+	send_many(f, 105, 3);
+	assert_view_reads(f);
+	f->sb = sb1;
+	sbuf_release(&want);
+	sbuf_release(&now);
+}
+
 int main(int argc, char **argv)
 {
 	FIXTURE_MAIN_PROLOGUE(argc, argv);
@@ -322,6 +437,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_msgq__view_size_known_without_rendering, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msgq__batches, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_msgq__batch_bytes, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_msgq__view_read_in_parts, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_msgq__migrated_from_version_2, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -119,3 +119,30 @@ jq -e '.messages.queued == 0' "$M/sandboxes/fl/status" >/dev/null \
   || fail "delivered: $(jq -c .messages "$M/sandboxes/fl/status"), want 22000"
 [ "$(jq -r 'select(.type == "message.delivered") | .message_id' "$M/sandboxes/fl/events" | sort | uniq -d | wc -l)" -eq 0 ] \
   || fail "a message was delivered twice"
+
+# the messages view of 22,000 messages is read a part at a time (a line never
+# moves: a queued one ends in 3 spaces): whole, at any offset, of the size stat
+# gives, each line JSON
+V=$M/sandboxes/fl/messages
+[ "$(wc -c <"$V")" -eq "$(stat -c %s "$V")" ] || fail "messages: read $(wc -c <"$V") bytes, stat says $(stat -c %s "$V")"
+[ "$(jq -c 'select(.state == "delivered")' "$V" | wc -l)" -eq 22000 ] || fail "messages: not 22000 delivered lines"
+as $U1 bash -c "echo last >>'$V'" || fail "one more message"
+python3 - "$V" <<'PY' || fail "reads of messages at offsets disagree with the whole"
+import os, random, sys, json
+p = sys.argv[1]
+whole = open(p, "rb").read()
+assert len(whole) == os.stat(p).st_size
+last = whole.splitlines()[-1]
+assert last.endswith(b'"state":"queued"}   ') and json.loads(last)["content"] == "last", last
+fd = os.open(p, os.O_RDONLY)
+rnd = random.Random(12)
+for _ in range(300):
+    off = rnd.randrange(len(whole)); n = rnd.choice([1, 10, 100, 5000, 200000])
+    got = b""
+    while len(got) < n:
+        b = os.pread(fd, n - len(got), off + len(got))
+        if not b: break
+        got += b
+    assert got == whole[off:off + n], (off, n)
+os.close(fd)
+PY
