@@ -92,16 +92,14 @@ static const char migrate_1_2[] =
  * delivered one, so lines moved as messages were delivered and the view
  * was rendered whole at each open. Every line now has the delivered
  * length (len + 3) and its offset in the view (off): in one transaction. */
+static const char migrate_2_3_column[] = "ALTER TABLE messages ADD COLUMN off INTEGER NOT NULL DEFAULT 0;";
 static const char migrate_2_3[] =
-	"BEGIN IMMEDIATE;\n"
-	"ALTER TABLE messages ADD COLUMN off INTEGER NOT NULL DEFAULT 0;\n"
 	"UPDATE messages SET len = len + 3;\n"
 	"CREATE TEMP TABLE msg_off AS SELECT id, coalesce(sum(len) OVER (PARTITION BY sandbox ORDER BY id"
 	" ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS o FROM messages;\n"
 	"UPDATE messages SET off = msg_off.o FROM msg_off WHERE msg_off.id = messages.id;\n"
 	"DROP TABLE msg_off;\n"
-	"UPDATE meta SET value = 3 WHERE key = 'schema';\n"
-	"COMMIT;\n";
+	"UPDATE meta SET value = 3 WHERE key = 'schema';\n";
 
 /* Unexpected SQLite failures say what and where on stderr (the daemon's log). */
 static void store_complain(struct store *s, int rc, const char *sql)
@@ -255,7 +253,16 @@ int store_open(struct store *s, const char *path, struct sbuf *err)
 	if (rc == SQLITE_OK && store_int(s, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL) < 3) {
 		fprintf(stderr, "orchfs: %s: placing the lines of the messages views (version 3; once)\n",
 			path);
-		rc = sqlite3_exec(s->db, migrate_2_3, NULL, NULL, &msg);
+		rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+		/* (a version-1 database had no messages: the schema just made
+		 * the table, with its column) */
+		if (rc == SQLITE_OK &&
+		    !store_int(s, "SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'off'", 0, NULL))
+			rc = sqlite3_exec(s->db, migrate_2_3_column, NULL, NULL, &msg);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(s->db, migrate_2_3, NULL, NULL, &msg);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg);
 		if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->db))
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	}
