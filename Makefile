@@ -59,11 +59,11 @@ asan: orchfs-asan
 $(B)/tests/%: tests/%.c $(B)/liborchcore.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
-	$(Q)$(CC) $(BASE) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
+	$(Q)$(CC) $(BASE) $(CFLAGS) -o $@ $(filter %.c %.a,$^) $(LIBS) -lcmocka
 $(A)/tests/%: tests/%.c $(A)/liborchcore.a
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  TEST    $@")
-	$(Q)$(CC) $(BASE) -O1 $(SAN) $(CFLAGS) -o $@ $^ $(LIBS) -lcmocka
+	$(Q)$(CC) $(BASE) -O1 $(SAN) $(CFLAGS) -o $@ $(filter %.c %.a,$^) $(LIBS) -lcmocka
 
 UNIT_BIN_B := $(UNIT_SRC:tests/%.c=$(B)/tests/%)
 UNIT_BIN_A := $(UNIT_SRC:tests/%.c=$(A)/tests/%)
