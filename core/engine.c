@@ -680,6 +680,7 @@ void orch_engine_close(struct orch_engine *e)
 	free_dead(e);
 	orch_free(e->spawnq);
 	sb_free_all(e);
+	msgq_tab_release(&e->leases);
 	store_close(&e->st);
 	if (e->state_fd >= 0)
 		close(e->state_fd);

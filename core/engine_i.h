@@ -75,12 +75,25 @@ struct step {
 	bool hdr_pending;	/* started, its separator not yet written (step_spawn) */
 };
 
+/* Every open inbox's lease by its id, so that a close finds its own in one
+ * step however many are open: the id is a generation (high 32 bits) and a
+ * slot of V (low 32). */
+struct lease_tab {
+	struct lease **v;
+	uint32_t n, cap;
+	uint32_t *free;		/* slots to use again */
+	uint32_t nfree;
+	uint32_t gen;
+};
+
 /* Messages handed to one open inbox, not yet delivered nor handed back. */
 struct lease {
 	uint64_t id;
 	int64_t *msgs;		/* at most INBOX_BATCH_MSGS, oldest first */
 	size_t n;
-	struct lease *next;
+	struct lease_tab *tab;	/* where its slot is */
+	int64_t sb;		/* its sandbox's rowid */
+	struct lease *prev, *next;	/* the sandbox's leases */
 };
 
 /* What one open of an inbox takes at most: the rest waits for the next open
@@ -212,7 +225,7 @@ struct orch_engine {
 	int64_t runs_created;
 	int64_t msg_queued;	/* queued messages in every sandbox */
 
-	uint64_t next_lease;
+	struct lease_tab leases;	/* every open inbox's lease (msgq.c) */
 	struct spawn_req *spawnq;	/* attempts to spawn after this turn's commit */
 	size_t nspawn, capspawn;
 	struct orch_done *done_head, *done_tail;
@@ -313,6 +326,7 @@ void sb_free_all(struct orch_engine *e);
 
 /* msgq.c */
 void msgq_forget(struct sandbox *sb);	/* drop every lease (the sandbox goes away) */
+void msgq_tab_release(struct lease_tab *t);	/* at close, once every sandbox is freed */
 /* After a failed commit undid deliveries: the queue's order from the store. */
 void msgq_resync(struct orch_engine *e, struct sandbox *sb);
 int64_t msgq_bytes_load(struct orch_engine *e, int64_t sbid);	/* size of its messages view */

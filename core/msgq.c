@@ -17,6 +17,65 @@
 #include <errno.h>
 #include <string.h>
 
+/* ---- leases by id ---- */
+
+static int lease_put(struct lease_tab *t, struct lease *l)
+{
+	uint32_t slot;
+	if (t->nfree) {
+		slot = t->free[--t->nfree];
+	} else {
+		if (t->n == t->cap) {
+			uint32_t cap = t->cap ? t->cap * 2 : 64;
+			struct lease **v = orch_reallocarray(t->v, cap, sizeof(*v));
+			uint32_t *fr = v ? orch_reallocarray(t->free, cap, sizeof(*fr)) : NULL;
+			if (v)
+				t->v = v;
+			if (!fr)
+				return -ENOMEM;
+			t->free = fr;
+			t->cap = cap;
+		}
+		slot = t->n++;
+	}
+	t->v[slot] = l;
+	l->tab = t;
+	l->id = (uint64_t)++t->gen << 32 | slot;
+	if (!(l->id >> 32))
+		l->id = (uint64_t)++t->gen << 32 | slot;	/* never 0: "no lease" */
+	return 0;
+}
+
+static struct lease *lease_get(const struct lease_tab *t, uint64_t id)
+{
+	uint32_t slot = (uint32_t)id;
+	return slot < t->n && t->v[slot] && t->v[slot]->id == id ? t->v[slot] : NULL;
+}
+
+/* L leaves its slot and its sandbox's list, and is freed. */
+static void lease_free(struct sandbox *sb, struct lease *l)
+{
+	struct lease_tab *t = l->tab;
+	uint32_t slot = (uint32_t)l->id;
+	t->v[slot] = NULL;
+	t->free[t->nfree++] = slot;	/* room: free has as many as v */
+	if (l->prev)
+		l->prev->next = l->next;
+	else
+		sb->leases = l->next;
+	if (l->next)
+		l->next->prev = l->prev;
+	orch_free(l->msgs);
+	orch_free(l);
+}
+
+void msgq_tab_release(struct lease_tab *t)
+{
+	orch_free(t->v);
+	orch_free(t->free);
+	memset(t, 0, sizeof(*t));
+}
+
 /* ---- the heap of handed-back ids ---- */
 
 static int back_push(struct sandbox *sb, int64_t id)
@@ -338,9 +397,17 @@ int orch_inbox_take(struct orch_engine *e, int64_t sbid, uint64_t *lease, struct
 		orch_free(l);
 		return rc;
 	}
+	l->sb = sbid;
+	if ((rc = lease_put(&e->leases, l))) {
+		hand_back(sb, l);
+		orch_free(l->msgs);
+		orch_free(l);
+		return rc;
+	}
 	sb->inbox_next = next;
-	l->id = ++e->next_lease;
 	l->next = sb->leases;
+	if (l->next)
+		l->next->prev = l;
 	sb->leases = l;
 	*lease = l->id;
 	return 0;
@@ -351,14 +418,8 @@ int orch_inbox_done(struct orch_engine *e, int64_t sbid, uint64_t lease, bool de
 	struct sandbox *sb = sb_get_rowid(e, sbid);
 	if (!sb || !lease)
 		return 0;
-	struct lease *l = NULL;
-	for (struct lease **pp = &sb->leases; *pp; pp = &(*pp)->next)
-		if ((*pp)->id == lease) {
-			l = *pp;
-			*pp = l->next;
-			break;
-		}
-	if (!l)
+	struct lease *l = lease_get(&e->leases, lease);
+	if (!l || l->sb != sbid)
 		return 0;
 	int rc = deliver ? eng_room(e) : 0;	/* no room: they stay queued */
 	bool delivered = false;
@@ -385,19 +446,14 @@ int orch_inbox_done(struct orch_engine *e, int64_t sbid, uint64_t lease, bool de
 	}
 	if (!delivered)
 		hand_back(sb, l);
-	orch_free(l->msgs);
-	orch_free(l);
+	lease_free(sb, l);
 	return rc;
 }
 
 void msgq_forget(struct sandbox *sb)
 {
-	while (sb->leases) {
-		struct lease *l = sb->leases;
-		sb->leases = l->next;
-		orch_free(l->msgs);
-		orch_free(l);
-	}
+	while (sb->leases)
+		lease_free(sb, sb->leases);
 	orch_free(sb->back);
 	sb->back = NULL;
 	sb->nback = sb->capback = 0;
