@@ -105,6 +105,9 @@ refused as $U1 mkdir "$M/sandboxes/a3" || fail "after a restart: a third sandbox
 for i in 2 3 4; do as $U1 bash -c "echo m >>'$M/sandboxes/a2/messages'" || fail "after a restart: $U1's message $i refused"; done
 refused as $U1 bash -c "echo m >>'$M/sandboxes/a2/messages'" || fail "after a restart: a 5th message was queued"
 psub $U1 r "$(sleeper a1)" && fail "after a restart: a third active run of $U1 was accepted"
+# a finished run made unfinished again by retry counts too
+refused as $U1 bash -c "echo retry >'$M/runs/r-1/ctl'" || fail "retry past limits.active_runs: want EDQUOT, got: $(cat "$T/err")"
+is_run_state r-1 cancelled || fail "the refused retry changed r-1: $(run_state r-1)"
 refused as $U1 touch "$M/plans/e8" || fail "after a restart: a 7th file was made"
 as $U2 mkdir "$M/sandboxes/b3" || fail "after a restart: $U2 could not make a second sandbox"
 # a removed sandbox gives back (with its queued messages)
