@@ -115,7 +115,7 @@ test:
 
 # benchmarks are never timed tests: this only checks that the quick form of
 # the suite runs and prints a row for each benchmark
-BENCH_NAMES := dag dispatch read append scale idle
+BENCH_NAMES := dag dispatch read append scale idle flood
 bench-quick: all
 	@mkdir -p build
 	scripts/bench/run --quick >build/bench-quick.txt

@@ -53,6 +53,59 @@ int eng_room(struct orch_engine *e)
 }
 const char *orch_state_dir(const struct orch_engine *e) { return e->state_dir; }
 
+int eng_quota(struct orch_engine *e, uid_t uid, enum quota_kind k, int64_t n, struct sbuf *msg)
+{
+	struct sbuf why = SBUF_INIT;
+	int rc = quota_check(&e->quota, uid, k, n, &why);
+	if (rc && !sbuf_failed(&why)) {
+		if (quota_log_due(&e->quota, uid, k, clock_wall_ms()))
+			eng_log(e, "refused: %s", sbuf_str(&why));
+		if (msg)
+			sbuf_adds(msg, sbuf_str(&why));
+	}
+	sbuf_release(&why);
+	return rc;
+}
+
+void eng_quota_recount(struct orch_engine *e)
+{
+	struct quota *q = &e->quota;
+	int rc;
+	quota_clear(q);
+	sqlite3_stmt *st = store_query(&e->st, "SELECT uid, count(*) FROM sandboxes GROUP BY uid", &rc, NULL);
+	for (; st; st = store_next(st) ? st : (store_done(st), NULL))
+		quota_add(q, (uid_t)sqlite3_column_int64(st, 0), QUOTA_SANDBOXES, sqlite3_column_int64(st, 1));
+	st = store_query(&e->st,
+			 "SELECT s.uid, count(*) FROM ports p JOIN sandboxes s ON s.id = p.sandbox GROUP BY s.uid",
+			 &rc, NULL);
+	for (; st; st = store_next(st) ? st : (store_done(st), NULL))
+		quota_add(q, (uid_t)sqlite3_column_int64(st, 0), QUOTA_PORTS, sqlite3_column_int64(st, 1));
+	st = store_query(&e->st,
+			 "SELECT s.uid, count(*) FROM sandboxes s JOIN messages m"
+			 " ON m.sandbox = s.id AND m.state = 'queued' GROUP BY s.uid",
+			 &rc, NULL);
+	for (; st; st = store_next(st) ? st : (store_done(st), NULL))
+		quota_add(q, (uid_t)sqlite3_column_int64(st, 0), QUOTA_QUEUED_MESSAGES,
+			  sqlite3_column_int64(st, 1));
+	for (struct run *r = e->active_head; r; r = r->next) {
+		quota_add(q, r->uid, QUOTA_ACTIVE_RUNS, 1);
+		quota_add(q, r->uid, QUOTA_ACTIVE_STEPS, (int64_t)r->dag.n);
+	}
+	st = store_query(&e->st, "SELECT id, uid FROM plan_files", &rc, NULL);
+	for (; st; st = store_next(st) ? st : (store_done(st), NULL)) {
+		uid_t uid = (uid_t)sqlite3_column_int64(st, 1);
+		struct stat ds;
+		quota_add(q, uid, QUOTA_PLAN_FILES, 1);
+		if (orch_plans_stat(e, sqlite3_column_int64(st, 0), &ds) == 0)
+			quota_add(q, uid, QUOTA_PLAN_BYTES, (int64_t)ds.st_size);
+	}
+}
+
+/* Freed memory handed back to the system once this much is owed. */
+#define TRIM_AT (8 << 20)
+
+void eng_trim_later(struct orch_engine *e, int64_t bytes) { e->trim_debt += bytes; }
+
 static void done_append(struct orch_done **head, struct orch_done **tail, struct orch_done *d)
 {
 	d->next = NULL;
@@ -400,6 +453,12 @@ static void before_sleep(struct orch_engine *e)
 	if (!rc && run_spawn_ready(e))
 		run_spawn_queued(e);
 	free_dead(e);
+	if (e->trim_debt >= TRIM_AT) {
+		/* a large plan's tree, the steps of large runs: back to the
+		 * system now, not kept as the daemon's peak forever */
+		e->trim_debt = 0;
+		malloc_trim(0);
+	}
 	if (e->stopping && !e->stopped && e->running == 0) {
 		e->stopped = true;
 		store_commit(&e->st);
@@ -652,6 +711,7 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 	const char *reserve = getenv("ORCHFS_DISK_RESERVE");
 	e->disk_reserve = reserve ? strtoll(reserve, NULL, 10) : 4 << 20;
 	e->mntw.fd = -1;
+	quota_init(&e->quota, cfg->limits, cfg->limit_root);
 	pthread_mutex_init(&e->ctl_lock, NULL);
 	if (oom) {
 		sbuf_adds(err, "out of memory");
@@ -711,6 +771,7 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 		sbuf_addf(err, "cannot resume runs: %s", strerror(-r));
 		goto fail;
 	}
+	eng_quota_recount(e);
 	r = store_commit(&e->st);
 	if (r) {
 		sbuf_addf(err, "cannot record recovery: %s", strerror(-r));
@@ -732,6 +793,7 @@ fail_early:
 	free(e->exec_helper);
 	orch_free(e->bwrap_path);
 	mounts_free(e->fuse_hide);
+	quota_release(&e->quota);
 	pthread_mutex_destroy(&e->ctl_lock);
 	orch_free(e);
 	return NULL;
@@ -750,6 +812,7 @@ void orch_engine_close(struct orch_engine *e)
 	free_dead(e);
 	orch_free(e->spawnq);
 	sb_free_all(e);
+	msgq_tab_release(&e->leases);
 	store_close(&e->st);
 	sd_trash_stop(&e->trash);
 	int *fds[] = { &e->state_fd, &e->logs_fd, &e->sbs_fd, &e->plans_fd };
@@ -768,6 +831,7 @@ void orch_engine_close(struct orch_engine *e)
 	free(e->exec_helper);
 	orch_free(e->bwrap_path);
 	mounts_free(e->fuse_hide);
+	quota_release(&e->quota);
 	pthread_mutex_destroy(&e->ctl_lock);
 	orch_free(e);
 }

@@ -18,6 +18,7 @@
 
 #include "core/lines.h"
 #include "core/loop.h"
+#include "core/quota.h"
 #include "core/util.h"
 
 struct orch_config {
@@ -35,6 +36,10 @@ struct orch_config {
 	/* bytes a step's log (and a sandbox's logs) keeps, its tail: 0 is the
 	 * default (LOG_CAP_DEFAULT, 64 MiB), -1 no cap (core/logfile.h) */
 	int64_t log_max_bytes;
+	/* per-user limits (core/quota.h), 0: none; a request past one fails
+	 * with EDQUOT. Root is never refused unless LIMIT_ROOT. */
+	int64_t limits[QUOTA_NKINDS];
+	bool limit_root;
 };
 
 struct orch_engine;
@@ -145,7 +150,9 @@ int64_t orch_log_cap(const struct orch_engine *e);
 
 /* ---- events ---- */
 
-enum orch_ev_scope { EV_GLOBAL, EV_RUN, EV_SANDBOX };
+/* EV_MESSAGES: not events, a sandbox's messages view, read the same way
+ * (orch_messages_read; the front end's reads of either go one way) */
+enum orch_ev_scope { EV_GLOBAL, EV_RUN, EV_SANDBOX, EV_MESSAGES };
 /* Size in bytes of a JSONL view; ID is a run or sandbox rowid. */
 int64_t orch_events_size(struct orch_engine *e, enum orch_ev_scope scope, int64_t id);
 /* Bytes [OFF, OFF+SIZE) of a JSONL view. */
@@ -185,9 +192,13 @@ int orch_sandbox_logs_stat(struct orch_engine *e, int64_t rowid, struct stat *st
 /* sandboxes/ID/messages: queue the messages of B, FIFO. Durable once the
  * turn's commit is (reply after it). */
 int orch_messages_append(struct orch_engine *e, int64_t sb, const struct line_batch *b);
-/* Every message of the sandbox as JSONL, oldest first; and its size. */
+/* Every message of the sandbox as JSONL, oldest first (a queued message's
+ * line ends in 3 spaces, so that it keeps its length when delivered); its
+ * size; and bytes [OFF, OFF+SIZE) of it (at most 32 KiB: a read renders
+ * only the lines it covers, whatever the sandbox holds). */
 int64_t orch_messages_size(struct orch_engine *e, int64_t sb);
 int orch_messages_render(struct orch_engine *e, int64_t sb, struct sbuf *out);
+int orch_messages_read(struct orch_engine *e, int64_t sb, int64_t off, size_t size, struct sbuf *out);
 /* sandboxes/ID/inbox opened: hand the queued messages no other open inbox
  * holds to this one, as JSONL in OUT; *LEASE names them (0: none). */
 int orch_inbox_take(struct orch_engine *e, int64_t sb, uint64_t *lease, struct sbuf *out);
@@ -229,7 +240,6 @@ char *orch_plans_path(struct orch_engine *e, int64_t id);
  * file only): a descriptor or -errno. */
 int orch_plans_open(struct orch_engine *e, int64_t id, int flags);
 int orch_plans_stat(struct orch_engine *e, int64_t id, struct stat *st);
-int orch_plans_truncate(struct orch_engine *e, int64_t id, off_t size);
 /* utimensat semantics (UTIME_NOW, UTIME_OMIT) on the file */
 int orch_plans_utimens(struct orch_engine *e, int64_t id, const struct timespec ts[2]);
 /* Create a plain file (O_CREAT): -EEXIST, -EACCES for a generated name. */
@@ -238,13 +248,22 @@ int orch_plans_create(struct orch_engine *e, const char *name, unsigned mode, ui
 int orch_plans_unlink(struct orch_engine *e, const char *name);
 int orch_plans_chmod(struct orch_engine *e, int64_t id, unsigned mode);
 int orch_plans_chown(struct orch_engine *e, int64_t id, uid_t uid, gid_t gid);
+/* Write to file ID through FD, its bytes on disk (APPEND: at their end):
+ * -EFBIG past PLAN_MAX_BYTES, -EDQUOT past its owner's limits.plan_bytes.
+ * Bytes written, or -errno. */
+ssize_t orch_plans_pwrite(struct orch_engine *e, int64_t id, int fd, const void *buf, size_t size,
+			  off_t off, bool append);
+/* Truncate (or extend) file ID to SIZE, through FD when >= 0: -EFBIG,
+ * -EDQUOT as above. */
+int orch_plans_truncate(struct orch_engine *e, int64_t id, int fd, off_t size);
 /* rename within plans/. Onto NAME.json it submits the plan first: an invalid
  * plan is refused with -EINVAL (NAME.error written) and nothing moves.
  * *SUBMITTED (if not NULL) says whether it started a run. */
 int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, unsigned flags,
 		      uid_t uid, gid_t gid, bool *submitted);
 /* The first close() after writes: submit plans/NAME.json if file ID is one.
- * 0 (also when it is no plan), or -EINVAL with NAME.error written. */
+ * 0 (also when it is no plan), or -EINVAL with NAME.error written (-EDQUOT
+ * when the run would take its submitter past a limit, said there too). */
 int orch_plans_written(struct orch_engine *e, int64_t id, uid_t uid, gid_t gid);
 
 /* ---- the top of the tree ---- */

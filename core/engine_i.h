@@ -81,13 +81,33 @@ struct step {
 	bool hdr_pending;	/* started, its separator not yet written (step_spawn) */
 };
 
+/* Every open inbox's lease by its id, so that a close finds its own in one
+ * step however many are open: the id is a generation (high 32 bits) and a
+ * slot of V (low 32). */
+struct lease_tab {
+	struct lease **v;
+	uint32_t n, cap;
+	uint32_t *free;		/* slots to use again */
+	uint32_t nfree;
+	uint32_t gen;
+};
+
 /* Messages handed to one open inbox, not yet delivered nor handed back. */
 struct lease {
 	uint64_t id;
-	int64_t *msgs;
+	int64_t *msgs;		/* at most INBOX_BATCH_MSGS, oldest first */
 	size_t n;
-	struct lease *next;
+	struct lease_tab *tab;	/* where its slot is */
+	int64_t sb;		/* its sandbox's rowid */
+	struct lease *prev, *next;	/* the sandbox's leases */
 };
+
+/* What one open of an inbox takes at most: the rest waits for the next open
+ * (README "Limits"), so that an open, and the delivery at its close, cost
+ * the engine a bounded time whatever the queue holds. At least one message
+ * is taken, however long. */
+#define INBOX_BATCH_MSGS 256
+#define INBOX_BATCH_BYTES (256 << 10)
 
 struct sandbox {
 	int64_t rowid;
@@ -111,6 +131,14 @@ struct sandbox {
 	int64_t msg_queued, msg_delivered;
 	int64_t msg_bytes;	/* size of the messages view */
 	struct lease *leases;
+	/* the queued messages no lease holds, oldest first: those handed back
+	 * (a min-heap of ids, all below inbox_next), then every queued one from
+	 * inbox_next on. back_lost: a hand-back found no memory, the heap must
+	 * be made again from the store (msgq.c rebuild) */
+	int64_t inbox_next;
+	int64_t *back;
+	size_t nback, capback;
+	bool back_lost;
 	struct sandbox *next;
 };
 
@@ -157,6 +185,7 @@ struct spawn_req {
 
 #define RUN_HASH 1024
 #define RUN_CACHE_MAX 32
+#define RUN_CACHE_STEPS 50000
 
 struct orch_engine {
 	struct orch_config cfg;	/* strings owned */
@@ -193,6 +222,7 @@ struct orch_engine {
 	struct run *active_head, *active_tail;	/* unfinished runs, submission order */
 	struct run *cache_head, *cache_tail;	/* finished runs kept loaded, LRU first */
 	size_t ncached;
+	size_t cached_steps;	/* steps of the finished runs kept loaded */
 	unsigned running;	/* processes across all runs */
 	bool sched_all;		/* a global slot freed: every active run may start steps */
 
@@ -207,7 +237,7 @@ struct orch_engine {
 	int64_t runs_created;
 	int64_t msg_queued;	/* queued messages in every sandbox */
 
-	uint64_t next_lease;
+	struct lease_tab leases;	/* every open inbox's lease (msgq.c) */
 	struct spawn_req *spawnq;	/* attempts to spawn after this turn's commit */
 	size_t nspawn, capspawn;
 	struct orch_done *done_head, *done_tail;
@@ -228,6 +258,8 @@ struct orch_engine {
 	void *on_sb_gone_arg;
 	bool bwrap_ok;
 	char *bwrap_path;	/* NULL: bubblewrap cannot run here */
+	struct quota quota;	/* what each user holds, against cfg.limits */
+	int64_t trim_debt;	/* bytes freed since the heap was last trimmed */
 	char *exec_helper;	/* the step trampoline, canonical path */
 	/* the FUSE mounts (but ours) the daemon's own bwrap steps hide, from
 	 * the mount table when it last changed (core/mounts.h); steps of
@@ -254,6 +286,17 @@ void eng_log(struct orch_engine *e, const char *fmt, ...) __attribute__((format(
  * bytes, default 4 MiB): refused before anything changes, such a change
  * never rides in a commit the disk cannot take. */
 int eng_room(struct orch_engine *e);
+/* May UID take N more of K (core/quota.h)? 0, or -EDQUOT: the refusal's line
+ * goes to the log (at most once a minute per user and limit) and, when MSG
+ * is not NULL, to MSG (for a plan's NAME.error). */
+int eng_quota(struct orch_engine *e, uid_t uid, enum quota_kind k, int64_t n, struct sbuf *msg);
+/* Count what every user holds again, from the store and the runs in memory
+ * (at start, and after a failed commit). */
+void eng_quota_recount(struct orch_engine *e);
+/* BYTES of memory went back to the allocator (a large plan parsed, large
+ * runs freed): once enough has, the end of the turn hands it back to the
+ * system (malloc_trim), rather than keeping the peak resident. */
+void eng_trim_later(struct orch_engine *e, int64_t bytes);
 
 /* run.c */
 struct run *run_get(struct orch_engine *e, int64_t rowid);	/* borrowed; loads if needed */
@@ -320,6 +363,9 @@ int sb_logs_open(struct orch_engine *e, struct sandbox *sb, bool writer);
 
 /* msgq.c */
 void msgq_forget(struct sandbox *sb);	/* drop every lease (the sandbox goes away) */
+void msgq_tab_release(struct lease_tab *t);	/* at close, once every sandbox is freed */
+/* After a failed commit undid deliveries: the queue's order from the store. */
+void msgq_resync(struct orch_engine *e, struct sandbox *sb);
 int64_t msgq_bytes_load(struct orch_engine *e, int64_t sbid);	/* size of its messages view */
 
 /* The attempt whose process PID is, if any (the no-pidfd case). */

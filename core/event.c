@@ -133,6 +133,8 @@ int64_t orch_events_size(struct orch_engine *e, enum orch_ev_scope scope, int64_
 		struct sandbox *sb = sb_get_rowid(e, id);
 		return sb ? ev_sb_bytes(e, sb) : 0;
 	}
+	case EV_MESSAGES:
+		return orch_messages_size(e, id);
 	}
 	return 0;
 }
@@ -151,6 +153,8 @@ int orch_events_read(struct orch_engine *e, enum orch_ev_scope scope, int64_t id
 			       "(SELECT max(s_off) FROM events WHERE sandbox = ?1 AND s_off <= ?2), 0)"
 			       " ORDER BY s_off",
 	};
+	if (scope == EV_MESSAGES)
+		return orch_messages_read(e, id, off, size, out);
 	int rc;
 	sqlite3_stmt *st = store_query(&e->st, q[scope], &rc, "ii", id, off);
 	if (!st)

@@ -513,15 +513,23 @@ static int partial_set(struct sbuf *sb, const char *s, size_t n)
 int line_asm_write(struct line_asm *a, const char *data, size_t len, struct line_batch *batch,
 		   struct sbuf *err)
 {
+	return line_asm_write_some(a, data, len, SIZE_MAX, batch, err, NULL);
+}
+
+int line_asm_write_some(struct line_asm *a, const char *data, size_t len, size_t max_lines,
+			struct line_batch *batch, struct sbuf *err, size_t *used)
+{
 	struct sbuf *pt = &a->partial;
 	const size_t old = pt->len, n0 = batch->n;
 	const char *p = data, *end = data + len;
 	enum bytes_verdict v;
 	char why[WHY_MAX];
 	unsigned k = 0;		/* the line of this write being looked at */
-	size_t n;
+	size_t n, cut = len;	/* CUT: the end of the last line taken (max_lines) */
 	int r;
 
+	if (used)
+		*used = len;
 	if (!len)
 		return 0;
 	if (old) {
@@ -542,6 +550,8 @@ int line_asm_write(struct line_asm *a, const char *data, size_t len, struct line
 		if (r)
 			goto fail;
 		p = nl + 1;
+		if (batch->n - n0 == max_lines)
+			cut = (size_t)(p - data);
 	}
 	for (;;) {
 		k++;
@@ -552,11 +562,23 @@ int line_asm_write(struct line_asm *a, const char *data, size_t len, struct line
 		if (r)
 			goto fail;
 		p += n + 1;
+		if (batch->n - n0 == max_lines && cut == len)
+			cut = (size_t)(p - data);
 	}
 	/* P..END is the new unterminated rest */
 	if (n > LINE_MAX_BYTES) {
 		r = too_long(why);
 		goto fail;
+	}
+	if (batch->n - n0 > max_lines) {
+		/* every line is valid, and more than one write takes: the
+		 * first MAX_LINES go, the rest is the caller's to send again
+		 * (a short write), nothing of it kept */
+		batch_cut(batch, n0 + max_lines);
+		sbuf_release(pt);
+		if (used)
+			*used = cut;
+		return 0;
 	}
 	r = partial_set(pt, p, n);
 	if (r)

@@ -8,6 +8,7 @@
 #include <jansson.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 #include "core/util.h"
 
@@ -66,6 +67,14 @@ struct line_asm {
  * guardian_intervention`. -ENOMEM likewise leaves everything as it was. */
 int line_asm_write(struct line_asm *a, const char *data, size_t len, struct line_batch *batch,
 		   struct sbuf *err);
+/* The same, taking at most MAX_LINES lines into BATCH. Every line is
+ * checked as above (one invalid line refuses the whole write); when more
+ * than MAX_LINES are valid, only the first MAX_LINES are taken, *USED says
+ * how many bytes of DATA they end at (else it is LEN), and nothing after
+ * them is kept: the caller answers a short write and the writer sends the
+ * rest again, as its own write. */
+int line_asm_write_some(struct line_asm *a, const char *data, size_t len, size_t max_lines,
+			struct line_batch *batch, struct sbuf *err, size_t *used);
 /* At close: the unterminated rest, if any, is the last line. 0 (with it in
  * BATCH unless empty) or -EINVAL, and the rest is consumed; -ENOMEM keeps it
  * (a later close may try again). */

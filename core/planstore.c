@@ -8,6 +8,7 @@
 #include <linux/fs.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #ifndef RENAME_NOREPLACE
@@ -63,16 +64,6 @@ int orch_plans_stat(struct orch_engine *e, int64_t id, struct stat *st)
 	char name[32];
 	snprintf(name, sizeof(name), "%lld", (long long)id);
 	return fstatat(e->plans_fd, name, st, AT_SYMLINK_NOFOLLOW) < 0 ? -errno : 0;
-}
-
-int orch_plans_truncate(struct orch_engine *e, int64_t id, off_t size)
-{
-	int fd = plan_file(e, id, O_WRONLY, 0);
-	if (fd < 0)
-		return fd;
-	int rc = ftruncate(fd, size) < 0 ? -errno : 0;
-	close(fd);
-	return rc;
 }
 
 int orch_plans_utimens(struct orch_engine *e, int64_t id, const struct timespec ts[2])
@@ -245,8 +236,11 @@ int orch_plans_create(struct orch_engine *e, const char *name, unsigned mode, ui
 	int room = eng_room(e);
 	if (room)
 		return room;
-	int rc = store_exec(&e->st, "INSERT INTO plan_files(name, uid, gid, mode) VALUES(?, ?, ?, ?)",
-			    "siii", name, (int64_t)uid, (int64_t)gid, (int64_t)(mode & 07777));
+	int rc = eng_quota(e, uid, QUOTA_PLAN_FILES, 1, NULL);
+	if (rc)
+		return rc;
+	rc = store_exec(&e->st, "INSERT INTO plan_files(name, uid, gid, mode) VALUES(?, ?, ?, ?)", "siii",
+			name, (int64_t)uid, (int64_t)gid, (int64_t)(mode & 07777));
 	if (rc)
 		return rc;
 	int64_t id = sqlite3_last_insert_rowid(e->st.db);
@@ -258,7 +252,79 @@ int orch_plans_create(struct orch_engine *e, const char *name, unsigned mode, ui
 		store_exec(&e->st, "DELETE FROM plan_files WHERE id = ?", "i", id);
 		return rc;
 	}
+	quota_add(&e->quota, uid, QUOTA_PLAN_FILES, 1);
 	return orch_plans_get(e, PK_FILE, id, p);
+}
+
+/* ---- what a user holds in plans/ ---- */
+
+/* The owner of file ID: 0, or -ENOENT once it left plans/ (an open handle
+ * may still write to it). */
+static int file_owner(struct orch_engine *e, int64_t id, uid_t *uid)
+{
+	int64_t u = store_int(&e->st, "SELECT uid FROM plan_files WHERE id = ?", -1, "i", id);
+	if (u < 0)
+		return -ENOENT;
+	*uid = (uid_t)u;
+	return 0;
+}
+
+/* Bytes of file ID on disk: through FD when >= 0, else its name in plans/. */
+static int64_t file_size(struct orch_engine *e, int64_t id, int fd)
+{
+	struct stat st;
+	if (fd >= 0)
+		return fstat(fd, &st) == 0 ? (int64_t)st.st_size : 0;
+	return orch_plans_stat(e, id, &st) == 0 ? (int64_t)st.st_size : 0;
+}
+
+ssize_t orch_plans_pwrite(struct orch_engine *e, int64_t id, int fd, const void *buf, size_t size,
+			  off_t off, bool append)
+{
+	if (off < 0 || (uint64_t)off + size > PLAN_MAX_BYTES)
+		return -EFBIG;
+	uid_t uid = 0;
+	bool owned = file_owner(e, id, &uid) == 0;
+	int64_t before = file_size(e, id, fd);
+	int64_t end = append ? before + (int64_t)size : (int64_t)off + (int64_t)size;
+	if (append && end > (int64_t)PLAN_MAX_BYTES)
+		return -EFBIG;
+	if (owned && end > before) {
+		int rc = eng_quota(e, uid, QUOTA_PLAN_BYTES, end - before, NULL);
+		if (rc)
+			return rc;
+	}
+	ssize_t n = pwrite(fd, buf, size, off);
+	if (n < 0)
+		return -errno;
+	if (owned)
+		quota_add(&e->quota, uid, QUOTA_PLAN_BYTES, file_size(e, id, fd) - before);
+	return n;
+}
+
+int orch_plans_truncate(struct orch_engine *e, int64_t id, int fd, off_t size)
+{
+	if (size < 0)
+		return -EINVAL;
+	if ((uint64_t)size > PLAN_MAX_BYTES)
+		return -EFBIG;
+	uid_t uid = 0;
+	bool owned = file_owner(e, id, &uid) == 0;
+	int64_t before = file_size(e, id, fd);
+	if (owned && size > before) {
+		int rc = eng_quota(e, uid, QUOTA_PLAN_BYTES, size - before, NULL);
+		if (rc)
+			return rc;
+	}
+	int own_fd = fd < 0 ? plan_file(e, id, O_WRONLY, 0) : -1;
+	if (fd < 0 && own_fd < 0)
+		return own_fd;
+	int rc = ftruncate(fd >= 0 ? fd : own_fd, size) < 0 ? -errno : 0;
+	if (owned)
+		quota_add(&e->quota, uid, QUOTA_PLAN_BYTES, file_size(e, id, fd >= 0 ? fd : own_fd) - before);
+	if (own_fd >= 0)
+		close(own_fd);
+	return rc;
 }
 
 /* The bytes of a dropped file go once the drop is committed. */
@@ -287,10 +353,16 @@ static int file_drop(struct orch_engine *e, int64_t id)
 	struct unlink_later *u = orch_calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
+	uid_t owner = 0;
+	bool owned = file_owner(e, id, &owner) == 0;
 	int rc = store_exec(&e->st, "DELETE FROM plan_files WHERE id = ?", "i", id);
 	if (rc) {
 		orch_free(u);
 		return rc;
+	}
+	if (owned) {
+		quota_add(&e->quota, owner, QUOTA_PLAN_FILES, -1);
+		quota_add(&e->quota, owner, QUOTA_PLAN_BYTES, -file_size(e, id, -1));
 	}
 	u->done.fn = unlink_done;
 	u->e = e;
@@ -318,8 +390,19 @@ int orch_plans_chmod(struct orch_engine *e, int64_t id, unsigned mode)
 
 int orch_plans_chown(struct orch_engine *e, int64_t id, uid_t uid, gid_t gid)
 {
-	return store_exec(&e->st, "UPDATE plan_files SET uid = ?, gid = ? WHERE id = ?", "iii",
-			  (int64_t)uid, (int64_t)gid, id);
+	uid_t old = 0;
+	bool owned = file_owner(e, id, &old) == 0;
+	int rc = store_exec(&e->st, "UPDATE plan_files SET uid = ?, gid = ? WHERE id = ?", "iii",
+			    (int64_t)uid, (int64_t)gid, id);
+	if (!rc && owned && old != uid) {
+		/* only root gives a file away (fs/fs.c): it moves, unrefused */
+		int64_t n = file_size(e, id, -1);
+		quota_add(&e->quota, old, QUOTA_PLAN_FILES, -1);
+		quota_add(&e->quota, old, QUOTA_PLAN_BYTES, -n);
+		quota_add(&e->quota, uid, QUOTA_PLAN_FILES, 1);
+		quota_add(&e->quota, uid, QUOTA_PLAN_BYTES, n);
+	}
+	return rc;
 }
 
 /* ---- submission ---- */
@@ -363,6 +446,19 @@ static const struct plan_opts *submit_opts(struct orch_engine *e, uid_t uid, str
 	return opts;
 }
 
+/* Would a run of PLAN take UID past a limit (its steps, and the sandbox it
+ * makes with its ports)? 0, or -EDQUOT with the reason in ERRS. */
+static int submit_quota(struct orch_engine *e, const struct plan *plan, uid_t uid, struct sbuf *errs)
+{
+	int rc = eng_quota(e, uid, QUOTA_ACTIVE_STEPS, (int64_t)plan->nsteps, errs);
+	bool new_sb = !plan->sandbox.id || !sb_get(e, plan->sandbox.id);
+	if (!rc && new_sb)
+		rc = eng_quota(e, uid, QUOTA_SANDBOXES, 1, errs);
+	if (!rc && new_sb)
+		rc = eng_quota(e, uid, QUOTA_PORTS, plan->sandbox.ports < 0 ? 1 : plan->sandbox.ports, errs);
+	return rc;
+}
+
 /* Validate TEXT as plan STEM: a new plan, or NULL with STEM.error written
  * (the error stays even when the caller undoes what follows) and *rc set. */
 static struct plan *submit_check(struct orch_engine *e, const char *stem, const char *text, size_t len,
@@ -380,7 +476,19 @@ static struct plan *submit_check(struct orch_engine *e, const char *stem, const 
 		sbuf_release(&errs);
 		return NULL;
 	}
+	/* a user past a limit is told before the plan is parsed, where it can */
+	if (eng_quota(e, uid, QUOTA_ACTIVE_RUNS, 1, &errs)) {
+		sbuf_addc(&errs, '\n');
+		*rc = sbuf_failed(&errs) ? -ENOMEM : set_error(e, stem, sbuf_str(&errs), uid, gid);
+		if (!*rc)
+			*rc = -EDQUOT;
+		sbuf_release(&errs);
+		return NULL;
+	}
 	struct plan *plan = plan_parse(text, len, stem, submit_opts(e, uid, &opts), &errs);
+	/* the tree of a large plan is gone again by the end of the turn: its
+	 * memory goes back to the system then */
+	eng_trim_later(e, (int64_t)len * 16);
 	*rc = 0;
 	if (!plan) {
 		*rc = sbuf_failed(&errs) ? -ENOMEM : set_error(e, stem, sbuf_str(&errs), uid, gid);
@@ -398,6 +506,14 @@ static struct plan *submit_check(struct orch_engine *e, const char *stem, const 
 			plan_free(plan);
 			plan = NULL;
 		}
+	}
+	if (plan && submit_quota(e, plan, uid, &errs)) {
+		sbuf_addc(&errs, '\n');
+		*rc = sbuf_failed(&errs) ? -ENOMEM : set_error(e, stem, sbuf_str(&errs), uid, gid);
+		if (!*rc)
+			*rc = -EDQUOT;
+		plan_free(plan);
+		plan = NULL;
 	}
 	sbuf_release(&errs);
 	return plan;

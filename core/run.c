@@ -78,14 +78,21 @@ static void list_append(struct run **head, struct run **tail, struct run *r)
 	*tail = r;
 }
 
-/* Keep at most RUN_CACHE_MAX finished runs loaded. */
+/* What a loaded run costs in memory, roughly: for eng_trim_later(). */
+#define STEP_MEM_BYTES 512
+
+/* Keep at most RUN_CACHE_MAX finished runs loaded, and their steps at most
+ * RUN_CACHE_STEPS (a few finished runs of 100,000 steps each would hold
+ * hundreds of MB), but always the one used last. */
 static void cache_trim(struct orch_engine *e)
 {
-	while (e->ncached > RUN_CACHE_MAX) {
+	while (e->ncached > RUN_CACHE_MAX || (e->ncached > 1 && e->cached_steps > RUN_CACHE_STEPS)) {
 		struct run *r = e->cache_head;
 		list_del(&e->cache_head, &e->cache_tail, r);
 		e->ncached--;
+		e->cached_steps -= r->dag.n;
 		hash_del(e, r);
+		eng_trim_later(e, (int64_t)r->dag.n * STEP_MEM_BYTES);
 		run_free(r);
 	}
 }
@@ -94,7 +101,23 @@ static void cache_add(struct orch_engine *e, struct run *r)
 {
 	list_append(&e->cache_head, &e->cache_tail, r);
 	e->ncached++;
+	e->cached_steps += r->dag.n;
 	cache_trim(e);
+}
+
+/* R leaves the cache (for the active list, or to be removed). */
+static void cache_del(struct orch_engine *e, struct run *r)
+{
+	list_del(&e->cache_head, &e->cache_tail, r);
+	e->ncached--;
+	e->cached_steps -= r->dag.n;
+}
+
+/* R becomes unfinished, or stops being: its submitter's counts. */
+static void quota_active(struct orch_engine *e, struct run *r, int sign)
+{
+	quota_add(&e->quota, r->uid, QUOTA_ACTIVE_RUNS, sign);
+	quota_add(&e->quota, r->uid, QUOTA_ACTIVE_STEPS, sign * (int64_t)r->dag.n);
 }
 
 void run_free(struct run *r)
@@ -129,6 +152,7 @@ void run_unload_all(struct orch_engine *e)
 	}
 	e->active_head = e->active_tail = e->cache_head = e->cache_tail = NULL;
 	e->ncached = 0;
+	e->cached_steps = 0;
 }
 
 /* ---- the ready FIFO ---- */
@@ -292,6 +316,11 @@ int run_create(struct orch_engine *e, const char *plan_name, int64_t n, struct p
 	snprintf(r->name, sizeof(r->name), "%s-%lld", plan_name, (long long)n);
 	r->plan_name = orch_strdup(plan_name);
 	char *json = json_dumps(plan->doc, JSON_INDENT(2) | JSON_PRESERVE_ORDER);
+	/* plan.json is read from the store: the tree would only cost memory */
+	if (json) {
+		json_decref(plan->doc);
+		plan->doc = NULL;
+	}
 	if (!r->plan_name || !json)
 		goto fail;
 	r->state = RUN_PENDING;
@@ -333,6 +362,7 @@ int run_create(struct orch_engine *e, const char *plan_name, int64_t n, struct p
 	hash_add(e, r);
 	r->active = true;
 	list_append(&e->active_head, &e->active_tail, r);
+	quota_active(e, r, 1);
 	e->run_counts[RUN_PENDING]++;
 	e->step_counts[STEP_PENDING] += (int64_t)plan->nsteps;
 	e->runs_created++;
@@ -370,6 +400,10 @@ static struct run *run_load(struct orch_engine *e, int64_t rowid, int *rcp)
 	const char *pname = (const char *)sqlite3_column_text(q, 1);
 	const char *json = (const char *)sqlite3_column_text(q, 2);
 	struct plan *plan = plan_parse(json, strlen(json), pname, &opts, &errs);
+	if (plan) {
+		json_decref(plan->doc);	/* plan.json is read from the store */
+		plan->doc = NULL;
+	}
 	struct run *r = plan ? run_alloc(plan) : NULL;
 	if (!r) {
 		if (plan)
@@ -1558,6 +1592,7 @@ static void run_finish(struct orch_engine *e, struct run *r)
 	r->sb = NULL;
 	r->active = false;
 	list_del(&e->active_head, &e->active_tail, r);
+	quota_active(e, r, -1);
 	cache_add(e, r);
 	e->sched_all = true;	/* its sandbox may let the next run start */
 }
@@ -1831,19 +1866,27 @@ static int ctl_retry(struct orch_engine *e, struct run *r)
 			again++;
 	if (!again)
 		return -EINVAL;
+	/* the run is unfinished again: within its submitter's limits */
+	int rc = eng_quota(e, r->uid, QUOTA_ACTIVE_RUNS, 1, NULL);
+	if (!rc)
+		rc = eng_quota(e, r->uid, QUOTA_ACTIVE_STEPS, (int64_t)r->dag.n, NULL);
 	struct sandbox *sb = sb_get(e, r->sb_name);
+	struct plan_sandbox *ps = &r->plan->sandbox;
+	if (!rc && !sb && !(rc = eng_quota(e, r->uid, QUOTA_SANDBOXES, 1, NULL)))
+		rc = eng_quota(e, r->uid, QUOTA_PORTS, ps->ports < 0 ? 1 : ps->ports, NULL);
+	if (rc)
+		return rc;
 	if (!sb) {
-		struct plan_sandbox *ps = &r->plan->sandbox;
-		int rc = sb_create(e, r->sb_name, ps->isolation, ps->network != 0, ps->ports, r->uid,
-				   r->gid, &sb);
+		rc = sb_create(e, r->sb_name, ps->isolation, ps->network != 0, ps->ports, r->uid, r->gid,
+			       &sb);
 		if (rc)
 			return rc;
 	}
 	/* leave the cache for the active list */
-	list_del(&e->cache_head, &e->cache_tail, r);
-	e->ncached--;
+	cache_del(e, r);
 	r->active = true;
 	list_append(&e->active_head, &e->active_tail, r);
+	quota_active(e, r, 1);
 	r->sb = sb;
 	r->sb_rowid = sb->rowid;
 	r->aborted = r->cancelled = r->paused = false;
@@ -1914,9 +1957,9 @@ int orch_run_remove(struct orch_engine *e, int64_t rowid)
 	int x = sd_trash_put(&e->trash, e->logs_fd, r->name, geteuid());
 	if (x)
 		eng_log(e, "cannot remove logs/%s: %s", r->name, strerror(-x));
-	list_del(&e->cache_head, &e->cache_tail, r);
-	e->ncached--;
+	cache_del(e, r);
 	hash_del(e, r);
+	eng_trim_later(e, (int64_t)r->dag.n * STEP_MEM_BYTES);
 	run_free(r);
 	return 0;
 }
@@ -1984,8 +2027,19 @@ int orch_run_render(struct orch_engine *e, int64_t rowid, enum orch_run_file f, 
 		return render_run_summary(e, r, out);
 	case RUNF_GRAPH:
 		return render_run_graph(e, r, out);
-	case RUNF_PLAN:
-		return sbuf_put_json(out, json_incref(r->plan->doc));
+	case RUNF_PLAN: {
+		/* as stored (what json_dumps made of the plan as run): the parsed
+		 * document is not kept in memory, it would double a run's cost */
+		int rc;
+		sqlite3_stmt *q = store_query(&e->st, "SELECT plan_json FROM runs WHERE id = ?", &rc, "i",
+					      rowid);
+		if (!q)
+			return rc ? rc : -ENOENT;
+		sbuf_add(out, sqlite3_column_text(q, 0), (size_t)sqlite3_column_bytes(q, 0));
+		sbuf_addc(out, '\n');
+		store_done(q);
+		return sbuf_failed(out) ? -ENOMEM : 0;
+	}
 	}
 	return -EINVAL;
 }
@@ -2147,6 +2201,8 @@ bool run_step_visible_running(const struct run *r, size_t i)
 void run_forget(struct orch_engine *e, struct run *r)
 {
 	list_del(&e->active_head, &e->active_tail, r);
+	quota_active(e, r, -1);
+	eng_trim_later(e, (int64_t)r->dag.n * STEP_MEM_BYTES);
 	hash_del(e, r);
 	e->run_counts[r->state]--;
 	for (int st = 0; st < STEP_NSTATES; st++)
@@ -2251,8 +2307,10 @@ void run_resync(struct orch_engine *e)
 					      "SELECT count(*) FROM messages WHERE sandbox = ? AND state = 'delivered'",
 					      0, "i", sb->rowid);
 		sb->msg_bytes = msgq_bytes_load(e, sb->rowid);
+		msgq_resync(e, sb);
 	}
 	e->msg_queued = store_int(&e->st, "SELECT count(*) FROM messages WHERE state = 'queued'", 0, NULL);
+	eng_quota_recount(e);
 	/* every other loaded run: all of its state again */
 	for (size_t h = 0; h < RUN_HASH; h++)
 		for (struct run *r = e->runtab[h]; r; r = r->hnext) {

@@ -416,6 +416,8 @@ int sb_create(struct orch_engine *e, const char *name, enum isolation iso, bool 
 	store_release(&e->st, "sb_create", true);
 	sb->next = e->sandboxes;
 	e->sandboxes = sb;
+	quota_add(&e->quota, uid, QUOTA_SANDBOXES, 1);
+	quota_add(&e->quota, uid, QUOTA_PORTS, sb->nports);
 	ev_emit(e, "sandbox.created", NULL, NULL, sb, NULL);
 	*out = sb;
 	return 0;
@@ -431,6 +433,8 @@ void sb_forget(struct orch_engine *e, struct sandbox *sb)
 			*pp = sb->next;
 			break;
 		}
+	quota_add(&e->quota, sb->uid, QUOTA_SANDBOXES, -1);
+	quota_add(&e->quota, sb->uid, QUOTA_PORTS, -sb->nports);
 	sd_trash_put(&e->trash, e->sbs_fd, sb->name, sb->uid);
 	sb_free(sb);
 }
@@ -750,6 +754,11 @@ int orch_sandbox_create(struct orch_engine *e, const char *name, uid_t uid, gid_
 	int rc = eng_room(e);
 	if (rc)
 		return rc;
+	/* one user may not take every sandbox or port: mkdir past a limit
+	 * fails with EDQUOT ("Disk quota exceeded"), said in the log */
+	if (!sb_get(e, name) && ((rc = eng_quota(e, uid, QUOTA_SANDBOXES, 1, NULL)) ||
+				 (rc = eng_quota(e, uid, QUOTA_PORTS, 1, NULL))))
+		return rc;
 	rc = sb_create(e, name, ISOLATION_UNSET, true, -1, uid, gid, &sb);
 	if (rc)
 		return rc;
@@ -774,6 +783,9 @@ int orch_sandbox_remove(struct orch_engine *e, int64_t rowid)
 		return rc;
 	ev_emit(e, "sandbox.deleted", NULL, NULL, sb, NULL);
 	e->msg_queued -= sb->msg_queued;
+	quota_add(&e->quota, sb->uid, QUOTA_SANDBOXES, -1);
+	quota_add(&e->quota, sb->uid, QUOTA_PORTS, -sb->nports);
+	quota_add(&e->quota, sb->uid, QUOTA_QUEUED_MESSAGES, -sb->msg_queued);
 	orch_need_durable(e);
 	/* the row is gone; its directory goes to the trash at once (the name
 	 * is free again), removed as its owner could have; a failure here

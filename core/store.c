@@ -1,5 +1,5 @@
-/* core/store.c — SQLite access for the engine. Schema version 2 (a
- * version-1 database is migrated at open: migrate_1_2). */
+/* core/store.c — SQLite access for the engine. Schema version 3 (older
+ * databases are migrated at open: migrate_1_2, migrate_2_3). */
 #include "core/store.h"
 
 #include <errno.h>
@@ -54,10 +54,13 @@ static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS attempts(step INTEGER NOT NULL, k INTEGER NOT NULL,"
 	" state TEXT NOT NULL, started_at INTEGER, finished_at INTEGER, exit_code INTEGER,"
 	" signal INTEGER, reason TEXT, PRIMARY KEY(step, k)) WITHOUT ROWID;\n"
-	/* messages to the worker of a sandbox, FIFO by id */
+	/* messages to the worker of a sandbox, FIFO by id; len and off: its
+	 * line in the sandbox's messages view, which never changes length (msgq.c;
+	 * their index, messages_off, is made after the migrations) */
 	"CREATE TABLE IF NOT EXISTS messages(id INTEGER PRIMARY KEY AUTOINCREMENT,"
 	" sandbox INTEGER NOT NULL, ts INTEGER NOT NULL, type TEXT NOT NULL, content TEXT NOT NULL,"
-	" state TEXT NOT NULL DEFAULT 'queued', delivered_at INTEGER, len INTEGER NOT NULL DEFAULT 0);\n"
+	" state TEXT NOT NULL DEFAULT 'queued', delivered_at INTEGER, len INTEGER NOT NULL DEFAULT 0,"
+	" off INTEGER NOT NULL DEFAULT 0);\n"
 	"CREATE INDEX IF NOT EXISTS messages_sb ON messages(sandbox, state, id);\n"
 	/* every event once, rendered; offsets place it in the three JSONL views.
 	 * Events are never deleted, and seq and the offset in the global view
@@ -67,7 +70,7 @@ static const char schema[] =
 	EVENTS_TABLE(events)
 	"CREATE INDEX IF NOT EXISTS events_r ON events(run, r_off) WHERE run IS NOT NULL;\n"
 	"CREATE INDEX IF NOT EXISTS events_s ON events(sandbox, s_off);\n"
-	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 2);\n";
+	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 3);\n";
 
 /* Version 1 kept events by seq, AUTOINCREMENT, with an index on g_off:
  * two more b-trees written at every event. Rewrite the table in the new
@@ -84,6 +87,19 @@ static const char migrate_1_2[] =
 	"CREATE INDEX events_s ON events(sandbox, s_off);\n"
 	"UPDATE meta SET value = 2 WHERE key = 'schema';\n"
 	"COMMIT;\n";
+
+/* Version 2 rendered a queued message's line 3 bytes shorter than a
+ * delivered one, so lines moved as messages were delivered and the view
+ * was rendered whole at each open. Every line now has the delivered
+ * length (len + 3) and its offset in the view (off): in one transaction. */
+static const char migrate_2_3_column[] = "ALTER TABLE messages ADD COLUMN off INTEGER NOT NULL DEFAULT 0;";
+static const char migrate_2_3[] =
+	"UPDATE messages SET len = len + 3;\n"
+	"CREATE TEMP TABLE msg_off AS SELECT id, coalesce(sum(len) OVER (PARTITION BY sandbox ORDER BY id"
+	" ROWS BETWEEN UNBOUNDED PRECEDING AND 1 PRECEDING), 0) AS o FROM messages;\n"
+	"UPDATE messages SET off = msg_off.o FROM msg_off WHERE msg_off.id = messages.id;\n"
+	"DROP TABLE msg_off;\n"
+	"UPDATE meta SET value = 3 WHERE key = 'schema';\n";
 
 /* Unexpected SQLite failures say what and where on stderr (the daemon's log). */
 static void store_complain(struct store *s, int rc, const char *sql)
@@ -234,6 +250,25 @@ int store_open(struct store *s, const char *path, struct sbuf *err)
 		if (rc == SQLITE_OK)
 			sqlite3_exec(s->db, "VACUUM", NULL, NULL, NULL);
 	}
+	if (rc == SQLITE_OK && store_int(s, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL) < 3) {
+		fprintf(stderr, "orchfs: %s: placing the lines of the messages views (version 3; once)\n",
+			path);
+		rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+		/* (a version-1 database had no messages: the schema just made
+		 * the table, with its column) */
+		if (rc == SQLITE_OK &&
+		    !store_int(s, "SELECT count(*) FROM pragma_table_info('messages') WHERE name = 'off'", 0, NULL))
+			rc = sqlite3_exec(s->db, migrate_2_3_column, NULL, NULL, &msg);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(s->db, migrate_2_3, NULL, NULL, &msg);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg);
+		if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->db))
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, "CREATE INDEX IF NOT EXISTS messages_off ON messages(sandbox, off);",
+				  NULL, NULL, &msg);
 	if (rc != SQLITE_OK) {
 		sbuf_addf(err, "cannot set up database %s: %s", path, msg ? msg : sqlite3_errstr(rc));
 		sqlite3_free(msg);

@@ -511,14 +511,8 @@ static int setattr_planfile(struct fs_req *rq, struct fs_node n)
 	    !(own.mode & 0002))
 		return -EACCES;
 	struct fs_fh *fh = rq->has_fi ? (struct fs_fh *)(uintptr_t)rq->fi.fh : NULL;
-	if (rq->to_set & FUSE_SET_ATTR_SIZE) {
-		if (rq->attr.st_size > (off_t)PLAN_MAX_BYTES)
-			rc = -EFBIG;
-		else if (fh && fh->kind == FH_DISK)
-			rc = ftruncate(fh->fd, rq->attr.st_size) < 0 ? -errno : 0;
-		else
-			rc = orch_plans_truncate(eng, n.id, rq->attr.st_size);
-	}
+	if (rq->to_set & FUSE_SET_ATTR_SIZE)
+		rc = orch_plans_truncate(eng, n.id, fh && fh->kind == FH_DISK ? fh->fd : -1, rq->attr.st_size);
 	if (!rc && (rq->to_set & FUSE_SET_ATTR_MODE))
 		rc = orch_plans_chmod(eng, n.id, rq->attr.st_mode);
 	if (!rc && (rq->to_set & (FUSE_SET_ATTR_UID | FUSE_SET_ATTR_GID))) {
@@ -1218,6 +1212,13 @@ static int fh_write_as(struct fs_fh *fh, fuse_req_t req, const struct fuse_file_
 	return 0;
 }
 
+/* Lines one write of messages or events records at most: each costs the
+ * engine a row, an event and their JSON (about 10 us), and a write of
+ * 128 KiB of short lines would hold it for a second. A write with more
+ * complete lines is taken in part: a short write, whose rest the writer's
+ * write loop sends again (README "Limits"). */
+#define APPEND_MAX_LINES 256
+
 /* A write (or, with CLOSING, the flush) of a messages or events file: the
  * lines it completes are checked here, all or nothing, then recorded by the
  * engine, which answers once they are durable. The lines are the handle's:
@@ -1229,7 +1230,7 @@ static void append_lines(fuse_req_t req, fuse_ino_t ino, struct fs_fh *fh, const
 	struct sbuf err = SBUF_INIT;
 	pthread_mutex_lock(&fh->lines_lock);
 	int rc = closing ? line_asm_close(fh->lines, &batch, &err)
-			 : line_asm_write(fh->lines, buf, size, &batch, &err);
+			 : line_asm_write_some(fh->lines, buf, size, APPEND_MAX_LINES, &batch, &err, &size);
 	pthread_mutex_unlock(&fh->lines_lock);
 	sbuf_release(&err);
 	if (rc || !batch.n) {
@@ -1269,13 +1270,11 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			fuse_reply_err(req, -rc);
 			return;
 		}
-		if (off < 0 || (uint64_t)off + size > PLAN_MAX_BYTES) {
-			fuse_reply_err(req, EFBIG);
-			return;
-		}
-		ssize_t n = pwrite(fh->fd, buf, size, off);
+		/* EFBIG past a plan's size, EDQUOT past its owner's bytes */
+		ssize_t n = orch_plans_pwrite(fs_of(req)->eng, fh->node.id, fh->fd, buf, size, off,
+					      (fi->flags & O_APPEND) != 0);
 		if (n < 0) {
-			fuse_reply_err(req, errno);
+			fuse_reply_err(req, (int)-n);
 			return;
 		}
 		fh->wrote_gen = fh->pw->gen;

@@ -193,7 +193,7 @@ void fs_free_handles(struct fs *fs);
 enum fh_kind {
 	FH_SNAP,		/* bytes rendered at open(): buf/len */
 	FH_DISK,		/* a file on disk: fd (plans/ files, step logs) */
-	FH_EVENTS,		/* a JSONL view of the event log, read through the engine */
+	FH_EVENTS,		/* a JSONL view of the event log (or messages), read through the engine */
 	FH_CTL,			/* a control file: each write is a command */
 	FH_INBOX,		/* a snapshot of leased messages (buf/len, lease) */
 };

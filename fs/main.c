@@ -44,7 +44,7 @@ static const char usage[] =
 	"  --state DIR        state directory (default: $ORCHFS_STATE, else\n"
 	"                     $XDG_STATE_HOME/orchfs, else ~/.local/state/orchfs)\n"
 	"  --config FILE      JSON settings: {\"state\", \"jobs\", \"vars\", \"port_range\", \"options\",\n"
-	"                     \"log_max_bytes\"}\n"
+	"                     \"log_max_bytes\", \"limits\"} (limits: per user; see the README)\n"
 	"  --jobs N           at most N steps running at once across all runs (0: no limit)\n"
 	"  --var NAME=VALUE   a default for ${NAME} in plans (repeatable)\n"
 	"  --port-range LO-HI the TCP ports sandboxes take (default 20000-29999)\n";
@@ -81,6 +81,8 @@ struct opts {
 	size_t nvars;
 	int port_min, port_max;
 	int64_t log_max_bytes;	/* as struct orch_config's: 0 default, -1 none */
+	int64_t limits[QUOTA_NKINDS];	/* per user; 0: none */
+	bool limit_root;
 	char *mountpoint;
 };
 
@@ -103,6 +105,37 @@ static void parse_ports(struct opts *o, const char *s, const char *where)
 		die(2, "%s: port range must be LO-HI within 1-65535, not \"%s\"", where, s);
 	o->port_min = lo;
 	o->port_max = hi;
+}
+
+/* "limits": {"sandboxes": N, ..., "apply_to_root": BOOL}: each a whole
+ * number, 0 for no limit; what is not given keeps its default. */
+static void load_limits(struct opts *o, json_t *v)
+{
+	if (!json_is_object(v))
+		die(2, "config %s: \"limits\" must be an object such as {\"sandboxes\": 256}, not %s",
+		    o->config, json_kind(v));
+	const char *k;
+	json_t *n;
+	json_object_foreach(v, k, n) {
+		if (!strcmp(k, "apply_to_root")) {
+			if (!json_is_boolean(n))
+				die(2, "config %s: limits.apply_to_root must be true or false", o->config);
+			o->limit_root = json_is_true(n);
+			continue;
+		}
+		int q = quota_kind_parse(k);
+		if (q < 0) {
+			char known[256] = "";
+			for (int i = 0; i < QUOTA_NKINDS; i++)
+				snprintf(known + strlen(known), sizeof(known) - strlen(known), "%s, ", quota_names[i]);
+			die(2, "config %s: unknown limit \"%s\" in \"limits\" (known: %sapply_to_root)", o->config,
+			    k, known);
+		}
+		if (!json_is_integer(n) || json_integer_value(n) < 0)
+			die(2, "config %s: limits.%s must be a whole number (0: no limit), not %s", o->config, k,
+			    json_is_integer(n) ? "a negative one" : json_is_real(n) ? "a fraction" : json_kind(n));
+		o->limits[q] = (int64_t)json_integer_value(n);
+	}
 }
 
 /* Settings from --config; the command line wins over them. */
@@ -136,6 +169,8 @@ static void load_config(struct opts *o, bool jobs_given, bool ports_given)
 		} else if (!strcmp(k, "options") && json_is_string(v)) {
 			if (!o->fuse_opts)
 				o->fuse_opts = strdup(json_string_value(v));
+		} else if (!strcmp(k, "limits")) {
+			load_limits(o, v);
 		} else if (!strcmp(k, "vars") && json_is_object(v)) {
 			const char *vk;
 			json_t *vv;
@@ -175,6 +210,7 @@ static void parse_args(int argc, char **argv, struct opts *o)
 	o->jobs = -1;
 	o->port_min = 20000;
 	o->port_max = 29999;
+	memcpy(o->limits, quota_defaults, sizeof(o->limits));
 	opterr = 0;
 	while ((c = getopt_long(argc, argv, "+fdo:hV", lo, NULL)) != -1) {
 		switch (c) {
@@ -574,7 +610,9 @@ int main(int argc, char **argv)
 		.bwrap_userns = bwrap_userns,
 		.bwrap_users = bwrap_users,
 		.log_max_bytes = o.log_max_bytes,
+		.limit_root = o.limit_root,
 	};
+	memcpy(cfg.limits, o.limits, sizeof(cfg.limits));
 	struct sbuf err = SBUF_INIT;
 	struct orch_engine *eng = orch_engine_open(&cfg, &err);
 	orch_free(bwrap);

@@ -72,7 +72,13 @@ static int planfile_getattr(struct fs *fs, struct fs_node n, struct stat *st)
 
 static int planfile_open(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh)
 {
-	int fd = orch_plans_open(fs->eng, n.id, flags);
+	/* O_TRUNC through the engine, which counts its owner's bytes */
+	if ((flags & O_TRUNC) && (flags & O_ACCMODE) != O_RDONLY) {
+		int rc = orch_plans_truncate(fs->eng, n.id, -1, 0);
+		if (rc)
+			return rc;
+	}
+	int fd = orch_plans_open(fs->eng, n.id, flags & ~O_TRUNC);
 	if (fd < 0)
 		return fd;
 	fh->kind = FH_DISK;

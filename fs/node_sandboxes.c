@@ -155,32 +155,21 @@ const struct node_ops node_sb_events = {
 
 static int sb_messages_getattr(struct fs *fs, struct fs_node n, struct stat *st)
 {
-	off_t len = fs->rendered ? (off_t)fs->rendered->len : (off_t)orch_messages_size(fs->eng, n.id);
-	return sb_file_attr(fs, n, st, 0644, len);
+	return sb_file_attr(fs, n, st, 0644, (off_t)orch_messages_size(fs->eng, n.id));
 }
 
 static int sb_messages_open(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh)
 {
-	struct sbuf sb = SBUF_INIT;
-	int rc = 0;
-	if ((flags & O_ACCMODE) != O_WRONLY)
-		rc = orch_messages_render(fs->eng, n.id, &sb);
-	if (!rc && sbuf_failed(&sb))
-		rc = -ENOMEM;
-	if (!rc && (flags & O_ACCMODE) != O_RDONLY)
-		rc = open_lines(fh, LINES_MESSAGES);
-	if (!rc) {
-		fs->rendered = &sb;
-		rc = sb_messages_getattr(fs, n, &fh->st);
-		fs->rendered = NULL;
-	}
-	if (rc) {
-		sbuf_release(&sb);
+	/* the name may be cached (fs.h): a sandbox gone since ends here */
+	struct orch_sandbox_attr a;
+	int rc = orch_sandbox_by_rowid(fs->eng, n.id, &a);
+	if (rc)
 		return rc;
-	}
-	fh->kind = FH_SNAP;
-	fh->buf = sbuf_detach(&sb, &fh->len);
-	return fh->buf ? 0 : -ENOMEM;
+	/* read like events, a part at a time (a line never moves): an open
+	 * costs nothing whatever the sandbox holds */
+	fh->kind = FH_EVENTS;
+	fh->scope = EV_MESSAGES;
+	return (flags & O_ACCMODE) != O_RDONLY ? open_lines(fh, LINES_MESSAGES) : 0;
 }
 
 const struct node_ops node_sb_messages = {

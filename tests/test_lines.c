@@ -943,6 +943,50 @@ static void test_lines__batch_appends(void **state)
 	sbuf_release(&err);
 }
 
+/* At most MAX lines per write: the rest is left to the writer (a short
+ * write), nothing of it kept; lines split across writes still join. */
+static void test_lines__write_some(void **state)
+{
+	struct line_asm a = LINE_ASM_INIT(LINES_MESSAGES);
+	struct line_batch b = LINE_BATCH_INIT;
+	struct sbuf err = SBUF_INIT;
+	size_t used;
+	const char *w = "l1\n\nl2\nl3\nl4\nta";
+
+	/* 2 lines: stops after l2 (the empty line is free) */
+	assert_int_equal(line_asm_write_some(&a, w, strlen(w), 2, &b, &err, &used), 0);
+	assert_int_equal(b.n, 2);
+	assert_string_equal(b.msgs[1].content, "l2");
+	assert_int_equal(used, strlen("l1\n\nl2\n"));
+	assert_int_equal(a.partial.len, 0);
+	/* the writer sends the rest: 2 more, and no complete line after them,
+	 * so the unterminated tail is taken (kept) too */
+	w += used;
+	assert_int_equal(line_asm_write_some(&a, w, strlen(w), 2, &b, &err, &used), 0);
+	assert_int_equal(b.n, 4);
+	assert_int_equal(used, strlen(w));
+	assert_string_equal(a.partial.buf, "ta");
+	/* a line completing the kept rest counts as one; no complete line
+	 * after the limit: everything is taken */
+	w = "il\nx\ny";
+	assert_int_equal(line_asm_write_some(&a, w, strlen(w), 1, &b, &err, &used), 0);
+	assert_int_equal(used, strlen("il\n"));
+	assert_string_equal(b.msgs[4].content, "tail");
+	assert_int_equal(a.partial.len, 0);
+	w = "x\ny";
+	assert_int_equal(line_asm_write_some(&a, w, strlen(w), 1, &b, &err, &used), 0);
+	assert_int_equal(used, strlen(w));
+	assert_string_equal(a.partial.buf, "y");
+	/* an invalid line before the stop refuses the whole write */
+	w = "\n{bad\nz\nz\n";
+	assert_int_equal(line_asm_write_some(&a, w, strlen(w), 2, &b, &err, &used), -EINVAL);
+	assert_int_equal(b.n, 6);
+	assert_string_equal(a.partial.buf, "y");
+	line_batch_release(&b);
+	line_asm_release(&a);
+	sbuf_release(&err);
+}
+
 static void test_lines__batch_1000(void **state)
 {
 	struct line_asm a = LINE_ASM_INIT(LINES_MESSAGES);
@@ -1235,6 +1279,7 @@ int main(void)
 		cmocka_unit_test(test_lines__tail_past_limit),
 		cmocka_unit_test(test_lines__err_appended),
 		cmocka_unit_test(test_lines__batch_appends),
+		cmocka_unit_test(test_lines__write_some),
 		cmocka_unit_test(test_lines__batch_1000),
 		cmocka_unit_test(test_lines__alloc_sweep_messages),
 		cmocka_unit_test(test_lines__alloc_sweep_events),

@@ -60,7 +60,7 @@ static void test_store__schema_and_wal(void **state)
 	assert_non_null(q);
 	assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
 	store_done(q);
-	assert_int_equal(store_int(&f->st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 2);
+	assert_int_equal(store_int(&f->st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 3);
 	static const char *const tables[] = { "runs", "steps", "attempts", "events", "plan_files",
 					      "plan_names", "sandboxes", "ports" };
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
@@ -150,8 +150,8 @@ static void test_store__null_ids_and_no_rows(void **state)
 }
 
 /* A state directory of schema version 1 (events keyed by an AUTOINCREMENT
- * seq, with an index on g_off) opens as version 2 with every event and
- * offset as it was, and the views read the same. */
+ * seq, with an index on g_off) opens as version 3 (2, then 3) with every
+ * event and offset as it was, and the views read the same. */
 static void test_store__migrates_events_from_version_1(void **state)
 {
 	(void)state;
@@ -181,7 +181,7 @@ static void test_store__migrates_events_from_version_1(void **state)
 	struct store st;
 	struct sbuf err = SBUF_INIT;
 	assert_int_equal(store_open(&st, path, &err), 0);
-	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 2);
+	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 3);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM sqlite_master WHERE name = 'events_g'", -1, NULL), 0);
 	assert_int_equal(store_int(&st, "PRAGMA freelist_count", -1, NULL), 0);	/* vacuumed */
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM events", 0, NULL), 3);

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# sandboxes/ID/inbox (SPEC 5): opening it takes every queued message no other
-# open inbox holds, oldest first, as JSONL; read to the end and closed, they
+# sandboxes/ID/inbox (SPEC 5): opening it takes the oldest queued messages no
+# other open inbox holds (at most 256: t_sb_inbox_batches), oldest first, as
+# JSONL; read to the end and closed, they
 # are delivered (message.delivered events); closed before the end, they go
 # back to the queue, in order; two inboxes open at once never share a message;
 # an empty inbox reads as empty.
