@@ -344,6 +344,7 @@ void conn_watchdog_main(int argc, char **argv)
 	const char *mnt = argv[4];
 	prctl(PR_SET_NAME, "orchfs-watchdog", 0, 0, 0);
 	signal(SIGHUP, SIG_IGN);
+	signal(SIGTTOU, SIG_IGN);	/* a group of its own: its one line may go to a terminal */
 	sigset_t set;
 	sigemptyset(&set);
 	sigaddset(&set, SIGUSR1);
