@@ -546,6 +546,7 @@ int orch_engine_start(struct orch_engine *e, void (*on_stopped)(void *), void *a
 		syncer_stop(&e->syncer);
 		return -r;
 	}
+	pthread_setname_np(e->thread, "orchfs-engine");
 	e->thread_started = true;
 	return 0;
 }

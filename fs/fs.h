@@ -180,7 +180,8 @@ void fs_detach(struct fs *fs);
 
 /* The invalidation thread: start it once the session exists; stop it
  * before the session goes. It gives up after TIMEOUT_MS if the kernel holds
- * it, and says so (false): the session must then not be freed. */
+ * it, and says so (false): abort the connection and call it again, or leave
+ * the session unfreed. */
 int fs_inval_start(struct fs *fs);
 bool fs_inval_stop(struct fs *fs, int timeout_ms);
 /* engine thread: the kernel should forget NAME in directory PARENT */

@@ -1,8 +1,10 @@
 /* fs/inval.c — telling the kernel to forget names the engine removed on its
  * own (a sandbox deleted through its ctl), so that names may be cached
  * (see fs.h). fuse_lowlevel_notify_inval_entry() takes the directory's lock
- * in the kernel, which a lookup waiting for the engine may hold: the engine
- * thread queues, this thread tells. */
+ * in the kernel, uninterruptibly, and a request waiting for the engine may
+ * hold it: the engine thread queues, this thread tells. The wait ends when
+ * the engine answers, or when the connection is aborted: by main() at an
+ * orderly stop, by the watchdog when the daemon dies (fs/conn.h). */
 #include "fs/fs.h"
 
 #include <errno.h>
@@ -42,6 +44,7 @@ int fs_inval_start(struct fs *fs)
 	int r = pthread_create(&fs->inval_thread, NULL, inval_main, fs);
 	if (r)
 		return -r;
+	pthread_setname_np(fs->inval_thread, "orchfs-inval");
 	fs->inval_started = true;
 	return 0;
 }
@@ -86,10 +89,9 @@ bool fs_inval_stop(struct fs *fs, int timeout_ms)
 		dl.tv_nsec -= 1000000000;
 	}
 	if (pthread_timedjoin_np(fs->inval_thread, NULL, &dl) != 0) {
-		/* held in the kernel by a connection that is ending: leave it,
-		 * and the session with it (the caller must not free it) */
-		pthread_detach(fs->inval_thread);
-		fs->inval_started = false;
+		/* held in the kernel by a request no one will answer now: the
+		 * caller aborts the connection and calls again, or leaves it, and
+		 * the session with it (it must not free it then) */
 		return false;
 	}
 	fs->inval_started = false;

@@ -5,7 +5,9 @@
  * and the FUSE loop with its workers. A stop starts in the engine (SIGTERM,
  * SIGINT, or our mount gone from the mount table) or in the FUSE loop (the
  * kernel ended the connection); either way the engine stops the steps first,
- * then main unmounts (if the mount is still ours) and exits. */
+ * then main unmounts (if the mount is still ours) and exits. Main also starts
+ * the watchdog process, which aborts the FUSE connection if the daemon dies
+ * without stopping, and at start clears what a dead daemon left (fs/conn.h). */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -23,6 +25,7 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/stat.h>
+#include <sys/sysmacros.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -30,6 +33,7 @@
 #include "core/exec.h"
 #include "core/logfile.h"
 #include "core/proc.h"
+#include "fs/conn.h"
 #include "fs/fs.h"
 
 #define ORCHFS_VERSION "0.1.0"
@@ -52,6 +56,16 @@ static const char usage[] =
 /* Where start-up errors go: stderr, or (daemonizing) the pipe to the parent,
  * which prints them. Only main() and its helpers exit. */
 static int report_fd = -1;
+/* Daemonizing: the log the daemon writes to once it runs (STATE/orchfs.log). */
+/* A note for the log (what a start did about a dead daemon, an orderly
+ * stop's abort): on stderr, which is the log (STATE/orchfs.log) once a
+ * daemonizing start has taken it. */
+static void say(const char *msg)
+{
+	char ts[ISO8601_LEN];
+	fmt_iso8601(clock_wall_ms(), ts);
+	fprintf(stderr, "%s orchfs: %s\n", ts, msg);
+}
 
 static void die(int code, const char *fmt, ...) __attribute__((format(printf, 2, 3), noreturn));
 static void die(int code, const char *fmt, ...)
@@ -280,8 +294,10 @@ static char *default_state_dir(void)
 	return d;
 }
 
-/* Take the state directory's lock or say who holds it. */
-static int take_lock(const char *state)
+/* Take the state directory's lock or say who holds it. A holder that died
+ * but stays held in the kernel by its FUSE connection (fs/conn.h) has that
+ * connection aborted, and goes. */
+static int take_lock(const char *state, const char *mnt)
 {
 	char path[PATH_MAX];
 	snprintf(path, sizeof(path), "%s/lock", state);
@@ -296,18 +312,49 @@ static int take_lock(const char *state)
 	if ((st.st_mode & 077) && fchmod(fd, 0600) < 0)
 		die(1, "cannot make %s mode 0600: %s", path, strerror(errno));
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
-		char buf[32] = "";
-		ssize_t n = pread(fd, buf, sizeof(buf) - 1, 0);
-		buf[n > 0 ? n : 0] = '\0';
-		buf[strcspn(buf, "\n")] = '\0';
-		die(1, "state directory %s is in use by another orchfs (pid %s)", state,
-		    *buf ? buf : "unknown");
+		char why[768] = "";
+		int r = errno == EWOULDBLOCK ? conn_recover_lock(fd, mnt, say, why, sizeof(why)) : -errno;
+		if (r == -EBUSY)
+			die(1, "state directory %s is in use by another orchfs (%s)", state, why);
+		if (r)
+			die(1, "state directory %s is held by an orchfs that died: %s", state,
+			    *why ? why : strerror(-r));
 	}
 	char pid[32];
 	int n = snprintf(pid, sizeof(pid), "%d\n", (int)getpid());
 	if (ftruncate(fd, 0) < 0 || pwrite(fd, pid, (size_t)n, 0) != n)
 		die(1, "cannot write %s: %s", path, strerror(errno));
 	return fd;
+}
+
+/* The mountpoint, absolute and canonical. A dead mount there may refuse
+ * even that (ENOTCONN): then its directory's path and its own name. */
+static char *mountpoint_path(const char *mp)
+{
+	char *p = realpath(mp, NULL);
+	if (p || (errno != ENOTCONN && errno != ECONNABORTED))
+		return p;
+	int e = errno;
+	char *copy = strdup(mp);
+	if (!copy)
+		return NULL;
+	size_t n = strlen(copy);
+	while (n > 1 && copy[n - 1] == '/')
+		copy[--n] = '\0';
+	char *slash = strrchr(copy, '/');
+	const char *name = slash ? slash + 1 : copy;
+	const char *dir = !slash ? "." : slash == copy ? "/" : copy;
+	if (slash && slash != copy)
+		*slash = '\0';
+	char *d = NULL;
+	if (*name && strcmp(name, ".") && strcmp(name, "..") && (d = realpath(dir, NULL)) &&
+	    asprintf(&p, "%s%s%s", d, strcmp(d, "/") ? "/" : "", name) < 0)
+		p = NULL;
+	free(d);
+	free(copy);
+	if (!p)
+		errno = e;
+	return p;
 }
 
 /* Run ARGV (its program at PATH) with orchfs's clean environment, ENV_FD
@@ -531,6 +578,9 @@ int main(int argc, char **argv)
 	/* the step trampoline: this program again, in a step's child process */
 	if (argc > 1 && !strcmp(argv[1], EXEC_STEP_FLAG))
 		orch_exec_step(argc, argv);
+	/* the watchdog of a daemon's FUSE connection (fs/conn.h) */
+	if (argc > 1 && !strcmp(argv[1], CONN_WATCHDOG_FLAG))
+		conn_watchdog_main(argc, argv);
 	/* nothing we were started with but stdin, stdout and stderr: it would
 	 * reach the steps (of every user); every fd of ours is O_CLOEXEC */
 	close_from(3);
@@ -539,12 +589,19 @@ int main(int argc, char **argv)
 	parse_args(argc, argv, &o);
 	orch_alloc_setup_jansson();
 
-	char *mnt = realpath(o.mountpoint, NULL);
-	struct stat st;
-	if (!mnt || stat(mnt, &st) < 0)
+	/* a dead mount on the mountpoint (ENOTCONN) is cleared once the state
+	 * lock is ours; until then nothing may ask its daemon (one held in the
+	 * kernel would never answer): no attributes but those cached */
+	char *mnt = mountpoint_path(o.mountpoint);
+	struct statx stx;
+	if (!mnt)
 		die(1, "mountpoint %s: %s", o.mountpoint, strerror(errno));
-	if (!S_ISDIR(st.st_mode))
+	if (statx(AT_FDCWD, mnt, AT_STATX_DONT_SYNC, STATX_TYPE, &stx) < 0) {
+		if (errno != ENOTCONN && errno != ECONNABORTED)
+			die(1, "mountpoint %s: %s", o.mountpoint, strerror(errno));
+	} else if (!S_ISDIR(stx.stx_mode)) {
 		die(1, "mountpoint %s is not a directory", o.mountpoint);
+	}
 	if (access("/dev/fuse", R_OK | W_OK) < 0)
 		die(1, "/dev/fuse: %s (FUSE is not available here)", strerror(errno));
 
@@ -568,12 +625,11 @@ int main(int argc, char **argv)
 	if (!state_abs)
 		die(1, "state directory %s: %s", state, strerror(errno));
 
-	if (!o.foreground)
+	if (!o.foreground) {
 		daemonize();
-	int lockfd = take_lock(state_abs);
-	if (report_fd >= 0) {
-		/* the daemon's log from now on: what start-up repairs goes there
-		 * (errors still reach the parent through report_fd) */
+		/* the daemon's log from now on: what start-up does (clearing what
+		 * a dead daemon left, repairs) goes there; errors still reach the
+		 * parent through report_fd */
 		char lp[PATH_MAX];
 		snprintf(lp, sizeof(lp), "%s/orchfs.log", state_abs);
 		int logfd = open(lp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
@@ -583,6 +639,15 @@ int main(int argc, char **argv)
 		if (logfd >= 0)
 			close(logfd);
 	}
+	int lockfd = take_lock(state_abs, mnt);
+	char in_way[512] = "";
+	if ((r = conn_clear_dead_mount(mnt, say, in_way, sizeof(in_way))))
+		die(1, "mountpoint %s: %s", mnt, in_way);
+	struct stat st;
+	if (stat(mnt, &st) < 0)
+		die(1, "mountpoint %s: %s", o.mountpoint, strerror(errno));
+	if (!S_ISDIR(st.st_mode))
+		die(1, "mountpoint %s is not a directory", o.mountpoint);
 
 	/* signals: the engine reads SIGTERM and SIGINT through a signalfd, so
 	 * every thread blocks them; a write to a closed pipe is an error, not death */
@@ -647,6 +712,29 @@ int main(int argc, char **argv)
 		die(1, "cannot mount on %s%s%s", mnt, *why ? ": " : "", why);
 	}
 	release_stderr(saved);
+
+	/* our connection: recorded in the lock file for a next start, and
+	 * watched by a process of its own (fs/conn.h) */
+	struct conn_watchdog wd = CONN_WATCHDOG_INIT;
+	int abort_fd = -1;
+	unsigned conn = 0;
+	dev_t cdev;
+	char ctype[64];
+	if (!conn_mount_at(mnt, &cdev, ctype, sizeof(ctype)) && !strcmp(ctype, "fuse.orchfs")) {
+		conn = minor(cdev);
+		conn_record(lockfd, conn);
+		r = conn_fusectl(say);
+		if (!r && (abort_fd = conn_abort_open(conn)) < 0)
+			r = abort_fd;
+		if (!r)
+			r = conn_watchdog_start(&wd, abort_fd, conn, mnt, -1);
+		if (r) {
+			char msg[300];
+			snprintf(msg, sizeof(msg), "no watchdog for FUSE connection %u: %s (the fusectl filesystem); if "
+				 "this daemon is killed, the next start recovers", conn, strerror(-r));
+			say(msg);
+		}
+	}
 	if ((r = orch_engine_watch_mount(eng)))
 		fprintf(stderr, "orchfs: cannot watch the mount table: %s\n", strerror(-r));
 
@@ -691,7 +779,22 @@ int main(int argc, char **argv)
 	bool mounted = orch_engine_mounted(eng);
 	orch_engine_quit(eng);
 	orch_engine_join(eng);
-	bool inval_joined = fs_inval_stop(&d.fs, 1000);
+	bool inval_joined = fs_inval_stop(&d.fs, 250);
+	bool self_aborted = false;
+	if (!inval_joined && abort_fd >= 0) {
+		/* it waits in the kernel for a directory lock that a request
+		 * no one will answer now holds: ending the connection ends both */
+		char msg[200];
+		snprintf(msg, sizeof(msg), "stopping: a request in flight holds the invalidation thread: aborting "
+			 "FUSE connection %u", conn);
+		say(msg);
+		self_aborted = !conn_abort_fd(abort_fd);
+		inval_joined = fs_inval_stop(&d.fs, 10000);
+	}
+	/* from here the connection ends with this process whatever happens:
+	 * the watchdog stands down (while a thread stays held, it stays) */
+	if (inval_joined)
+		conn_watchdog_stop(&wd);
 	/* fuse_session_unmount() unmounts the mountpoint's path unless the
 	 * connection is already gone (it then only closes it). Call it when the
 	 * mount is still ours, or when the kernel ended the connection; not when
@@ -699,6 +802,10 @@ int main(int argc, char **argv)
 	 * the path may hold someone else's mount by now */
 	if (fuse_done || mounted) {
 		fuse_session_unmount(d.fs.se);
+		/* libfuse takes an aborted connection for one already unmounted:
+		 * the dead mount is ours to clear */
+		if (self_aborted && mounted)
+			conn_clear_dead_mount(mnt, NULL, in_way, sizeof(in_way));
 	} else {
 		/* the mount left our table while sandboxes held it: once the
 		 * connection is over (POLLERR), unmount only closes it; if it
@@ -712,6 +819,8 @@ int main(int argc, char **argv)
 	if (!inval_joined)
 		_exit(0);	/* a thread is still inside the session; the state is committed */
 	fuse_session_destroy(d.fs.se);
+	if (abort_fd >= 0)
+		close(abort_fd);
 	fs_free_handles(&d.fs);
 	fs_detach(&d.fs);
 	orch_engine_close(eng);
