@@ -69,7 +69,7 @@ dmount() {
 	}
 	t1=$(now_us)
 	D_READY=$(secs "$t0" "$t1")
-	D_PID=$(cat "$st/lock")
+	D_PID=$(head -n 1 "$st/lock")	# the pid; a second line names the FUSE connection
 	DMNT+=("$m") DPID+=("$D_PID")
 	[ -d "$m/plans" ] || { echo "scale: $m answers but has no plans/" >&2; return 1; }
 }
