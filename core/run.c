@@ -1109,12 +1109,7 @@ static bool spawn_here(struct orch_engine *e, struct spawn_job *j)
 		return false;
 	}
 	j->want_trust = false;
-	close(j->out_fd);
-	if (j->err_fd >= 0)
-		close(j->err_fd);
-	if (j->env_fd >= 0)
-		close(j->env_fd);
-	j->out_fd = j->err_fd = j->env_fd = -1;
+	spawn_job_close_fds(j);
 	return true;
 }
 

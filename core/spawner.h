@@ -95,5 +95,8 @@ void spawner_distrust(struct spawner *s, const char *cmd, const char *path);
 void spawner_stop(struct spawner *s);
 /* Free what a job owns (after it came back). */
 void spawn_job_free(struct spawn_job *j);
+/* Close the descriptors J hands its child (once it is spawned, or will not
+ * be), leaving them -1. */
+void spawn_job_close_fds(struct spawn_job *j);
 
 #endif
