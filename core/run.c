@@ -1020,7 +1020,6 @@ static int step_argv_build(struct orch_engine *e, struct step *s, bool sandboxed
 	return a->oom ? -ENOMEM : 0;
 }
 
-/* Start attempt s->attempt+1 of step I. Failures to start are failed attempts. */
 /* Begin attempt s->attempt+1 of step I: recorded now, its process spawned by
  * run_spawn_queued() once this turn's commit has made the start durable.
  * Spawning first would let a crash in between leave a process nothing knows
