@@ -242,27 +242,10 @@ static void sig_cb(struct loop_watch *w, uint32_t events)
 	}
 }
 
-/* Unescape a mountinfo path field (\040 for space and friends) in place. */
-static void unescape_octal(char *s)
-{
-	char *o = s;
-	for (char *p = s; *p; p++) {
-		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] >= '0' && p[2] <= '7' &&
-		    p[3] >= '0' && p[3] <= '7') {
-			*o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-			p += 3;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = '\0';
-}
-
 /* The mount ID of the newest fuse mount at MOUNTPOINT in FD's table, or -1;
  * with WANT >= 0, whether mount WANT is still there (returns WANT or -1). */
 static int mountinfo_find(int fd, const char *mountpoint, int want)
 {
-	char *text = NULL;
 	struct sbuf sb = SBUF_INIT;
 	char buf[65536];
 	ssize_t n;
@@ -274,36 +257,18 @@ static int mountinfo_find(int fd, const char *mountpoint, int want)
 		sbuf_release(&sb);
 		return want;	/* cannot tell: assume it is still there */
 	}
-	text = sb.buf;
 	int found = -1;
-	for (char *line = text, *next; line && *line; line = next) {
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		int id = atoi(line);
+	struct mount_line m;
+	for (char *pos = sb.buf; mounts_next(&pos, &m);) {
 		if (want >= 0) {
-			if (id == want) {
+			if (m.id == want) {
 				found = want;
 				break;
 			}
 			continue;
 		}
-		/* fields: id parent maj:min root mountpoint opts... - fstype source super */
-		char *f[5] = { 0 };
-		char *save = NULL, *tok = strtok_r(line, " ", &save);
-		for (int k = 0; tok && k < 5; k++, tok = strtok_r(NULL, " ", &save))
-			f[k] = tok;
-		if (!f[4])
-			continue;
-		char *sep = NULL;
-		for (; tok; tok = strtok_r(NULL, " ", &save))
-			if (!strcmp(tok, "-")) {
-				sep = strtok_r(NULL, " ", &save);
-				break;
-			}
-		unescape_octal(f[4]);
-		if (sep && !strncmp(sep, "fuse", 4) && !strcmp(f[4], mountpoint))
-			found = id;
+		if (mounts_is_fuse(m.fstype) && !strcmp(m.mountpoint, mountpoint))
+			found = m.id;
 	}
 	sbuf_release(&sb);
 	return found;

@@ -31,13 +31,17 @@ static void fail(const char *what, const char *arg, int err)
 	_exit(err == ENOENT ? 127 : 126);
 }
 
-static long num(const char *s)
+/* S as a number from 0 to MAX, or -1. */
+static long num(const char *s, long max)
 {
 	char *end;
 	errno = 0;
 	long v = strtol(s, &end, 10);
-	return (errno || *end || end == s || v < 0 || v > INT_MAX) ? -1 : v;
+	return (errno || *end || end == s || v < 0 || v > max) ? -1 : v;
 }
+
+/* a uid or gid: 32 bits, but for (uid_t)-1, which setuid() takes for "no change" */
+#define ID_MAX 0xfffffffeL
 
 /* Become U/G with U's groups, for good. PW: U's entry, or NULL. */
 static void switch_user(long u, long g, const struct passwd *pw, const char *uid, const char *gid)
@@ -162,7 +166,7 @@ int orch_exec_step(int argc, char **argv)
 	close_range(EXEC_ENV_FD + 1, ~0U, 0);
 	char *home = NULL, *name = NULL;
 	if (strcmp(uid, "-")) {
-		long u = num(uid), g = num(gid);
+		long u = num(uid, ID_MAX), g = num(gid, ID_MAX);
 		if (u < 0 || g < 0)
 			fail("bad user", uid, EINVAL);
 		struct passwd *pw = getpwuid((uid_t)u);
@@ -174,7 +178,7 @@ int orch_exec_step(int argc, char **argv)
 		/* die with the daemon (a credentials change above clears this:
 		 * set it after) */
 		prctl(PR_SET_PDEATHSIG, SIGKILL);
-		if (getppid() != (pid_t)num(ppid))
+		if (getppid() != (pid_t)num(ppid, INT_MAX))
 			_exit(126);	/* it is already gone */
 	}
 	/* only now, as the user, anything of the step's */
@@ -186,7 +190,7 @@ int orch_exec_step(int argc, char **argv)
 	}
 	enter(ws, cwd);
 	if (strcmp(hide, "-")) {
-		long at = num(hide);
+		long at = num(hide, INT_MAX);
 		size_t n = 0;
 		while (cmd[n])
 			n++;

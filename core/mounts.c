@@ -2,9 +2,12 @@
 #include "core/mounts.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <stdbool.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 
 #include "core/util.h"
 
@@ -24,7 +27,46 @@ static void unescape(char *s)
 	*o = '\0';
 }
 
-static bool is_fuse(const char *fstype)
+/* Split LINE into *M. Fields are separated by one space each: an empty one
+ * (a mount whose source is "") stays a field. */
+static bool parse(char *line, struct mount_line *m)
+{
+	char *f[5], *end, *tok;
+	for (int k = 0; k < 5; k++)
+		if (!(f[k] = strsep(&line, " ")))
+			return false;
+	/* OPTIONS, then optional fields ("shared:1"...) up to "-" */
+	while ((tok = strsep(&line, " ")) && strcmp(tok, "-"))
+		;
+	m->fstype = strsep(&line, " ");
+	char *source = strsep(&line, " ");
+	m->super = strsep(&line, " ");
+	long id = strtol(f[0], &end, 10);
+	unsigned maj, min;
+	if (!tok || !m->fstype || !source || end == f[0] || *end || id < 0 || id > INT_MAX ||
+	    sscanf(f[2], "%u:%u", &maj, &min) != 2)
+		return false;
+	m->id = (int)id;
+	m->dev = makedev(maj, min);
+	unescape(f[4]);
+	m->mountpoint = f[4];
+	return true;
+}
+
+bool mounts_next(char **pos, struct mount_line *m)
+{
+	while (*pos && **pos) {
+		char *line = *pos, *nl = strchr(line, '\n');
+		if (nl)
+			*nl++ = '\0';
+		*pos = nl;
+		if (parse(line, m))
+			return true;
+	}
+	return false;
+}
+
+bool mounts_is_fuse(const char *fstype)
 {
 	return !strcmp(fstype, "fuse") || !strcmp(fstype, "fuseblk") || !strncmp(fstype, "fuse.", 5);
 }
@@ -72,23 +114,9 @@ int mounts_fuse(char *text, uid_t uid, gid_t gid, const char *const *skip, char 
 	 * of them is left out), then the usable ones */
 	size_t n = 0, cap = 0;
 	struct fm { char *path; bool ok; } *all = NULL;
-	for (char *line = text, *next; line && *line; line = next) {
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		/* id parent maj:min root MOUNTPOINT opts [optional...] - FSTYPE source SUPER */
-		char *f[5] = { 0 }, *save = NULL, *tok = strtok_r(line, " ", &save);
-		for (int k = 0; tok && k < 5; k++, tok = strtok_r(NULL, " ", &save))
-			f[k] = tok;
-		char *fstype = NULL, *super = NULL;
-		for (; tok; tok = strtok_r(NULL, " ", &save))
-			if (!strcmp(tok, "-")) {
-				fstype = strtok_r(NULL, " ", &save);
-				if (fstype && strtok_r(NULL, " ", &save))
-					super = strtok_r(NULL, " ", &save);
-				break;
-			}
-		if (!f[4] || !fstype || !is_fuse(fstype))
+	struct mount_line m;
+	for (char *pos = text; mounts_next(&pos, &m);) {
+		if (!mounts_is_fuse(m.fstype))
 			continue;
 		if (n == cap) {
 			size_t nc = cap ? cap * 2 : 8;
@@ -100,11 +128,10 @@ int mounts_fuse(char *text, uid_t uid, gid_t gid, const char *const *skip, char 
 			all = na;
 			cap = nc;
 		}
-		unescape(f[4]);
-		all[n].path = f[4];
-		all[n].ok = usable(super, uid, gid);
+		all[n].path = m.mountpoint;
+		all[n].ok = usable(m.super, uid, gid);
 		for (const char *const *d = skip; d && *d && all[n].ok; d++)
-			if (!strcmp(f[4], *d) || beneath(f[4], *d))
+			if (!strcmp(m.mountpoint, *d) || beneath(m.mountpoint, *d))
 				all[n].ok = false;
 		n++;
 	}

@@ -51,11 +51,11 @@ static int spawn(const struct proc_spec *spec, pid_t *pidp, int *pidfdp);
 
 int proc_spawn(const struct proc_spec *spec, pid_t *pidp, int *pidfdp)
 {
-	/* the child's fds 1-4 are made in order: a source among them (an fd of
-	 * a daemon started with few open) must not be overwritten before its
+	/* the child's fds 0-4 are made in order: a source among them (an fd of
+	 * a caller started with few open) must not be overwritten before its
 	 * turn. Moved out of the way first, the rare time it is there */
 	struct proc_spec s = *spec;
-	int *fd[] = { &s.err_fd, &s.env_fd, &s.cwd_fd }, tmp[3] = { -1, -1, -1 }, r = 0;
+	int *fd[] = { &s.out_fd, &s.err_fd, &s.env_fd, &s.cwd_fd }, tmp[4] = { -1, -1, -1, -1 }, r = 0;
 	for (size_t i = 0; i < ARRAY_SIZE(fd) && !r; i++)
 		if (*fd[i] >= 0 && *fd[i] < 5 && (*fd[i] = tmp[i] = fcntl(*fd[i], F_DUPFD_CLOEXEC, 5)) < 0)
 			r = -errno;

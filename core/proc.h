@@ -10,7 +10,8 @@
 #include <sys/types.h>
 
 struct proc_spec {
-	const char *path;	/* a fixed executable: the step trampoline or bubblewrap */
+	const char *path;	/* the executable: the trampoline, bubblewrap, or the
+				 * command of a step of the daemon's own user as found */
 	char *const *argv;
 	char *const *envp;
 	int out_fd;		/* becomes stdout and stderr; stdin is /dev/null */

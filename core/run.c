@@ -1020,7 +1020,6 @@ static int step_argv_build(struct orch_engine *e, struct step *s, bool sandboxed
 	return a->oom ? -ENOMEM : 0;
 }
 
-/* Start attempt s->attempt+1 of step I. Failures to start are failed attempts. */
 /* Begin attempt s->attempt+1 of step I: recorded now, its process spawned by
  * run_spawn_queued() once this turn's commit has made the start durable.
  * Spawning first would let a crash in between leave a process nothing knows
@@ -1109,12 +1108,7 @@ static bool spawn_here(struct orch_engine *e, struct spawn_job *j)
 		return false;
 	}
 	j->want_trust = false;
-	close(j->out_fd);
-	if (j->err_fd >= 0)
-		close(j->err_fd);
-	if (j->env_fd >= 0)
-		close(j->env_fd);
-	j->out_fd = j->err_fd = j->env_fd = -1;
+	spawn_job_close_fds(j);
 	return true;
 }
 

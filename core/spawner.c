@@ -179,12 +179,7 @@ static void run_job(struct spawner_thread *s, struct spawn_job *j)
 out:
 	if (dfd >= 0)
 		close(dfd);
-	close(j->out_fd);
-	if (j->err_fd >= 0)
-		close(j->err_fd);
-	if (j->env_fd >= 0)
-		close(j->env_fd);
-	j->out_fd = j->err_fd = j->env_fd = -1;
+	spawn_job_close_fds(j);
 }
 
 static void *spawner_main(void *arg)
@@ -320,11 +315,16 @@ void spawn_job_free(struct spawn_job *j)
 	orch_free(j->cwd);
 	orch_free(j->cwd_rel);
 	orch_free(j->trusted_exe);
-	if (j->out_fd >= 0)
-		close(j->out_fd);
-	if (j->err_fd >= 0)
-		close(j->err_fd);
-	if (j->env_fd >= 0)
-		close(j->env_fd);
+	spawn_job_close_fds(j);
 	orch_free(j);
+}
+
+void spawn_job_close_fds(struct spawn_job *j)
+{
+	int *fd[] = { &j->out_fd, &j->err_fd, &j->env_fd };
+	for (size_t i = 0; i < ARRAY_SIZE(fd); i++) {
+		if (*fd[i] >= 0)
+			close(*fd[i]);
+		*fd[i] = -1;
+	}
 }

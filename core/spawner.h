@@ -85,6 +85,7 @@ int spawner_start(struct spawner *s, struct loop *loop);
 /* Queue J (taken until it comes back through LOOP). */
 void spawner_submit(struct spawner *s, struct spawn_job *j);
 /* Finish the queued jobs and end the threads. */
+void spawner_stop(struct spawner *s);
 /* The engine thread's trusted commands: the path CMD found along PATH is
  * known to be, or NULL; spawner_trust() records one, spawner_distrust()
  * forgets one (its spawn failed). */
@@ -92,8 +93,10 @@ void spawner_submit(struct spawner *s, struct spawn_job *j);
 const char *spawner_trusted(struct spawner *s, const char *cmd, const char *path, int64_t now);
 void spawner_trust(struct spawner *s, const char *cmd, const char *path, const char *exe, int64_t now);
 void spawner_distrust(struct spawner *s, const char *cmd, const char *path);
-void spawner_stop(struct spawner *s);
 /* Free what a job owns (after it came back). */
 void spawn_job_free(struct spawn_job *j);
+/* Close the descriptors J hands its child (once it is spawned, or will not
+ * be), leaving them -1. */
+void spawn_job_close_fds(struct spawn_job *j);
 
 #endif

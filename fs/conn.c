@@ -23,6 +23,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "core/mounts.h"
 #include "core/util.h"
 
 #define FUSECTL_DIR "/sys/fs/fuse/connections"
@@ -54,69 +55,19 @@ static void sleep_ms(long ms)
 
 /* ---- the mount table ---- */
 
-/* Unescape a mountinfo path field (\040 for space and friends) in place. */
-static void unescape_octal(char *s)
-{
-	char *o = s;
-	for (char *p = s; *p; p++) {
-		if (p[0] == '\\' && p[1] >= '0' && p[1] <= '7' && p[2] >= '0' && p[2] <= '7' &&
-		    p[3] >= '0' && p[3] <= '7') {
-			*o++ = (char)((p[1] - '0') * 64 + (p[2] - '0') * 8 + (p[3] - '0'));
-			p += 3;
-		} else {
-			*o++ = *p;
-		}
-	}
-	*o = '\0';
-}
-
-struct mnt_line {
-	dev_t dev;
-	char *mountpoint;	/* unescaped, in the caller's buffer */
-	char *fstype;
-};
-
-/* Parse one line of mountinfo (modified in place): 0, or -EINVAL. */
-static int mnt_parse(char *line, struct mnt_line *m)
-{
-	/* id parent maj:min root mountpoint opts [optional...] - fstype source super */
-	char *f[5] = { 0 }, *save = NULL, *tok = strtok_r(line, " ", &save);
-	for (int k = 0; tok && k < 5; k++, tok = strtok_r(NULL, " ", &save))
-		f[k] = tok;
-	unsigned maj, min;
-	if (!f[4] || sscanf(f[2], "%u:%u", &maj, &min) != 2)
-		return -EINVAL;
-	m->fstype = NULL;
-	for (; tok; tok = strtok_r(NULL, " ", &save))
-		if (!strcmp(tok, "-")) {
-			m->fstype = strtok_r(NULL, " ", &save);
-			break;
-		}
-	if (!m->fstype)
-		return -EINVAL;
-	unescape_octal(f[4]);
-	m->mountpoint = f[4];
-	m->dev = makedev(maj, min);
-	return 0;
-}
-
 /* Call FN on each line of our mount table, in mount order, until it
  * returns nonzero (returned). */
-static int mnt_each(int (*fn)(const struct mnt_line *m, void *arg), void *arg)
+static int mnt_each(int (*fn)(const struct mount_line *m, void *arg), void *arg)
 {
 	char *text;
 	size_t len;
 	int r = read_file("/proc/self/mountinfo", 64 << 20, &text, &len);
 	if (r)
 		return r;
-	for (char *line = text, *next; line && *line; line = next) {
-		next = strchr(line, '\n');
-		if (next)
-			*next++ = '\0';
-		struct mnt_line m;
-		if (!mnt_parse(line, &m) && (r = fn(&m, arg)))
+	struct mount_line m;
+	for (char *pos = text; mounts_next(&pos, &m);)
+		if ((r = fn(&m, arg)))
 			break;
-	}
 	orch_free(text);
 	return r;
 }
@@ -128,7 +79,7 @@ struct mnt_find {
 	char fstype[64];
 };
 
-static int mnt_find_cb(const struct mnt_line *m, void *arg)
+static int mnt_find_cb(const struct mount_line *m, void *arg)
 {
 	struct mnt_find *f = arg;
 	if (strcmp(m->mountpoint, f->mountpoint))
@@ -162,7 +113,7 @@ struct mnt_other {
 	char what[300];
 };
 
-static int mnt_other_cb(const struct mnt_line *m, void *arg)
+static int mnt_other_cb(const struct mount_line *m, void *arg)
 {
 	struct mnt_other *o = arg;
 	if (major(m->dev) != 0 || minor(m->dev) != o->minor)

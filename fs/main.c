@@ -460,6 +460,19 @@ static void close_from(int first)
 	closedir(d);
 }
 
+/* Open /dev/null on whichever of stdin, stdout and stderr we were started
+ * without: else the first files we open get their numbers, and putting the
+ * daemon's /dev/null or log on 0, 1 or 2 later closes them (the state lock
+ * was one: a second daemon on the same state directory went past it). */
+static void std_fds_open(void)
+{
+	int fd;
+	while ((fd = open("/dev/null", O_RDWR)) >= 0 && fd < 3)
+		;
+	if (fd > 2)
+		close(fd);
+}
+
 /* libfuse reports problems on stderr: while it sets up, catch what it says
  * so that a failure is one line of ours that includes it. */
 static int grab_stderr(void)
@@ -584,6 +597,7 @@ int main(int argc, char **argv)
 	/* nothing we were started with but stdin, stdout and stderr: it would
 	 * reach the steps (of every user); every fd of ours is O_CLOEXEC */
 	close_from(3);
+	std_fds_open();
 
 	struct opts o;
 	parse_args(argc, argv, &o);

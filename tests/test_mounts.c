@@ -7,6 +7,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/sysmacros.h>
 #include <cmocka.h>
 
 #include "core/mounts.h"
@@ -103,6 +104,43 @@ static void test_mounts__none_and_out_of_memory(void **state)
 	}
 }
 
+/* the lines themselves: every field, escapes read back, an empty source
+ * kept as a field, what is no mountinfo line skipped */
+static void test_mounts__lines(void **state)
+{
+	char text[] = "not a mountinfo line\n"
+		      "61 22 0:53 / /mnt/a\\040b\\134c rw,nosuid shared:20 master:3 - fuse.sshfs h:/x "
+		      "rw,user_id=0,group_id=0\n"
+		      "\n"
+		      "45 27 0:40 / /tmp/e rw,relatime - tmpfs  rw\n"
+		      "46 27 8:1 / /no/separator rw\n"
+		      "x 27 8:1 / /bad/id rw - ext4 /dev/sda1 rw\n"
+		      "47 27 259:3 / / rw - ext4 /dev/nvme0n1p3 rw";
+	struct mount_line m;
+	char *pos = text;
+	assert_true(mounts_next(&pos, &m));
+	assert_int_equal(m.id, 61);
+	assert_int_equal(major(m.dev), 0);
+	assert_int_equal(minor(m.dev), 53);
+	assert_string_equal(m.mountpoint, "/mnt/a b\\c");
+	assert_string_equal(m.fstype, "fuse.sshfs");
+	assert_string_equal(m.super, "rw,user_id=0,group_id=0");
+	assert_true(mounts_is_fuse(m.fstype));
+	assert_true(mounts_next(&pos, &m));
+	assert_int_equal(m.id, 45);
+	assert_string_equal(m.fstype, "tmpfs");
+	assert_string_equal(m.super, "rw");	/* not taken for the source */
+	assert_false(mounts_is_fuse(m.fstype));
+	assert_true(mounts_next(&pos, &m));
+	assert_int_equal(m.id, 47);
+	assert_int_equal(major(m.dev), 259);
+	assert_string_equal(m.mountpoint, "/");
+	assert_false(mounts_next(&pos, &m));
+	assert_false(mounts_next(&pos, &m));
+	assert_true(mounts_is_fuse("fuse") && mounts_is_fuse("fuseblk"));
+	assert_false(mounts_is_fuse("fusectl"));
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -110,6 +148,7 @@ int main(void)
 		cmocka_unit_test(test_mounts__user_reaches_allow_other_and_its_own),
 		cmocka_unit_test(test_mounts__skip_at_and_beneath),
 		cmocka_unit_test(test_mounts__none_and_out_of_memory),
+		cmocka_unit_test(test_mounts__lines),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

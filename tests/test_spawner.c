@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -279,6 +280,44 @@ static void test_spawner__trusted_commands(void **state)
 	assert_int_equal(rm_rf(rdir), 0);
 }
 
+/* the descriptors handed to the child may be any of 0-4 (a caller with few
+ * open): each reaches its place, none is overwritten before its turn */
+static void test_spawner__low_fds(void **state)
+{
+	int save0 = dup(0), save1 = dup(1), p[2];
+	int env = memfd_create("env", 0);
+	assert_true(save0 >= 0 && save1 >= 0 && env >= 0);
+	assert_int_equal(pipe(p), 0);
+	assert_int_equal(write(env, "A=1", 4), 4);
+	assert_int_equal(lseek(env, 0, SEEK_SET), 0);
+	assert_int_equal(dup2(p[1], 0), 0);
+	assert_int_equal(dup2(env, 1), 1);
+	close(p[1]);
+	close(env);
+	char *argv[] = { "sh", "-c", "echo out; tr '\\0' '\\n' <&4", NULL };
+	char *envp[] = { NULL };
+	struct proc_spec spec = { .path = "/bin/sh", .argv = argv, .envp = envp, .out_fd = 0,
+				  .err_fd = -1, .env_fd = 1, .cwd = NULL, .cwd_fd = -1 };
+	pid_t pid = -1;
+	int pidfd = -1;
+	int rc = proc_spawn(&spec, &pid, &pidfd);
+	dup2(save0, 0);
+	dup2(save1, 1);
+	close(save0);
+	close(save1);
+	assert_int_equal(rc, 0);
+	assert_int_equal(wait_exit(pid), 0);
+	if (pidfd >= 0)
+		close(pidfd);
+	char buf[64] = { 0 };
+	size_t got = 0;
+	ssize_t n;
+	while (got < sizeof(buf) - 1 && (n = read(p[0], buf + got, sizeof(buf) - 1 - got)) > 0)
+		got += (size_t)n;
+	close(p[0]);
+	assert_string_equal(buf, "out\nA=1\n");
+}
+
 static void test_syncer__generations(void **state)
 {
 	struct loop l;
@@ -331,6 +370,7 @@ int main(void)
 		cmocka_unit_test(test_spawner__not_found_and_stale_cache),
 		cmocka_unit_test(test_spawner__scripts_and_relative_path),
 		cmocka_unit_test(test_spawner__trusted_commands),
+		cmocka_unit_test(test_spawner__low_fds),
 		cmocka_unit_test(test_syncer__generations),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
