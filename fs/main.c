@@ -56,7 +56,6 @@ static const char usage[] =
 /* Where start-up errors go: stderr, or (daemonizing) the pipe to the parent,
  * which prints them. Only main() and its helpers exit. */
 static int report_fd = -1;
-/* Daemonizing: the log the daemon writes to once it runs (STATE/orchfs.log). */
 /* A note for the log (what a start did about a dead daemon, an orderly
  * stop's abort): on stderr, which is the log (STATE/orchfs.log) once a
  * daemonizing start has taken it. */
