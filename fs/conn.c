@@ -580,7 +580,9 @@ int conn_recover_lock(int lockfd, const char *mountpoint, conn_say_fn *say, char
 		}
 	}
 
-	/* it goes within milliseconds once nothing holds it */
+	/* it goes within milliseconds once nothing holds it; another start
+	 * waiting for it too may take the lock first: then a live orchfs
+	 * holds it, and this start refuses as for any directory in use */
 	int64_t t0 = clock_mono_ms();
 	while (clock_mono_ms() - t0 < RECOVER_WAIT_MS) {
 		if (flock(lockfd, LOCK_EX | LOCK_NB) == 0) {
@@ -590,6 +592,12 @@ int conn_recover_lock(int lockfd, const char *mountpoint, conn_say_fn *say, char
 		}
 		if (errno != EWOULDBLOCK && errno != EINTR)
 			return -errno;
+		pid_t now = locks_holder(&lst);
+		char s = now > 0 && now != holder ? task_state(now, now) : 0;
+		if (s && s != 'Z' && s != 'X') {
+			snprintf(why, why_size, "pid %d", (int)now);
+			return -EBUSY;
+		}
 		sleep_ms(20);
 	}
 	holder_scan(holder, &lst, &h);

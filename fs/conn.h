@@ -69,8 +69,8 @@ void conn_watchdog_main(int argc, char **argv) __attribute__((noreturn));
  * /dev/fuse open, abort its connection (the mount on MOUNTPOINT, or the
  * one it recorded in the lock file: conn_record), then wait (bounded) for
  * it to let go. Each step is said through SAY. 0 when the lock is ours now;
- * -EBUSY when the holder lives (WHY: who), or -errno with WHY saying what
- * stays in the way. */
+ * -EBUSY when the holder lives, or a live one took the lock meanwhile (WHY:
+ * who), or -errno with WHY saying what stays in the way. */
 int conn_recover_lock(int lockfd, const char *mountpoint, conn_say_fn *say, char *why, size_t why_size);
 
 /* Record in the lock file (after the pid line) which connection is ours. */
