@@ -1221,8 +1221,10 @@ static int fh_write_as(struct fs_fh *fh, fuse_req_t req, const struct fuse_file_
 
 /* A write (or, with CLOSING, the flush) of a messages or events file: the
  * lines it completes are checked here, all or nothing, then recorded by the
- * engine, which answers once they are durable. The lines are the handle's:
- * its identity goes with them (OP_APPEND), not the flushing caller's. */
+ * engine, which answers once they are durable. The lines are the handle's
+ * (a write from another identity was refused: fh_write_as); the request
+ * carries its identity, never the flushing caller's, though nothing
+ * records a uid with them. */
 static void append_lines(fuse_req_t req, fuse_ino_t ino, struct fs_fh *fh, const char *buf, size_t size,
 			 bool closing)
 {
@@ -1289,9 +1291,9 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			append_lines(req, ino, fh, buf, size, false);
 		return;
 	}
-	/* ctl: each write is a command, acted on now as its writer, who had
-	 * the handle (permission was checked at open: open_allowed); nothing
-	 * happens at its close */
+	/* ctl: each write is a command, acted on now; permission was checked
+	 * at open (open_allowed), and no command depends on who writes it.
+	 * Nothing happens at its close */
 	if (fh->kind != FH_CTL) {
 		fuse_reply_err(req, EBADF);
 		return;
