@@ -219,8 +219,7 @@ static int abort_minor(unsigned minor)
 
 /* ---- the watchdog ---- */
 
-int conn_watchdog_start(struct conn_watchdog *w, int abort_fd, unsigned minor, const char *mountpoint,
-			int log_fd)
+int conn_watchdog_start(struct conn_watchdog *w, int abort_fd, unsigned minor, const char *mountpoint)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
@@ -229,10 +228,9 @@ int conn_watchdog_start(struct conn_watchdog *w, int abort_fd, unsigned minor, c
 	 * one another */
 	int hi_abort = fcntl(abort_fd, F_DUPFD_CLOEXEC, 10);
 	int hi_pipe = fcntl(p[0], F_DUPFD_CLOEXEC, 10);
-	int hi_log = log_fd >= 0 ? fcntl(log_fd, F_DUPFD_CLOEXEC, 10) : -1;
 	close(p[0]);
 	int r = 0;
-	if (hi_abort < 0 || hi_pipe < 0 || (log_fd >= 0 && hi_log < 0))
+	if (hi_abort < 0 || hi_pipe < 0)
 		r = -errno;
 	char spid[24], smin[24];
 	snprintf(spid, sizeof(spid), "%d", (int)getpid());
@@ -244,8 +242,6 @@ int conn_watchdog_start(struct conn_watchdog *w, int abort_fd, unsigned minor, c
 	posix_spawnattr_init(&at);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	if (hi_log >= 0)
-		posix_spawn_file_actions_adddup2(&fa, hi_log, 2);
 	posix_spawn_file_actions_adddup2(&fa, hi_abort, 3);
 	posix_spawn_file_actions_adddup2(&fa, hi_pipe, 4);
 	/* a group of its own: a ^C at the daemon's terminal is not for it */
@@ -272,8 +268,6 @@ int conn_watchdog_start(struct conn_watchdog *w, int abort_fd, unsigned minor, c
 		close(hi_abort);
 	if (hi_pipe >= 0)
 		close(hi_pipe);
-	if (hi_log >= 0)
-		close(hi_log);
 	if (r) {
 		close(p[1]);
 		return r;

@@ -55,9 +55,9 @@ struct conn_watchdog {
 #define CONN_WATCHDOG_INIT { -1, -1 }
 
 /* Start the watchdog of connection MINOR (mounted on MOUNTPOINT), which
- * ABORT_FD names; its stderr is LOG_FD (-1: ours). 0 or -errno. */
-int conn_watchdog_start(struct conn_watchdog *w, int abort_fd, unsigned minor, const char *mountpoint,
-			int log_fd);
+ * ABORT_FD names; its stderr is ours (the log, once a daemonizing start has
+ * taken it). 0 or -errno. */
+int conn_watchdog_start(struct conn_watchdog *w, int abort_fd, unsigned minor, const char *mountpoint);
 /* The daemon ends its connection itself (orderly stop): the watchdog exits
  * without aborting anything; reaped here (bounded). */
 void conn_watchdog_stop(struct conn_watchdog *w);

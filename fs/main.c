@@ -726,7 +726,7 @@ int main(int argc, char **argv)
 		if (!r && (abort_fd = conn_abort_open(conn)) < 0)
 			r = abort_fd;
 		if (!r)
-			r = conn_watchdog_start(&wd, abort_fd, conn, mnt, -1);
+			r = conn_watchdog_start(&wd, abort_fd, conn, mnt);
 		if (r) {
 			char msg[300];
 			snprintf(msg, sizeof(msg), "no watchdog for FUSE connection %u: %s (the fusectl filesystem); if "
