@@ -170,8 +170,7 @@ static int abort_minor(unsigned minor)
 
 /* ---- the watchdog ---- */
 
-int conn_watchdog_start(struct conn_watchdog *w, int abort_fd, unsigned minor, const char *mountpoint,
-			int log_fd)
+int conn_watchdog_start(struct conn_watchdog *w, int abort_fd, unsigned minor, const char *mountpoint)
 {
 	int p[2];
 	if (pipe2(p, O_CLOEXEC) < 0)
@@ -180,10 +179,9 @@ int conn_watchdog_start(struct conn_watchdog *w, int abort_fd, unsigned minor, c
 	 * one another */
 	int hi_abort = fcntl(abort_fd, F_DUPFD_CLOEXEC, 10);
 	int hi_pipe = fcntl(p[0], F_DUPFD_CLOEXEC, 10);
-	int hi_log = log_fd >= 0 ? fcntl(log_fd, F_DUPFD_CLOEXEC, 10) : -1;
 	close(p[0]);
 	int r = 0;
-	if (hi_abort < 0 || hi_pipe < 0 || (log_fd >= 0 && hi_log < 0))
+	if (hi_abort < 0 || hi_pipe < 0)
 		r = -errno;
 	char spid[24], smin[24];
 	snprintf(spid, sizeof(spid), "%d", (int)getpid());
@@ -195,8 +193,6 @@ int conn_watchdog_start(struct conn_watchdog *w, int abort_fd, unsigned minor, c
 	posix_spawnattr_init(&at);
 	posix_spawn_file_actions_addopen(&fa, 0, "/dev/null", O_RDONLY, 0);
 	posix_spawn_file_actions_addopen(&fa, 1, "/dev/null", O_WRONLY, 0);
-	if (hi_log >= 0)
-		posix_spawn_file_actions_adddup2(&fa, hi_log, 2);
 	posix_spawn_file_actions_adddup2(&fa, hi_abort, 3);
 	posix_spawn_file_actions_adddup2(&fa, hi_pipe, 4);
 	/* a group of its own: a ^C at the daemon's terminal is not for it */
@@ -223,8 +219,6 @@ int conn_watchdog_start(struct conn_watchdog *w, int abort_fd, unsigned minor, c
 		close(hi_abort);
 	if (hi_pipe >= 0)
 		close(hi_pipe);
-	if (hi_log >= 0)
-		close(hi_log);
 	if (r) {
 		close(p[1]);
 		return r;
@@ -531,7 +525,9 @@ int conn_recover_lock(int lockfd, const char *mountpoint, conn_say_fn *say, char
 		}
 	}
 
-	/* it goes within milliseconds once nothing holds it */
+	/* it goes within milliseconds once nothing holds it; another start
+	 * waiting for it too may take the lock first: then a live orchfs
+	 * holds it, and this start refuses as for any directory in use */
 	int64_t t0 = clock_mono_ms();
 	while (clock_mono_ms() - t0 < RECOVER_WAIT_MS) {
 		if (flock(lockfd, LOCK_EX | LOCK_NB) == 0) {
@@ -541,6 +537,12 @@ int conn_recover_lock(int lockfd, const char *mountpoint, conn_say_fn *say, char
 		}
 		if (errno != EWOULDBLOCK && errno != EINTR)
 			return -errno;
+		pid_t now = locks_holder(&lst);
+		char s = now > 0 && now != holder ? task_state(now, now) : 0;
+		if (s && s != 'Z' && s != 'X') {
+			snprintf(why, why_size, "pid %d", (int)now);
+			return -EBUSY;
+		}
 		sleep_ms(20);
 	}
 	holder_scan(holder, &lst, &h);

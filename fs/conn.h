@@ -55,9 +55,9 @@ struct conn_watchdog {
 #define CONN_WATCHDOG_INIT { -1, -1 }
 
 /* Start the watchdog of connection MINOR (mounted on MOUNTPOINT), which
- * ABORT_FD names; its stderr is LOG_FD (-1: ours). 0 or -errno. */
-int conn_watchdog_start(struct conn_watchdog *w, int abort_fd, unsigned minor, const char *mountpoint,
-			int log_fd);
+ * ABORT_FD names; its stderr is ours (the log, once a daemonizing start has
+ * taken it). 0 or -errno. */
+int conn_watchdog_start(struct conn_watchdog *w, int abort_fd, unsigned minor, const char *mountpoint);
 /* The daemon ends its connection itself (orderly stop): the watchdog exits
  * without aborting anything; reaped here (bounded). */
 void conn_watchdog_stop(struct conn_watchdog *w);
@@ -69,8 +69,8 @@ void conn_watchdog_main(int argc, char **argv) __attribute__((noreturn));
  * /dev/fuse open, abort its connection (the mount on MOUNTPOINT, or the
  * one it recorded in the lock file: conn_record), then wait (bounded) for
  * it to let go. Each step is said through SAY. 0 when the lock is ours now;
- * -EBUSY when the holder lives (WHY: who), or -errno with WHY saying what
- * stays in the way. */
+ * -EBUSY when the holder lives, or a live one took the lock meanwhile (WHY:
+ * who), or -errno with WHY saying what stays in the way. */
 int conn_recover_lock(int lockfd, const char *mountpoint, conn_say_fn *say, char *why, size_t why_size);
 
 /* Record in the lock file (after the pid line) which connection is ours. */

@@ -493,6 +493,28 @@ static void do_getattr(struct fs_req *rq)
 		fuse_reply_attr(rq->req, &st, node_ops_of(n)->attr_timeout);
 }
 
+/* Is the caller of RQ in group GID (its own, or one of its others)? */
+static bool in_group(const struct fs_req *rq, gid_t gid)
+{
+	if (gid == rq->gid)
+		return true;
+	gid_t some[64], *list = some;
+	int cap = (int)ARRAY_SIZE(some);
+	int n = fuse_req_getgroups(rq->req, cap, some);
+	if (n > cap && (list = malloc((size_t)n * sizeof(*list)))) {
+		cap = n;
+		n = fuse_req_getgroups(rq->req, cap, list);
+	}
+	if (n > cap)
+		n = cap;	/* more than it had room for: the first CAP */
+	bool in = false;
+	for (int i = 0; list && i < n && !in; i++)
+		in = list[i] == gid;
+	if (list != some)
+		free(list);
+	return in;
+}
+
 static int setattr_planfile(struct fs_req *rq, struct fs_node n)
 {
 	struct orch_engine *eng = rq->fs->eng;
@@ -505,7 +527,10 @@ static int setattr_planfile(struct fs_req *rq, struct fs_node n)
 		return -EPERM;
 	if ((rq->to_set & FUSE_SET_ATTR_UID) && rq->uid != 0 && rq->attr.st_uid != own.uid)
 		return -EPERM;
-	if ((rq->to_set & FUSE_SET_ATTR_GID) && !owner)
+	/* the owner may give it a group they are in (the kernel checks that
+	 * only with default_permissions) */
+	if ((rq->to_set & FUSE_SET_ATTR_GID) &&
+	    (!owner || (rq->uid != 0 && rq->attr.st_gid != own.gid && !in_group(rq, rq->attr.st_gid))))
 		return -EPERM;
 	if ((rq->to_set & (FUSE_SET_ATTR_SIZE | FUSE_SET_ATTR_ATIME | FUSE_SET_ATTR_MTIME)) && !owner &&
 	    !(own.mode & 0002))
@@ -1221,8 +1246,10 @@ static int fh_write_as(struct fs_fh *fh, fuse_req_t req, const struct fuse_file_
 
 /* A write (or, with CLOSING, the flush) of a messages or events file: the
  * lines it completes are checked here, all or nothing, then recorded by the
- * engine, which answers once they are durable. The lines are the handle's:
- * its identity goes with them (OP_APPEND), not the flushing caller's. */
+ * engine, which answers once they are durable. The lines are the handle's
+ * (a write from another identity was refused: fh_write_as); the request
+ * carries its identity, never the flushing caller's, though nothing
+ * records a uid with them. */
 static void append_lines(fuse_req_t req, fuse_ino_t ino, struct fs_fh *fh, const char *buf, size_t size,
 			 bool closing)
 {
@@ -1289,9 +1316,9 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 			append_lines(req, ino, fh, buf, size, false);
 		return;
 	}
-	/* ctl: each write is a command, acted on now as its writer, who had
-	 * the handle (permission was checked at open: open_allowed); nothing
-	 * happens at its close */
+	/* ctl: each write is a command, acted on now; permission was checked
+	 * at open (open_allowed), and no command depends on who writes it.
+	 * Nothing happens at its close */
 	if (fh->kind != FH_CTL) {
 		fuse_reply_err(req, EBADF);
 		return;

@@ -211,9 +211,10 @@ struct fs_fh {
 	/* Who acts through the handle (issue 12): its opener, recorded at open
 	 * or create; a write by a user through a handle root opened makes it
 	 * that user's, a write by another user than its own (root aside) is
-	 * refused (fh_write_as). A plan is submitted as this identity, and the
-	 * lines of messages and events are recorded as it: never as the uid of
-	 * the FLUSH or RELEASE, which is whoever closes a descriptor first. */
+	 * refused (fh_write_as). A plan is submitted as this identity, and
+	 * lines reach messages and events only from it (they carry no uid of
+	 * their own): never as the uid of the FLUSH or RELEASE, which is
+	 * whoever closes a descriptor first. */
 	uid_t uid;
 	gid_t gid;
 	char *buf;		/* FH_SNAP */

@@ -56,7 +56,6 @@ static const char usage[] =
 /* Where start-up errors go: stderr, or (daemonizing) the pipe to the parent,
  * which prints them. Only main() and its helpers exit. */
 static int report_fd = -1;
-/* Daemonizing: the log the daemon writes to once it runs (STATE/orchfs.log). */
 /* A note for the log (what a start did about a dead daemon, an orderly
  * stop's abort): on stderr, which is the log (STATE/orchfs.log) once a
  * daemonizing start has taken it. */
@@ -306,9 +305,10 @@ static int take_lock(const char *state, const char *mnt)
 	int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK | O_NOCTTY, 0600);
 	if (fd < 0)
 		die(1, "cannot open %s: %s", path, strerror(errno));
+	/* nor a link to another file: its mode and bytes are changed below */
 	struct stat st;
-	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode))
-		die(1, "%s is not a regular file", path);
+	if (fstat(fd, &st) < 0 || !S_ISREG(st.st_mode) || st.st_nlink != 1)
+		die(1, "%s is not a regular file of its own", path);
 	if ((st.st_mode & 077) && fchmod(fd, 0600) < 0)
 		die(1, "cannot make %s mode 0600: %s", path, strerror(errno));
 	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
@@ -638,6 +638,15 @@ int main(int argc, char **argv)
 	char *state_abs = realpath(state, NULL);
 	if (!state_abs)
 		die(1, "state directory %s: %s", state, strerror(errno));
+	/* the daemon's (core/engine.c checks it again, with what is in it):
+	 * another user's is refused before anything in it is opened, the log
+	 * or the lock, which its owner may have made links to their files */
+	struct stat sst;
+	if (stat(state_abs, &sst) < 0)
+		die(1, "state directory %s: %s", state_abs, strerror(errno));
+	if (sst.st_uid != geteuid() && (geteuid() == 0 || (sst.st_mode & 022)))
+		die(1, "state directory %s belongs to uid %u: it must be the daemon's (uid %u)", state_abs,
+		    (unsigned)sst.st_uid, (unsigned)geteuid());
 
 	if (!o.foreground) {
 		daemonize();
@@ -648,8 +657,9 @@ int main(int argc, char **argv)
 		snprintf(lp, sizeof(lp), "%s/orchfs.log", state_abs);
 		int logfd = open(lp, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOFOLLOW | O_NONBLOCK, 0644);
 		struct stat lst;
-		if (logfd >= 0 && fstat(logfd, &lst) == 0 && S_ISREG(lst.st_mode))
-			dup2(logfd, 2);	/* never a FIFO a write could block on */
+		/* never a FIFO a write could block on, nor a link to another file */
+		if (logfd >= 0 && fstat(logfd, &lst) == 0 && S_ISREG(lst.st_mode) && lst.st_nlink == 1)
+			dup2(logfd, 2);
 		if (logfd >= 0)
 			close(logfd);
 	}
@@ -741,7 +751,7 @@ int main(int argc, char **argv)
 		if (!r && (abort_fd = conn_abort_open(conn)) < 0)
 			r = abort_fd;
 		if (!r)
-			r = conn_watchdog_start(&wd, abort_fd, conn, mnt, -1);
+			r = conn_watchdog_start(&wd, abort_fd, conn, mnt);
 		if (r) {
 			char msg[300];
 			snprintf(msg, sizeof(msg), "no watchdog for FUSE connection %u: %s (the fusectl filesystem); if "
