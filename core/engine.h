@@ -263,7 +263,9 @@ int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, u
 		      uid_t uid, gid_t gid, bool *submitted);
 /* The first close() after writes: submit plans/NAME.json if file ID is one.
  * 0 (also when it is no plan), or -EINVAL with NAME.error written (-EDQUOT
- * when the run would take its submitter past a limit, said there too). */
+ * when the run would take its submitter past a limit, -EACCES when UID is
+ * not the file's owner and the owner is not root: the owner could have
+ * changed its bytes up to this close; said there too). Renames alike. */
 int orch_plans_written(struct orch_engine *e, int64_t id, uid_t uid, gid_t gid);
 
 /* ---- the top of the tree ---- */

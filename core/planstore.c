@@ -462,10 +462,24 @@ static int submit_quota(struct orch_engine *e, const struct plan *plan, uid_t ui
 /* Validate TEXT as plan STEM: a new plan, or NULL with STEM.error written
  * (the error stays even when the caller undoes what follows) and *rc set. */
 static struct plan *submit_check(struct orch_engine *e, const char *stem, const char *text, size_t len,
-				 uid_t uid, gid_t gid, int *rc)
+				 uid_t uid, gid_t gid, uid_t owner, int *rc)
 {
 	struct sbuf errs = SBUF_INIT;
 	struct plan_opts opts;
+	if (owner != uid && owner != 0) {
+		/* the file's owner may change its bytes at any time, up to the
+		 * close (or rename) that submits them: a submission as anyone else
+		 * would run the owner's bytes as that user (root copying a plan
+		 * onto a name a user made first, say) */
+		sbuf_addf(&errs, "plans/%s.json belongs to uid %u, who can change it: uid %u may not submit it"
+			  " (remove it, or submit it under a name of your own)\n",
+			  stem, (unsigned)owner, (unsigned)uid);
+		*rc = sbuf_failed(&errs) ? -ENOMEM : set_error(e, stem, sbuf_str(&errs), uid, gid);
+		if (!*rc)
+			*rc = -EACCES;
+		sbuf_release(&errs);
+		return NULL;
+	}
 	if (geteuid() != 0 && uid != geteuid()) {
 		/* steps run as their submitter: only a daemon running as root can */
 		sbuf_addf(&errs, "orchfs runs as uid %u and cannot run steps as uid %u (mount it as root"
@@ -593,12 +607,12 @@ static int submit_refused(struct orch_engine *e, const char *stem, int rc, struc
 /* Validate TEXT as plan STEM and start a run of it. 0, or -EINVAL with
  * STEM.error written, or another -errno with nothing changed. */
 static int submit(struct orch_engine *e, const char *stem, const char *text, size_t len, uid_t uid,
-		  gid_t gid)
+		  gid_t gid, uid_t owner)
 {
 	int rc = eng_room(e);
 	if (rc)
 		return rc;
-	struct plan *plan = submit_check(e, stem, text, len, uid, gid, &rc);
+	struct plan *plan = submit_check(e, stem, text, len, uid, gid, owner, &rc);
 	if (!plan)
 		return rc;
 	if ((rc = store_savepoint(&e->st, "submit"))) {
@@ -634,7 +648,7 @@ int orch_plans_written(struct orch_engine *e, int64_t id, uid_t uid, gid_t gid)
 	int rc = file_text(e, id, &text, &len);
 	if (rc)
 		return rc;
-	rc = submit(e, stem, text, len, uid, gid);
+	rc = submit(e, stem, text, len, uid, gid, p.uid);
 	orch_free(text);
 	return rc;
 }
@@ -671,7 +685,7 @@ int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, u
 		size_t len;
 		if ((rc = file_text(e, src.id, &text, &len)))
 			return rc;
-		plan = submit_check(e, stem, text, len, uid, gid, &rc);
+		plan = submit_check(e, stem, text, len, uid, gid, src.uid, &rc);
 		orch_free(text);
 		if (!plan)
 			return rc;

@@ -6,7 +6,9 @@
 # Now: the opener's identity is recorded at open; a user's write through a
 # handle root opened makes it that user's; another user's write through a
 # user's handle is refused (EACCES); a shared writable mapping of a plan
-# file, whose pages the kernel writes back as no one, is refused (ENODEV).
+# file, whose pages the kernel writes back as no one, is refused (ENODEV);
+# a plan file a user owns is submitted by that user only (EACCES for root's
+# or another user's close after writing into it).
 # Checked with the kernel's checks (default_permissions) and with orchfs's own.
 . "$(dirname "$0")/lib.sh"
 need_root_users
@@ -78,6 +80,21 @@ for opts in allow_other,default_permissions allow_other; do
   if [ -e "$M/runs/idd-1" ]; then
     [ "$(stat -c %u "$M/runs/idd-1")" = "$uid1" ] || fail "$opts: bytes written through a mapping by $U1 ran as uid $(stat -c %u "$M/runs/idd-1")"
   fi
+
+  # a plan file a user owns is the user's to change up to the close that
+  # submits it: root (or another user) writing into it through a handle of
+  # its own submits nothing; the close fails with EACCES and NAME.error says why
+  as "$U1" sh -c "umask 0; : >'$M/plans/ide.json'" || fail "$opts: $U1 cannot make plans/ide.json"
+  [ "$(stat -c %a "$M/plans/ide.json")" = 666 ] || fail "$opts: plans/ide.json is mode $(stat -c %a "$M/plans/ide.json")"
+  cp "$T/who.json" "$M/plans/ide.json" 2>"$T/cp.err" && fail "$opts: root's cp onto $U1's plans/ide.json submitted it"
+  grep -q 'Permission denied' "$T/cp.err" || fail "$opts: root's cp onto $U1's plan file: want EACCES, got: $(cat "$T/cp.err")"
+  grep -q "belongs to uid $uid1" "$M/plans/ide.error" || fail "$opts: plans/ide.error: $(cat "$M/plans/ide.error" 2>&1)"
+  as "$U2" cp "$T/who.json" "$M/plans/ide.json" 2>"$T/cp.err" && fail "$opts: $U2's cp onto $U1's plans/ide.json submitted it"
+  grep -q 'Permission denied' "$T/cp.err" || fail "$opts: $U2's cp onto $U1's plan file: want EACCES, got: $(cat "$T/cp.err")"
+  [ ! -e "$M/runs/ide-1" ] || fail "$opts: a plan file of $U1's was submitted by another user"
+  as "$U1" cp "$T/who.json" "$M/plans/ide.json" || fail "$opts: $U1 cannot submit its own plan file"
+  [ "$(stat -c %u "$M/runs/ide-1")" = "$uid1" ] || fail "$opts: runs/ide-1 is not $U1's"
+  [ ! -e "$M/plans/ide.error" ] || fail "$opts: plans/ide.error stayed after a valid submission"
 
   # messages: the same rules for lines (they are recorded as the handle's identity)
   as "$U1" mkdir "$M/sandboxes/idm" || fail "$opts: $U1 cannot make a sandbox"
