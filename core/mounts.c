@@ -71,6 +71,22 @@ bool mounts_is_fuse(const char *fstype)
 	return !strcmp(fstype, "fuse") || !strcmp(fstype, "fuseblk") || !strncmp(fstype, "fuse.", 5);
 }
 
+long mounts_user_id(const char *opts)
+{
+	for (const char *p = opts; p && *p;) {
+		size_t len = strcspn(p, ",");
+		if (!strncmp(p, "user_id=", 8)) {
+			char *end;
+			long u = strtol(p + 8, &end, 10);
+			return end == p + len && end > p + 8 && u >= 0 ? u : -1;
+		}
+		p += len;
+		if (*p == ',')
+			p++;
+	}
+	return -1;
+}
+
 /* May UID/GID use a FUSE mount with super options OPTS (the kernel's
  * fuse_allow_current_process(): root is no exception)? */
 static bool usable(const char *opts, uid_t uid, gid_t gid)

@@ -28,6 +28,8 @@ struct mount_line {
 bool mounts_next(char **pos, struct mount_line *m);
 /* Is FSTYPE a FUSE file system (fuse, fuse.SUBTYPE, fuseblk)? */
 bool mounts_is_fuse(const char *fstype);
+/* The user_id= of a FUSE mount's super options OPTS (who mounted it), or -1. */
+long mounts_user_id(const char *opts);
 
 /* The mount points of the FUSE file systems (fuse, fuse.*, fuseblk) in the
  * mountinfo TEXT (modified) that UID/GID may use (mounted by them, or with

@@ -77,6 +77,7 @@ struct mnt_find {
 	bool found;
 	dev_t dev;
 	char fstype[64];
+	long owner;
 };
 
 static int mnt_find_cb(const struct mount_line *m, void *arg)
@@ -88,6 +89,7 @@ static int mnt_find_cb(const struct mount_line *m, void *arg)
 	f->found = true;
 	f->dev = m->dev;
 	snprintf(f->fstype, sizeof(f->fstype), "%s", m->fstype);
+	f->owner = mounts_user_id(m->super);
 	return 0;
 }
 
@@ -100,7 +102,11 @@ int conn_mount_at(const char *mountpoint, dev_t *dev, char *fstype, size_t fstyp
 	if (!f.found)
 		return -ENOENT;
 	*dev = f.dev;
-	snprintf(fstype, fstype_size, "%s", f.fstype);
+	/* an orchfs mounted by another user (any user may name a FUSE
+	 * subtype "orchfs") is not ours to ask, abort or unmount */
+	snprintf(fstype, fstype_size, "%s",
+		 !strcmp(f.fstype, "fuse.orchfs") && f.owner != (long)getuid() ? "fuse.orchfs-of-another-user"
+									   : f.fstype);
 	return 0;
 }
 
@@ -118,7 +124,8 @@ static int mnt_other_cb(const struct mount_line *m, void *arg)
 	struct mnt_other *o = arg;
 	if (major(m->dev) != 0 || minor(m->dev) != o->minor)
 		return 0;
-	if (!strcmp(m->fstype, "fuse.orchfs") && !strcmp(m->mountpoint, o->mountpoint))
+	if (!strcmp(m->fstype, "fuse.orchfs") && !strcmp(m->mountpoint, o->mountpoint) &&
+	    mounts_user_id(m->super) == (long)getuid())
 		return 0;
 	snprintf(o->what, sizeof(o->what), "%s on %s", m->fstype, m->mountpoint);
 	return 1;

@@ -38,8 +38,8 @@ typedef void conn_say_fn(const char *msg);
 int conn_fusectl(conn_say_fn *say);
 
 /* The newest mount on MOUNTPOINT (absolute, canonical): its device and
- * filesystem type ("fuse.orchfs"). 0, or -ENOENT when nothing is mounted
- * there. */
+ * filesystem type ("fuse.orchfs"; "fuse.orchfs-of-another-user" for one
+ * another uid mounted). 0, or -ENOENT when nothing is mounted there. */
 int conn_mount_at(const char *mountpoint, dev_t *dev, char *fstype, size_t fstype_size);
 
 /* Open connection MINOR's abort file (O_CLOEXEC): an fd, or -errno. */

@@ -141,6 +141,19 @@ static void test_mounts__lines(void **state)
 	assert_false(mounts_is_fuse("fusectl"));
 }
 
+/* Who mounted a FUSE file system: its user_id= (a start leaves another
+ * user's "fuse.orchfs" alone: fs/conn.c) */
+static void test_mounts__user_id(void **state)
+{
+	assert_int_equal(mounts_user_id("rw,user_id=0,group_id=0"), 0);
+	assert_int_equal(mounts_user_id("rw,fd=7,rootmode=40000,user_id=1001,group_id=1001,allow_other"), 1001);
+	assert_int_equal(mounts_user_id("user_id=3000000001"), 3000000001L);
+	assert_int_equal(mounts_user_id("rw,group_id=0"), -1);
+	assert_int_equal(mounts_user_id("rw,user_id=,group_id=0"), -1);
+	assert_int_equal(mounts_user_id("rw,user_id=12x"), -1);
+	assert_int_equal(mounts_user_id(NULL), -1);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -149,6 +162,7 @@ int main(void)
 		cmocka_unit_test(test_mounts__skip_at_and_beneath),
 		cmocka_unit_test(test_mounts__none_and_out_of_memory),
 		cmocka_unit_test(test_mounts__lines),
+		cmocka_unit_test(test_mounts__user_id),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
