@@ -6,6 +6,7 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <limits.h>
+#include <linux/close_range.h>
 #include <linux/openat2.h>
 #include <pwd.h>
 #include <signal.h>
@@ -198,7 +199,10 @@ int orch_exec_step(int argc, char **argv)
 			fail("bad position", hide, EINVAL);
 		cmd = hide_fuse(cmd, (size_t)at);
 	}
-	fcntl(EXEC_ERR_FD, F_SETFD, FD_CLOEXEC);	/* closed by a successful exec */
+	/* closed by a successful exec: fd EXEC_ERR_FD, and anything opened
+	 * since the close_range at the start (as root: NSS, initgroups) */
+	fcntl(EXEC_ERR_FD, F_SETFD, FD_CLOEXEC);
+	close_range(EXEC_ERR_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC);
 	execvp(cmd[0], cmd);
 	fail("cannot run", cmd[0], errno);
 }

@@ -1277,12 +1277,13 @@ static void attempt_not_started(struct orch_engine *e, struct run *r, struct ste
 
 static void reap_done(struct loop_work *w, void *ctx) { spawn_job_free((struct spawn_job *)w); }
 
-/* Kill PID and leave its reaping to a spawner thread: the engine must not
- * wait for a process that may be closing a file of our own mount (its FLUSH
- * would wait for the engine). */
+/* Kill PID, with what it started in its process group (it leads one: not
+ * yet reaped, the group cannot be another's), and leave its reaping to a
+ * spawner thread: the engine must not wait for a process that may be
+ * closing a file of our own mount (its FLUSH would wait for the engine). */
 static void kill_and_reap(struct orch_engine *e, pid_t pid)
 {
-	kill(pid, SIGKILL);
+	proc_kill_group(pid, SIGKILL);
 	struct spawn_job *j = orch_calloc(1, sizeof(*j));
 	if (!j)
 		return;	/* a zombie until the daemon ends */
