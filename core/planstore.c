@@ -347,28 +347,31 @@ static void unlink_done(struct orch_done *d, int commit_rc)
 }
 
 /* Drop file ID: its row now, its bytes after the commit (open handles keep
- * their fd either way). */
+ * their fd either way). Its owner's counts are the caller's to give back
+ * (file_give_back), once the drop cannot be undone by a savepoint. */
 static int file_drop(struct orch_engine *e, int64_t id)
 {
 	struct unlink_later *u = orch_calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
-	uid_t owner = 0;
-	bool owned = file_owner(e, id, &owner) == 0;
 	int rc = store_exec(&e->st, "DELETE FROM plan_files WHERE id = ?", "i", id);
 	if (rc) {
 		orch_free(u);
 		return rc;
-	}
-	if (owned) {
-		quota_add(&e->quota, owner, QUOTA_PLAN_FILES, -1);
-		quota_add(&e->quota, owner, QUOTA_PLAN_BYTES, -file_size(e, id, -1));
 	}
 	u->done.fn = unlink_done;
 	u->e = e;
 	u->id = id;
 	orch_after_commit(e, &u->done);
 	return 0;
+}
+
+/* File ID of OWNER, dropped: what it held no longer counts (its bytes are
+ * still on disk until the commit). */
+static void file_give_back(struct orch_engine *e, uid_t owner, int64_t id)
+{
+	quota_add(&e->quota, owner, QUOTA_PLAN_FILES, -1);
+	quota_add(&e->quota, owner, QUOTA_PLAN_BYTES, -file_size(e, id, -1));
 }
 
 int orch_plans_unlink(struct orch_engine *e, const char *name)
@@ -379,7 +382,10 @@ int orch_plans_unlink(struct orch_engine *e, const char *name)
 		return rc;
 	if (p.kind != PK_FILE)
 		return -EACCES;
-	return file_drop(e, p.id);
+	rc = file_drop(e, p.id);
+	if (!rc)
+		file_give_back(e, p.uid, p.id);
+	return rc;
 }
 
 int orch_plans_chmod(struct orch_engine *e, int64_t id, unsigned mode)
@@ -693,6 +699,10 @@ int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, u
 	}
 	plan_free(plan);
 	store_release(&e->st, "rename", rc == 0);
+	/* the file replaced is gone only now: a run refused above undid its
+	 * drop, and it still counts against its owner */
+	if (!rc && have_dst)
+		file_give_back(e, dst.uid, dst.id);
 	rc = submit_refused(e, stem, rc, &why, uid, gid);
 	if (!rc)
 		orch_need_durable(e);
