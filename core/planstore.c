@@ -258,8 +258,10 @@ int orch_plans_create(struct orch_engine *e, const char *name, unsigned mode, ui
 
 /* ---- what a user holds in plans/ ---- */
 
-/* The owner of file ID: 0, or -ENOENT once it left plans/ (an open handle
- * may still write to it). */
+/* The owner of file ID: 0, or -ENOENT once it left plans/. Its open handles
+ * may still write to it, but not make it grow (EDQUOT): its bytes were
+ * given back when it left, and would count for no one, so that handles of
+ * removed files could hold any number of bytes past limits.plan_bytes. */
 static int file_owner(struct orch_engine *e, int64_t id, uid_t *uid)
 {
 	int64_t u = store_int(&e->st, "SELECT uid FROM plan_files WHERE id = ?", -1, "i", id);
@@ -289,8 +291,8 @@ ssize_t orch_plans_pwrite(struct orch_engine *e, int64_t id, int fd, const void 
 	int64_t end = append ? before + (int64_t)size : (int64_t)off + (int64_t)size;
 	if (append && end > (int64_t)PLAN_MAX_BYTES)
 		return -EFBIG;
-	if (owned && end > before) {
-		int rc = eng_quota(e, uid, QUOTA_PLAN_BYTES, end - before, NULL);
+	if (end > before) {
+		int rc = owned ? eng_quota(e, uid, QUOTA_PLAN_BYTES, end - before, NULL) : -EDQUOT;
 		if (rc)
 			return rc;
 	}
@@ -311,8 +313,8 @@ int orch_plans_truncate(struct orch_engine *e, int64_t id, int fd, off_t size)
 	uid_t uid = 0;
 	bool owned = file_owner(e, id, &uid) == 0;
 	int64_t before = file_size(e, id, fd);
-	if (owned && size > before) {
-		int rc = eng_quota(e, uid, QUOTA_PLAN_BYTES, size - before, NULL);
+	if (size > before) {
+		int rc = owned ? eng_quota(e, uid, QUOTA_PLAN_BYTES, size - before, NULL) : -EDQUOT;
 		if (rc)
 			return rc;
 	}
