@@ -249,7 +249,8 @@ int orch_plans_unlink(struct orch_engine *e, const char *name);
 int orch_plans_chmod(struct orch_engine *e, int64_t id, unsigned mode);
 int orch_plans_chown(struct orch_engine *e, int64_t id, uid_t uid, gid_t gid);
 /* Write to file ID through FD, its bytes on disk (APPEND: at their end):
- * -EFBIG past PLAN_MAX_BYTES, -EDQUOT past its owner's limits.plan_bytes.
+ * -EFBIG past PLAN_MAX_BYTES, -EDQUOT past its owner's limits.plan_bytes,
+ * or when it grows a file no longer in plans/ (removed while open).
  * Bytes written, or -errno. */
 ssize_t orch_plans_pwrite(struct orch_engine *e, int64_t id, int fd, const void *buf, size_t size,
 			  off_t off, bool append);

@@ -41,11 +41,9 @@ struct proc {
 	int errfd;		/* read end of the trampoline's exec-error pipe */
 	int logfd;		/* -1 until the attempt writes (see log_open()) */
 	bool log_wanted;	/* logfd is still to be opened (false once that failed) */
-	struct logw logw;	/* the log's cap: bytes since its size was looked at */
 	struct sbuf partial;	/* an output line not yet ended */
 	int sblogfd;		/* the sandbox's logs */
 	bool sblog_failed;	/* they could not be opened: not tried again */
-	struct logw sblogw;
 	struct loop_timer timer;	/* timeout, then the grace period */
 	struct loop_timer hb_timer;	/* heartbeat_ttl_sec without a heartbeat */
 	enum kill_why why;
@@ -78,6 +76,7 @@ struct step {
 	struct proc *proc;
 	struct loop_timer retry_timer;
 	signed char log;	/* its log file: 1 made, -1 not yet, 0 unknown */
+	struct logw logw;	/* its log's cap (core/logfile.h), over all its attempts */
 	bool hdr_pending;	/* started, its separator not yet written (step_spawn) */
 };
 
@@ -130,6 +129,7 @@ struct sandbox {
 	bool stopped;		/* ctl stop: no run starts until restart */
 	int64_t msg_queued, msg_delivered;
 	int64_t msg_bytes;	/* size of the messages view */
+	struct logw logw;	/* its logs' cap (core/logfile.h), over all its steps */
 	struct lease *leases;
 	/* the queued messages no lease holds, oldest first: those handed back
 	 * (a min-heap of ids, all below inbox_next), then every queued one from

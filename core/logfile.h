@@ -28,9 +28,11 @@
 /* The smallest cap there can be (0 means none). */
 #define LOG_CAP_MIN ((int64_t)256 << 10)
 
-/* A writer's count of bytes appended since it last looked at the size:
- * it looks every cap/16, so several writers of one file (a sandbox's logs)
- * overshoot by little, and a line costs no system call more. */
+/* A log's count of bytes appended since its size was last looked at: the
+ * size is looked at every cap/16, so a line costs no system call more. One
+ * per file, shared by all that write it (a step's attempts, a sandbox's
+ * steps): a count of each writer's own would never reach cap/16 when each
+ * writes a little less, and the log would grow without bound. */
 struct logw {
 	int64_t unchecked;
 };

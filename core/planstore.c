@@ -258,8 +258,10 @@ int orch_plans_create(struct orch_engine *e, const char *name, unsigned mode, ui
 
 /* ---- what a user holds in plans/ ---- */
 
-/* The owner of file ID: 0, or -ENOENT once it left plans/ (an open handle
- * may still write to it). */
+/* The owner of file ID: 0, or -ENOENT once it left plans/. Its open handles
+ * may still write to it, but not make it grow (EDQUOT): its bytes were
+ * given back when it left, and would count for no one, so that handles of
+ * removed files could hold any number of bytes past limits.plan_bytes. */
 static int file_owner(struct orch_engine *e, int64_t id, uid_t *uid)
 {
 	int64_t u = store_int(&e->st, "SELECT uid FROM plan_files WHERE id = ?", -1, "i", id);
@@ -289,8 +291,8 @@ ssize_t orch_plans_pwrite(struct orch_engine *e, int64_t id, int fd, const void 
 	int64_t end = append ? before + (int64_t)size : (int64_t)off + (int64_t)size;
 	if (append && end > (int64_t)PLAN_MAX_BYTES)
 		return -EFBIG;
-	if (owned && end > before) {
-		int rc = eng_quota(e, uid, QUOTA_PLAN_BYTES, end - before, NULL);
+	if (end > before) {
+		int rc = owned ? eng_quota(e, uid, QUOTA_PLAN_BYTES, end - before, NULL) : -EDQUOT;
 		if (rc)
 			return rc;
 	}
@@ -311,8 +313,8 @@ int orch_plans_truncate(struct orch_engine *e, int64_t id, int fd, off_t size)
 	uid_t uid = 0;
 	bool owned = file_owner(e, id, &uid) == 0;
 	int64_t before = file_size(e, id, fd);
-	if (owned && size > before) {
-		int rc = eng_quota(e, uid, QUOTA_PLAN_BYTES, size - before, NULL);
+	if (size > before) {
+		int rc = owned ? eng_quota(e, uid, QUOTA_PLAN_BYTES, size - before, NULL) : -EDQUOT;
 		if (rc)
 			return rc;
 	}
@@ -347,28 +349,31 @@ static void unlink_done(struct orch_done *d, int commit_rc)
 }
 
 /* Drop file ID: its row now, its bytes after the commit (open handles keep
- * their fd either way). */
+ * their fd either way). Its owner's counts are the caller's to give back
+ * (file_give_back), once the drop cannot be undone by a savepoint. */
 static int file_drop(struct orch_engine *e, int64_t id)
 {
 	struct unlink_later *u = orch_calloc(1, sizeof(*u));
 	if (!u)
 		return -ENOMEM;
-	uid_t owner = 0;
-	bool owned = file_owner(e, id, &owner) == 0;
 	int rc = store_exec(&e->st, "DELETE FROM plan_files WHERE id = ?", "i", id);
 	if (rc) {
 		orch_free(u);
 		return rc;
-	}
-	if (owned) {
-		quota_add(&e->quota, owner, QUOTA_PLAN_FILES, -1);
-		quota_add(&e->quota, owner, QUOTA_PLAN_BYTES, -file_size(e, id, -1));
 	}
 	u->done.fn = unlink_done;
 	u->e = e;
 	u->id = id;
 	orch_after_commit(e, &u->done);
 	return 0;
+}
+
+/* File ID of OWNER, dropped: what it held no longer counts (its bytes are
+ * still on disk until the commit). */
+static void file_give_back(struct orch_engine *e, uid_t owner, int64_t id)
+{
+	quota_add(&e->quota, owner, QUOTA_PLAN_FILES, -1);
+	quota_add(&e->quota, owner, QUOTA_PLAN_BYTES, -file_size(e, id, -1));
 }
 
 int orch_plans_unlink(struct orch_engine *e, const char *name)
@@ -379,7 +384,10 @@ int orch_plans_unlink(struct orch_engine *e, const char *name)
 		return rc;
 	if (p.kind != PK_FILE)
 		return -EACCES;
-	return file_drop(e, p.id);
+	rc = file_drop(e, p.id);
+	if (!rc)
+		file_give_back(e, p.uid, p.id);
+	return rc;
 }
 
 int orch_plans_chmod(struct orch_engine *e, int64_t id, unsigned mode)
@@ -707,6 +715,10 @@ int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, u
 	}
 	plan_free(plan);
 	store_release(&e->st, "rename", rc == 0);
+	/* the file replaced is gone only now: a run refused above undid its
+	 * drop, and it still counts against its owner */
+	if (!rc && have_dst)
+		file_give_back(e, dst.uid, dst.id);
 	rc = submit_refused(e, stem, rc, &why, uid, gid);
 	if (!rc)
 		orch_need_durable(e);

@@ -580,7 +580,7 @@ static void proc_write_lines(struct proc *p, const char *text, size_t n)
 {
 	struct orch_engine *e = p->eng;
 	if (proc_logfd(p) >= 0)
-		logfile_append(p->logfd, &p->logw, text, n, e->log_cap, NULL);
+		logfile_append(p->logfd, &p->step->logw, text, n, e->log_cap, NULL);
 	if (p->sblogfd < 0 && !p->sblog_failed) {
 		int fd = sb_logs_open(e, p->step->run->sb, true);
 		if (fd < 0)
@@ -600,7 +600,7 @@ static void proc_write_lines(struct proc *p, const char *text, size_t n)
 		line += len;
 	}
 	if (!sbuf_failed(&sb))
-		logfile_append(p->sblogfd, &p->sblogw, sb.buf, sb.len, e->log_cap, NULL);
+		logfile_append(p->sblogfd, &p->step->run->sb->logw, sb.buf, sb.len, e->log_cap, NULL);
 	sbuf_release(&sb);
 }
 
