@@ -67,6 +67,16 @@ int eng_quota(struct orch_engine *e, uid_t uid, enum quota_kind k, int64_t n, st
 	return rc;
 }
 
+int orch_handle_take(struct orch_engine *e, uid_t uid)
+{
+	int rc = eng_quota(e, uid, QUOTA_OPEN_FILES, 1, NULL);
+	if (!rc)
+		quota_add(&e->quota, uid, QUOTA_OPEN_FILES, 1);
+	return rc;
+}
+
+void orch_handle_put(struct orch_engine *e, uid_t uid) { quota_add(&e->quota, uid, QUOTA_OPEN_FILES, -1); }
+
 void eng_quota_recount(struct orch_engine *e)
 {
 	struct quota *q = &e->quota;

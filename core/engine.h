@@ -269,6 +269,12 @@ int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, u
  * changed its bytes up to this close; said there too). Renames alike. */
 int orch_plans_written(struct orch_engine *e, int64_t id, uid_t uid, gid_t gid);
 
+/* A file of the mount opened by UID (any kind: each holds a descriptor of
+ * the daemon's or a rendered copy): 0, or -EDQUOT past its owner's
+ * limits.open_files (logged). orch_handle_put() when it is released. */
+int orch_handle_take(struct orch_engine *e, uid_t uid);
+void orch_handle_put(struct orch_engine *e, uid_t uid);
+
 /* ---- the top of the tree ---- */
 int orch_render_metrics(struct orch_engine *e, struct sbuf *out);
 void orch_render_readme(struct sbuf *out);

@@ -20,6 +20,7 @@ const char *const quota_names[QUOTA_NKINDS] = {
 	[QUOTA_QUEUED_MESSAGES] = "queued_messages",
 	[QUOTA_PLAN_FILES] = "plan_files",
 	[QUOTA_PLAN_BYTES] = "plan_bytes",
+	[QUOTA_OPEN_FILES] = "open_files",
 };
 
 /* What the count is of, as a refusal says it. */
@@ -31,6 +32,7 @@ static const char *const what[QUOTA_NKINDS] = {
 	[QUOTA_QUEUED_MESSAGES] = "queued messages",
 	[QUOTA_PLAN_FILES] = "files in plans/",
 	[QUOTA_PLAN_BYTES] = "bytes in plans/",
+	[QUOTA_OPEN_FILES] = "files open in the mount",
 };
 
 static const char *const what_one[QUOTA_NKINDS] = {
@@ -41,6 +43,7 @@ static const char *const what_one[QUOTA_NKINDS] = {
 	[QUOTA_QUEUED_MESSAGES] = "queued message",
 	[QUOTA_PLAN_FILES] = "file in plans/",
 	[QUOTA_PLAN_BYTES] = "byte in plans/",
+	[QUOTA_OPEN_FILES] = "file open in the mount",
 };
 
 const int64_t quota_defaults[QUOTA_NKINDS] = {
@@ -51,6 +54,7 @@ const int64_t quota_defaults[QUOTA_NKINDS] = {
 	[QUOTA_QUEUED_MESSAGES] = 10000,
 	[QUOTA_PLAN_FILES] = 1024,
 	[QUOTA_PLAN_BYTES] = 64 << 20,
+	[QUOTA_OPEN_FILES] = 1024,
 };
 
 #define LOG_EVERY_MS 60000
@@ -74,8 +78,11 @@ void quota_init(struct quota *q, const int64_t *max, bool limit_root)
 void quota_clear(struct quota *q)
 {
 	for (size_t h = 0; h < QUOTA_HASH; h++)
-		for (struct quota_user *u = q->tab[h]; u; u = u->next)
+		for (struct quota_user *u = q->tab[h]; u; u = u->next) {
+			int64_t open = u->used[QUOTA_OPEN_FILES];
 			memset(u->used, 0, sizeof(u->used));
+			u->used[QUOTA_OPEN_FILES] = open;
+		}
 }
 
 void quota_release(struct quota *q)

@@ -23,6 +23,8 @@ enum quota_kind {
 	QUOTA_QUEUED_MESSAGES,	/* messages queued in the user's sandboxes */
 	QUOTA_PLAN_FILES,	/* files the user owns in plans/ */
 	QUOTA_PLAN_BYTES,	/* bytes of those files */
+	QUOTA_OPEN_FILES,	/* files the user holds open in the mount (each may hold a
+				 * descriptor or a rendered copy of the daemon's) */
 	QUOTA_NKINDS
 };
 
@@ -52,7 +54,8 @@ struct quota {
 /* MAX: QUOTA_NKINDS limits (0: none), or NULL for none at all. */
 void quota_init(struct quota *q, const int64_t *max, bool limit_root);
 void quota_release(struct quota *q);
-/* Every count back to zero (before counting again from the store). */
+/* Every count back to zero (before counting again from the store), but
+ * QUOTA_OPEN_FILES: open handles are nowhere in the store. */
 void quota_clear(struct quota *q);
 /* UID holds DELTA more (or fewer) of K. Never fails: a count that cannot
  * get memory for its user is not kept (that user is then not limited). */

@@ -333,6 +333,8 @@ static void planw_drop(struct fs_fh *fh)
 
 static void fh_destroy(struct fs_fh *fh)
 {
+	if (fh->counted)
+		orch_handle_put(fh->fs->eng, fh->opener);
 	nonce_drop(fh);
 	planw_drop(fh);
 	if (fh->settle)
@@ -759,6 +761,24 @@ static int open_allowed(struct fs_req *rq, struct fs_node n)
 	return may(rq, &st, writing ? MAY_WRITE : MAY_READ) ? 0 : -EACCES;
 }
 
+/* A new handle of RQ's caller, who acts through it (fs_fh.uid) and holds it
+ * against their limits.open_files: NULL with *RC -EDQUOT or -ENOMEM. */
+static struct fs_fh *fh_new_as(struct fs_req *rq, int *rc)
+{
+	if ((*rc = orch_handle_take(rq->fs->eng, rq->uid)))
+		return NULL;
+	struct fs_fh *fh = fh_new(rq->fs);
+	if (!fh) {
+		orch_handle_put(rq->fs->eng, rq->uid);
+		*rc = -ENOMEM;
+		return NULL;
+	}
+	fh->uid = fh->opener = rq->uid;
+	fh->gid = rq->gid;
+	fh->counted = true;
+	return fh;
+}
+
 static void do_open(struct fs_req *rq)
 {
 	int rc = open_allowed(rq, ino_node(rq->ino));
@@ -766,12 +786,9 @@ static void do_open(struct fs_req *rq)
 		fuse_reply_err(rq->req, -rc);
 		return;
 	}
-	struct fs_fh *fh = fh_new(rq->fs);
-	if (fh) {
-		fh->uid = rq->uid;
-		fh->gid = rq->gid;
-	}
-	rc = fh ? open_node(rq->fs, ino_node(rq->ino), rq->fi.flags, fh, &rq->fi) : -ENOMEM;
+	struct fs_fh *fh = fh_new_as(rq, &rc);
+	if (fh)
+		rc = open_node(rq->fs, ino_node(rq->ino), rq->fi.flags, fh, &rq->fi);
 	if (!rc && fh->kind == FH_INBOX && fh->lease) {
 		fh->settle = calloc(1, sizeof(*fh->settle));
 		if (!fh->settle)
@@ -803,13 +820,9 @@ static void do_create(struct fs_req *rq)
 		if (!rc)
 			rc = fill_entry(rq->fs, n, &rq->entry);
 		if (!rc) {
-			rq->fh = fh_new(rq->fs);
-			if (rq->fh) {
-				rq->fh->uid = rq->uid;
-				rq->fh->gid = rq->gid;
-			}
-			rc = rq->fh ? open_node(rq->fs, n, rq->fi.flags & ~O_TRUNC, rq->fh, &rq->fi)
-				    : -ENOMEM;
+			rq->fh = fh_new_as(rq, &rc);
+			if (rq->fh)
+				rc = open_node(rq->fs, n, rq->fi.flags & ~O_TRUNC, rq->fh, &rq->fi);
 		}
 	}
 	defer(rq, rc);

@@ -217,6 +217,8 @@ struct fs_fh {
 	 * whoever closes a descriptor first. */
 	uid_t uid;
 	gid_t gid;
+	uid_t opener;		/* counted against its limits.open_files (orch_handle_take) */
+	bool counted;
 	char *buf;		/* FH_SNAP */
 	size_t len;
 	struct stat st;		/* FH_SNAP: attributes at open, for fstat() */

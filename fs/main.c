@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/file.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
 #include <sys/wait.h>
@@ -586,6 +587,22 @@ static void daemonize(void)
 	setsid();
 }
 
+/* Every user's open files (logs, plans) hold a descriptor of ours, shared
+ * out by limits.open_files: take more of the hard limit than the usual
+ * 1024, up to 65536 (steps inherit it: a soft limit of millions makes
+ * programs that close every descriptor up to it slow). */
+static void raise_nofile(void)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	rlim_t want = rl.rlim_max == RLIM_INFINITY || rl.rlim_max > 65536 ? 65536 : rl.rlim_max;
+	if (rl.rlim_cur < want) {
+		rl.rlim_cur = want;
+		setrlimit(RLIMIT_NOFILE, &rl);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	/* the step trampoline: this program again, in a step's child process */
@@ -598,6 +615,7 @@ int main(int argc, char **argv)
 	 * reach the steps (of every user); every fd of ours is O_CLOEXEC */
 	close_from(3);
 	std_fds_open();
+	raise_nofile();
 
 	struct opts o;
 	parse_args(argc, argv, &o);

@@ -132,7 +132,7 @@ bad() { # JSON WANT
   grep -qF -- "$2" "$T/out" || fail "with $1: want '$2', got: $(cat "$T/out")"
   ! mounted "$M" || fail "with $1 orchfs left a mount"
 }
-bad '{"limits": {"sandboxez": 3}}' "config $T/bad.json: unknown limit \"sandboxez\" in \"limits\" (known: sandboxes, ports, active_runs, active_steps, queued_messages, plan_files, plan_bytes, apply_to_root)"
+bad '{"limits": {"sandboxez": 3}}' "config $T/bad.json: unknown limit \"sandboxez\" in \"limits\" (known: sandboxes, ports, active_runs, active_steps, queued_messages, plan_files, plan_bytes, open_files, apply_to_root)"
 bad '{"limits": {"sandboxes": "3"}}' 'limits.sandboxes must be a whole number (0: no limit), not a string'
 bad '{"limits": {"plan_bytes": -1}}' 'limits.plan_bytes must be a whole number (0: no limit), not a negative one'
 bad '{"limits": {"active_runs": 1.5}}' 'limits.active_runs must be a whole number (0: no limit), not a fraction'
