@@ -1,11 +1,13 @@
 /* fs/main.c — the orchfs daemon: arguments, the state directory and its
  * lock, daemonizing once the mount is ready, and an orderly stop.
  *
- * Threads: main (this file: start-up, then waits), the engine thread (core),
- * and the FUSE loop with its workers. A stop starts in the engine (SIGTERM,
- * SIGINT, or our mount gone from the mount table) or in the FUSE loop (the
- * kernel ended the connection); either way the engine stops the steps first,
- * then main unmounts (if the mount is still ours) and exits. Main also starts
+ * Threads: main (this file: start-up, then waits), the engine thread (core;
+ * it also reads the FUSE channel and runs every request: fs/fs.c), the
+ * invalidation thread (fs/inval.c) and core's helpers (spawners, syncer,
+ * trash). A stop starts in the engine: SIGTERM, SIGINT, our mount gone from
+ * the mount table, or the kernel ending the connection; the engine stops the
+ * steps first, then main unmounts (if the mount is still ours) and exits.
+ * Main also starts
  * the watchdog process, which aborts the FUSE connection if the daemon dies
  * without stopping, and at start clears what a dead daemon left (fs/conn.h). */
 #include <dirent.h>
