@@ -1,9 +1,10 @@
 /* core/quota.h — per-user limits on what one user may hold of what all users
  * share (README "Limits"): sandboxes, their ports, unfinished runs and their
- * steps, queued messages, files and bytes in plans/. What each user holds is
- * counted in memory (the engine keeps the counts as things change and counts
- * again from the store at start); a request that would take a user past a
- * limit is refused with EDQUOT before anything changes.
+ * steps, queued messages, files and bytes in plans/, files open in the
+ * mount. What each user holds is counted in memory (the engine keeps the
+ * counts as things change and counts again from the store at start); a
+ * request that would take a user past a limit is refused with EDQUOT before
+ * anything changes.
  * Owns struct quota. Engine thread only; no I/O but the passwd file, read
  * once per user for the name a refusal shows. */
 #ifndef ORCH_QUOTA_H
