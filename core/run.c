@@ -2291,8 +2291,11 @@ void run_resync(struct orch_engine *e)
 				proc_close(e, r->steps[i].proc);
 				orch_free(r->steps[i].proc);
 				r->steps[i].proc = NULL;
-				e->running--;
 			}
+		/* every attempt it started: those with a process, and those whose
+		 * spawn is queued or with the spawner (spawn_done kills what it
+		 * started) */
+		e->running -= r->nrunning;
 		if (r->sb && r->sb->holder == r)
 			r->sb->holder = NULL;
 		run_forget(e, r);
