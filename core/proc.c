@@ -84,9 +84,9 @@ static int spawn(const struct proc_spec *spec, pid_t *pidp, int *pidfdp)
 	/* every signal back to its default: the daemon ignores SIGPIPE and
 	 * blocks the ones it reads through signalfd */
 	pthread_once(&ignored_once, find_ignored);
-	r = posix_spawnattr_setflags(&at, POSIX_SPAWN_SETPGROUP | POSIX_SPAWN_SETSIGMASK |
-					      POSIX_SPAWN_SETSIGDEF);
-	if (!r)
+	r = posix_spawnattr_setflags(&at, (spec->new_session ? POSIX_SPAWN_SETSID : POSIX_SPAWN_SETPGROUP) |
+					      POSIX_SPAWN_SETSIGMASK | POSIX_SPAWN_SETSIGDEF);
+	if (!r && !spec->new_session)
 		r = posix_spawnattr_setpgroup(&at, 0);
 	if (!r)
 		r = posix_spawnattr_setsigmask(&at, &empty);

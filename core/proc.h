@@ -22,12 +22,15 @@ struct proc_spec {
 	int cwd_fd;		/* or this directory (>= 0), taken before cwd */
 	bool no_wait;		/* started but not followable (no pidfd): killed,
 				 * its pid left in *pid for the caller to reap */
+	bool new_session;	/* a session of its own (hence a process group of
+				 * its own, and no controlling terminal) */
 };
 
-/* Spawn SPEC in a process group of its own, every signal at its default and
- * unblocked. posix_spawn returns once the child has exec'd PATH (after its
- * chdir to CWD): on the engine's thread neither may be a path of its own
- * mount (core/spawner.c calls it from a thread that may wait). 0 with *pid and *pidfd (O_CLOEXEC;
+/* Spawn SPEC in a process group of its own (a session of its own with
+ * new_session), every signal at its default and unblocked. posix_spawn
+ * returns once the child has exec'd PATH (after its chdir to CWD): on the
+ * engine's thread neither may be a path of its own mount (core/spawner.c
+ * calls it from a thread that may wait). 0 with *pid and *pidfd (O_CLOEXEC;
  * readable once the child has exited), or -errno. Where the kernel (or
  * valgrind) has no pidfd_open, *pidfd is -1: the caller learns of the exit
  * from SIGCHLD and proc_wait_any(). */

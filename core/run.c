@@ -729,19 +729,20 @@ static void pid_cb(struct loop_watch *w, uint32_t events)
 }
 
 /* Send SIG to an attempt's processes. A plain step is its process group. A
- * sandboxed one is bubblewrap and what runs under it: bubblewrap forwards no
- * signal and the step has a session of its own, so SIGTERM goes to the
- * processes under bubblewrap, and SIGKILL to bubblewrap too (its PID
- * namespace dies with it). */
+ * sandboxed one is bubblewrap and what runs under it, all in bubblewrap's
+ * group (see step_argv_build): SIGKILL goes to the group, the sandbox's
+ * init with it (its PID namespace dies with it, whatever of it has left the
+ * group). Bubblewrap forwards no signal and SIGTERM would end the init at
+ * once, so another signal goes to the processes under bubblewrap; with none
+ * there yet (bubblewrap is setting the sandbox up), the group gets SIGKILL. */
 static void proc_signal(struct proc *p, int sig)
 {
-	if (!p->sandboxed) {
+	if (!p->sandboxed || sig == SIGKILL) {
 		proc_kill_group(p->pid, sig);
 		return;
 	}
-	int n = proc_signal_tree(p->pid, sig, "bwrap");
-	if (sig == SIGKILL || n == 0)
-		kill(p->pid, SIGKILL);
+	if (proc_signal_tree(p->pid, sig, "bwrap") == 0)
+		proc_kill_group(p->pid, SIGKILL);
 }
 
 /* The step's timer: first its timeout, then the end of the grace period. */
@@ -981,7 +982,16 @@ static int step_argv_build(struct orch_engine *e, struct step *s, bool sandboxed
 		char *sbup = own(a, orch_strndup(sbdir ? sbdir : "", sbdir ? (size_t)(strrchr(sbdir, '/') - sbdir) : 0));
 		if (!sbdir || !wsup || !sbup)
 			return -ENOMEM;
-		const char *b[] = { e->bwrap_path, "--die-with-parent", "--new-session", "--unshare-pid" };
+		/* no --new-session: bubblewrap's setsid() would take the
+		 * sandbox's init out of the process group the daemon kills, and
+		 * the init ties its life to bubblewrap's only at the end of the
+		 * setup: bubblewrap killed before that left it running (and it
+		 * went on to start the step). The daemon starts bubblewrap in a
+		 * session of its own instead (step_spawn): the step has no
+		 * terminal all the same, and the whole sandbox stays in
+		 * bubblewrap's group, down to its init, which takes the PID
+		 * namespace along */
+		const char *b[] = { e->bwrap_path, "--die-with-parent", "--unshare-pid" };
 		av_addv(a, b, ARRAY_SIZE(b));
 		if (e->cfg.bwrap_userns) {
 			const char *u[] = { "--unshare-user", "--disable-userns" };
@@ -1091,7 +1101,7 @@ static bool spawn_here(struct orch_engine *e, struct spawn_job *j)
 		return false;
 	struct proc_spec spec = { .path = exe, .argv = j->argv, .envp = j->envp, .out_fd = j->out_fd,
 				  .err_fd = j->err_fd, .env_fd = j->env_fd, .cwd = NULL, .cwd_fd = dfd,
-				  .no_wait = true };
+				  .no_wait = true, .new_session = j->new_session };
 	j->pid = 0;
 	j->pidfd = -1;
 	int rc = proc_spawn(&spec, &j->pid, &j->pidfd);
@@ -1227,6 +1237,7 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	p->wout = (struct loop_watch){ .fd = outp[0], .cb = out_cb, .data = p };
 	p->errfd = errp[0];
 	p->sandboxed = sandboxed;
+	j->new_session = sandboxed;	/* see step_argv_build */
 	j->out_fd = outp[1];
 	j->err_fd = errp[1];
 	outp[0] = outp[1] = errp[0] = errp[1] = -1;
@@ -2280,8 +2291,11 @@ void run_resync(struct orch_engine *e)
 				proc_close(e, r->steps[i].proc);
 				orch_free(r->steps[i].proc);
 				r->steps[i].proc = NULL;
-				e->running--;
 			}
+		/* every attempt it started: those with a process, and those whose
+		 * spawn is queued or with the spawner (spawn_done kills what it
+		 * started) */
+		e->running -= r->nrunning;
 		if (r->sb && r->sb->holder == r)
 			r->sb->holder = NULL;
 		run_forget(e, r);

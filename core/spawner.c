@@ -160,7 +160,8 @@ static void run_job(struct spawner_thread *s, struct spawn_job *j)
 		if (!j->err) {
 			struct proc_spec spec = { .path = exe, .argv = j->argv, .envp = j->envp,
 						  .out_fd = j->out_fd, .err_fd = j->err_fd,
-						  .env_fd = j->env_fd, .cwd = j->cwd, .cwd_fd = dfd };
+						  .env_fd = j->env_fd, .cwd = j->cwd, .cwd_fd = dfd,
+						  .new_session = j->new_session };
 			j->err = proc_spawn(&spec, &j->pid, &j->pidfd);
 			if (j->err == -ENOEXEC)
 				j->err = spawn_script(&spec, exe, &j->pid, &j->pidfd);

@@ -32,6 +32,7 @@ struct spawn_job {
 	int env_fd;		/* fd 4 of the child, or -1; the spawner closes it */
 	bool reap;		/* not a start: wait for process pid to end (see run.c) */
 	bool want_trust;	/* see whether the engine may spawn argv[0] itself */
+	bool new_session;	/* proc_spec.new_session */
 	/* the result */
 	pid_t pid;
 	int pidfd;		/* -1 without pidfd support */

@@ -14,6 +14,7 @@
 #include <unistd.h>
 #include <cmocka.h>
 
+#include "core/engine_i.h"
 #include "tests/engine_fixture.h"
 
 static int setup(void **state)
@@ -27,8 +28,9 @@ static int setup(void **state)
 
 static int teardown(void **state) { return fixture_teardown(state); }
 
-/* Write TEXT to plans/NAME.json and close it: what `cp` does. */
-static int submit(struct orch_engine *e, const char *name, const char *text)
+/* Write TEXT to plans/NAME.json and close it: what `cp` does, without the
+ * turn that commits it. */
+static int submit_uncommitted(struct orch_engine *e, const char *name, const char *text)
 {
 	char fname[128];
 	struct orch_pentry p;
@@ -43,7 +45,12 @@ static int submit(struct orch_engine *e, const char *name, const char *text)
 	fputs(text, fp);
 	fclose(fp);
 	orch_free(path);
-	rc = orch_plans_written(e, p.id, getuid(), getgid());
+	return orch_plans_written(e, p.id, getuid(), getgid());
+}
+
+static int submit(struct orch_engine *e, const char *name, const char *text)
+{
+	int rc = submit_uncommitted(e, name, text);
 	orch_engine_turn(e, 0);	/* commit, as the reply would wait for */
 	return rc;
 }
@@ -320,6 +327,32 @@ static void test_engine__spawn_failure_is_a_failed_attempt(void **state)
 	json_decref(j);
 }
 
+/* A failed commit undoes a run submitted in its turn, whose step the turn's
+ * scheduling pass had started already (its process not spawned yet: that
+ * waits for the commit). Forgetting the run gives the step's place back:
+ * else the daemon counts it running forever, and never says it stopped. */
+static void test_engine__undone_run_gives_back_started_steps(void **state)
+{
+	struct fixture *f = *state;
+	struct orch_engine *e = f->e;
+	assert_int_equal(submit_uncommitted(e, "u", "{\"steps\":[{\"id\":\"s\",\"command\":\"sleep\","
+					      "\"args\":[\"30\"]}]}"),
+			 0);
+	run_schedule_all(e);	/* the turn's pass, before its commit */
+	assert_int_equal(e->running, 1);
+	/* the COMMIT fails (a full disk, an I/O error): SQLite rolls back */
+	store_rollback(&e->st);
+	e->resync = true;
+	orch_engine_turn(e, 0);	/* the run was not stored: forgotten */
+	struct orch_run_attr a;
+	assert_int_not_equal(orch_run_by_name(e, "u-1", &a), 0);
+	assert_int_equal(e->running, 0);
+	orch_engine_stop(e);
+	for (int i = 0; i < 100 && !e->stopped; i++)
+		orch_engine_turn(e, 10);
+	assert_true(e->stopped);
+}
+
 int main(int argc, char **argv)
 {
 	FIXTURE_MAIN_PROLOGUE(argc, argv);
@@ -330,6 +363,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_engine__ctl_cancel_and_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__timeout_and_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__spawn_failure_is_a_failed_attempt, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine__undone_run_gives_back_started_steps, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
