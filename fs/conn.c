@@ -273,6 +273,42 @@ static char task_state(pid_t pid, pid_t tid)
 	return rp && rp[1] == ' ' ? rp[2] : 0;
 }
 
+/* Is PID on its way out: killed (SIGKILL pending for it or its group) or
+ * exiting (PF_EXITING)? Then its main thread is a zombie, or it is gone,
+ * within a moment: kill -9 reaches each thread in turn. */
+static bool task_dying(pid_t pid)
+{
+	char path[64], buf[2048];
+	snprintf(path, sizeof(path), "/proc/%d/stat", (int)pid);
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	/* after "(comm)": state ppid pgrp session tty tpgid flags */
+	char *rp = strrchr(buf, ')');
+	unsigned long flags = 0;
+	if (rp && sscanf(rp + 1, " %*c %*d %*d %*d %*d %*d %lu", &flags) == 1 && (flags & 0x4))
+		return true;	/* PF_EXITING */
+	snprintf(path, sizeof(path), "/proc/%d/status", (int)pid);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	n = fd < 0 ? -1 : read(fd, buf, sizeof(buf) - 1);
+	if (fd >= 0)
+		close(fd);
+	if (n <= 0)
+		return false;
+	buf[n] = '\0';
+	for (const char *key = "SigPnd:", *p; key; key = strcmp(key, "SigPnd:") ? NULL : "ShdPnd:") {
+		unsigned long long set;
+		if ((p = strstr(buf, key)) && sscanf(p + strlen(key), " %llx", &set) == 1 &&
+		    (set & (1ULL << (SIGKILL - 1))))
+			return true;
+	}
+	return false;
+}
+
 static bool main_thread_dead(pid_t pid)
 {
 	char s = task_state(pid, pid);
@@ -484,6 +520,19 @@ int conn_recover_lock(int lockfd, const char *mountpoint, conn_say_fn *say, char
 	}
 	snprintf(why, why_size, "pid %d", (int)holder);
 	char lead = task_state(holder, holder);
+	/* killed a moment ago (kill -9, then a start at once): its threads
+	 * are still on their way out; wait until it is gone, or its main
+	 * thread dead with another held in the kernel (below) */
+	for (int64_t t0 = clock_mono_ms(); lead && lead != 'Z' && lead != 'X' && task_dying(holder) &&
+					   clock_mono_ms() - t0 < RECOVER_WAIT_MS;
+	     lead = task_state(holder, holder)) {
+		if (flock(lockfd, LOCK_EX | LOCK_NB) == 0) {
+			sayf(say, "orchfs pid %d, killed, is gone (after %lld ms): the state directory is ours",
+			     (int)holder, (long long)(clock_mono_ms() - t0));
+			return 0;
+		}
+		sleep_ms(10);
+	}
 	if (lead && lead != 'Z' && lead != 'X')
 		return -EBUSY;	/* alive: in use */
 
