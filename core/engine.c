@@ -688,6 +688,7 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 	e->disk_reserve = reserve ? strtoll(reserve, NULL, 10) : 4 << 20;
 	e->mntw.fd = -1;
 	quota_init(&e->quota, cfg->limits, cfg->limit_root);
+	ident_init(&e->ident, NULL, NULL);
 	pthread_mutex_init(&e->ctl_lock, NULL);
 	if (oom) {
 		sbuf_adds(err, "out of memory");
@@ -770,6 +771,7 @@ fail_early:
 	orch_free(e->bwrap_path);
 	mounts_free(e->fuse_hide);
 	quota_release(&e->quota);
+	ident_release(&e->ident);
 	pthread_mutex_destroy(&e->ctl_lock);
 	orch_free(e);
 	return NULL;
@@ -808,6 +810,7 @@ void orch_engine_close(struct orch_engine *e)
 	orch_free(e->bwrap_path);
 	mounts_free(e->fuse_hide);
 	quota_release(&e->quota);
+	ident_release(&e->ident);
 	pthread_mutex_destroy(&e->ctl_lock);
 	orch_free(e);
 }

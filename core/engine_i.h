@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/engine.h"
+#include "core/ident.h"
 #include "core/logfile.h"
 #include "core/loop.h"
 #include "core/plan.h"
@@ -259,6 +260,7 @@ struct orch_engine {
 	bool bwrap_ok;
 	char *bwrap_path;	/* NULL: bubblewrap cannot run here */
 	struct quota quota;	/* what each user holds, against cfg.limits */
+	struct ident ident;	/* user names for `by` and decisions (core/ident.h) */
 	int64_t trim_debt;	/* bytes freed since the heap was last trimmed */
 	char *exec_helper;	/* the step trampoline, canonical path */
 	/* the FUSE mounts (but ours) the daemon's own bwrap steps hide, from

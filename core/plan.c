@@ -25,11 +25,21 @@ static const char *const top_fields[] = {
 static const char *const step_fields[] = {
 	"id", "name", "command", "args", "shell", "env", "cwd", "depends_on", "timeout_sec",
 	"retries", "retry_delay_sec", "retry_backoff", "on_failure", "critical",
-	"heartbeat_ttl_sec", "kill_grace_sec",
+	"heartbeat_ttl_sec", "kill_grace_sec", "heartbeat_grace_sec", "type", "prompt", "approvers",
+	"on_timeout", "loop", "max_turns", "budget",
 };
 static const char *const globals_fields[] = {
-	"max_concurrency", "default_timeout_sec", "kill_grace_sec",
+	"max_concurrency", "default_timeout_sec", "kill_grace_sec", "loop",
 };
+static const char *const loop_fields[] = { "same_failures", "repeated_actions" };
+static const char *const budget_fields[] = { "cost_usd", "tokens" };
+/* fields that only a step with a command takes */
+static const char *const command_only[] = {
+	"command", "args", "shell", "env", "cwd", "retries", "retry_delay_sec", "retry_backoff",
+	"heartbeat_ttl_sec", "heartbeat_grace_sec", "kill_grace_sec", "loop", "max_turns", "budget",
+};
+/* fields that only an approval step takes */
+static const char *const approval_only[] = { "prompt", "approvers", "on_timeout" };
 static const char *const sandbox_fields[] = { "id", "isolation", "network", "ports" };
 static const char *const builtin_vars[] = {
 	"RUN_ID", "PLAN_ID", "STEP_ID", "SANDBOX_ID", "WORKSPACE", "MOUNT",
@@ -474,6 +484,32 @@ static void check_variables(struct ctx *c, json_t *obj)
 	}
 }
 
+/* "loop": {"same_failures": N, "repeated_actions": N} into *SAME and *REP. */
+static void parse_loop(struct ctx *c, const char *pfx, const char *field, json_t *obj,
+		       unsigned *same, unsigned *rep)
+{
+	char name[64];
+	const char *key;
+	json_t *val;
+	long long n;
+
+	if (!json_is_object(obj)) {
+		type_err(c, pfx, field, "an object");
+		return;
+	}
+	json_object_foreach(obj, key, val) {
+		if (!strcmp(key, "same_failures") || !strcmp(key, "repeated_actions")) {
+			snprintf(name, sizeof(name), "%s.%s", field, key);
+			if (get_int(c, pfx, name, val, 0, 1000, &n))
+				*(key[0] == 's' ? same : rep) = (unsigned)n;
+		} else {
+			char where[STEP_ID_MAX + 48];
+			snprintf(where, sizeof(where), "%s%s: ", pfx, field);
+			unknown_field(c, where, key, loop_fields, ARRAY_SIZE(loop_fields));
+		}
+	}
+}
+
 /* "globals" into the plan (steps take their defaults from it later). */
 static void parse_globals(struct ctx *c, struct plan *p, json_t *obj)
 {
@@ -493,6 +529,8 @@ static void parse_globals(struct ctx *c, struct plan *p, json_t *obj)
 			get_secs(c, "", "globals.default_timeout_sec", val, &p->default_timeout_sec);
 		} else if (!strcmp(key, "kill_grace_sec")) {
 			get_num(c, "", "globals.kill_grace_sec", val, 0, 3600, &p->kill_grace_sec);
+		} else if (!strcmp(key, "loop")) {
+			parse_loop(c, "", "globals.loop", val, &p->same_failures, &p->repeated_actions);
 		} else {
 			unknown_field(c, "globals: ", key, globals_fields, ARRAY_SIZE(globals_fields));
 		}
@@ -668,6 +706,61 @@ static void parse_strings(struct ctx *c, const char *pfx, const char *field, jso
 	}
 }
 
+static bool is_in(const char *key, const char *const *v, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		if (!strcmp(key, v[i]))
+			return true;
+	return false;
+}
+
+/* "budget": {"cost_usd": X, "tokens": N}, each greater than 0. */
+static void parse_budget(struct ctx *c, const char *pfx, json_t *obj, struct plan_step *ps)
+{
+	const char *key;
+	json_t *val;
+	long long n;
+
+	if (!json_is_object(obj)) {
+		type_err(c, pfx, "budget", "an object");
+		return;
+	}
+	json_object_foreach(obj, key, val) {
+		if (!strcmp(key, "cost_usd")) {
+			get_num(c, pfx, "budget.cost_usd", val, 0, HUGE_VAL, &ps->budget_cost_usd);
+			if (ps->budget_cost_usd > 1e12) {
+				report(c, "%s\"budget.cost_usd\" must be at most 1e12", pfx);
+				ps->budget_cost_usd = 0;
+			}
+		} else if (!strcmp(key, "tokens")) {
+			if (get_int(c, pfx, "budget.tokens", val, 1, (long long)1e15, &n))
+				ps->budget_tokens = n;
+		} else {
+			char where[STEP_ID_MAX + 48];
+			snprintf(where, sizeof(where), "%sbudget: ", pfx);
+			unknown_field(c, where, key, budget_fields, ARRAY_SIZE(budget_fields));
+		}
+	}
+}
+
+bool plan_approver_ok(const char *s)
+{
+	const char *p = s[0] == '@' ? s + 1 : s;
+	size_t n = strlen(p);
+
+	if (n == 0 || n > 32 || p[0] == '-')
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		char ch = p[i];
+		if (ch == '$' && i == n - 1 && p == s)
+			continue;
+		if (!(ch >= 'a' && ch <= 'z') && !(ch >= 'A' && ch <= 'Z') && !(ch >= '0' && ch <= '9') &&
+		    ch != '_' && ch != '.' && ch != '-')
+			return false;
+	}
+	return true;
+}
+
 /* Step I: its fields, defaults first. Ids go into MAP for the dependency pass. */
 static void parse_step(struct ctx *c, struct plan *p, size_t i, json_t *o, struct idmap *map,
 		       const struct vars *pv)
@@ -704,14 +797,39 @@ static void parse_step(struct ctx *c, struct plan *p, size_t i, json_t *o, struc
 			}
 		}
 	}
-	if (!json_object_get(o, "command"))
-		report(c, "%s\"command\" is required", pfx);
+	json_t *jtype = json_object_get(o, "type");
+	if (jtype && get_str(c, pfx, "type", jtype, false, &s)) {
+		if (!strcmp(s, "approval"))
+			ps->approval = true;
+		else if (strcmp(s, "command"))
+			report(c, "%sunknown type \"%s\" (use command or approval)", pfx,
+			       show(b, s, strlen(s)));
+	}
+	if (ps->approval) {
+		/* a person's decision has no process: none of its fields apply */
+		ps->timeout_sec = 0;
+		for (size_t k = 0; k < ARRAY_SIZE(command_only); k++)
+			if (json_object_get(o, command_only[k]))
+				report(c, "%san approval step takes no \"%s\"", pfx, command_only[k]);
+	} else {
+		if (!json_object_get(o, "command"))
+			report(c, "%s\"command\" is required", pfx);
+		for (size_t k = 0; k < ARRAY_SIZE(approval_only); k++)
+			if (json_object_get(o, approval_only[k]))
+				report(c, "%s\"%s\" applies only to \"type\": \"approval\"", pfx,
+				       approval_only[k]);
+	}
+	ps->same_failures = p->same_failures;
+	ps->repeated_actions = p->repeated_actions;
 
 	json_object_foreach(o, key, val) {
 		if (c->oom)
 			return;
-		if (!strcmp(key, "id")) {
+		if (!strcmp(key, "id") || !strcmp(key, "type")) {
 			continue;
+		} else if (ps->approval ? is_in(key, command_only, ARRAY_SIZE(command_only))
+					: is_in(key, approval_only, ARRAY_SIZE(approval_only))) {
+			continue;	/* reported above */
 		} else if (!strcmp(key, "name")) {
 			if (get_str(c, pfx, "name", val, false, &s))
 				ps->name = dup(c, s);
@@ -770,6 +888,42 @@ static void parse_step(struct ctx *c, struct plan *p, size_t i, json_t *o, struc
 		} else if (!strcmp(key, "kill_grace_sec")) {
 			/* the step's own overrides globals.kill_grace_sec (already set) */
 			get_num(c, pfx, "kill_grace_sec", val, 0, 3600, &ps->kill_grace_sec);
+		} else if (!strcmp(key, "heartbeat_grace_sec")) {
+			get_num(c, pfx, "heartbeat_grace_sec", val, 0, TIME_MAX_SEC,
+				&ps->heartbeat_grace_sec);
+		} else if (!strcmp(key, "prompt")) {
+			if (!get_str(c, pfx, "prompt", val, false, &s))
+				continue;
+			check_refs(c, &v, pfx, "prompt", s);
+			ps->prompt = dup(c, s);
+		} else if (!strcmp(key, "approvers")) {
+			parse_strings(c, pfx, "approvers", val, &ps->approvers, &ps->napprovers);
+			if (json_is_array(val) && json_array_size(val) == 0)
+				report(c, "%s\"approvers\" must not be empty (leave it out: the run's owner decides)",
+				       pfx);
+			if (json_is_array(val) && json_array_size(val) > PLAN_MAX_APPROVERS)
+				report(c, "%s\"approvers\" has more than %d names", pfx, PLAN_MAX_APPROVERS);
+			for (size_t k = 0; k < ps->napprovers; k++)
+				if (!plan_approver_ok(ps->approvers[k]))
+					report(c, "%s\"approvers[%zu]\": \"%s\" is no user name nor @group", pfx,
+					       k, show(b, ps->approvers[k], strlen(ps->approvers[k])));
+		} else if (!strcmp(key, "on_timeout")) {
+			if (!get_str(c, pfx, "on_timeout", val, false, &s))
+				continue;
+			if (!strcmp(s, "reject"))
+				ps->on_timeout = ON_TIMEOUT_REJECT;
+			else if (!strcmp(s, "approve"))
+				ps->on_timeout = ON_TIMEOUT_APPROVE;
+			else
+				report(c, "%sunknown on_timeout \"%s\" (use approve or reject)", pfx,
+				       show(b, s, strlen(s)));
+		} else if (!strcmp(key, "loop")) {
+			parse_loop(c, pfx, "loop", val, &ps->same_failures, &ps->repeated_actions);
+		} else if (!strcmp(key, "max_turns")) {
+			if (get_int(c, pfx, "max_turns", val, 1, 1000000000, &n))
+				ps->max_turns = (unsigned)n;
+		} else if (!strcmp(key, "budget")) {
+			parse_budget(c, pfx, val, ps);
 		} else {
 			unknown_field(c, pfx, key, step_fields, ARRAY_SIZE(step_fields));
 		}
@@ -1040,6 +1194,7 @@ struct plan *plan_parse(const char *text, size_t len, const char *name,
 	}
 	p->doc = doc;
 	p->kill_grace_sec = 5;
+	p->same_failures = PLAN_LOOP_SAME_FAILURES;
 	p->sandbox = (struct plan_sandbox){ NULL, ISOLATION_UNSET, -1, -1 };
 	p->plan_id = dup(&c, name ? name : "");
 	if (!c.oom)
@@ -1194,6 +1349,12 @@ static int subst_step(struct ctx *c, struct plan *p, size_t i, const struct vars
 			return -EINVAL;
 		}
 	}
+	if (ps->prompt) {
+		if ((ret = subst(c, &v, pfx, "prompt", &ps->prompt, 0, &j)))
+			return ret;
+		if (json_object_set_new(o, "prompt", j))
+			return -ENOMEM;
+	}
 	json_t *args = json_object_get(o, "args");
 	for (size_t k = 0; k < ps->nargs; k++) {
 		snprintf(loc, sizeof(loc), "args[%zu]", k);
@@ -1272,6 +1433,8 @@ void plan_free(struct plan *plan)
 		free_strv(ps->args, ps->nargs);
 		free_strv(ps->env, ps->nenv);
 		orch_free(ps->cwd);
+		orch_free(ps->prompt);
+		free_strv(ps->approvers, ps->napprovers);
 		orch_free(ps->deps);
 	}
 	orch_free(plan->steps);

@@ -18,6 +18,12 @@ enum on_failure { ON_FAILURE_ABORT, ON_FAILURE_SKIP_DEPENDENTS, ON_FAILURE_CONTI
 
 enum isolation { ISOLATION_UNSET = -1, ISOLATION_NONE = 0, ISOLATION_BWRAP = 1 };
 
+/* An approval step's decision when its timeout_sec passes (SPEC §8). */
+enum on_timeout { ON_TIMEOUT_REJECT, ON_TIMEOUT_APPROVE };
+
+#define PLAN_LOOP_SAME_FAILURES 3	/* "loop": {"same_failures"} by default */
+#define PLAN_MAX_APPROVERS 256
+
 struct plan_step {
 	char *id;		/* [A-Za-z0-9_-]{1,64} */
 	char *name;		/* NULL when absent */
@@ -36,6 +42,18 @@ struct plan_step {
 	enum on_failure on_failure;	/* default abort */
 	bool critical;		/* default true */
 	double heartbeat_ttl_sec;	/* 0: none */
+	double heartbeat_grace_sec;	/* 0: none (SPEC §8) */
+	/* supervision (SPEC §8) */
+	bool approval;		/* "type": "approval": no command, a person decides */
+	char *prompt;		/* approval: NULL when absent */
+	char **approvers;	/* approval: user names and "@group"s, then NULL; none: the owner */
+	size_t napprovers;
+	enum on_timeout on_timeout;	/* approval: default reject (at timeout_sec, when set) */
+	unsigned same_failures;	/* identical failed attempts that make a loop; 0: off */
+	unsigned repeated_actions;	/* identical agent.action events in a row; 0: off */
+	unsigned max_turns;	/* agent.turn events allowed; 0: no limit */
+	double budget_cost_usd;	/* sum of agent.usage cost_usd allowed; 0: no limit */
+	long long budget_tokens;	/* sum of agent.usage tokens allowed; 0: no limit */
 	size_t *deps;		/* indexes into plan->steps, duplicates removed, in plan order */
 	size_t ndeps;
 };
@@ -55,6 +73,8 @@ struct plan {
 	unsigned max_concurrency;	/* 0: absent (the engine uses the CPU count) */
 	double default_timeout_sec;	/* 0: none */
 	double kill_grace_sec;	/* default 5 */
+	unsigned same_failures;	/* globals.loop, the steps' default (PLAN_LOOP_SAME_FAILURES) */
+	unsigned repeated_actions;	/* globals.loop, the steps' default (0) */
 	struct plan_sandbox sandbox;
 	struct plan_step *steps;
 	size_t nsteps;
@@ -114,5 +134,10 @@ int plan_substitute(struct plan *plan, const char *name, const struct plan_opts 
 void plan_free(struct plan *plan);
 
 const char *on_failure_name(enum on_failure f);
+
+/* Is S a user name, or "@" and a group name, as "approvers" takes them?
+ * (1 to 32 of A-Z a-z 0-9 _ . -, not starting with "-", a user name may
+ * end in "$") */
+bool plan_approver_ok(const char *s);
 
 #endif

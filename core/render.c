@@ -94,7 +94,8 @@ int render_run_summary(struct orch_engine *e, struct run *r, struct sbuf *out)
 		  r->counts[STEP_SUCCEEDED] + r->counts[STEP_FAILED] + r->counts[STEP_TIMED_OUT] +
 			  r->counts[STEP_SKIPPED] + r->counts[STEP_CANCELLED],
 		  r->dag.n);
-	static const enum step_state order[] = { STEP_RUNNING, STEP_SUCCEEDED, STEP_FAILED,
+	static const enum step_state order[] = { STEP_RUNNING, STEP_AWAITING_APPROVAL,
+						 STEP_NEEDS_HUMAN, STEP_SUCCEEDED, STEP_FAILED,
 						 STEP_TIMED_OUT, STEP_SKIPPED, STEP_CANCELLED,
 						 STEP_PENDING };
 	for (size_t k = 0; k < ARRAY_SIZE(order); k++)
@@ -135,6 +136,8 @@ static const char *state_color(enum step_state st)
 	switch (st) {
 	case STEP_PENDING: return "white";
 	case STEP_RUNNING: return "lightskyblue";
+	case STEP_AWAITING_APPROVAL: return "plum";
+	case STEP_NEEDS_HUMAN: return "gold";
 	case STEP_SUCCEEDED: return "palegreen";
 	case STEP_FAILED: return "salmon";
 	case STEP_TIMED_OUT: return "orange";

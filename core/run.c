@@ -1581,6 +1581,21 @@ static void run_stop_steps(struct orch_engine *e, struct run *r)
 
 /* ---- the scheduling pass ---- */
 
+/* No step is left to end (what still runs is counted in nrunning). */
+static bool run_all_final(const struct run *r)
+{
+	for (int st = 0; st < STEP_NSTATES; st++)
+		if (!step_state_final((enum step_state)st) && r->counts[st])
+			return false;
+	return true;
+}
+
+/* Has R started, unpaused? (needs_human: its other steps go on) */
+static bool run_may_start(const struct run *r)
+{
+	return r->state == RUN_RUNNING || (r->state == RUN_NEEDS_HUMAN && !r->paused);
+}
+
 static void run_finish(struct orch_engine *e, struct run *r)
 {
 	enum run_state st = sched_outcome(&r->dag, r->aborted, r->cancelled);
@@ -1635,14 +1650,14 @@ static bool run_advance(struct orch_engine *e, struct run *r)
 			   r->sb->rowid);
 		ev_emit(e, "run.started", r, NULL, NULL, NULL);
 	}
-	if (r->state == RUN_RUNNING && !r->aborted && !r->cancelled) {
+	if (run_may_start(r) && !r->aborted && !r->cancelled) {
 		size_t i;
 		while (r->nrunning < r->max_conc && (!e->cfg.jobs || e->running < e->cfg.jobs) &&
 		       ready_pop(r, &i))
 			if (sched_ready(&r->dag, i))
 				step_start(e, r, i);
 	}
-	if (r->counts[STEP_PENDING] == 0 && r->counts[STEP_RUNNING] == 0 && r->nrunning == 0) {
+	if (run_all_final(r) && r->nrunning == 0) {
 		run_finish(e, r);
 		return false;
 	}
@@ -1706,7 +1721,7 @@ int run_load_unfinished(struct orch_engine *e)
 	size_t n = 0, cap = 0;
 	int64_t *ids = NULL;
 	sqlite3_stmt *q = store_query(&e->st,
-				      "SELECT id FROM runs WHERE state IN ('pending','running','paused')"
+				      "SELECT id FROM runs WHERE state IN ('pending','running','paused','needs_human')"
 				      " ORDER BY id",
 				      &rc, NULL);
 	for (; q; q = store_next(q) ? q : (store_done(q), NULL)) {
@@ -1788,7 +1803,7 @@ int run_load_unfinished(struct orch_engine *e)
 		/* a run that had started holds its sandbox again (runs load in
 		 * submission order: the first such run is the one that held it) */
 		if (r->started_at && !r->sb->holder &&
-		    (r->state == RUN_RUNNING || r->state == RUN_PAUSED))
+		    (r->state == RUN_RUNNING || r->state == RUN_PAUSED || r->state == RUN_NEEDS_HUMAN))
 			r->sb->holder = r;
 		sched_recount(&r->dag);
 		ready_rebuild(r);

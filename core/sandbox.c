@@ -526,7 +526,7 @@ int orch_sandbox_render(struct orch_engine *e, int64_t rowid, struct sbuf *out)
 	const char *state = "ready";
 	if (sb->stopped)
 		state = "stopped";
-	else if (sb->holder && sb->holder->state == RUN_RUNNING)
+	else if (sb->holder && (sb->holder->state == RUN_RUNNING || sb->holder->state == RUN_NEEDS_HUMAN))
 		state = "running";
 	else if (!sb->holder && have_run && !strcmp(rstate, "failed"))
 		state = "failed";

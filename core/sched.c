@@ -6,10 +6,11 @@
 #include <string.h>
 
 static const char *const step_names[STEP_NSTATES] = {
-	"pending", "running", "succeeded", "failed", "timed_out", "skipped", "cancelled",
+	"pending", "running", "awaiting_approval", "needs_human", "succeeded", "failed", "timed_out",
+	"skipped", "cancelled",
 };
 static const char *const run_names[RUN_NSTATES] = {
-	"pending", "running", "paused", "succeeded", "failed", "cancelled",
+	"pending", "running", "paused", "needs_human", "succeeded", "failed", "cancelled",
 };
 
 const char *step_state_name(enum step_state s) { return s < STEP_NSTATES ? step_names[s] : "?"; }

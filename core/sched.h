@@ -14,6 +14,8 @@
 enum step_state {
 	STEP_PENDING,
 	STEP_RUNNING,
+	STEP_AWAITING_APPROVAL,	/* an approval step waits for a person (SPEC §8) */
+	STEP_NEEDS_HUMAN,	/* a loop was detected: retry or fail, a person says */
 	STEP_SUCCEEDED,
 	STEP_FAILED,
 	STEP_TIMED_OUT,
@@ -26,6 +28,7 @@ enum run_state {
 	RUN_PENDING,
 	RUN_RUNNING,
 	RUN_PAUSED,
+	RUN_NEEDS_HUMAN,	/* a step waits for a person (SPEC §8); others go on */
 	RUN_SUCCEEDED,
 	RUN_FAILED,
 	RUN_CANCELLED,

@@ -1,5 +1,5 @@
-/* core/store.c — SQLite access for the engine. Schema version 3 (older
- * databases are migrated at open: migrate_1_2, migrate_2_3). */
+/* core/store.c — SQLite access for the engine. Schema version 4 (older
+ * databases are migrated at open: migrate_1_2, migrate_2_3, migrate_3_4). */
 #include "core/store.h"
 
 #include <errno.h>
@@ -36,9 +36,10 @@ static const char schema[] =
 	" sandbox TEXT NOT NULL, created_at INTEGER, started_at INTEGER, finished_at INTEGER,"
 	" updated_at INTEGER, plan_json TEXT NOT NULL, uid INTEGER, gid INTEGER,"
 	" aborted INTEGER NOT NULL DEFAULT 0, cancelled INTEGER NOT NULL DEFAULT 0,"
-	" paused INTEGER NOT NULL DEFAULT 0, ev_bytes INTEGER NOT NULL DEFAULT 0);\n"
-	"CREATE INDEX IF NOT EXISTS runs_unfinished ON runs(state)"
-	" WHERE state IN ('pending','running','paused');\n"
+	" paused INTEGER NOT NULL DEFAULT 0, ev_bytes INTEGER NOT NULL DEFAULT 0,"
+	" cancelled_by INTEGER);\n"
+	"CREATE INDEX IF NOT EXISTS runs_unfinished2 ON runs(state)"
+	" WHERE state IN ('pending','running','paused','needs_human');\n"
 	/* a step's current state. pid/pgid/pstart are no longer written (a restart
 	 * finds what a dead daemon left by the mark in its environment): kept so
 	 * that older state directories open as they are */
@@ -48,7 +49,7 @@ static const char schema[] =
 	" budget INTEGER NOT NULL DEFAULT 0, interrupted INTEGER NOT NULL DEFAULT 0,"
 	" exit_code INTEGER, signal INTEGER, reason TEXT, started_at INTEGER, finished_at INTEGER,"
 	" duration_ms INTEGER, retry_at INTEGER, pid INTEGER, pgid INTEGER, pstart INTEGER,"
-	" UNIQUE(run, name));\n"
+	" sup TEXT, UNIQUE(run, name));\n"
 	"CREATE INDEX IF NOT EXISTS steps_live ON steps(pid) WHERE pid IS NOT NULL;\n"
 	/* one row per attempt that ended (a running one is its step's row) */
 	"CREATE TABLE IF NOT EXISTS attempts(step INTEGER NOT NULL, k INTEGER NOT NULL,"
@@ -70,7 +71,7 @@ static const char schema[] =
 	EVENTS_TABLE(events)
 	"CREATE INDEX IF NOT EXISTS events_r ON events(run, r_off) WHERE run IS NOT NULL;\n"
 	"CREATE INDEX IF NOT EXISTS events_s ON events(sandbox, s_off);\n"
-	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 3);\n";
+	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 4);\n";
 
 /* Version 1 kept events by seq, AUTOINCREMENT, with an index on g_off:
  * two more b-trees written at every event. Rewrite the table in the new
@@ -100,6 +101,16 @@ static const char migrate_2_3[] =
 	"UPDATE messages SET off = msg_off.o FROM msg_off WHERE msg_off.id = messages.id;\n"
 	"DROP TABLE msg_off;\n"
 	"UPDATE meta SET value = 3 WHERE key = 'schema';\n";
+
+/* Version 4 (supervision, SPEC §8): a step's supervision state (sup, JSON:
+ * core/supervise.h), who cancelled a run, and a run state needs_human that
+ * the index of unfinished runs must cover. Columns are added only where
+ * missing (a database made by this version's schema has them). */
+static const char migrate_3_4[] =
+	"DROP INDEX IF EXISTS runs_unfinished;\n"
+	"CREATE INDEX IF NOT EXISTS runs_unfinished2 ON runs(state)"
+	" WHERE state IN ('pending','running','paused','needs_human');\n"
+	"UPDATE meta SET value = 4 WHERE key = 'schema';\n";
 
 /* Unexpected SQLite failures say what and where on stderr (the daemon's log). */
 static void store_complain(struct store *s, int rc, const char *sql)
@@ -261,6 +272,23 @@ int store_open(struct store *s, const char *path, struct sbuf *err)
 			rc = sqlite3_exec(s->db, migrate_2_3_column, NULL, NULL, &msg);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_exec(s->db, migrate_2_3, NULL, NULL, &msg);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg);
+		if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->db))
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	if (rc == SQLITE_OK && store_int(s, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL) < 4) {
+		rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+		if (rc == SQLITE_OK &&
+		    !store_int(s, "SELECT count(*) FROM pragma_table_info('steps') WHERE name = 'sup'", 0, NULL))
+			rc = sqlite3_exec(s->db, "ALTER TABLE steps ADD COLUMN sup TEXT;", NULL, NULL, &msg);
+		if (rc == SQLITE_OK &&
+		    !store_int(s, "SELECT count(*) FROM pragma_table_info('runs') WHERE name = 'cancelled_by'",
+			       0, NULL))
+			rc = sqlite3_exec(s->db, "ALTER TABLE runs ADD COLUMN cancelled_by INTEGER;", NULL, NULL,
+					  &msg);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(s->db, migrate_3_4, NULL, NULL, &msg);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg);
 		if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->db))

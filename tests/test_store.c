@@ -60,7 +60,7 @@ static void test_store__schema_and_wal(void **state)
 	assert_non_null(q);
 	assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
 	store_done(q);
-	assert_int_equal(store_int(&f->st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 3);
+	assert_int_equal(store_int(&f->st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 4);
 	static const char *const tables[] = { "runs", "steps", "attempts", "events", "plan_files",
 					      "plan_names", "sandboxes", "ports" };
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
@@ -181,7 +181,7 @@ static void test_store__migrates_events_from_version_1(void **state)
 	struct store st;
 	struct sbuf err = SBUF_INIT;
 	assert_int_equal(store_open(&st, path, &err), 0);
-	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 3);
+	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 4);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM sqlite_master WHERE name = 'events_g'", -1, NULL), 0);
 	assert_int_equal(store_int(&st, "PRAGMA freelist_count", -1, NULL), 0);	/* vacuumed */
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM events", 0, NULL), 3);
@@ -206,6 +206,62 @@ static void test_store__migrates_events_from_version_1(void **state)
 	assert_non_null(q);
 	assert_string_equal((const char *)sqlite3_column_text(q, 0), "ok");
 	store_done(q);
+	store_close(&st);
+	sbuf_release(&err);
+	rm_rf(dir);
+}
+
+/* A state directory of schema version 3 (steps without sup, runs without
+ * cancelled_by, the index of unfinished runs without needs_human) opens as
+ * version 4 with its rows as they were, and the new columns usable. */
+static void test_store__migrates_supervision_from_version_3(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/orchfs-test-store-v3.XXXXXX", path[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/db", dir);
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "PRAGMA journal_mode=WAL;"
+			     "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+			     "INSERT INTO meta VALUES('schema', 3);"
+			     "CREATE TABLE runs(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+			     " name TEXT NOT NULL UNIQUE, plan_name TEXT NOT NULL, plan_id TEXT, state TEXT NOT NULL,"
+			     " sandbox TEXT NOT NULL, created_at INTEGER, started_at INTEGER, finished_at INTEGER,"
+			     " updated_at INTEGER, plan_json TEXT NOT NULL, uid INTEGER, gid INTEGER,"
+			     " aborted INTEGER NOT NULL DEFAULT 0, cancelled INTEGER NOT NULL DEFAULT 0,"
+			     " paused INTEGER NOT NULL DEFAULT 0, ev_bytes INTEGER NOT NULL DEFAULT 0);"
+			     "CREATE INDEX runs_unfinished ON runs(state) WHERE state IN ('pending','running','paused');"
+			     "CREATE TABLE steps(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+			     " run INTEGER NOT NULL, idx INTEGER NOT NULL, name TEXT NOT NULL, state TEXT NOT NULL,"
+			     " attempt INTEGER NOT NULL DEFAULT 0, counted INTEGER NOT NULL DEFAULT 0,"
+			     " budget INTEGER NOT NULL DEFAULT 0, interrupted INTEGER NOT NULL DEFAULT 0,"
+			     " exit_code INTEGER, signal INTEGER, reason TEXT, started_at INTEGER, finished_at INTEGER,"
+			     " duration_ms INTEGER, retry_at INTEGER, pid INTEGER, pgid INTEGER, pstart INTEGER,"
+			     " UNIQUE(run, name));"
+			     "INSERT INTO runs(name, plan_name, state, sandbox, plan_json) VALUES('a-1', 'a', 'running', 'a-1', '{}');"
+			     "INSERT INTO steps(run, idx, name, state) VALUES(1, 0, 's', 'running');",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+
+	struct store st;
+	struct sbuf err = SBUF_INIT;
+	assert_int_equal(store_open(&st, path, &err), 0);
+	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 4);
+	assert_int_equal(store_int(&st, "SELECT count(*) FROM sqlite_master WHERE name = 'runs_unfinished'", -1, NULL), 0);
+	assert_int_equal(store_int(&st, "SELECT count(*) FROM sqlite_master WHERE name = 'runs_unfinished2'", -1, NULL), 1);
+	assert_int_equal(store_int(&st, "SELECT count(*) FROM steps WHERE name = 's' AND sup IS NULL", 0, NULL), 1);
+	assert_int_equal(store_exec(&st, "UPDATE steps SET sup = '{\"turns\":2}' WHERE id = 1", NULL), 0);
+	assert_int_equal(store_exec(&st, "UPDATE runs SET cancelled_by = 1000, state = 'needs_human'", NULL), 0);
+	assert_int_equal(store_commit(&st), 0);
+	store_close(&st);
+	/* opens again without migrating twice */
+	assert_int_equal(store_open(&st, path, &err), 0);
+	assert_int_equal(store_int(&st, "SELECT cancelled_by FROM runs WHERE state = 'needs_human'", 0, NULL), 1000);
+	assert_int_equal(store_int(&st, "SELECT json_extract(sup, '$.turns') FROM steps", 0, NULL), 2);
 	store_close(&st);
 	sbuf_release(&err);
 	rm_rf(dir);
@@ -297,6 +353,7 @@ int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test_setup_teardown(test_store__schema_and_wal, setup, teardown),
+		cmocka_unit_test(test_store__migrates_supervision_from_version_3),
 		cmocka_unit_test_setup_teardown(test_store__round_trip_after_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store__uncommitted_batch_is_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store__savepoint_undo_keeps_batch, setup, teardown),
