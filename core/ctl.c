@@ -17,3 +17,28 @@ int ctl_parse(const char *buf, size_t len, const char *const *verbs, size_t nver
 			return (int)i;
 	return -EINVAL;
 }
+
+int ctl_parse_arg(const char *buf, size_t len, const char *const *verbs, size_t nverbs,
+		  const char **arg, size_t *arglen)
+{
+	while (len && blank(*buf))
+		buf++, len--;
+	while (len && blank(buf[len - 1]))
+		len--;
+	if (memchr(buf, '\0', len) || memchr(buf, '\n', len))
+		return -EINVAL;
+	size_t w = 0;
+	while (w < len && !blank(buf[w]))
+		w++;
+	for (size_t i = 0; i < nverbs; i++) {
+		if (w != strlen(verbs[i]) || memcmp(buf, verbs[i], w))
+			continue;
+		size_t a = w;
+		while (a < len && blank(buf[a]))
+			a++;
+		*arg = buf + a;
+		*arglen = len - a;
+		return (int)i;
+	}
+	return -EINVAL;
+}

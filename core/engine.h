@@ -123,6 +123,23 @@ int orch_run_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size_t l
 /* rmdir: -EBUSY unless finished. */
 int orch_run_remove(struct orch_engine *e, int64_t rowid);
 
+/* Who writes to a file that decides something (a step's ctl): the user and
+ * the groups of the writing process (SPEC §8 "approvers"). */
+struct orch_who {
+	uid_t uid;
+	gid_t gid;
+	const gid_t *groups;	/* supplementary groups */
+	size_t ngroups;
+};
+/* runs/ID/steps/STEP/ctl: one command (approve [REASON], reject [REASON],
+ * retry, fail [REASON]; SPEC §8): 0, -EINVAL when unknown or when it does
+ * not apply to the step's state, -EACCES when WHO may not decide for the
+ * step (core/supervise.h). */
+int orch_step_ctl(struct orch_engine *e, int64_t step_rowid, const char *cmd, size_t len,
+		  const struct orch_who *who);
+/* MOUNT/attention: everything that waits for a person, JSONL, oldest first. */
+int orch_render_attention(struct orch_engine *e, struct sbuf *out);
+
 struct orch_step_attr {
 	int64_t rowid;
 	int64_t run_rowid;

@@ -18,6 +18,7 @@
 #include "core/statedir.h"
 #include "core/syncer.h"
 #include "core/store.h"
+#include "core/supervise.h"
 
 struct run;
 struct step;
@@ -29,6 +30,7 @@ enum kill_why {
 	KILL_CANCEL,	/* ctl cancel, an abort, sandbox stop: the step ends cancelled */
 	KILL_INTERRUPT,	/* daemon stop, sandbox restart: the attempt runs again */
 	KILL_HEARTBEAT,
+	KILL_STOP,	/* supervision (a limit, ctl fail): failed without retry, proc->stop_reason */
 };
 
 /* A live attempt: the child, its output pipe and its log. Freed only after the
@@ -58,6 +60,9 @@ struct proc {
 	int64_t spawn_run;	/* while the spawner starts it: its run and attempt */
 	unsigned spawn_attempt;
 	int64_t start_mono;
+	const char *stop_reason;	/* KILL_STOP: the step's reason (static) */
+	bool track_last;	/* keep last_line: loop detection may need it */
+	char last_line[512];	/* the attempt's last non-empty output line */
 	struct proc *next_dead;
 };
 
@@ -79,6 +84,7 @@ struct step {
 	signed char log;	/* its log file: 1 made, -1 not yet, 0 unknown */
 	struct logw logw;	/* its log's cap (core/logfile.h), over all its attempts */
 	bool hdr_pending;	/* started, its separator not yet written (step_spawn) */
+	struct sup *sup;	/* its supervision (core/supervise.h); NULL: none used yet */
 };
 
 /* Every open inbox's lease by its id, so that a close finds its own in one
@@ -167,6 +173,8 @@ struct run {
 	size_t ready_head, ready_len, ready_cap;
 	bool ready_lost;	/* a push failed for memory: rebuild the queue */
 	bool active;		/* unfinished: on the engine's active list */
+	unsigned nwaits;	/* steps waiting for a person: the run is needs_human */
+	uid_t cancelled_by;	/* who cancelled it (when cancelled) */
 	bool sched;		/* wants a scheduling pass */
 	struct run *prev, *next;	/* active list, or the cache's LRU list */
 	struct run *hnext;	/* rowid hash chain */
@@ -228,6 +236,10 @@ struct orch_engine {
 	bool sched_all;		/* a global slot freed: every active run may start steps */
 
 	struct sandbox *sandboxes;	/* loaded sandboxes */
+
+	/* every open wait for a person, oldest first (core/supervise.h) */
+	struct sup *att_head, *att_tail;
+	size_t att_count;
 
 	int64_t next_seq;	/* the next event's seq */
 	int64_t g_bytes;	/* size of the global events view, valid at ev_epoch */
@@ -369,6 +381,21 @@ void msgq_tab_release(struct lease_tab *t);	/* at close, once every sandbox is f
 /* After a failed commit undid deliveries: the queue's order from the store. */
 void msgq_resync(struct orch_engine *e, struct sandbox *sb);
 int64_t msgq_bytes_load(struct orch_engine *e, int64_t sbid);	/* size of its messages view */
+
+/* Supervision (core/supervise.c) reaches the state machine here. */
+/* R's count of waits changed: its state follows (needs_human while any). */
+void run_waits_changed(struct orch_engine *e, struct run *r);
+/* An approval step was decided: succeeded, or failed with reason "rejected". */
+void run_step_decided(struct orch_engine *e, struct step *s, bool approved);
+/* Stop S's running attempt (SIGTERM, SIGKILL after its grace): it fails with
+ * REASON (a static string), without retry. */
+void run_step_stop(struct orch_engine *e, struct step *s, const char *reason);
+/* A step that needs a human: a fresh series of attempts (its retries count
+ * again), or failed for good with REASON (its on_failure applies). */
+void run_step_retry(struct orch_engine *e, struct step *s);
+void run_step_fail(struct orch_engine *e, struct step *s, const char *reason);
+/* msgq.c: queue a message from orchfs itself into SB (no limits apply). */
+int msgq_post(struct orch_engine *e, struct sandbox *sb, enum msg_type type, const char *content);
 
 /* The attempt whose process PID is, if any (the no-pidfd case). */
 struct proc *run_proc_by_pid(struct orch_engine *e, pid_t pid);

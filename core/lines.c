@@ -37,6 +37,7 @@ static const char *const msg_type_names[] = {
 	[MSG_USER_MESSAGE] = "user_message",
 	[MSG_INTERRUPT] = "interrupt",
 	[MSG_GUARDIAN_INTERVENTION] = "guardian_intervention",
+	[MSG_HUMAN_ANSWER] = "human_answer",
 };
 
 /* What a byte check found: the first problem of the line, if any. */
@@ -294,7 +295,7 @@ static int msg_parse(const char *line, size_t len, enum bytes_verdict v, struct 
 		if (type_id < 0) {
 			snprintf(why, WHY_MAX,
 				 "\"message_type\" must be one of user_message, interrupt, "
-				 "guardian_intervention, not \"%s\"",
+				 "guardian_intervention, human_answer, not \"%s\"",
 				 text_show(shown, sizeof(shown), json_string_value(type),
 				      json_string_length(type)));
 			goto out;

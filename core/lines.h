@@ -14,7 +14,7 @@
 
 #define LINE_MAX_BYTES 65536	/* a line, without its '\n', is at most this long */
 
-enum msg_type { MSG_USER_MESSAGE, MSG_INTERRUPT, MSG_GUARDIAN_INTERVENTION };
+enum msg_type { MSG_USER_MESSAGE, MSG_INTERRUPT, MSG_GUARDIAN_INTERVENTION, MSG_HUMAN_ANSWER };
 const char *msg_type_name(enum msg_type t);
 int msg_type_parse(const char *name);	/* -1 when unknown */
 
@@ -25,7 +25,7 @@ struct msg_line {
 
 /* Parse one message line (LEN bytes, no '\n'). A line starting with '{' must
  * be a JSON object with a string "content" and an optional "message_type"
- * (user_message, interrupt, guardian_intervention) and nothing else; any other
+ * (user_message, interrupt, guardian_intervention, human_answer) and nothing else; any other
  * line is the content of a user_message. Returns 1 with *OUT filled, 0 for an
  * empty line (ignored), or -EINVAL with the reason appended to ERR. */
 int msg_line_parse(const char *line, size_t len, struct msg_line *out, struct sbuf *err);
@@ -64,7 +64,7 @@ struct line_asm {
  * BATCH gets nothing, the assembly is as it was before this write, and ERR
  * says which line of the write (1-based) and why, e.g.
  * `line 2: "message_type" must be one of user_message, interrupt,
- * guardian_intervention`. -ENOMEM likewise leaves everything as it was. */
+ * guardian_intervention, human_answer`. -ENOMEM likewise leaves everything as it was. */
 int line_asm_write(struct line_asm *a, const char *data, size_t len, struct line_batch *batch,
 		   struct sbuf *err);
 /* The same, taking at most MAX_LINES lines into BATCH. Every line is

@@ -211,16 +211,15 @@ int64_t msgq_bytes_load(struct orch_engine *e, int64_t sbid)
 			 0, "i", sbid);
 }
 
-int orch_messages_append(struct orch_engine *e, int64_t sbid, const struct line_batch *b)
+/* Queue B's messages in SB; a user's (USER) within the owner's limits. */
+static int append(struct orch_engine *e, struct sandbox *sb, const struct line_batch *b, bool user)
 {
-	struct sandbox *sb = sb_get_rowid(e, sbid);
-	if (!sb)
-		return -ENOENT;
+	int64_t sbid = sb->rowid;
 	if (!b->n)
 		return 0;
-	int rc = eng_room(e);
+	int rc = user ? eng_room(e) : 0;
 	/* what waits in one user's sandboxes is bounded: past it, EDQUOT */
-	if (!rc)
+	if (!rc && user)
 		rc = eng_quota(e, sb->uid, QUOTA_QUEUED_MESSAGES, (int64_t)b->n, NULL);
 	if (!rc)
 		rc = store_savepoint(&e->st, "msg_append");
@@ -259,9 +258,28 @@ int orch_messages_append(struct orch_engine *e, int64_t sbid, const struct line_
 		ev_emit(e, "message.queued", sb->holder, NULL, sb,
 			json_pack("{s:I, s:s}", "message_id", (json_int_t)ids[i], "message_type",
 				  msg_type_name(b->msgs[i].type)));
+	/* a person's answer ends the oldest open question (core/supervise.h) */
+	for (size_t i = 0; i < b->n; i++)
+		if (b->msgs[i].type == MSG_HUMAN_ANSWER)
+			sup_on_answer(e, sb, ids[i]);
 	orch_free(ids);
 	orch_need_durable(e);
 	return 0;
+}
+
+int orch_messages_append(struct orch_engine *e, int64_t sbid, const struct line_batch *b)
+{
+	struct sandbox *sb = sb_get_rowid(e, sbid);
+	if (!sb)
+		return -ENOENT;
+	return append(e, sb, b, true);
+}
+
+int msgq_post(struct orch_engine *e, struct sandbox *sb, enum msg_type type, const char *content)
+{
+	struct msg_line m = { type, (char *)content };
+	struct line_batch b = { 1, &m, NULL };
+	return append(e, sb, &b, false);
 }
 
 #define MSG_COLS "id, ts, type, content, state"

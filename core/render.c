@@ -38,7 +38,63 @@ int render_run_status(struct orch_engine *e, struct run *r, struct sbuf *out)
 		(json_int_t)(r->counts[STEP_FAILED] + r->counts[STEP_TIMED_OUT]), "skipped",
 		(json_int_t)r->counts[STEP_SKIPPED], "cancelled", (json_int_t)r->counts[STEP_CANCELLED],
 		"percent", (json_int_t)run_percent(r));
+	/* steps waiting for a person (SPEC §8), as their own counts */
+	json_t *pr = json_object_get(o, "progress");
+	if (pr) {
+		json_object_set_new(pr, "awaiting_approval", json_integer(r->counts[STEP_AWAITING_APPROVAL]));
+		json_object_set_new(pr, "needs_human", json_integer(r->counts[STEP_NEEDS_HUMAN]));
+	}
 	return sbuf_put_json(out, o);
+}
+
+/* SPEC §8 in a step's status: an approval's prompt and decision, an open
+ * question, a detected loop, an agent's turns and usage. */
+static void render_step_supervision(const struct step *s, json_t *o)
+{
+	const struct plan_step *ps = &s->run->plan->steps[s->idx];
+	const struct sup *su = s->sup;
+	if (ps->approval) {
+		json_object_set_new(o, "type", json_string("approval"));
+		json_object_set_new(o, "prompt", ps->prompt ? json_string(ps->prompt) : json_null());
+		json_t *a = json_array();
+		for (size_t k = 0; a && k < ps->napprovers; k++)
+			json_array_append_new(a, json_string(ps->approvers[k]));
+		json_object_set_new(o, "approvers", a ? a : json_null());
+		bool d = su && su->decision;
+		json_object_set_new(o, "decision",
+				    !d ? json_null()
+				       : json_string(su->decision == SUP_APPROVED ? "approved" : "rejected"));
+		json_object_set_new(o, "decided_by", d && su->decided_by ? json_string(su->decided_by) : json_null());
+		json_object_set_new(o, "decided_at", d ? time_or_null(su->decided_at) : json_null());
+		/* the decider's words; else the failure's reason ("rejected") */
+		if (d && su->reason)
+			json_object_set_new(o, "reason", json_string(su->reason));
+		return;
+	}
+	if (su && su->wait == SUP_WAIT_QUESTION)
+		json_object_set_new(o, "question", json_string(su->question ? su->question : ""));
+	if (su && su->wait == SUP_WAIT_LOOP) {
+		json_t *att = json_array();
+		for (unsigned k = su->first; att && k < su->first + su->same; k++)
+			json_array_append_new(att, json_integer(k));
+		json_object_set_new(o, "loop", json_pack("{s:s?, s:o?}", "signature", su->sig, "attempts", att));
+	}
+	if (su && su->reason && step_state_of(s) == STEP_FAILED && s->reason &&
+	    !strcmp(s->reason, "failed_by_user"))
+		json_object_set_new(o, "reason_text", json_string(su->reason));
+	json_object_set_new(o, "turns", json_integer(su ? su->turns : 0));
+	json_object_set_new(o, "usage", json_pack("{s:f, s:I}", "cost_usd", su ? su->cost_usd : 0.0, "tokens",
+						  (json_int_t)(su ? su->tokens : 0)));
+	if (ps->max_turns)
+		json_object_set_new(o, "max_turns", json_integer(ps->max_turns));
+	if (ps->budget_cost_usd > 0 || ps->budget_tokens > 0) {
+		json_t *b = json_object();
+		if (b && ps->budget_cost_usd > 0)
+			json_object_set_new(b, "cost_usd", json_real(ps->budget_cost_usd));
+		if (b && ps->budget_tokens > 0)
+			json_object_set_new(b, "tokens", json_integer(ps->budget_tokens));
+		json_object_set_new(o, "budget", b ? b : json_null());
+	}
 }
 
 int render_step_status(struct orch_engine *e, struct step *s, struct sbuf *out)
@@ -64,6 +120,8 @@ int render_step_status(struct orch_engine *e, struct step *s, struct sbuf *out)
 			      s->reason ? json_string(s->reason) : json_null());
 	if (o && s->retry_at)
 		json_object_set_new(o, "next_attempt_at", time_or_null(s->retry_at));
+	if (o)
+		render_step_supervision(s, o);
 	return sbuf_put_json(out, o);
 }
 
@@ -181,6 +239,9 @@ int orch_render_metrics(struct orch_engine *e, struct sbuf *out)
 		sbuf_addf(out, "orchfs_steps{state=\"%s\"} %lld\n", step_state_name((enum step_state)s),
 			  (long long)e->step_counts[s]);
 	sbuf_addf(out,
+		  "# HELP orchfs_attention_waits What waits for a person now (MOUNT/attention).\n"
+		  "# TYPE orchfs_attention_waits gauge\n"
+		  "orchfs_attention_waits %zu\n"
 		  "# HELP orchfs_running_steps Step processes alive now.\n"
 		  "# TYPE orchfs_running_steps gauge\n"
 		  "orchfs_running_steps %u\n"
@@ -190,7 +251,7 @@ int orch_render_metrics(struct orch_engine *e, struct sbuf *out)
 		  "# HELP orchfs_events_total Events recorded.\n"
 		  "# TYPE orchfs_events_total counter\n"
 		  "orchfs_events_total %lld\n",
-		  e->running, (long long)e->runs_created, (long long)e->events_total);
+		  e->att_count, e->running, (long long)e->runs_created, (long long)e->events_total);
 	int64_t q = store_int(&e->st, "SELECT count(*) FROM sandboxes", 0, NULL);
 	sbuf_addf(out,
 		  "# HELP orchfs_sandboxes Sandboxes that exist.\n"

@@ -124,6 +124,8 @@ void run_free(struct run *r)
 {
 	if (!r)
 		return;
+	for (size_t i = 0; r->steps && i < r->dag.n; i++)
+		sup_free(r->steps[i].sup);
 	orch_free(r->steps);
 	orch_free(r->ready);
 	sched_dag_release(&r->dag);
@@ -151,6 +153,8 @@ void run_unload_all(struct orch_engine *e)
 		}
 	}
 	e->active_head = e->active_tail = e->cache_head = e->cache_tail = NULL;
+	e->att_head = e->att_tail = NULL;	/* the waits were the runs' */
+	e->att_count = 0;
 	e->ncached = 0;
 	e->cached_steps = 0;
 }
@@ -200,7 +204,8 @@ static void ready_rebuild(struct run *r)
 /* ---- state and persistence ---- */
 
 static const char *const reasons[] = { "exit", "signal", "timeout", "missed_heartbeat",
-				       "spawn_failed", "cancelled", "interrupted", "aborted" };
+				       "spawn_failed", "cancelled", "interrupted", "aborted",
+				       "rejected", "max_turns", "budget", "failed_by_user" };
 
 static const char *reason_intern(const char *s)
 {
@@ -388,7 +393,7 @@ static struct run *run_load(struct orch_engine *e, int64_t rowid, int *rcp)
 	sqlite3_stmt *q = store_query(&e->st,
 				      "SELECT name, plan_name, plan_json, state, sandbox, created_at,"
 				      " started_at, finished_at, updated_at, uid, gid, aborted, cancelled,"
-				      " paused FROM runs WHERE id = ?",
+				      " paused, cancelled_by FROM runs WHERE id = ?",
 				      &rc, "i", rowid);
 	if (!q) {
 		*rcp = rc ? rc : -ENOENT;
@@ -431,6 +436,7 @@ static struct run *run_load(struct orch_engine *e, int64_t rowid, int *rcp)
 	r->aborted = sqlite3_column_int(q, 11) != 0;
 	r->cancelled = sqlite3_column_int(q, 12) != 0;
 	r->paused = sqlite3_column_int(q, 13) != 0;
+	r->cancelled_by = (uid_t)sqlite3_column_int64(q, 14);
 	store_done(q);
 	if (!r->plan_name) {
 		run_free(r);
@@ -440,7 +446,7 @@ static struct run *run_load(struct orch_engine *e, int64_t rowid, int *rcp)
 
 	q = store_query(&e->st,
 			"SELECT idx, id, state, attempt, counted, budget, interrupted, exit_code, signal,"
-			" reason, started_at, finished_at, duration_ms, retry_at FROM steps"
+			" reason, started_at, finished_at, duration_ms, retry_at, sup FROM steps"
 			" WHERE run = ? ORDER BY idx",
 			&rc, "i", rowid);
 	memset(r->counts, 0, sizeof(r->counts));
@@ -464,9 +470,14 @@ static struct run *run_load(struct orch_engine *e, int64_t rowid, int *rcp)
 		s->duration_ms = sqlite3_column_int64(q, 12);
 		s->retry_at = sqlite3_column_int64(q, 13);
 		s->retry_timer = (struct loop_timer)LOOP_TIMER_INIT(retry_timer_cb, s);
+		if (sqlite3_column_type(q, 14) != SQLITE_NULL && (s->sup = orch_calloc(1, sizeof(*s->sup))) &&
+		    sup_from_json(s->sup, (const char *)sqlite3_column_text(q, 14)))
+			eng_log(e, "run %s step %s: its stored supervision state does not parse: ignored", r->name,
+				r->plan->steps[i].id);
 	}
 	for (size_t i = 0; i < r->dag.n; i++)
 		r->counts[r->dag.nodes[i].state]++;
+	sup_load(e, r);	/* (a finished run's: its decisions, for status) */
 	r->ev_epoch = -1;	/* computed on first use */
 	*rcp = 0;
 	return r;
@@ -576,9 +587,40 @@ static int proc_logfd(struct proc *p)
 
 /* Write whole lines TEXT[0..N) to the step's log, and to the sandbox's logs
  * with each line prefixed "[STEP_ID] ". */
+/* Keep the last non-empty line of TEXT[0..N) (whole lines, or a piece of a
+ * long one) in P->last_line, for a failure's signature. */
+static void track_last(struct proc *p, const char *text, size_t n)
+{
+	const char *end = text + n;
+	while (end > text) {
+		const char *le = end[-1] == '\n' ? end - 1 : end, *ls = le;
+		while (ls > text && ls[-1] != '\n')
+			ls--;
+		const char *a = ls, *b = le;
+		while (b > a && (b[-1] == ' ' || b[-1] == '\t' || b[-1] == '\r'))
+			b--;
+		while (a < b && (*a == ' ' || *a == '\t'))
+			a++;
+		if (b > a) {
+			size_t len = (size_t)(b - a);
+			if (len >= sizeof(p->last_line)) {
+				len = sizeof(p->last_line) - 1;
+				while (len && ((unsigned char)a[len] & 0xc0) == 0x80)
+					len--;	/* whole characters only */
+			}
+			memcpy(p->last_line, a, len);
+			p->last_line[len] = '\0';
+			return;
+		}
+		end = ls;
+	}
+}
+
 static void proc_write_lines(struct proc *p, const char *text, size_t n)
 {
 	struct orch_engine *e = p->eng;
+	if (p->track_last)
+		track_last(p, text, n);
 	if (proc_logfd(p) >= 0)
 		logfile_append(p->logfd, &p->step->logw, text, n, e->log_cap, NULL);
 	if (p->sblogfd < 0 && !p->sblog_failed) {
@@ -663,7 +705,8 @@ static void out_cb(struct loop_watch *w, uint32_t events)
 }
 
 /* The attempt's process has ended (reaped): record what it means. */
-static void attempt_ended(struct orch_engine *e, struct step *s, int status, enum kill_why why);
+static void attempt_ended(struct orch_engine *e, struct step *s, int status, enum kill_why why,
+			  const struct proc *p);
 
 /* Close what an attempt holds open: its watches, timers and fds. */
 static void proc_close(struct orch_engine *e, struct proc *p)
@@ -725,7 +768,7 @@ static void pid_cb(struct loop_watch *w, uint32_t events)
 	if (e->cfg.jobs)
 		e->sched_all = true;
 	r->sched = true;
-	attempt_ended(e, s, status, why);
+	attempt_ended(e, s, status, why, p);
 }
 
 /* Send SIG to an attempt's processes. A plain step is its process group. A
@@ -1038,6 +1081,18 @@ static int step_argv_build(struct orch_engine *e, struct step *s, bool sandboxed
 static void step_start(struct orch_engine *e, struct run *r, size_t i)
 {
 	struct step *s = &r->steps[i];
+	if (r->plan->steps[i].approval) {
+		/* a person decides: no process, no slot (core/supervise.h) */
+		s->exit_code = -1;
+		s->signal = 0;
+		s->reason = NULL;
+		s->started_at = clock_wall_ms();
+		s->finished_at = s->duration_ms = s->retry_at = 0;
+		step_set(e, s, STEP_AWAITING_APPROVAL);
+		step_save(e, s);
+		sup_approval_begin(e, s);
+		return;
+	}
 	if (e->nspawn == e->capspawn) {
 		size_t cap = e->capspawn ? e->capspawn * 2 : 64;
 		struct spawn_req *q = orch_reallocarray(e->spawnq, cap, sizeof(*q));
@@ -1149,6 +1204,7 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	}
 	p->eng = e;
 	p->step = s;
+	p->track_last = ps->same_failures && ps->retries;
 	/* through descriptors, never following a symlink: the engine opens
 	 * nothing a step could point into the mount. A log made already (an
 	 * earlier attempt wrote, a reader opened it) gets this attempt's
@@ -1283,7 +1339,7 @@ static void attempt_not_started(struct orch_engine *e, struct run *r, struct ste
 	r->nrunning--;
 	e->running--;
 	r->sched = true;
-	attempt_ended(e, s, W_EXITCODE(rc == -ENOENT ? 127 : 126, 0), KILL_NONE);
+	attempt_ended(e, s, W_EXITCODE(rc == -ENOENT ? 127 : 126, 0), KILL_NONE, NULL);
 }
 
 static void reap_done(struct loop_work *w, void *ctx) { spawn_job_free((struct spawn_job *)w); }
@@ -1443,6 +1499,8 @@ static void run_stop_steps(struct orch_engine *e, struct run *r);
 static void step_final(struct orch_engine *e, struct step *s, enum step_state st)
 {
 	struct run *r = s->run;
+	if (s->sup && s->sup->wait)
+		sup_wait_end(e, s, st == STEP_CANCELLED ? "cancelled" : "step ended");
 	step_set(e, s, st);
 	r->dag.nodes[s->idx].waiting = false;
 	loop_timer_cancel(&e->loop, &s->retry_timer);
@@ -1474,7 +1532,37 @@ static void step_final(struct orch_engine *e, struct step *s, enum step_state st
 	r->sched = true;
 }
 
-static void attempt_ended(struct orch_engine *e, struct step *s, int status, enum kill_why why)
+/* Failed attempt of S (OUTCOME), which would be retried: does it complete a
+ * loop (SPEC §8: same_failures in a row with one signature)? Then the step
+ * waits for a person in state needs_human, and true. */
+static bool loop_detected(struct orch_engine *e, struct step *s, const struct proc *p,
+			  enum step_state outcome)
+{
+	struct run *r = s->run;
+	const struct plan_step *ps = &r->plan->steps[s->idx];
+	struct sup *su = sup_of(e, s);
+	if (!su)
+		return false;
+	char *sig = sup_signature(s->exit_code, s->signal, p ? p->last_line : NULL);
+	bool loop = sup_failed(su, sig, s->attempt, ps->same_failures);
+	sup_save(e, s);
+	if (!loop)
+		return false;
+	attempt_save(e, s, step_state_name(outcome));
+	step_set(e, s, STEP_NEEDS_HUMAN);
+	step_save(e, s);
+	json_t *att = json_array();
+	for (unsigned k = su->first; att && k <= s->attempt; k++)
+		json_array_append_new(att, json_integer(k));
+	ev_emit(e, "step.loop_detected", r, s, NULL,
+		json_pack("{s:s, s:o?, s:i}", "signature", su->sig, "attempts", att, "same_failures",
+			  (json_int_t)ps->same_failures));
+	sup_wait_begin(e, s, SUP_WAIT_LOOP);
+	return true;
+}
+
+static void attempt_ended(struct orch_engine *e, struct step *s, int status, enum kill_why why,
+			  const struct proc *p)
 {
 	struct run *r = s->run;
 	const struct plan_step *ps = &r->plan->steps[s->idx];
@@ -1510,6 +1598,12 @@ static void attempt_ended(struct orch_engine *e, struct step *s, int status, enu
 		step_final(e, s, STEP_CANCELLED);
 		return;
 	}
+	if (why == KILL_STOP) {
+		/* supervision stopped it (a limit, a person): no retry */
+		s->reason = p && p->stop_reason ? p->stop_reason : "failed_by_user";
+		step_final(e, s, STEP_FAILED);
+		return;
+	}
 	enum step_state outcome = STEP_FAILED;
 	if (why == KILL_TIMEOUT) {
 		outcome = STEP_TIMED_OUT;
@@ -1528,6 +1622,8 @@ static void attempt_ended(struct orch_engine *e, struct step *s, int status, enu
 		s->reason = WIFEXITED(status) ? "exit" : "signal";
 	}
 
+	if (s->counted < s->budget && ps->same_failures && loop_detected(e, s, p, outcome))
+		return;
 	if (s->counted < s->budget) {
 		int64_t delay = sched_retry_delay_ms(ps->retry_delay_sec, ps->retry_backoff, s->counted);
 		attempt_save(e, s, step_state_name(outcome));
@@ -1571,7 +1667,7 @@ static void run_stop_steps(struct orch_engine *e, struct run *r)
 		enum step_state st = r->dag.nodes[i].state;
 		if (s->proc) {
 			proc_term(e, s->proc, KILL_CANCEL);
-		} else if (st == STEP_PENDING) {
+		} else if (st == STEP_PENDING || st == STEP_AWAITING_APPROVAL || st == STEP_NEEDS_HUMAN) {
 			s->reason = r->cancelled ? "cancelled" : "aborted";
 			s->started_at = 0;
 			step_final(e, s, STEP_CANCELLED);
@@ -1626,10 +1722,13 @@ static bool run_advance(struct orch_engine *e, struct run *r)
 		r->ready_lost = false;
 		ready_rebuild(r);
 	}
-	if ((r->cancelled || r->aborted) && r->nrunning == 0 && r->counts[STEP_PENDING]) {
+	if ((r->cancelled || r->aborted) && r->nrunning == 0 &&
+	    (r->counts[STEP_PENDING] || r->counts[STEP_AWAITING_APPROVAL] || r->counts[STEP_NEEDS_HUMAN])) {
 		/* steps an interruption put back while the run was being stopped */
 		for (size_t i = 0; i < r->dag.n; i++)
-			if (r->dag.nodes[i].state == STEP_PENDING) {
+			if (r->dag.nodes[i].state == STEP_PENDING ||
+			    r->dag.nodes[i].state == STEP_AWAITING_APPROVAL ||
+			    r->dag.nodes[i].state == STEP_NEEDS_HUMAN) {
 				r->steps[i].reason = r->cancelled ? "cancelled" : "aborted";
 				r->steps[i].started_at = 0;
 				step_final(e, &r->steps[i], STEP_CANCELLED);
@@ -1791,8 +1890,11 @@ int run_load_unfinished(struct orch_engine *e)
 		}
 		if (r->cancelled || r->aborted)
 			for (size_t i = 0; i < r->dag.n; i++)
-				if (r->dag.nodes[i].state == STEP_PENDING) {
-					r->counts[STEP_PENDING]--;
+				if (r->dag.nodes[i].state == STEP_PENDING ||
+				    r->dag.nodes[i].state == STEP_AWAITING_APPROVAL ||
+				    r->dag.nodes[i].state == STEP_NEEDS_HUMAN) {
+					sup_wait_end(e, &r->steps[i], "cancelled");
+					r->counts[r->dag.nodes[i].state]--;
 					r->dag.nodes[i].state = STEP_CANCELLED;
 					r->dag.nodes[i].waiting = false;
 					r->counts[STEP_CANCELLED]++;
@@ -1856,7 +1958,7 @@ static int ctl_pause(struct orch_engine *e, struct run *r)
 	if (!r->active || r->paused || r->cancelled || r->aborted)
 		return -EINVAL;
 	r->paused = true;
-	run_set_state(e, r, RUN_PAUSED);
+	run_set_state(e, r, r->nwaits ? RUN_NEEDS_HUMAN : RUN_PAUSED);
 	run_save(e, r);
 	ev_emit(e, "run.paused", r, NULL, NULL, NULL);
 	return 0;
@@ -1868,7 +1970,7 @@ static int ctl_resume(struct orch_engine *e, struct run *r)
 		return -EINVAL;
 	r->paused = false;
 	bool holds = r->sb->holder == r;
-	run_set_state(e, r, r->started_at && holds ? RUN_RUNNING : RUN_PENDING);
+	run_set_state(e, r, !(r->started_at && holds) ? RUN_PENDING : r->nwaits ? RUN_NEEDS_HUMAN : RUN_RUNNING);
 	run_save(e, r);
 	ev_emit(e, "run.resumed", r, NULL, NULL, NULL);
 	r->sched = true;
@@ -1918,6 +2020,10 @@ static int ctl_retry(struct orch_engine *e, struct run *r)
 		if (r->dag.nodes[i].state == STEP_SUCCEEDED)
 			continue;
 		step_set(e, s, STEP_PENDING);
+		if (s->sup) {
+			sup_series_reset(s->sup);
+			sup_save(e, s);
+		}
 		s->budget = s->counted + r->plan->steps[i].retries + 1;
 		s->exit_code = -1;
 		s->signal = 0;
@@ -2291,6 +2397,62 @@ void run_heartbeat(struct orch_engine *e, struct sandbox *sb, struct step *s)
 				heartbeat_one(e, &r->steps[i]);
 }
 
+/* ---- supervision's entry points (core/supervise.h) ---- */
+
+void run_waits_changed(struct orch_engine *e, struct run *r)
+{
+	if (!r->active)
+		return;
+	enum run_state want;
+	if (r->nwaits && (r->state == RUN_RUNNING || r->state == RUN_PAUSED))
+		want = RUN_NEEDS_HUMAN;
+	else if (!r->nwaits && r->state == RUN_NEEDS_HUMAN)
+		want = r->paused ? RUN_PAUSED : RUN_RUNNING;
+	else
+		return;
+	run_set_state(e, r, want);
+	run_save(e, r);
+	r->sched = true;
+}
+
+void run_step_decided(struct orch_engine *e, struct step *s, bool approved)
+{
+	s->reason = approved ? NULL : "rejected";
+	step_final(e, s, approved ? STEP_SUCCEEDED : STEP_FAILED);
+}
+
+void run_step_stop(struct orch_engine *e, struct step *s, const char *reason)
+{
+	struct proc *p = s->proc;
+	if (!p) {
+		/* its process is still being spawned: the next event stops it */
+		eng_log(e, "run %s step %s: cannot stop it for %s yet (still starting)", s->run->name,
+			s->run->plan->steps[s->idx].id, reason);
+		return;
+	}
+	if (!p->stop_reason)
+		p->stop_reason = reason;
+	proc_term(e, p, KILL_STOP);
+}
+
+void run_step_retry(struct orch_engine *e, struct step *s)
+{
+	struct run *r = s->run;
+	const struct plan_step *ps = &r->plan->steps[s->idx];
+	s->budget = s->counted + ps->retries + 1;
+	s->reason = NULL;
+	step_set(e, s, STEP_PENDING);
+	step_save(e, s);
+	ready_push(r, s->idx);
+	r->sched = true;
+}
+
+void run_step_fail(struct orch_engine *e, struct step *s, const char *reason)
+{
+	s->reason = reason;
+	step_final(e, s, STEP_FAILED);
+}
+
 void run_resync(struct orch_engine *e)
 {
 	/* runs made in the undone batch exist in memory only: stop and forget
@@ -2398,7 +2560,7 @@ spawn:;
 			r->nrunning--;
 			e->running--;
 			r->sched = true;
-			attempt_ended(e, s, 0, e->stopping ? KILL_INTERRUPT : KILL_CANCEL);
+			attempt_ended(e, s, 0, e->stopping ? KILL_INTERRUPT : KILL_CANCEL, NULL);
 			continue;
 		}
 		step_spawn(e, r, q[k].idx);

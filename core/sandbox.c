@@ -578,11 +578,11 @@ int sb_save(struct orch_engine *e, struct sandbox *sb)
 /* Posted event types may not pass for the engine's own. */
 static bool reserved_type(const char *t)
 {
-	static const char *const prefixes[] = { "run.", "step.", "sandbox.", "message." };
+	static const char *const prefixes[] = { "run.", "step.", "sandbox.", "message.", "attention." };
 	for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
 		if (!strncmp(t, prefixes[i], strlen(prefixes[i])))
 			return true;
-	return false;
+	return !strcmp(t, "agent.loop_detected");
 }
 
 int orch_events_post(struct orch_engine *e, int64_t sbid, const struct line_batch *b, pid_t writer)
@@ -615,6 +615,13 @@ int orch_events_post(struct orch_engine *e, int64_t sbid, const struct line_batc
 		return rc;
 	if (heartbeat)
 		run_heartbeat(e, sb, s);
+	/* the supervision rules (core/supervise.h): questions, turns, budgets,
+	 * repeated actions; a step they stop may end s's run, so s is not
+	 * used after them */
+	for (size_t i = 0; i < b->n; i++) {
+		const char *type = json_string_value(json_object_get(b->events[i], "event_type"));
+		sup_on_event(e, sb, s && step_state_of(s) == STEP_RUNNING ? s : NULL, type, b->events[i]);
+	}
 	orch_need_durable(e);
 	return 0;
 }

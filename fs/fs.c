@@ -571,7 +571,8 @@ static void do_setattr(struct fs_req *rq)
 	int rc;
 	if (n.type == NT_PLANFILE) {
 		rc = setattr_planfile(rq, n);
-	} else if ((n.type == NT_RUN_CTL || n.type == NT_SB_CTL || n.type == NT_SB_MESSAGES ||
+	} else if ((n.type == NT_RUN_CTL || n.type == NT_SB_CTL || n.type == NT_STEP_CTL ||
+		    n.type == NT_SB_MESSAGES ||
 		    n.type == NT_SB_EVENTS) &&
 		   rq->to_set == FUSE_SET_ATTR_SIZE) {
 		rc = 0;	/* `>` on a file that takes appends or commands truncates nothing */
@@ -840,6 +841,32 @@ static void do_read_events(struct fs_req *rq)
 	sbuf_release(&sb);
 }
 
+/* A command to a step's ctl: a decision, which depends on who writes
+ * (SPEC §8): the handle's identity (fh_write_as), with the groups of the
+ * writing process when that process is the handle's user. */
+static int step_ctl(struct fs_req *rq, struct fs_fh *fh)
+{
+	gid_t some[64], *list = some;
+	int n = 0;
+	if (rq->uid == fh->uid) {
+		int cap = (int)ARRAY_SIZE(some);
+		n = fuse_req_getgroups(rq->req, cap, some);
+		if (n > cap && (list = malloc((size_t)n * sizeof(*list)))) {
+			cap = n;
+			n = fuse_req_getgroups(rq->req, cap, list);
+		}
+		if (n > cap)
+			n = cap;
+		if (n < 0 || !list)
+			n = 0;
+	}
+	struct orch_who who = { fh->uid, fh->gid, list ? list : some, (size_t)n };
+	int rc = orch_step_ctl(rq->fs->eng, fh->node.id, rq->data, rq->size, &who);
+	if (list != some)
+		free(list);
+	return rc;
+}
+
 static void do_write_ctl(struct fs_req *rq)
 {
 	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)rq->fi.fh;
@@ -848,6 +875,8 @@ static void do_write_ctl(struct fs_req *rq)
 		rc = orch_run_ctl(rq->fs->eng, fh->node.id, rq->data, rq->size);
 	else if (fh->node.type == NT_SB_CTL)
 		rc = orch_sandbox_ctl(rq->fs->eng, fh->node.id, rq->data, rq->size);
+	else if (fh->node.type == NT_STEP_CTL)
+		rc = step_ctl(rq, fh);
 	defer(rq, rc ? rc : (int)rq->size);
 }
 
@@ -1334,6 +1363,12 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	 * Nothing happens at its close */
 	if (fh->kind != FH_CTL) {
 		fuse_reply_err(req, EBADF);
+		return;
+	}
+	/* but a step's: who writes decides (step_ctl) */
+	int wrc = fh->node.type == NT_STEP_CTL ? fh_write_as(fh, req, fi) : 0;
+	if (wrc) {
+		fuse_reply_err(req, -wrc);
 		return;
 	}
 	struct fs_req *rq = req_new(req, OP_WRITE, ino);

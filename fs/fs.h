@@ -31,6 +31,7 @@ enum ntype {
 	NT_SANDBOXES,
 	NT_EVENTS,
 	NT_METRICS,
+	NT_ATTENTION,
 	NT_FIXED_END,
 	NT_PLANFILE = 16,	/* id: plan_files.id */
 	NT_PLANERR,		/* id: plan_names.id */
@@ -54,6 +55,7 @@ enum ntype {
 	NT_SB_MESSAGES,
 	NT_SB_INBOX,
 	NT_SB_CTL,
+	NT_STEP_CTL,
 	NT_MAX
 };
 
@@ -277,11 +279,11 @@ void attr_fill(struct stat *st, mode_t mode, uid_t uid, gid_t gid, off_t size, i
 	       int64_t ctime_ms);
 
 /* Node op tables, one per file. */
-extern const struct node_ops node_root, node_readme, node_events, node_metrics;
+extern const struct node_ops node_root, node_readme, node_events, node_metrics, node_attention;
 extern const struct node_ops node_plans, node_planfile, node_planerr, node_planrun;
 extern const struct node_ops node_runs, node_run, node_run_status, node_run_summary, node_run_plan,
 	node_run_events, node_run_graph, node_run_ctl, node_run_steps, node_step, node_step_status,
-	node_step_log;
+	node_step_log, node_step_ctl;
 extern const struct node_ops node_sandboxes, node_sb, node_sb_status, node_sb_workspace,
 	node_sb_events, node_sb_logs, node_sb_messages, node_sb_inbox, node_sb_ctl;
 

@@ -238,6 +238,7 @@ const struct node_ops node_run_steps = {
 static const struct fixed_entry step_entries[] = {
 	{ "status", NT_STEP_STATUS },
 	{ "log", NT_STEP_LOG },
+	{ "ctl", NT_STEP_CTL },
 };
 
 /* the owner and times of a step's files are its run's */
@@ -323,4 +324,24 @@ const struct node_ops node_step_log = {
 	.getattr = step_log_getattr,
 	.open = step_log_open,
 	.entry_timeout = 3600,
+};
+
+/* steps/STEP/ctl: anyone may write to it; orchfs decides who may decide
+ * (the step's approvers, else the run's owner, and root: EACCES otherwise) */
+static int step_ctl_getattr(struct fs *fs, struct fs_node n, struct stat *st)
+{
+	struct orch_run_attr a;
+	int rc = step_run_attr(fs, n.id, &a);
+	if (rc)
+		return rc;
+	attr_fill(st, S_IFREG | 0622, a.uid, a.gid, 0, a.mtime_ms, a.ctime_ms);
+	return 0;
+}
+
+const struct node_ops node_step_ctl = {
+	.type = S_IFREG,
+	.getattr = step_ctl_getattr,
+	.open = run_ctl_open,
+	.entry_timeout = 3600,
+	.attr_timeout = 1,
 };

@@ -1,4 +1,5 @@
-/* fs/node_top.c — the top of the tree: the root, README, events, metrics. */
+/* fs/node_top.c — the top of the tree: the root, README, events, metrics,
+ * attention. */
 #include "fs/fs.h"
 
 #include <errno.h>
@@ -8,6 +9,7 @@
 static const struct fixed_entry root_entries[] = {
 	{ "README", NT_README }, { "plans", NT_PLANS }, { "runs", NT_RUNS },
 	{ "sandboxes", NT_SANDBOXES }, { "events", NT_EVENTS }, { "metrics", NT_METRICS },
+	{ "attention", NT_ATTENTION },
 };
 
 static int root_getattr(struct fs *fs, struct fs_node n, struct stat *st)
@@ -96,6 +98,19 @@ const struct node_ops node_metrics = {
 	.type = S_IFREG,
 	.getattr = metrics_getattr,
 	.render = metrics_render,
+	.entry_timeout = 3600,
+};
+
+/* MOUNT/attention: what waits for a person, rendered at open (SPEC §8) */
+static int attention_render(struct fs *fs, struct fs_node n, struct sbuf *out)
+{
+	return orch_render_attention(fs->eng, out);
+}
+
+const struct node_ops node_attention = {
+	.type = S_IFREG,
+	.getattr = metrics_getattr,
+	.render = attention_render,
 	.entry_timeout = 3600,
 };
 

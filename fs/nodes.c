@@ -14,6 +14,7 @@ const struct node_ops *const node_table[NT_MAX] = {
 	[NT_SANDBOXES] = &node_sandboxes,
 	[NT_EVENTS] = &node_events,
 	[NT_METRICS] = &node_metrics,
+	[NT_ATTENTION] = &node_attention,
 	[NT_PLANFILE] = &node_planfile,
 	[NT_PLANERR] = &node_planerr,
 	[NT_PLANRUN] = &node_planrun,
@@ -36,6 +37,7 @@ const struct node_ops *const node_table[NT_MAX] = {
 	[NT_SB_MESSAGES] = &node_sb_messages,
 	[NT_SB_INBOX] = &node_sb_inbox,
 	[NT_SB_CTL] = &node_sb_ctl,
+	[NT_STEP_CTL] = &node_step_ctl,
 };
 
 void attr_fill(struct stat *st, mode_t mode, uid_t uid, gid_t gid, off_t size, int64_t mtime_ms,

@@ -192,6 +192,7 @@ static void test_lines__each_message_type(void **state)
 		{ "user_message", MSG_USER_MESSAGE },
 		{ "interrupt", MSG_INTERRUPT },
 		{ "guardian_intervention", MSG_GUARDIAN_INTERVENTION },
+		{ "human_answer", MSG_HUMAN_ANSWER },
 	};
 	char line[128], content[32];
 
@@ -274,10 +275,10 @@ static void test_lines__unknown_type(void **state)
 {
 	expect_msg_err("{\"content\":\"x\",\"message_type\":\"shout\"}",
 		       "\"message_type\" must be one of user_message, interrupt, "
-		       "guardian_intervention, not \"shout\"");
+		       "guardian_intervention, human_answer, not \"shout\"");
 	expect_msg_err("{\"content\":\"x\",\"message_type\":\"\"}",
 		       "\"message_type\" must be one of user_message, interrupt, "
-		       "guardian_intervention, not \"\"");
+		       "guardian_intervention, human_answer, not \"\"");
 }
 
 static void test_lines__quoted_text_cut(void **state)
@@ -298,7 +299,7 @@ static void test_lines__quoted_text_cut(void **state)
 	snprintf(line, sizeof(line), "{\"content\":\"x\",\"message_type\":\"%s\"}", type);
 	snprintf(want, sizeof(want),
 		 "\"message_type\" must be one of user_message, interrupt, "
-		 "guardian_intervention, not \"%s\"", shown);
+		 "guardian_intervention, human_answer, not \"%s\"", shown);
 	expect_msg_err(line, want);
 
 	/* exactly 64 ASCII bytes are kept whole, the 65th is cut */
@@ -313,7 +314,7 @@ static void test_lines__quoted_text_cut(void **state)
 	/* control characters (C0, DEL, C1) show as '?' */
 	expect_msg_err("{\"content\":\"x\",\"message_type\":\"a\\tb\\nc\\u007fd\\u0085e\"}",
 		       "\"message_type\" must be one of user_message, interrupt, "
-		       "guardian_intervention, not \"a?b?c?d?e\"");
+		       "guardian_intervention, human_answer, not \"a?b?c?d?e\"");
 	expect_ev_err("{\"event_type\":\"x\",\"a\\u001bb\":1}",
 		      "unknown field \"a?b\" (an event has event_type, event_data and source)");
 }
@@ -695,7 +696,7 @@ static void test_lines__valid_then_invalid(void **state)
 			      &err), -EINVAL);
 	assert_string_equal(sbuf_str(&err),
 			    "line 3: \"message_type\" must be one of user_message, interrupt, "
-			    "guardian_intervention, not \"loud\"");
+			    "guardian_intervention, human_answer, not \"loud\"");
 	assert_int_equal(b.n, 2);
 	assert_int_equal(a.partial.len, 0);
 	assert_string_equal(b.msgs[0].content, "keep");
