@@ -136,6 +136,26 @@ new_user() {
   E2E_USERS+=("$name")
   printf -v "$1" '%s' "$name"
 }
+E2E_GROUPS=()
+# new_group VAR USER...: create a group for this test with USERs as members
+# (in /etc/group), name in VAR; the EXIT trap removes it
+new_group() {
+  local var=$1 name="ofs$$g${#E2E_GROUPS[@]}" i rc; shift
+  groupdel "$name" >/dev/null 2>&1
+  for i in $(seq 1 50); do
+    groupadd "$name" 2>"$T/groupadd.err"; rc=$?
+    [ $rc -eq 0 ] && break
+    [ $rc -eq 10 ] || grep -qi lock "$T/groupadd.err" || fail "groupadd $name: $(cat "$T/groupadd.err")"
+    sleep 0.1
+  done
+  [ $rc -eq 0 ] || fail "groupadd $name: $(cat "$T/groupadd.err")"
+  E2E_GROUPS+=("$name")
+  local u
+  for u in "$@"; do
+    for i in $(seq 1 50); do usermod -aG "$name" "$u" 2>/dev/null && break; sleep 0.1; done
+  done
+  printf -v "$var" '%s' "$name"
+}
 # as USER COMMAND...: run COMMAND as USER
 as() { local u=$1; shift; runuser -u "$u" -- "$@"; }
 # need_root_users: skip (77) unless this test can create users
@@ -148,6 +168,9 @@ _e2e_del_users() {
   local u i
   for u in "${E2E_USERS[@]}"; do
     for i in $(seq 1 50); do userdel -f "$u" >/dev/null 2>&1; [ $? -eq 10 ] || break; sleep 0.1; done
+  done
+  for u in "${E2E_GROUPS[@]}"; do
+    for i in $(seq 1 50); do groupdel "$u" >/dev/null 2>&1; [ $? -eq 10 ] || break; sleep 0.1; done
   done
 }
 

@@ -33,7 +33,7 @@ expect_run dia-1 succeeded 20
 
 for s in a b c d; do expect_step dia-1 $s succeeded; done
 jq -e '.run_id == "dia-1" and .plan_id == "dia" and .state == "succeeded" and .sandbox == "dia-1"
-       and .progress == {"total":4,"pending":0,"running":0,"succeeded":4,"failed":0,"skipped":0,"cancelled":0,"percent":100}' \
+       and .progress == {"total":4,"pending":0,"running":0,"succeeded":4,"failed":0,"skipped":0,"cancelled":0,"percent":100,"awaiting_approval":0,"needs_human":0}' \
   "$R/status" >/dev/null || fail "final run status wrong: $(cat "$R/status")"
 for f in created_at started_at finished_at; do
   is_iso "$(jget "$R/status" ".$f")" || fail "run $f is not ISO 8601 UTC with ms: $(jget "$R/status" ".$f")"

@@ -36,7 +36,7 @@ expect_run follow-1 succeeded 20
 # process is spawned, later still while durable appends keep the WAL's sync
 # busy) makes no separator appear twice
 mkdir "$M/sandboxes/flapbox" || fail "mkdir sandboxes/flapbox"
-flap=$(plan '{"sandbox": {"id": "flapbox"}}' "$(step fl 'exit 1' '{"retries": 8, "retry_delay_sec": 0.05}')")
+flap=$(plan '{"sandbox": {"id": "flapbox"}}' "$(step fl 'exit 1' '{"retries": 8, "retry_delay_sec": 0.05, "loop": {"same_failures": 0}}')")
 ( for i in $(seq 300); do echo "m$i" >>"$M/sandboxes/flapbox/messages" || exit 1; done ) &
 writer=$!
 ( for _ in $(seq 600); do stat "$M/runs/flap-1/steps/fl/log" >/dev/null 2>&1; done ) &
