@@ -74,6 +74,21 @@ echo cancel >"$M/runs/cancelled-1/ctl" || fail "cancel refused"
 expect_run cancelled-1 cancelled 30
 is_sb_field cancelled-1 health healthy || fail "health after a degraded attempt was cancelled is '$(sb_field cancelled-1 health)', want healthy"
 
+# ---- kill -9 while degraded: the attempt runs again, its clock afresh
+must_submit k9 "$(plan '{}' "$(step w "echo ran >>count; $HB; $(until_file go); $HB; exit 0" "$GRACE")")"
+wait_for 20 is_sb_field k9-1 health degraded || fail "health of k9-1 is '$(sb_field k9-1 health)', want degraded"
+crash_fs
+start_fs
+W=$(ws k9-1) SE=$M/sandboxes/k9-1/events
+wait_for 20 file_is "$W/count" "ran
+ran" || fail "the attempt did not run again after kill -9: $(cat "$W/count")"
+wait_for 20 has_events "$SE" sandbox.degraded 1 '.attempt > 1' || fail "the new attempt did not degrade: $(types "$SE")"
+is_sb_field k9-1 health degraded || fail "health of k9-1 after the restart is '$(sb_field k9-1 health)', want degraded"
+touch "$W/go"
+expect_run k9-1 succeeded 30
+[ "$(count_events "$SE" sandbox.healthy '.attempt > 1')" -eq 1 ] || fail "no sandbox.healthy for the new attempt: $(types "$SE")"
+is_sb_field k9-1 health healthy || fail "health of k9-1 at the end is '$(sb_field k9-1 health)', want healthy"
+
 # ---- (2) silent past T+G: killed and retried as today, after the grace
 must_submit gone "$(plan '{"globals": {"kill_grace_sec": 1}}' \
   "$(step w "echo ran >>count; $HB; sleep 60" '{"heartbeat_ttl_sec": 1, "heartbeat_grace_sec": 1, "retries": 1}')")"
