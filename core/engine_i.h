@@ -48,7 +48,9 @@ struct proc {
 	int sblogfd;		/* the sandbox's logs */
 	bool sblog_failed;	/* they could not be opened: not tried again */
 	struct loop_timer timer;	/* timeout, then the grace period */
-	struct loop_timer hb_timer;	/* heartbeat_ttl_sec without a heartbeat */
+	struct loop_timer hb_timer;	/* heartbeat_ttl_sec without a heartbeat, then its grace */
+	int64_t hb_mono;	/* its last heartbeat, or its start (mono ms) */
+	bool degraded;		/* past heartbeat_ttl_sec, in heartbeat_grace_sec (counted in its sandbox's) */
 	enum kill_why why;
 	bool kill_sent;
 	bool sandboxed;		/* pid is bubblewrap's */
@@ -133,6 +135,7 @@ struct sandbox {
 	int64_t last_heartbeat;	/* wall ms; 0: never */
 	int64_t restarts;
 	bool missed;		/* an attempt missed its heartbeat, none came since */
+	unsigned degraded;	/* its attempts that are degraded (struct proc) */
 	bool stopped;		/* ctl stop: no run starts until restart */
 	int64_t msg_queued, msg_delivered;
 	int64_t msg_bytes;	/* size of the messages view */

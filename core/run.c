@@ -708,9 +708,22 @@ static void out_cb(struct loop_watch *w, uint32_t events)
 static void attempt_ended(struct orch_engine *e, struct step *s, int status, enum kill_why why,
 			  const struct proc *p);
 
-/* Close what an attempt holds open: its watches, timers and fds. */
+/* The attempt is no longer degraded: its sandbox counts one fewer. */
+static void proc_undegrade(struct proc *p)
+{
+	if (!p->degraded)
+		return;
+	p->degraded = false;
+	struct sandbox *sb = p->step->run->sb;
+	if (sb && sb->degraded)
+		sb->degraded--;
+}
+
+/* Close what an attempt holds open: its watches, timers and fds. An attempt
+ * that ends degraded leaves its sandbox's count. */
 static void proc_close(struct orch_engine *e, struct proc *p)
 {
+	proc_undegrade(p);
 	loop_watch_close(&e->loop, &p->wpid);
 	loop_watch_close(&e->loop, &p->wout);
 	loop_timer_cancel(&e->loop, &p->timer);
@@ -799,13 +812,30 @@ static void proc_timer_cb(struct loop_timer *t)
 	proc_signal(p, SIGKILL);
 }
 
+/* No heartbeat for heartbeat_ttl_sec: with a heartbeat_grace_sec the attempt
+ * (and so its sandbox) is degraded and the timer waits for the grace's end;
+ * without one, or at that end, the attempt is stopped. */
 static void hb_timer_cb(struct loop_timer *t)
 {
 	struct proc *p = t->data;
-	eng_log(p->eng, "run %s step %s: no heartbeat for %gs: stopping it", p->step->run->name,
-		p->step->run->plan->steps[p->step->idx].id,
-		p->step->run->plan->steps[p->step->idx].heartbeat_ttl_sec);
-	proc_term(p->eng, p, KILL_HEARTBEAT);
+	struct orch_engine *e = p->eng;
+	struct step *s = p->step;
+	struct run *r = s->run;
+	const struct plan_step *ps = &r->plan->steps[s->idx];
+	int64_t silent = clock_mono_ms() - p->hb_mono;
+	if (ps->heartbeat_grace_sec > 0 && !p->degraded && r->sb &&
+	    !loop_timer_set(&e->loop, &p->hb_timer,
+			    p->hb_mono + (int64_t)((ps->heartbeat_ttl_sec + ps->heartbeat_grace_sec) * 1000))) {
+		p->degraded = true;
+		r->sb->degraded++;
+		ev_emit(e, "sandbox.degraded", r, s, NULL,
+			json_pack("{s:i, s:I, s:f, s:f}", "attempt", (json_int_t)s->attempt, "silent_ms",
+				  (json_int_t)silent, "heartbeat_ttl_sec", ps->heartbeat_ttl_sec,
+				  "heartbeat_grace_sec", ps->heartbeat_grace_sec));
+		return;
+	}
+	eng_log(e, "run %s step %s: no heartbeat for %gs: stopping it", r->name, ps->id, silent / 1000.0);
+	proc_term(e, p, KILL_HEARTBEAT);
 }
 
 /* Ask an attempt to stop: SIGTERM now, SIGKILL when the step's
@@ -1433,6 +1463,7 @@ static void spawn_done(struct loop_work *w, void *ctx)
 	p->timer = (struct loop_timer)LOOP_TIMER_INIT(proc_timer_cb, p);
 	p->hb_timer = (struct loop_timer)LOOP_TIMER_INIT(hb_timer_cb, p);
 	p->start_mono = clock_mono_ms();
+	p->hb_mono = p->start_mono;
 	int rc;
 	if ((rc = loop_watch_add(&e->loop, &p->wpid, EPOLLIN)) ||
 	    (rc = loop_watch_add(&e->loop, &p->wout, EPOLLIN))) {
@@ -2377,12 +2408,25 @@ struct step *run_step_by_pid(struct orch_engine *e, struct sandbox *sb, pid_t wr
 	return NULL;
 }
 
+/* A heartbeat of S's attempt: its clock starts again; a degraded attempt is
+ * not any more, and the sandbox is healthy again when none of its is. One
+ * being stopped stays as it is. */
 static void heartbeat_one(struct orch_engine *e, struct step *s)
 {
 	struct proc *p = s->proc;
 	double ttl = s->run->plan->steps[s->idx].heartbeat_ttl_sec;
-	if (p && ttl > 0 && !p->kill_sent)
-		loop_timer_set(&e->loop, &p->hb_timer, clock_mono_ms() + (int64_t)(ttl * 1000));
+	if (!p || ttl <= 0 || p->kill_sent)
+		return;
+	int64_t now = clock_mono_ms(), silent = now - p->hb_mono;
+	p->hb_mono = now;
+	loop_timer_set(&e->loop, &p->hb_timer, now + (int64_t)(ttl * 1000));
+	if (!p->degraded)
+		return;
+	proc_undegrade(p);
+	if (s->run->sb && !s->run->sb->degraded)
+		ev_emit(e, "sandbox.healthy", s->run, s, NULL,
+			json_pack("{s:i, s:I}", "attempt", (json_int_t)s->attempt, "silent_ms",
+				  (json_int_t)silent));
 }
 
 void run_heartbeat(struct orch_engine *e, struct sandbox *sb, struct step *s)

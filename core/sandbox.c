@@ -530,7 +530,8 @@ int orch_sandbox_render(struct orch_engine *e, int64_t rowid, struct sbuf *out)
 		state = "running";
 	else if (!sb->holder && have_run && !strcmp(rstate, "failed"))
 		state = "failed";
-	const char *health = sb->missed ? "unhealthy" : sb->last_heartbeat ? "healthy" : "unknown";
+	const char *health = sb->degraded ? "degraded" : sb->missed ? "unhealthy"
+				 : sb->last_heartbeat ? "healthy" : "unknown";
 	json_t *ports = json_array();
 	for (int i = 0; ports && i < sb->nports; i++)
 		json_array_append_new(ports, json_integer(sb->ports[i]));
