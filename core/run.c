@@ -2358,6 +2358,7 @@ bool run_step_visible_running(const struct run *r, size_t i)
 
 void run_forget(struct orch_engine *e, struct run *r)
 {
+	sup_unload(e, r);	/* its waits (an approval step awaited at once) */
 	list_del(&e->active_head, &e->active_tail, r);
 	quota_active(e, r, -1);
 	eng_trim_later(e, (int64_t)r->dag.n * STEP_MEM_BYTES);
@@ -2545,8 +2546,11 @@ void run_resync(struct orch_engine *e)
 	for (size_t h = 0; h < RUN_HASH; h++)
 		for (struct run *r = e->runtab[h]; r; r = r->hnext) {
 			run_save(e, r);
-			for (size_t i = 0; i < r->dag.n; i++)
+			for (size_t i = 0; i < r->dag.n; i++) {
 				step_save(e, &r->steps[i]);
+				if (r->steps[i].sup)
+					sup_save(e, &r->steps[i]);
+			}
 		}
 }
 

@@ -58,5 +58,34 @@ run "echo '{\"content\":\"wrap up\",\"message_type\":\"interrupt\"}' >> $M/sandb
 wait_done agent-sh-1
 run "jq -c '{id, state, isolation, last_heartbeat, messages}' $M/sandboxes/sh-agent/status"
 run "jq -r .state $M/runs/agent-sh-1/status"
+
+say "# supervision: a deploy waits for a person's approval"
+run "cp examples/approval-gate.json $M/plans/"
+wait_state() {
+	for _ in $(seq 300); do [ "$(jq -r "$2" "$1")" = "$3" ] && return 0; sleep 0.1; done
+	echo "demo: $1 never had $2 = $3" >&2
+	return 1
+}
+wait_state "$M/runs/approval-gate-1/steps/approve/status" .state awaiting_approval
+run "jq -r .state $M/runs/approval-gate-1/status"
+run "cat $M/attention"
+run "echo 'approve release notes checked' > $M/runs/approval-gate-1/steps/approve/ctl"
+wait_done approval-gate-1
+run "jq -c '{state, decision, decided_by, decided_at, reason}' $M/runs/approval-gate-1/steps/approve/status"
+run "cat $M/runs/approval-gate-1/steps/deploy/log"
+
+say "# an agent asks a person a question, and reports its turns and spending"
+run "mkdir $M/sandboxes/ask-agent"
+run "cp examples/workers/ask.sh $M/sandboxes/ask-agent/workspace/"
+run "cp examples/agent-ask.json $M/plans/"
+wait_state "$M/runs/agent-ask-1/status" .state needs_human
+run "cat $M/attention"
+run "jq -c '{state, question, turns, usage}' $M/runs/agent-ask-1/steps/agent/status"
+run "echo '{\"message_type\":\"human_answer\",\"content\":\"staging\"}' >> $M/sandboxes/ask-agent/messages"
+wait_done agent-ask-1
+run "cat $M/runs/agent-ask-1/steps/agent/log"
+run "jq -c '{state, turns, usage, max_turns, budget}' $M/runs/agent-ask-1/steps/agent/status"
+run "jq -c 'select(.type | test(\"^(attention|step)\\\\.\")) | {type, step_id, kind, resolution}' $M/runs/agent-ask-1/events"
+
 echo
 echo "demo finished: unmounting"
