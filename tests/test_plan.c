@@ -776,7 +776,7 @@ static void test_plan__approval_step(void **state)
 	assert_int_equal(ship->on_failure, ON_FAILURE_CONTINUE);
 	assert_false(ship->critical);
 
-	/* the defaults: anyone the run's owner is decides, no timeout (the
+	/* the defaults: the run's owner decides, no timeout (the
 	 * globals' default_timeout_sec is a command's, not a person's), reject */
 	assert_true(gate->approval);
 	assert_null(gate->prompt);
