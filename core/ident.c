@@ -2,6 +2,7 @@
  * files (ident.h). */
 #include "core/ident.h"
 
+#include <errno.h>
 #include <grp.h>
 #include <pwd.h>
 #include <stdio.h>
@@ -29,6 +30,20 @@ static void drop_all(struct ident *id)
 }
 
 void ident_release(struct ident *id) { drop_all(id); }
+
+/* fgetpwent_r() and fgetgrent_r() fail with ERANGE on an entry longer than
+ * the buffer (a long GECOS field, a group of many members), back at its
+ * start: a new one twice as large, up to 16 MiB. *BUF is STACK or from the
+ * heap; false (and *BUF NULL) when out of memory or past the limit. */
+static bool grow(char **buf, size_t *cap, char *stack)
+{
+	char *b = *cap < (16 << 20) ? orch_malloc(*cap * 2) : NULL;
+	if (*buf != stack)
+		orch_free(*buf);
+	*buf = b;
+	*cap *= 2;
+	return b != NULL;
+}
 
 /* Drop the cache when the passwd file is not the one it was read from. */
 static void revalidate(struct ident *id)
@@ -58,23 +73,37 @@ const char *ident_user(struct ident *id, uid_t uid)
 	for (struct ident_user *u = *slot; u; u = u->next)
 		if (u->uid == uid)
 			return u->name;
-	struct ident_user *u = orch_calloc(1, sizeof(*u));
-	char *name = u ? u->name : fallback;
-	snprintf(name, IDENT_NAME_MAX, "uid %u", (unsigned)uid);
+	char name[IDENT_NAME_MAX];
+	snprintf(name, sizeof(name), "uid %u", (unsigned)uid);
+	/* the answer is cached only when sure: the file read to its end or to
+	 * UID, or no file (not when out of memory or descriptors) */
+	bool sure = false;
 	FILE *f = fopen(id->passwd, "re");
 	if (f) {
 		struct passwd pw, *res;
-		char buf[2048];
-		while (fgetpwent_r(f, &pw, buf, sizeof(buf), &res) == 0)
-			if (res->pw_uid == uid) {
+		char stack[2048], *buf = stack;
+		size_t cap = sizeof(stack);
+		int r;
+		while ((r = fgetpwent_r(f, &pw, buf, cap, &res)) == 0 ||
+		       (r == ERANGE && grow(&buf, &cap, stack)))
+			if (r == 0 && res->pw_uid == uid) {
 				if (strlen(res->pw_name) < IDENT_NAME_MAX)
-					snprintf(name, IDENT_NAME_MAX, "%s", res->pw_name);
+					snprintf(name, sizeof(name), "%s", res->pw_name);
 				break;
 			}
+		sure = r == 0 || r == ENOENT;
+		if (buf != stack)
+			orch_free(buf);
 		fclose(f);
+	} else {
+		sure = errno == ENOENT;
 	}
-	if (!u)
+	struct ident_user *u = sure ? orch_calloc(1, sizeof(*u)) : NULL;
+	if (!u) {
+		memcpy(fallback, name, sizeof(name));
 		return fallback;
+	}
+	memcpy(u->name, name, sizeof(name));
 	u->uid = uid;
 	u->next = *slot;
 	*slot = u;
@@ -89,11 +118,13 @@ bool ident_in_group(struct ident *id, const char *user, gid_t gid, const gid_t *
 		return false;
 	bool in = false;
 	struct group gr, *res;
-	/* a group may list many members: a large buffer, on the heap */
-	size_t cap = 1 << 16;
-	char *buf = orch_malloc(cap);
-	while (buf && !in && fgetgrent_r(f, &gr, buf, cap, &res) == 0) {
-		if (strcmp(res->gr_name, group))
+	/* a group of many members takes a larger buffer, from the heap */
+	char stack[4096], *buf = stack;
+	size_t cap = sizeof(stack);
+	int r;
+	while ((r = fgetgrent_r(f, &gr, buf, cap, &res)) == 0 ||
+	       (r == ERANGE && grow(&buf, &cap, stack))) {
+		if (r || strcmp(res->gr_name, group))
 			continue;
 		in = res->gr_gid == gid;
 		for (size_t i = 0; !in && i < n; i++)
@@ -102,7 +133,8 @@ bool ident_in_group(struct ident *id, const char *user, gid_t gid, const gid_t *
 			in = !strcmp(*m, user);
 		break;
 	}
-	orch_free(buf);
+	if (buf != stack)
+		orch_free(buf);
 	fclose(f);
 	return in;
 }

@@ -7,7 +7,8 @@
  * thread never waits for that. A user the file does not know is named
  * "uid N" (with the space, so that it is no user name). Names are cached
  * and the cache is dropped when /etc/passwd changes (checked at most once
- * a second).
+ * a second); a lookup that could not read the file to its end (out of
+ * memory or descriptors) is not cached.
  * Owns struct ident. Engine thread only (one struct per engine); the pure
  * ident_in_group() is for any thread. */
 #ifndef ORCH_IDENT_H

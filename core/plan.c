@@ -183,8 +183,8 @@ static bool get_int(struct ctx *c, const char *pfx, const char *field, const jso
 	}
 	long long x = json_integer_value(v);
 	if (x < lo || x > hi) {
-		report(c, "%s\"%s\" must be between %g and %g", pfx, field, (double)lo,
-		       (double)hi);
+		/* exactly: "1e+09" would be no integer in JSON */
+		report(c, "%s\"%s\" must be between %lld and %lld", pfx, field, lo, hi);
 		return false;
 	}
 	*out = x;
@@ -752,7 +752,7 @@ bool plan_approver_ok(const char *s)
 		return false;
 	for (size_t i = 0; i < n; i++) {
 		char ch = p[i];
-		if (ch == '$' && i == n - 1 && p == s)
+		if (ch == '$' && i == n - 1 && i > 0 && p == s)	/* "svc$", not "$" */
 			continue;
 		if (!(ch >= 'a' && ch <= 'z') && !(ch >= 'A' && ch <= 'Z') && !(ch >= '0' && ch <= '9') &&
 		    ch != '_' && ch != '.' && ch != '-')
@@ -797,28 +797,26 @@ static void parse_step(struct ctx *c, struct plan *p, size_t i, json_t *o, struc
 			}
 		}
 	}
+	/* a "type" that is neither: which fields the step may have is unknown,
+	 * so only their values are checked */
+	bool typed = true;
 	json_t *jtype = json_object_get(o, "type");
 	if (jtype && get_str(c, pfx, "type", jtype, false, &s)) {
-		if (!strcmp(s, "approval"))
+		if (!strcmp(s, "approval")) {
 			ps->approval = true;
-		else if (strcmp(s, "command"))
+		} else if (strcmp(s, "command")) {
 			report(c, "%sunknown type \"%s\" (use command or approval)", pfx,
 			       show(b, s, strlen(s)));
+			typed = false;
+		}
+	} else if (jtype) {
+		typed = false;
 	}
-	if (ps->approval) {
-		/* a person's decision has no process: none of its fields apply */
+	/* a person's decision has no process: no command's timeout applies */
+	if (ps->approval)
 		ps->timeout_sec = 0;
-		for (size_t k = 0; k < ARRAY_SIZE(command_only); k++)
-			if (json_object_get(o, command_only[k]))
-				report(c, "%san approval step takes no \"%s\"", pfx, command_only[k]);
-	} else {
-		if (!json_object_get(o, "command"))
-			report(c, "%s\"command\" is required", pfx);
-		for (size_t k = 0; k < ARRAY_SIZE(approval_only); k++)
-			if (json_object_get(o, approval_only[k]))
-				report(c, "%s\"%s\" applies only to \"type\": \"approval\"", pfx,
-				       approval_only[k]);
-	}
+	else if (typed && !json_object_get(o, "command"))
+		report(c, "%s\"command\" is required", pfx);
 	ps->same_failures = p->same_failures;
 	ps->repeated_actions = p->repeated_actions;
 
@@ -827,9 +825,10 @@ static void parse_step(struct ctx *c, struct plan *p, size_t i, json_t *o, struc
 			return;
 		if (!strcmp(key, "id") || !strcmp(key, "type")) {
 			continue;
-		} else if (ps->approval ? is_in(key, command_only, ARRAY_SIZE(command_only))
-					: is_in(key, approval_only, ARRAY_SIZE(approval_only))) {
-			continue;	/* reported above */
+		} else if (typed && ps->approval && is_in(key, command_only, ARRAY_SIZE(command_only))) {
+			report(c, "%san approval step takes no \"%s\"", pfx, key);
+		} else if (typed && !ps->approval && is_in(key, approval_only, ARRAY_SIZE(approval_only))) {
+			report(c, "%s\"%s\" applies only to \"type\": \"approval\"", pfx, key);
 		} else if (!strcmp(key, "name")) {
 			if (get_str(c, pfx, "name", val, false, &s))
 				ps->name = dup(c, s);
@@ -903,10 +902,18 @@ static void parse_step(struct ctx *c, struct plan *p, size_t i, json_t *o, struc
 				       pfx);
 			if (json_is_array(val) && json_array_size(val) > PLAN_MAX_APPROVERS)
 				report(c, "%s\"approvers\" has more than %d names", pfx, PLAN_MAX_APPROVERS);
-			for (size_t k = 0; k < ps->napprovers; k++)
-				if (!plan_approver_ok(ps->approvers[k]))
-					report(c, "%s\"approvers[%zu]\": \"%s\" is no user name nor @group", pfx,
-					       k, show(b, ps->approvers[k], strlen(ps->approvers[k])));
+			/* by the plan's index (a name with a NUL byte is not in ps->approvers) */
+			size_t k;
+			json_t *jn;
+			if (ps->approvers)
+				json_array_foreach(val, k, jn) {
+					if (has_nul(jn) || plan_approver_ok(json_string_value(jn)))
+						continue;
+					s = json_string_value(jn);
+					report(c, "%sinvalid approver \"%s\" in approvers[%zu] (use a user name or"
+					       " @group: 1 to 32 of A-Z a-z 0-9 _ . -, not starting with -)", pfx,
+					       show(b, s, strlen(s)), k);
+				}
 		} else if (!strcmp(key, "on_timeout")) {
 			if (!get_str(c, pfx, "on_timeout", val, false, &s))
 				continue;

@@ -734,6 +734,574 @@ static void test_plan__cwd_inside_workspace(void **state)
 	plan_free(expect_ok_opts(STEP1(", \"cwd\": \"/old/absolute\""), &lit));
 }
 
+/* Supervision fields (SPEC §8). */
+
+/* A plan of one approval step "s" with the given extra fields. */
+#define APPROVAL1(fields) "{\"steps\": [{\"id\": \"s\", \"type\": \"approval\"" fields "}]}"
+
+static void test_plan__approval_step(void **state)
+{
+	struct plan *p = expect_ok(
+		"{\"globals\": {\"default_timeout_sec\": 600, \"kill_grace_sec\": 2},"
+		" \"steps\": ["
+		"{\"id\": \"build\", \"command\": \"make\"},"
+		"{\"id\": \"ship\", \"type\": \"approval\", \"name\": \"Ship it\","
+		" \"prompt\": \"Deploy to prod?\", \"approvers\": [\"alice\", \"@ops\", \"svc$\"],"
+		" \"timeout_sec\": 3600, \"on_timeout\": \"approve\", \"depends_on\": [\"build\"],"
+		" \"on_failure\": \"continue\", \"critical\": false},"
+		"{\"id\": \"gate\", \"type\": \"approval\", \"depends_on\": [\"ship\"]},"
+		"{\"id\": \"after\", \"type\": \"command\", \"command\": \"x\", \"depends_on\": [\"gate\"]}]}");
+	const struct plan_step *build = &p->steps[0], *ship = &p->steps[1], *gate = &p->steps[2],
+			       *after = &p->steps[3];
+
+	assert_false(build->approval);
+	assert_true(build->timeout_sec == 600);
+	assert_null(build->prompt);
+	assert_null(build->approvers);
+
+	assert_true(ship->approval);
+	assert_string_equal(ship->name, "Ship it");
+	assert_string_equal(ship->prompt, "Deploy to prod?");
+	assert_int_equal(ship->napprovers, 3);
+	assert_string_equal(ship->approvers[0], "alice");
+	assert_string_equal(ship->approvers[1], "@ops");
+	assert_string_equal(ship->approvers[2], "svc$");
+	assert_null(ship->approvers[3]);
+	assert_int_equal(ship->on_timeout, ON_TIMEOUT_APPROVE);
+	assert_true(ship->timeout_sec == 3600);
+	assert_null(ship->command);
+	assert_int_equal(ship->nargs, 0);
+	assert_int_equal(ship->ndeps, 1);
+	assert_int_equal(ship->deps[0], 0);
+	assert_int_equal(ship->on_failure, ON_FAILURE_CONTINUE);
+	assert_false(ship->critical);
+
+	/* the defaults: the run's owner decides, no timeout (the
+	 * globals' default_timeout_sec is a command's, not a person's), reject */
+	assert_true(gate->approval);
+	assert_null(gate->prompt);
+	assert_null(gate->approvers);
+	assert_int_equal(gate->napprovers, 0);
+	assert_true(gate->timeout_sec == 0);
+	assert_int_equal(gate->on_timeout, ON_TIMEOUT_REJECT);
+	assert_int_equal(gate->on_failure, ON_FAILURE_ABORT);
+	assert_true(gate->critical);
+
+	/* "type": "command" is what a step is without "type" */
+	assert_false(after->approval);
+	assert_string_equal(after->command, "x");
+	assert_true(after->timeout_sec == 600);
+	plan_free(p);
+
+	/* "type" may come after the fields it governs */
+	p = expect_ok("{\"steps\": [{\"prompt\": \"ok?\", \"id\": \"s\", \"type\": \"approval\"}]}");
+	assert_true(p->steps[0].approval);
+	assert_string_equal(p->steps[0].prompt, "ok?");
+	plan_free(p);
+}
+
+/* An approval step has no process: every field of one is refused, named,
+ * whatever its value, in document order. */
+static void test_plan__approval_takes_no_command_fields(void **state)
+{
+	static const char *const fields[][2] = {
+		{ "command", "\"x\"" }, { "args", "[\"a\"]" }, { "shell", "true" },
+		{ "env", "{\"A\": \"1\"}" }, { "cwd", "\"d\"" }, { "retries", "1" },
+		{ "retry_delay_sec", "1" }, { "retry_backoff", "2" }, { "heartbeat_ttl_sec", "30" },
+		{ "heartbeat_grace_sec", "5" }, { "kill_grace_sec", "1" },
+		{ "loop", "{\"same_failures\": 2}" }, { "max_turns", "10" },
+		{ "budget", "{\"tokens\": 100}" },
+		/* a bad value is not reported on top */
+		{ "retries", "-1" }, { "budget", "7" },
+	};
+	for (size_t i = 0; i < sizeof(fields) / sizeof(fields[0]); i++) {
+		char text[256], want[128];
+		snprintf(text, sizeof(text), APPROVAL1(", \"%s\": %s"), fields[i][0], fields[i][1]);
+		snprintf(want, sizeof(want), "step \"s\": an approval step takes no \"%s\"\n", fields[i][0]);
+		expect_errs(text, want);
+	}
+	expect_errs("{\"steps\": [{\"id\": \"s\", \"cwd\": \"d\", \"type\": \"approval\", \"retries\": 1,"
+		    " \"command\": \"x\", \"timeout_sec\": 0}]}",
+		    "step \"s\": an approval step takes no \"cwd\"\n"
+		    "step \"s\": an approval step takes no \"retries\"\n"
+		    "step \"s\": an approval step takes no \"command\"\n"
+		    "step \"s\": \"timeout_sec\" must be greater than 0\n");
+}
+
+/* ... and a step with a command takes none of an approval's fields */
+static void test_plan__approval_fields_on_command_step(void **state)
+{
+	expect_errs(STEP1(", \"prompt\": \"ok?\""),
+		    "step \"a\": \"prompt\" applies only to \"type\": \"approval\"\n");
+	expect_errs(STEP1(", \"approvers\": [\"alice\"]"),
+		    "step \"a\": \"approvers\" applies only to \"type\": \"approval\"\n");
+	expect_errs(STEP1(", \"type\": \"command\", \"on_timeout\": \"approve\""),
+		    "step \"a\": \"on_timeout\" applies only to \"type\": \"approval\"\n");
+	/* in document order, a bad value not reported on top */
+	expect_errs(STEP1(", \"on_timeout\": \"maybe\", \"retries\": -1, \"approvers\": 5"),
+		    "step \"a\": \"on_timeout\" applies only to \"type\": \"approval\"\n"
+		    "step \"a\": \"retries\" must be between 0 and 1000\n"
+		    "step \"a\": \"approvers\" applies only to \"type\": \"approval\"\n");
+}
+
+static void test_plan__command_required_with_type(void **state)
+{
+	expect_errs("{\"steps\": [{\"id\": \"a\", \"type\": \"command\"}]}",
+		    "step \"a\": \"command\" is required\n");
+	expect_errs("{\"steps\": [{\"id\": \"a\", \"type\": \"command\", \"prompt\": \"ok?\"}]}",
+		    "step \"a\": \"command\" is required\n"
+		    "step \"a\": \"prompt\" applies only to \"type\": \"approval\"\n");
+	expect_errs("{\"steps\": [{\"type\": \"approval\"}]}", "step 1: \"id\" is required\n");
+}
+
+/* A type that is none of the two says so alone: neither "command" is
+ * required nor an approval's fields refused, as nobody knows which was
+ * meant; the values of the fields are still checked. */
+static void test_plan__unknown_type(void **state)
+{
+	expect_errs("{\"steps\": [{\"id\": \"a\", \"type\": \"aproval\", \"prompt\": \"ok?\"}]}",
+		    "step \"a\": unknown type \"aproval\" (use command or approval)\n");
+	expect_errs("{\"steps\": [{\"id\": \"a\", \"type\": \"Approval\", \"command\": \"x\"}]}",
+		    "step \"a\": unknown type \"Approval\" (use command or approval)\n");
+	expect_errs("{\"steps\": [{\"id\": \"a\", \"type\": \"\"}]}",
+		    "step \"a\": unknown type \"\" (use command or approval)\n");
+	expect_errs("{\"steps\": [{\"id\": \"a\", \"type\": \"shell\", \"command\": \"x\", \"prompt\": 5,"
+		    " \"retries\": -1}]}",
+		    "step \"a\": unknown type \"shell\" (use command or approval)\n"
+		    "step \"a\": \"prompt\" must be a string\n"
+		    "step \"a\": \"retries\" must be between 0 and 1000\n");
+	expect_errs("{\"steps\": [{\"id\": \"a\", \"type\": 1, \"command\": \"x\"}]}",
+		    "step \"a\": \"type\" must be a string\n");
+	expect_errs("{\"steps\": [{\"id\": \"a\", \"type\": null}]}",
+		    "step \"a\": \"type\" must be a string\n");
+	expect_errs("{\"steps\": [{\"id\": \"a\", \"type\": \"approval\\u0000\"}]}",
+		    "step \"a\": \"type\" must not contain NUL bytes\n");
+	expect_errs("{\"steps\": [{\"id\": \"a\", \"typ\": \"approval\", \"command\": \"x\"}]}",
+		    "step \"a\": unknown field \"typ\" (did you mean \"type\"?)\n");
+}
+
+static void test_plan__on_timeout(void **state)
+{
+	struct plan *p = expect_ok(APPROVAL1(", \"on_timeout\": \"reject\", \"timeout_sec\": 1.5"));
+	assert_int_equal(p->steps[0].on_timeout, ON_TIMEOUT_REJECT);
+	assert_true(p->steps[0].timeout_sec == 1.5);
+	plan_free(p);
+
+	expect_errs(APPROVAL1(", \"on_timeout\": \"maybe\""),
+		    "step \"s\": unknown on_timeout \"maybe\" (use approve or reject)\n");
+	expect_errs(APPROVAL1(", \"on_timeout\": \"Approve\""),
+		    "step \"s\": unknown on_timeout \"Approve\" (use approve or reject)\n");
+	expect_errs(APPROVAL1(", \"on_timeout\": true"), "step \"s\": \"on_timeout\" must be a string\n");
+	expect_errs(APPROVAL1(", \"on_timout\": \"approve\""),
+		    "step \"s\": unknown field \"on_timout\" (did you mean \"on_timeout\"?)\n");
+	/* an approval's timeout_sec is checked as a command's */
+	expect_errs(APPROVAL1(", \"timeout_sec\": 0"), "step \"s\": \"timeout_sec\" must be greater than 0\n");
+	expect_errs(APPROVAL1(", \"timeout_sec\": 31536001"),
+		    "step \"s\": \"timeout_sec\" must be at most 3.1536e+07 (a year)\n");
+}
+
+static void test_plan__approvers(void **state)
+{
+	static const char *const good[] = {
+		"alice", "@ops", "svc$", "a.b_c-D9", "_x", "x-", "@a.b_c-D9",
+		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",		/* 32 */
+		"@xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",		/* @ and 32 */
+		"xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx$",		/* 32 with the $ */
+	};
+	static const char *const bad[] = {
+		"", "a b", "-x", "@", "@-ops", "@svc$", "$", "a$b", "al:ice", "@@ops", "a/b", "ops@",
+		"caf\xc3\xa9", "xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",	/* 33 */
+		"@xxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxxx",			/* @ and 33 */
+	};
+	char text[256], want[256];
+
+	for (size_t i = 0; i < sizeof(good) / sizeof(good[0]); i++) {
+		assert_true(plan_approver_ok(good[i]));
+		snprintf(text, sizeof(text), APPROVAL1(", \"approvers\": [\"%s\"]"), good[i]);
+		struct plan *p = expect_ok(text);
+		assert_int_equal(p->steps[0].napprovers, 1);
+		assert_string_equal(p->steps[0].approvers[0], good[i]);
+		plan_free(p);
+	}
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		assert_false(plan_approver_ok(bad[i]));
+		snprintf(text, sizeof(text), APPROVAL1(", \"approvers\": [\"ok\", \"%s\"]"), bad[i]);
+		snprintf(want, sizeof(want),
+			 "step \"s\": invalid approver \"%s\" in approvers[1] (use a user name or @group:"
+			 " 1 to 32 of A-Z a-z 0-9 _ . -, not starting with -)\n", bad[i]);
+		expect_errs(text, want);
+	}
+	expect_errs(APPROVAL1(", \"approvers\": [\"a b\", \"ok\", \"-x\"]"),
+		    "step \"s\": invalid approver \"a b\" in approvers[0] (use a user name or @group:"
+		    " 1 to 32 of A-Z a-z 0-9 _ . -, not starting with -)\n"
+		    "step \"s\": invalid approver \"-x\" in approvers[2] (use a user name or @group:"
+		    " 1 to 32 of A-Z a-z 0-9 _ . -, not starting with -)\n");
+	/* the index is the one in the plan, even after a NUL byte */
+	expect_errs(APPROVAL1(", \"approvers\": [\"a\\u0000\", \"a b\"]"),
+		    "step \"s\": \"approvers[0]\" must not contain NUL bytes\n"
+		    "step \"s\": invalid approver \"a b\" in approvers[1] (use a user name or @group:"
+		    " 1 to 32 of A-Z a-z 0-9 _ . -, not starting with -)\n");
+	/* no control character into the message */
+	expect_errs(APPROVAL1(", \"approvers\": [\"a\\nb\"]"),
+		    "step \"s\": invalid approver \"a?b\" in approvers[0] (use a user name or @group:"
+		    " 1 to 32 of A-Z a-z 0-9 _ . -, not starting with -)\n");
+
+	expect_errs(APPROVAL1(", \"approvers\": []"),
+		    "step \"s\": \"approvers\" must not be empty (leave it out: the run's owner decides)\n");
+	expect_errs(APPROVAL1(", \"approvers\": \"alice\""),
+		    "step \"s\": \"approvers\" must be an array of strings\n");
+	expect_errs(APPROVAL1(", \"approvers\": {\"alice\": true}"),
+		    "step \"s\": \"approvers\" must be an array of strings\n");
+	expect_errs(APPROVAL1(", \"approvers\": [\"alice\", 7]"),
+		    "step \"s\": \"approvers\" must be an array of strings\n");
+	expect_errs(APPROVAL1(", \"approvers\": [null]"),
+		    "step \"s\": \"approvers\" must be an array of strings\n");
+	expect_errs(APPROVAL1(", \"aprovers\": [\"alice\"]"),
+		    "step \"s\": unknown field \"aprovers\" (did you mean \"approvers\"?)\n");
+
+	/* at most PLAN_MAX_APPROVERS names */
+	struct sbuf sb = SBUF_INIT;
+	sbuf_adds(&sb, "{\"steps\": [{\"id\": \"s\", \"type\": \"approval\", \"approvers\": [\"u0\"");
+	for (int i = 1; i < PLAN_MAX_APPROVERS; i++)
+		sbuf_addf(&sb, ", \"u%d\"", i);
+	sbuf_adds(&sb, "]}]}");
+	assert_false(sbuf_failed(&sb));
+	struct plan *p = expect_ok(sbuf_str(&sb));
+	assert_int_equal(p->steps[0].napprovers, PLAN_MAX_APPROVERS);
+	assert_string_equal(p->steps[0].approvers[PLAN_MAX_APPROVERS - 1], "u255");
+	plan_free(p);
+	sbuf_release(&sb);
+	sbuf_adds(&sb, "{\"steps\": [{\"id\": \"s\", \"type\": \"approval\", \"approvers\": [\"u0\"");
+	for (int i = 1; i <= PLAN_MAX_APPROVERS; i++)
+		sbuf_addf(&sb, ", \"u%d\"", i);
+	sbuf_adds(&sb, "]}]}");
+	assert_false(sbuf_failed(&sb));
+	expect_errs(sbuf_str(&sb), "step \"s\": \"approvers\" has more than 256 names\n");
+	sbuf_release(&sb);
+}
+
+/* "loop": the globals' is every step's default, a step's own overrides it
+ * field by field, 0 turns a detection off */
+static void test_plan__loop(void **state)
+{
+	struct plan *p = expect_ok(STEP1(""));
+	assert_int_equal(p->same_failures, PLAN_LOOP_SAME_FAILURES);
+	assert_int_equal(PLAN_LOOP_SAME_FAILURES, 3);
+	assert_int_equal(p->repeated_actions, 0);
+	assert_int_equal(p->steps[0].same_failures, 3);
+	assert_int_equal(p->steps[0].repeated_actions, 0);
+	plan_free(p);
+
+	p = expect_ok("{\"steps\": ["
+		      "{\"id\": \"a\", \"command\": \"x\"},"
+		      "{\"id\": \"b\", \"command\": \"x\", \"loop\": {\"same_failures\": 0}},"
+		      "{\"id\": \"c\", \"command\": \"x\", \"loop\": {\"repeated_actions\": 2}},"
+		      "{\"id\": \"d\", \"command\": \"x\", \"loop\": {}},"
+		      "{\"id\": \"e\", \"command\": \"x\", \"loop\": {\"same_failures\": 1000,"
+		      " \"repeated_actions\": 0}}],"
+		      " \"globals\": {\"loop\": {\"same_failures\": 5, \"repeated_actions\": 4}}}");
+	assert_int_equal(p->same_failures, 5);
+	assert_int_equal(p->repeated_actions, 4);
+	assert_int_equal(p->steps[0].same_failures, 5);
+	assert_int_equal(p->steps[0].repeated_actions, 4);
+	assert_int_equal(p->steps[1].same_failures, 0);
+	assert_int_equal(p->steps[1].repeated_actions, 4);
+	assert_int_equal(p->steps[2].same_failures, 5);
+	assert_int_equal(p->steps[2].repeated_actions, 2);
+	assert_int_equal(p->steps[3].same_failures, 5);
+	assert_int_equal(p->steps[3].repeated_actions, 4);
+	assert_int_equal(p->steps[4].same_failures, 1000);
+	assert_int_equal(p->steps[4].repeated_actions, 0);
+	plan_free(p);
+
+	p = expect_ok("{\"globals\": {\"loop\": {\"same_failures\": 0}}, \"steps\": [{\"id\": \"a\","
+		      " \"command\": \"x\"}]}");
+	assert_int_equal(p->steps[0].same_failures, 0);
+	assert_int_equal(p->steps[0].repeated_actions, 0);
+	plan_free(p);
+
+	expect_errs(STEP1(", \"loop\": {\"same_failures\": -1}"),
+		    "step \"a\": \"loop.same_failures\" must be between 0 and 1000\n");
+	expect_errs(STEP1(", \"loop\": {\"same_failures\": 1001}"),
+		    "step \"a\": \"loop.same_failures\" must be between 0 and 1000\n");
+	expect_errs(STEP1(", \"loop\": {\"repeated_actions\": 1.5}"),
+		    "step \"a\": \"loop.repeated_actions\" must be an integer\n");
+	expect_errs(STEP1(", \"loop\": {\"repeated_actions\": \"2\"}"),
+		    "step \"a\": \"loop.repeated_actions\" must be an integer\n");
+	expect_errs(STEP1(", \"loop\": 3"), "step \"a\": \"loop\" must be an object\n");
+	expect_errs(STEP1(", \"loop\": [\"same_failures\"]"), "step \"a\": \"loop\" must be an object\n");
+	expect_errs(STEP1(", \"loop\": {\"same_failure\": 2}"),
+		    "step \"a\": loop: unknown field \"same_failure\" (did you mean \"same_failures\"?)\n");
+	expect_errs(STEP1(", \"loop\": {\"max\": 2}"), "step \"a\": loop: unknown field \"max\"\n");
+	expect_errs(STEP1(", \"loops\": {}"), "step \"a\": unknown field \"loops\" (did you mean \"loop\"?)\n");
+
+	expect_errs("{\"globals\": {\"loop\": {\"repeated_action\": 1, \"same_failures\": \"3\"}},"
+		    " \"steps\": [{\"id\": \"a\", \"command\": \"x\"}]}",
+		    "globals.loop: unknown field \"repeated_action\" (did you mean \"repeated_actions\"?)\n"
+		    "\"globals.loop.same_failures\" must be an integer\n");
+	expect_errs("{\"globals\": {\"loop\": {\"repeated_actions\": -2}}, \"steps\": [{\"id\": \"a\","
+		    " \"command\": \"x\"}]}",
+		    "\"globals.loop.repeated_actions\" must be between 0 and 1000\n");
+	expect_errs("{\"globals\": {\"loop\": []}, \"steps\": [{\"id\": \"a\", \"command\": \"x\"}]}",
+		    "\"globals.loop\" must be an object\n");
+	expect_errs("{\"globals\": {\"lop\": {}}, \"steps\": [{\"id\": \"a\", \"command\": \"x\"}]}",
+		    "globals: unknown field \"lop\" (did you mean \"loop\"?)\n");
+}
+
+static void test_plan__max_turns(void **state)
+{
+	struct plan *p = expect_ok(STEP1(""));
+	assert_int_equal(p->steps[0].max_turns, 0);
+	plan_free(p);
+	p = expect_ok(STEP1(", \"max_turns\": 1"));
+	assert_int_equal(p->steps[0].max_turns, 1);
+	plan_free(p);
+	p = expect_ok(STEP1(", \"max_turns\": 1000000000"));
+	assert_int_equal(p->steps[0].max_turns, 1000000000);
+	plan_free(p);
+
+	expect_errs(STEP1(", \"max_turns\": 0"),
+		    "step \"a\": \"max_turns\" must be between 1 and 1000000000\n");
+	expect_errs(STEP1(", \"max_turns\": -3"),
+		    "step \"a\": \"max_turns\" must be between 1 and 1000000000\n");
+	expect_errs(STEP1(", \"max_turns\": 1000000001"),
+		    "step \"a\": \"max_turns\" must be between 1 and 1000000000\n");
+	expect_errs(STEP1(", \"max_turns\": 2.5"), "step \"a\": \"max_turns\" must be an integer\n");
+	expect_errs(STEP1(", \"max_turns\": 1e3"), "step \"a\": \"max_turns\" must be an integer\n");
+	expect_errs(STEP1(", \"max_turns\": \"5\""), "step \"a\": \"max_turns\" must be an integer\n");
+	expect_errs(STEP1(", \"max_turn\": 5"),
+		    "step \"a\": unknown field \"max_turn\" (did you mean \"max_turns\"?)\n");
+	/* a step's only: the globals take none */
+	expect_errs("{\"globals\": {\"max_turns\": 5}, \"steps\": [{\"id\": \"a\", \"command\": \"x\"}]}",
+		    "globals: unknown field \"max_turns\"\n");
+}
+
+static void test_plan__budget(void **state)
+{
+	struct plan *p = expect_ok(STEP1(""));
+	assert_true(p->steps[0].budget_cost_usd == 0);
+	assert_true(p->steps[0].budget_tokens == 0);
+	plan_free(p);
+	p = expect_ok(STEP1(", \"budget\": {\"cost_usd\": 2.5, \"tokens\": 100000}"));
+	assert_true(p->steps[0].budget_cost_usd == 2.5);
+	assert_true(p->steps[0].budget_tokens == 100000);
+	plan_free(p);
+	p = expect_ok(STEP1(", \"budget\": {\"cost_usd\": 1}"));
+	assert_true(p->steps[0].budget_cost_usd == 1);
+	assert_true(p->steps[0].budget_tokens == 0);
+	plan_free(p);
+	p = expect_ok(STEP1(", \"budget\": {\"tokens\": 1}"));
+	assert_true(p->steps[0].budget_cost_usd == 0);
+	assert_true(p->steps[0].budget_tokens == 1);
+	plan_free(p);
+	p = expect_ok(STEP1(", \"budget\": {\"cost_usd\": 0.001, \"tokens\": 1000000000000000}"));
+	assert_true(p->steps[0].budget_cost_usd == 0.001);
+	assert_true(p->steps[0].budget_tokens == 1000000000000000LL);
+	plan_free(p);
+	p = expect_ok(STEP1(", \"budget\": {}"));
+	assert_true(p->steps[0].budget_cost_usd == 0);
+	assert_true(p->steps[0].budget_tokens == 0);
+	plan_free(p);
+
+	expect_errs(STEP1(", \"budget\": {\"cost_usd\": 0}"),
+		    "step \"a\": \"budget.cost_usd\" must be greater than 0\n");
+	expect_errs(STEP1(", \"budget\": {\"cost_usd\": -1}"),
+		    "step \"a\": \"budget.cost_usd\" must be greater than 0\n");
+	expect_errs(STEP1(", \"budget\": {\"cost_usd\": \"5\"}"),
+		    "step \"a\": \"budget.cost_usd\" must be a number\n");
+	expect_errs(STEP1(", \"budget\": {\"cost_usd\": 1e13}"),
+		    "step \"a\": \"budget.cost_usd\" must be at most 1e12\n");
+	expect_errs(STEP1(", \"budget\": {\"tokens\": 0}"),
+		    "step \"a\": \"budget.tokens\" must be between 1 and 1000000000000000\n");
+	expect_errs(STEP1(", \"budget\": {\"tokens\": -5}"),
+		    "step \"a\": \"budget.tokens\" must be between 1 and 1000000000000000\n");
+	expect_errs(STEP1(", \"budget\": {\"tokens\": 1000000000000001}"),
+		    "step \"a\": \"budget.tokens\" must be between 1 and 1000000000000000\n");
+	expect_errs(STEP1(", \"budget\": {\"tokens\": 1.5}"),
+		    "step \"a\": \"budget.tokens\" must be an integer\n");
+	expect_errs(STEP1(", \"budget\": 5"), "step \"a\": \"budget\" must be an object\n");
+	expect_errs(STEP1(", \"budget\": [1]"), "step \"a\": \"budget\" must be an object\n");
+	expect_errs(STEP1(", \"budget\": {\"token\": 5}"),
+		    "step \"a\": budget: unknown field \"token\" (did you mean \"tokens\"?)\n");
+	expect_errs(STEP1(", \"budget\": {\"usd\": 5}"), "step \"a\": budget: unknown field \"usd\"\n");
+	expect_errs(STEP1(", \"budgets\": {}"),
+		    "step \"a\": unknown field \"budgets\" (did you mean \"budget\"?)\n");
+	expect_errs(STEP1(", \"budget\": {\"cost_usd\": 0, \"tokens\": 0, \"x\": 1}"),
+		    "step \"a\": \"budget.cost_usd\" must be greater than 0\n"
+		    "step \"a\": \"budget.tokens\" must be between 1 and 1000000000000000\n"
+		    "step \"a\": budget: unknown field \"x\"\n");
+}
+
+static void test_plan__heartbeat_grace(void **state)
+{
+	struct plan *p = expect_ok(STEP1(", \"heartbeat_ttl_sec\": 30"));
+	assert_true(p->steps[0].heartbeat_grace_sec == 0);
+	plan_free(p);
+	p = expect_ok(STEP1(", \"heartbeat_ttl_sec\": 30, \"heartbeat_grace_sec\": 2.5"));
+	assert_true(p->steps[0].heartbeat_ttl_sec == 30);
+	assert_true(p->steps[0].heartbeat_grace_sec == 2.5);
+	plan_free(p);
+	p = expect_ok(STEP1(", \"heartbeat_grace_sec\": 0"));
+	assert_true(p->steps[0].heartbeat_grace_sec == 0);
+	plan_free(p);
+
+	expect_errs(STEP1(", \"heartbeat_grace_sec\": -1"),
+		    "step \"a\": \"heartbeat_grace_sec\" must be between 0 and 3.1536e+07\n");
+	expect_errs(STEP1(", \"heartbeat_grace_sec\": 31536001"),
+		    "step \"a\": \"heartbeat_grace_sec\" must be between 0 and 3.1536e+07\n");
+	expect_errs(STEP1(", \"heartbeat_grace_sec\": \"5\""),
+		    "step \"a\": \"heartbeat_grace_sec\" must be a number\n");
+	expect_errs(STEP1(", \"heartbeat_grace\": 5"),
+		    "step \"a\": unknown field \"heartbeat_grace\" (did you mean \"heartbeat_grace_sec\"?)\n");
+}
+
+/* ${VAR} in "prompt": checked when parsed, substituted for the run, and the
+ * plan as run (plan.json) parses again, literally, to the same step */
+static void test_plan__approval_prompt_substitute(void **state)
+{
+	static const char text[] =
+		"{\"variables\": {\"WHO\": \"ops\"},"
+		" \"steps\": [{\"id\": \"build\", \"command\": \"make\"},"
+		"{\"id\": \"ship\", \"type\": \"approval\", \"depends_on\": [\"build\"],"
+		" \"prompt\": \"Deploy ${RUN_ID} of ${PLAN_ID} for ${WHO} in ${STEP_ID} (cost $$5, $x)?\","
+		" \"approvers\": [\"alice\", \"@ops\"], \"timeout_sec\": 60, \"on_timeout\": \"approve\"}]}";
+	struct plan_builtins b = { .run_id = "demo-1", .workspace = "/ws", .mount = "/mnt" };
+	struct sbuf errs = SBUF_INIT;
+	struct plan *p = expect_ok(text);
+
+	assert_int_equal(plan_substitute(p, "demo", &base_opts, &b, &errs), 0);
+	assert_string_equal(sbuf_str(&errs), "");
+	assert_string_equal(p->steps[1].prompt, "Deploy demo-1 of demo for ops in ship (cost $5, $x)?");
+	json_t *js = json_array_get(json_object_get(p->doc, "steps"), 1);
+	assert_string_equal(json_string_value(json_object_get(js, "prompt")),
+			    "Deploy demo-1 of demo for ops in ship (cost $5, $x)?");
+	assert_null(json_object_get(js, "command"));
+
+	/* the way a stored plan.json is read again on resume */
+	char *s = json_dumps(p->doc, 0);
+	assert_non_null(s);
+	struct plan_opts lit = base_opts;
+	lit.literal = true;
+	struct plan *q = expect_ok_opts(s, &lit);
+	assert_int_equal(plan_substitute(q, "demo", &lit, &b, &errs), 0);
+	const struct plan_step *ship = &q->steps[1];
+	assert_true(ship->approval);
+	assert_string_equal(ship->prompt, "Deploy demo-1 of demo for ops in ship (cost $5, $x)?");
+	assert_int_equal(ship->napprovers, 2);
+	assert_string_equal(ship->approvers[0], "alice");
+	assert_string_equal(ship->approvers[1], "@ops");
+	assert_int_equal(ship->on_timeout, ON_TIMEOUT_APPROVE);
+	assert_true(ship->timeout_sec == 60);
+	assert_int_equal(ship->ndeps, 1);
+	assert_null(ship->command);
+	char *t = json_dumps(q->doc, 0);
+	assert_non_null(t);
+	assert_string_equal(t, s);
+	free(t);
+	free(s);
+	plan_free(q);
+	plan_free(p);
+
+	expect_errs(APPROVAL1(", \"prompt\": \"ok ${NOPE}?\""),
+		    "step \"s\": unknown variable \"${NOPE}\" in prompt\n");
+	expect_errs(APPROVAL1(", \"prompt\": \"ok ${X\""), "step \"s\": unterminated \"${\" in prompt\n");
+	expect_errs(APPROVAL1(", \"prompt\": \"${1x}\""),
+		    "step \"s\": invalid variable name \"${1x}\" in prompt\n");
+	expect_errs(APPROVAL1(", \"prompt\": 5"), "step \"s\": \"prompt\" must be a string\n");
+	expect_errs(APPROVAL1(", \"prompt\": \"a\\u0000b\""),
+		    "step \"s\": \"prompt\" must not contain NUL bytes\n");
+	expect_errs(APPROVAL1(", \"promt\": \"ok?\""),
+		    "step \"s\": unknown field \"promt\" (did you mean \"prompt\"?)\n");
+	/* an empty prompt is allowed (the step's id says what is asked) */
+	p = expect_ok(APPROVAL1(", \"prompt\": \"\""));
+	assert_string_equal(p->steps[0].prompt, "");
+	plan_free(p);
+
+	/* literally: nothing is checked nor replaced */
+	p = expect_ok_opts(APPROVAL1(", \"prompt\": \"${NOPE} $$\""), &lit);
+	assert_int_equal(plan_substitute(p, "demo", &lit, &b, &errs), 0);
+	assert_string_equal(p->steps[0].prompt, "${NOPE} $$");
+	assert_string_equal(sbuf_str(&errs), "");
+	plan_free(p);
+	sbuf_release(&errs);
+}
+
+/* Several problems of the new fields at once: every one, in document order. */
+static void test_plan__supervision_multiple_errors(void **state)
+{
+	expect_errs("{\"globals\": {\"loop\": {\"same_failures\": -1}},"
+		    " \"steps\": ["
+		    "{\"id\": \"a\", \"command\": \"x\", \"max_turns\": 0, \"budget\": {\"tokens\": 0},"
+		    " \"prompt\": \"?\"},"
+		    "{\"id\": \"s\", \"type\": \"approval\", \"approvers\": [\"a b\"], \"args\": [],"
+		    " \"on_timeout\": \"later\"},"
+		    "{\"id\": \"t\", \"type\": \"aproval\"}]}",
+		    "\"globals.loop.same_failures\" must be between 0 and 1000\n"
+		    "step \"a\": \"max_turns\" must be between 1 and 1000000000\n"
+		    "step \"a\": \"budget.tokens\" must be between 1 and 1000000000000000\n"
+		    "step \"a\": \"prompt\" applies only to \"type\": \"approval\"\n"
+		    "step \"s\": invalid approver \"a b\" in approvers[0] (use a user name or @group:"
+		    " 1 to 32 of A-Z a-z 0-9 _ . -, not starting with -)\n"
+		    "step \"s\": an approval step takes no \"args\"\n"
+		    "step \"s\": unknown on_timeout \"later\" (use approve or reject)\n"
+		    "step \"t\": unknown type \"aproval\" (use command or approval)\n");
+}
+
+/* The allocation-failure sweep for a plan with the supervision fields (every
+ * JSON token at most 15 bytes, see test_plan__alloc_failures). */
+static void test_plan__alloc_failures_supervision(void **state)
+{
+	static const char text[] =
+		"{\"variables\": {\"V\": \"v\"}, \"globals\": {\"loop\": {\"same_failures\": 2}},"
+		" \"steps\": ["
+		"{\"id\": \"a\", \"command\": \"x\", \"max_turns\": 5, \"budget\": {\"tokens\": 9},"
+		" \"loop\": {}},"
+		"{\"id\": \"s\", \"type\": \"approval\", \"prompt\": \"ok ${V}?\","
+		" \"approvers\": [\"al\", \"@ops\"], \"on_timeout\": \"approve\","
+		" \"depends_on\": [\"a\"]}]}";
+	struct plan_builtins b = { .run_id = "r" };
+	int ok = 0, failed = 0, sub_ok = 0, sub_failed = 0;
+
+	for (long n = 1; n <= 300; n++) {
+		struct sbuf errs = SBUF_INIT;
+		orch_alloc_fail_after(n);
+		struct plan *p = parse_opts(text, &base_opts, &errs);
+		orch_alloc_fail_after(0);
+		if (p) {
+			ok++;
+			assert_string_equal(sbuf_str(&errs), "");
+			assert_int_equal(p->steps[1].napprovers, 2);
+			plan_free(p);
+		} else {
+			failed++;
+			assert_string_equal(sbuf_str(&errs), "out of memory\n");
+		}
+		sbuf_release(&errs);
+	}
+	assert_true(failed > 10);
+	assert_true(ok > 0);
+
+	for (long n = 1; n <= 100; n++) {
+		struct sbuf errs = SBUF_INIT;
+		struct plan *p = parse_opts(text, &base_opts, &errs);
+		assert_non_null(p);
+		orch_alloc_fail_after(n);
+		int ret = plan_substitute(p, "p", &base_opts, &b, &errs);
+		orch_alloc_fail_after(0);
+		if (ret == 0) {
+			sub_ok++;
+			assert_string_equal(p->steps[1].prompt, "ok v?");
+		} else {
+			sub_failed++;
+		}
+		assert_true(ret == 0 || ret == -ENOMEM);
+		plan_free(p);
+		sbuf_release(&errs);
+	}
+	assert_true(sub_failed > 2);
+	assert_true(sub_ok > 0);
+}
+
 /* A chain of N steps, s(i) depending on s(i-1); with BACK, s0 on the last. */
 static char *chain(size_t n, bool back)
 {
@@ -889,6 +1457,20 @@ int main(void)
 		cmocka_unit_test(test_plan__substitute),
 		cmocka_unit_test(test_plan__substitute_port_not_allocated),
 		cmocka_unit_test(test_plan__cwd_inside_workspace),
+		cmocka_unit_test(test_plan__approval_step),
+		cmocka_unit_test(test_plan__approval_takes_no_command_fields),
+		cmocka_unit_test(test_plan__approval_fields_on_command_step),
+		cmocka_unit_test(test_plan__command_required_with_type),
+		cmocka_unit_test(test_plan__unknown_type),
+		cmocka_unit_test(test_plan__on_timeout),
+		cmocka_unit_test(test_plan__approvers),
+		cmocka_unit_test(test_plan__loop),
+		cmocka_unit_test(test_plan__max_turns),
+		cmocka_unit_test(test_plan__budget),
+		cmocka_unit_test(test_plan__heartbeat_grace),
+		cmocka_unit_test(test_plan__approval_prompt_substitute),
+		cmocka_unit_test(test_plan__supervision_multiple_errors),
+		cmocka_unit_test(test_plan__alloc_failures_supervision),
 		cmocka_unit_test(test_plan__long_chain),
 		cmocka_unit_test(test_plan__long_cycle),
 		cmocka_unit_test(test_plan__alloc_failures),
