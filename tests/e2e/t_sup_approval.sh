@@ -122,7 +122,7 @@ grep -q 'step "g": an approval step takes no "command"' "$M/plans/bad1.error" ||
 submit bad2 '{"steps":[{"id":"g","type":"approval","on_timeout":"maybe"}]}' && fail "on_timeout maybe accepted"
 grep -q 'unknown on_timeout "maybe" (use approve or reject)' "$M/plans/bad2.error" || fail "bad2.error: $(cat "$M/plans/bad2.error")"
 submit bad3 '{"steps":[{"id":"g","type":"approval","approvers":["a b"]}]}' && fail "a bad approver accepted"
-grep -q '"approvers\[0\]": "a b" is no user name nor @group' "$M/plans/bad3.error" || fail "bad3.error: $(cat "$M/plans/bad3.error")"
+grep -q 'step "g": invalid approver "a b" in approvers\[0\] (use a user name or @group' "$M/plans/bad3.error" || fail "bad3.error: $(cat "$M/plans/bad3.error")"
 submit bad4 '{"steps":[{"id":"g","command":"true","prompt":"x"}]}' && fail "prompt on a command step accepted"
 grep -q '"prompt" applies only to "type": "approval"' "$M/plans/bad4.error" || fail "bad4.error: $(cat "$M/plans/bad4.error")"
 true
