@@ -966,19 +966,28 @@ static void exec_req(struct loop_work *w, void *ctx)
 			exec_read(rq);
 		}
 		return;
-	/* these reply after the commit, and free the request then */
-	case OP_SETATTR: do_setattr(rq); return;
-	case OP_MKDIR: do_mkdir(rq); return;
-	case OP_UNLINK: do_unlink(rq); return;
-	case OP_RMDIR: do_rmdir(rq); return;
-	case OP_RENAME: do_rename(rq); return;
-	case OP_CREATE: do_create(rq); return;
-	case OP_WRITE: do_write_ctl(rq); return;
-	case OP_FLUSH: do_flush(rq); return;
-	case OP_APPEND: do_append(rq); return;
+	/* reading an inbox writes nothing: its deliveries name no one */
 	case OP_INBOX: do_inbox(rq); return;
+	default: break;
 	}
-	req_free(rq);
+	/* the rest write to the tree, as RQ's identity (for appends and
+	 * flushes, the handle's: fh_write_as): the events they cause carry
+	 * its name. They reply after the commit, and free the request then */
+	struct orch_engine *eng = rq->fs->eng;
+	orch_actor_begin(eng, rq->uid);
+	switch (rq->op) {
+	case OP_SETATTR: do_setattr(rq); break;
+	case OP_MKDIR: do_mkdir(rq); break;
+	case OP_UNLINK: do_unlink(rq); break;
+	case OP_RMDIR: do_rmdir(rq); break;
+	case OP_RENAME: do_rename(rq); break;
+	case OP_CREATE: do_create(rq); break;
+	case OP_WRITE: do_write_ctl(rq); break;
+	case OP_FLUSH: do_flush(rq); break;
+	case OP_APPEND: do_append(rq); break;
+	default: req_free(rq); break;
+	}
+	orch_actor_end(eng);
 }
 
 /* ---- the channel ---- */
