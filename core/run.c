@@ -1791,6 +1791,12 @@ int run_load_unfinished(struct orch_engine *e)
 					nd->state = STEP_CANCELLED;
 					s->reason = r->cancelled ? "cancelled" : "aborted";
 					attempt_save(e, s, "cancelled");
+					/* its end, as step_final() says it, naming the canceller */
+					struct actor old = cancel_actor(e, r);
+					ev_emit(e, "step.cancelled", r, s, NULL,
+						json_pack("{s:i, s:s}", "attempt", (json_int_t)s->attempt, "reason",
+							  s->reason));
+					eng_actor_restore(e, old);
 				} else {
 					nd->state = STEP_PENDING;
 					if (s->counted)

@@ -216,6 +216,7 @@ static void test_by__cancel_survives_restart(void **state)
 	f->e = fixture_open(f);
 	until(f->e, "k-1", NULL, "cancelled");
 	assert_by(f->e, "k-1", "run.cancelled", NULL, STRANGER_NAME);
+	assert_by(f->e, "k-1", "step.cancelled", "s", STRANGER_NAME);
 	assert_by(f->e, "k-1", "run.created", NULL, "root");
 }
 
