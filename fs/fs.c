@@ -1270,8 +1270,8 @@ static int fh_write_as(struct fs_fh *fh, fuse_req_t req, const struct fuse_file_
  * lines it completes are checked here, all or nothing, then recorded by the
  * engine, which answers once they are durable. The lines are the handle's
  * (a write from another identity was refused: fh_write_as); the request
- * carries its identity, never the flushing caller's, though nothing
- * records a uid with them. */
+ * carries its identity, never the flushing caller's: the events they cause
+ * name it (`by`). */
 static void append_lines(fuse_req_t req, fuse_ino_t ino, struct fs_fh *fh, const char *buf, size_t size,
 			 bool closing)
 {
@@ -1339,8 +1339,9 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		return;
 	}
 	/* ctl: each write is a command, acted on now; permission was checked
-	 * at open (open_allowed), and no command depends on who writes it.
-	 * Nothing happens at its close */
+	 * at open (open_allowed), and no command depends on who writes it but
+	 * for the events it causes, which name the writer (`by`). Nothing
+	 * happens at its close */
 	if (fh->kind != FH_CTL) {
 		fuse_reply_err(req, EBADF);
 		return;
