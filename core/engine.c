@@ -171,6 +171,9 @@ static void sync_drain(struct orch_engine *e)
 
 void orch_need_durable(struct orch_engine *e) { store_mark_durable(&e->st); }
 
+void orch_actor_begin(struct orch_engine *e, uid_t uid) { e->actor = (struct actor){ uid, true }; }
+void orch_actor_end(struct orch_engine *e) { e->actor = ACTOR_NONE; }
+
 bool orch_uncommitted(const struct orch_engine *e) { return e->st.in_tx; }
 
 /* ---- control requests from other threads ---- */

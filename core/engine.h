@@ -94,6 +94,13 @@ void orch_after_commit_read(struct orch_engine *e, struct orch_done *d);
 bool orch_uncommitted(const struct orch_engine *e);
 void orch_need_durable(struct orch_engine *e);
 
+/* Who writes (SPEC §8 "Who did it"): from orch_actor_begin() to
+ * orch_actor_end(), the engine executes a write to the tree by user UID,
+ * and every event it emits meanwhile carries `by`: UID's user name. The
+ * front end brackets each request that changes state with these. */
+void orch_actor_begin(struct orch_engine *e, uid_t uid);
+void orch_actor_end(struct orch_engine *e);
+
 const char *orch_mountpoint(const struct orch_engine *e);
 const char *orch_state_dir(const struct orch_engine *e);
 

@@ -23,6 +23,20 @@
 struct run;
 struct step;
 
+/* Who acts (SPEC §8 "Who did it"): a user whose write to the tree the
+ * engine is executing, or nobody (SET false: the engine on its own). Every
+ * event emitted while one is set carries `by`, that user's name (ev_emit).
+ * The front end sets it around each request that changes state
+ * (orch_actor_begin/end); what a user's write causes later, in another
+ * turn, sets it again from what was recorded: a run's canceller
+ * (run.cancel_by, durable as runs.cancelled_by), a process's stopper
+ * (proc.by, memory only). */
+struct actor {
+	uid_t uid;
+	bool set;
+};
+#define ACTOR_NONE ((struct actor){ 0, false })
+
 /* Why the engine is stopping a process. */
 enum kill_why {
 	KILL_NONE,
@@ -52,6 +66,7 @@ struct proc {
 	int64_t hb_mono;	/* its last heartbeat, or its start (mono ms) */
 	bool degraded;		/* past heartbeat_ttl_sec, in heartbeat_grace_sec (counted in its sandbox's) */
 	enum kill_why why;
+	struct actor by;	/* who asked for WHY, when a user did */
 	bool kill_sent;
 	bool sandboxed;		/* pid is bubblewrap's */
 	/* without pidfds: wpid is an eventfd the engine's SIGCHLD handling
@@ -170,6 +185,7 @@ struct run {
 	unsigned nrunning;	/* live processes */
 	unsigned max_conc;
 	bool aborted, cancelled, paused;
+	struct actor cancel_by;	/* who cancelled it (runs.cancelled_by) */
 	int64_t ev_bytes;	/* size of its events view, valid at ev_epoch */
 	int64_t ev_epoch;
 	size_t *ready;		/* FIFO of step indexes that may be ready */
@@ -177,7 +193,6 @@ struct run {
 	bool ready_lost;	/* a push failed for memory: rebuild the queue */
 	bool active;		/* unfinished: on the engine's active list */
 	unsigned nwaits;	/* steps waiting for a person: the run is needs_human */
-	uid_t cancelled_by;	/* who cancelled it (when cancelled) */
 	bool sched;		/* wants a scheduling pass */
 	struct run *prev, *next;	/* active list, or the cache's LRU list */
 	struct run *hnext;	/* rowid hash chain */
@@ -276,6 +291,7 @@ struct orch_engine {
 	char *bwrap_path;	/* NULL: bubblewrap cannot run here */
 	struct quota quota;	/* what each user holds, against cfg.limits */
 	struct ident ident;	/* user names for `by` and decisions (core/ident.h) */
+	struct actor actor;	/* who acts now (struct actor) */
 	int64_t trim_debt;	/* bytes freed since the heap was last trimmed */
 	char *exec_helper;	/* the step trampoline, canonical path */
 	/* the FUSE mounts (but ours) the daemon's own bwrap steps hide, from
@@ -290,6 +306,15 @@ static inline bool eng_bwrap_for(const struct orch_engine *e, uid_t uid)
 {
 	return e->bwrap_ok && (uid == geteuid() || e->cfg.bwrap_users);
 }
+/* Make A the actor; returns the one before, for eng_actor_restore(). */
+static inline struct actor eng_actor_set(struct orch_engine *e, struct actor a)
+{
+	struct actor old = e->actor;
+	e->actor = a;
+	return old;
+}
+static inline void eng_actor_restore(struct orch_engine *e, struct actor old) { e->actor = old; }
+
 /* Why not, for a message */
 #define ENG_BWRAP_USERS_WHY \
 	"bubblewrap cannot run as an unprivileged user here (no user namespaces for them), and" \
@@ -334,7 +359,9 @@ void run_kill_stale(struct orch_engine *e);	/* at open: processes of a dead daem
  * and write the whole state of every other loaded one again, so that the
  * next commit brings the store back to what memory holds. */
 void run_resync(struct orch_engine *e);
-int run_cancel(struct orch_engine *e, struct run *r);	/* ctl cancel */
+/* ctl cancel (and a sandbox's stop): the actor, if any, is recorded as its
+ * canceller, whom its later events name (run.cancel_by). */
+int run_cancel(struct orch_engine *e, struct run *r);
 /* Undo run_create() of this turn after its rows were rolled back: off every
  * list and counter, its log directory removed, freed with its plan. */
 void run_forget(struct orch_engine *e, struct run *r);
@@ -349,7 +376,8 @@ void run_heartbeat(struct orch_engine *e, struct sandbox *sb, struct step *s);
 
 /* event.c */
 /* Record an event: TYPE with the run/step/sandbox it is about (any may be NULL)
- * and EXTRA fields (stolen, may be NULL). 0 or -errno. */
+ * and EXTRA fields (stolen, may be NULL), and `by` when an actor is set
+ * (EXTRA cannot replace it). 0 or -errno. */
 int ev_emit(struct orch_engine *e, const char *type, struct run *r, struct step *s,
 	    struct sandbox *sb, json_t *extra);
 int ev_open(struct orch_engine *e);	/* seq and sizes from the store */

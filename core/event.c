@@ -87,8 +87,16 @@ int ev_emit(struct orch_engine *e, const char *type, struct run *r, struct step 
 		bad |= json_object_set_new(o, "step_id", json_string(r->plan->steps[s->idx].id));
 	if (sb)
 		bad |= json_object_set_new(o, "sandbox", json_string(sb->name));
-	if (extra)
+	/* who caused it: the engine's word, never one of EXTRA's fields
+	 * (a posted event has none anyway: core/lines.c takes event_type,
+	 * event_data and source only) */
+	if (e->actor.set)
+		bad |= json_object_set_new(o, "by", json_string(ident_user(&e->ident, e->actor.uid)));
+	if (extra) {
 		bad |= json_object_update(o, extra);
+		if (e->actor.set && json_object_get(extra, "by"))
+			bad |= json_object_set_new(o, "by", json_string(ident_user(&e->ident, e->actor.uid)));
+	}
 	if (bad)
 		goto out;
 	char *line = json_dumps(o, JSON_COMPACT | JSON_PRESERVE_ORDER);

@@ -267,10 +267,11 @@ static int run_save(struct orch_engine *e, struct run *r)
 {
 	int rc = store_exec(&e->st,
 			    "UPDATE runs SET state = ?, started_at = ?, finished_at = ?, updated_at = ?,"
-			    " aborted = ?, cancelled = ?, paused = ? WHERE id = ?",
-			    "siiiiiii", run_state_name(r->state), r->started_at, r->finished_at,
+			    " aborted = ?, cancelled = ?, paused = ?, cancelled_by = nullif(?, -1) WHERE id = ?",
+			    "siiiiiiii", run_state_name(r->state), r->started_at, r->finished_at,
 			    r->updated_at, (int64_t)r->aborted, (int64_t)r->cancelled,
-			    (int64_t)r->paused, r->rowid);
+			    (int64_t)r->paused, r->cancel_by.set ? (int64_t)r->cancel_by.uid : (int64_t)-1,
+			    r->rowid);
 	if (rc)
 		eng_log(e, "cannot save run %s: %s", r->name, strerror(-rc));
 	return rc;
@@ -436,7 +437,8 @@ static struct run *run_load(struct orch_engine *e, int64_t rowid, int *rcp)
 	r->aborted = sqlite3_column_int(q, 11) != 0;
 	r->cancelled = sqlite3_column_int(q, 12) != 0;
 	r->paused = sqlite3_column_int(q, 13) != 0;
-	r->cancelled_by = (uid_t)sqlite3_column_int64(q, 14);
+	if (sqlite3_column_type(q, 14) == SQLITE_INTEGER)
+		r->cancel_by = (struct actor){ (uid_t)sqlite3_column_int64(q, 14), true };
 	store_done(q);
 	if (!r->plan_name) {
 		run_free(r);
@@ -781,7 +783,9 @@ static void pid_cb(struct loop_watch *w, uint32_t events)
 	if (e->cfg.jobs)
 		e->sched_all = true;
 	r->sched = true;
+	struct actor old = eng_actor_set(e, p->by);
 	attempt_ended(e, s, status, why, p);
+	eng_actor_restore(e, old);
 }
 
 /* Send SIG to an attempt's processes. A plain step is its process group. A
@@ -849,8 +853,10 @@ static void proc_term(struct orch_engine *e, struct proc *p, enum kill_why why)
 	if (p->no_pidfd ? p->reaped : proc_exited(p->wpid.fd))
 		return;
 	if (p->why == KILL_NONE || why == KILL_INTERRUPT ||
-	    (why == KILL_CANCEL && p->why != KILL_INTERRUPT))
+	    (why == KILL_CANCEL && p->why != KILL_INTERRUPT)) {
 		p->why = why;
+		p->by = e->actor;	/* its end, later, names who stopped it */
+	}
 	loop_timer_cancel(&e->loop, &p->hb_timer);
 	if (p->kill_sent)
 		return;
@@ -1592,6 +1598,14 @@ static bool loop_detected(struct orch_engine *e, struct step *s, const struct pr
 	return true;
 }
 
+/* What a cancel causes later (its running steps' ends, the run's own)
+ * names who cancelled: R's canceller becomes the actor when R is
+ * cancelled. Returns the actor before, for eng_actor_restore(). */
+static struct actor cancel_actor(struct orch_engine *e, const struct run *r)
+{
+	return r->cancelled ? eng_actor_set(e, r->cancel_by) : e->actor;
+}
+
 static void attempt_ended(struct orch_engine *e, struct step *s, int status, enum kill_why why,
 			  const struct proc *p)
 {
@@ -1626,7 +1640,9 @@ static void attempt_ended(struct orch_engine *e, struct step *s, int status, enu
 	}
 	if (why == KILL_CANCEL || r->cancelled || r->aborted) {
 		s->reason = r->cancelled ? "cancelled" : "aborted";
+		struct actor old = cancel_actor(e, r);
 		step_final(e, s, STEP_CANCELLED);
+		eng_actor_restore(e, old);
 		return;
 	}
 	if (why == KILL_STOP) {
@@ -1732,9 +1748,11 @@ static void run_finish(struct orch_engine *e, struct run *r)
 	run_save(e, r);
 	char type[32];
 	snprintf(type, sizeof(type), "run.%s", run_state_name(st));
+	struct actor old = cancel_actor(e, r);
 	ev_emit(e, type, r, NULL, NULL,
 		json_pack("{s:I}", "duration_ms",
 			  (json_int_t)(r->started_at ? r->finished_at - r->started_at : 0)));
+	eng_actor_restore(e, old);
 	if (r->sb && r->sb->holder == r)
 		r->sb->holder = NULL;
 	r->sb = NULL;
@@ -1756,6 +1774,7 @@ static bool run_advance(struct orch_engine *e, struct run *r)
 	if ((r->cancelled || r->aborted) && r->nrunning == 0 &&
 	    (r->counts[STEP_PENDING] || r->counts[STEP_AWAITING_APPROVAL] || r->counts[STEP_NEEDS_HUMAN])) {
 		/* steps an interruption put back while the run was being stopped */
+		struct actor old = cancel_actor(e, r);
 		for (size_t i = 0; i < r->dag.n; i++)
 			if (r->dag.nodes[i].state == STEP_PENDING ||
 			    r->dag.nodes[i].state == STEP_AWAITING_APPROVAL ||
@@ -1764,6 +1783,7 @@ static bool run_advance(struct orch_engine *e, struct run *r)
 				r->steps[i].started_at = 0;
 				step_final(e, &r->steps[i], STEP_CANCELLED);
 			}
+		eng_actor_restore(e, old);
 	}
 	/* a cancelled run waiting for its sandbox ends without ever starting */
 	if (r->state == RUN_PENDING && !r->paused && !r->cancelled) {
@@ -1900,6 +1920,12 @@ int run_load_unfinished(struct orch_engine *e)
 					nd->state = STEP_CANCELLED;
 					s->reason = r->cancelled ? "cancelled" : "aborted";
 					attempt_save(e, s, "cancelled");
+					/* its end, as step_final() says it, naming the canceller */
+					struct actor old = cancel_actor(e, r);
+					ev_emit(e, "step.cancelled", r, s, NULL,
+						json_pack("{s:i, s:s}", "attempt", (json_int_t)s->attempt, "reason",
+							  s->reason));
+					eng_actor_restore(e, old);
 				} else {
 					nd->state = STEP_PENDING;
 					if (s->counted)
@@ -1975,6 +2001,7 @@ int run_cancel(struct orch_engine *e, struct run *r)
 	if (!r->active || r->cancelled)
 		return -EINVAL;
 	r->cancelled = true;
+	r->cancel_by = e->actor;
 	r->paused = false;
 	run_set_state(e, r, r->state == RUN_PAUSED ? (r->started_at ? RUN_RUNNING : RUN_PENDING)
 						    : r->state);
@@ -2044,6 +2071,7 @@ static int ctl_retry(struct orch_engine *e, struct run *r)
 	r->sb = sb;
 	r->sb_rowid = sb->rowid;
 	r->aborted = r->cancelled = r->paused = false;
+	r->cancel_by = ACTOR_NONE;
 	r->finished_at = 0;
 	run_set_state(e, r, RUN_PENDING);
 	for (size_t i = 0; i < r->dag.n; i++) {

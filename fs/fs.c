@@ -995,19 +995,28 @@ static void exec_req(struct loop_work *w, void *ctx)
 			exec_read(rq);
 		}
 		return;
-	/* these reply after the commit, and free the request then */
-	case OP_SETATTR: do_setattr(rq); return;
-	case OP_MKDIR: do_mkdir(rq); return;
-	case OP_UNLINK: do_unlink(rq); return;
-	case OP_RMDIR: do_rmdir(rq); return;
-	case OP_RENAME: do_rename(rq); return;
-	case OP_CREATE: do_create(rq); return;
-	case OP_WRITE: do_write_ctl(rq); return;
-	case OP_FLUSH: do_flush(rq); return;
-	case OP_APPEND: do_append(rq); return;
+	/* reading an inbox writes nothing: its deliveries name no one */
 	case OP_INBOX: do_inbox(rq); return;
+	default: break;
 	}
-	req_free(rq);
+	/* the rest write to the tree, as RQ's identity (for appends and
+	 * flushes, the handle's: fh_write_as): the events they cause carry
+	 * its name. They reply after the commit, and free the request then */
+	struct orch_engine *eng = rq->fs->eng;
+	orch_actor_begin(eng, rq->uid);
+	switch (rq->op) {
+	case OP_SETATTR: do_setattr(rq); break;
+	case OP_MKDIR: do_mkdir(rq); break;
+	case OP_UNLINK: do_unlink(rq); break;
+	case OP_RMDIR: do_rmdir(rq); break;
+	case OP_RENAME: do_rename(rq); break;
+	case OP_CREATE: do_create(rq); break;
+	case OP_WRITE: do_write_ctl(rq); break;
+	case OP_FLUSH: do_flush(rq); break;
+	case OP_APPEND: do_append(rq); break;
+	default: req_free(rq); break;
+	}
+	orch_actor_end(eng);
 }
 
 /* ---- the channel ---- */
@@ -1290,8 +1299,8 @@ static int fh_write_as(struct fs_fh *fh, fuse_req_t req, const struct fuse_file_
  * lines it completes are checked here, all or nothing, then recorded by the
  * engine, which answers once they are durable. The lines are the handle's
  * (a write from another identity was refused: fh_write_as); the request
- * carries its identity, never the flushing caller's, though nothing
- * records a uid with them. */
+ * carries its identity, never the flushing caller's: the events they cause
+ * name it (`by`). */
 static void append_lines(fuse_req_t req, fuse_ino_t ino, struct fs_fh *fh, const char *buf, size_t size,
 			 bool closing)
 {
@@ -1359,8 +1368,9 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 		return;
 	}
 	/* ctl: each write is a command, acted on now; permission was checked
-	 * at open (open_allowed), and no command depends on who writes it.
-	 * Nothing happens at its close */
+	 * at open (open_allowed), and no command depends on who writes it but
+	 * for the events it causes, which name the writer (`by`). Nothing
+	 * happens at its close */
 	if (fh->kind != FH_CTL) {
 		fuse_reply_err(req, EBADF);
 		return;
