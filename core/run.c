@@ -1645,8 +1645,9 @@ static void attempt_ended(struct orch_engine *e, struct step *s, int status, enu
 		eng_actor_restore(e, old);
 		return;
 	}
-	if (why == KILL_STOP) {
-		/* supervision stopped it (a limit, a person): no retry */
+	if (why == KILL_STOP || (why == KILL_NONE && p && p->stop_reason)) {
+		/* supervision stopped it (a limit, a person), or asked to as it
+		 * ended by itself (what was said stands): no retry */
 		s->reason = p && p->stop_reason ? p->stop_reason : "failed_by_user";
 		step_final(e, s, STEP_FAILED);
 		return;

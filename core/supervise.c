@@ -693,6 +693,8 @@ int orch_step_ctl(struct orch_engine *e, int64_t step_rowid, const char *cmd, si
 				: state == STEP_NEEDS_HUMAN || state == STEP_RUNNING);
 	if (!ok)
 		return -EINVAL;
+	if (v == FAIL && state == STEP_RUNNING && !st->proc)
+		return -EBUSY;	/* its process is being started: a moment later */
 	if ((rc = eng_room(e)))
 		return rc;
 	char by[IDENT_NAME_MAX];

@@ -848,7 +848,7 @@ static int step_ctl(struct fs_req *rq, struct fs_fh *fh)
 {
 	gid_t some[64], *list = some;
 	int n = 0;
-	if (rq->uid == fh->uid) {
+	if (fuse_req_ctx(rq->req)->uid == fh->uid) {
 		int cap = (int)ARRAY_SIZE(some);
 		n = fuse_req_getgroups(rq->req, cap, some);
 		if (n > cap && (list = malloc((size_t)n * sizeof(*list)))) {
@@ -1384,6 +1384,10 @@ static void ll_write(fuse_req_t req, fuse_ino_t ino, const char *buf, size_t siz
 	struct fs_req *rq = req_new(req, OP_WRITE, ino);
 	if (!rq)
 		return;
+	if (fh->node.type == NT_STEP_CTL) {
+		rq->uid = fh->uid;	/* a decision is the handle's (fh_write_as) */
+		rq->gid = fh->gid;
+	}
 	rq->data = malloc(size ? size : 1);
 	if (!rq->data) {
 		fuse_reply_err(req, ENOMEM);

@@ -93,6 +93,21 @@ expect_step own-1 b skipped
 expect_step own-1 c succeeded
 expect_field own-1 a ".decided_by == \"$OWNER\" and .reason == \"rejected\""
 
+# ---- a decision through a handle root opened is its writer's (and `by` says so)
+p=$(jq -cn --arg a "$ALICE" '{steps: [{id: "g", type: "approval", approvers: [$a]}]}')
+submit_as "$OWNER" hd "$p" || fail "submit: $(cat "$T/cp.err")"
+wait_for 20 is_step_state hd-1 g awaiting_approval || fail "never awaited"
+exec 3>"$M/runs/hd-1/steps/g/ctl" || fail "root cannot open the ctl"
+exec 4>"$M/runs/hd-1/steps/g/ctl" || fail "root cannot open the ctl"
+as "$BOB" bash -c 'echo approve >&4' 2>/dev/null && fail "bob decided through root's handle"
+exec 4>&-
+as "$ALICE" bash -c 'echo approve through a passed handle >&3' || fail "alice's approve through root's handle refused"
+exec 3>&-
+expect_run hd-1 succeeded
+expect_field hd-1 g ".decided_by == \"$ALICE\" and .reason == \"through a passed handle\""
+has_events "$M/runs/hd-1/events" step.approved 1 ".by == \"$ALICE\" and .decided_by == \"$ALICE\"" \
+  || fail "step.approved: $(grep approved "$M/runs/hd-1/events")"
+
 # ---- timeouts: reject by default, approve when asked; decided_by "timeout"
 must_submit tor '{"steps": [{"id": "a", "type": "approval", "timeout_sec": 0.5}, {"id": "b", "command": "true", "depends_on": ["a"]}]}'
 must_submit toa '{"steps": [{"id": "a", "type": "approval", "timeout_sec": 0.5, "on_timeout": "approve"}, {"id": "b", "command": "true", "depends_on": ["a"]}]}'
