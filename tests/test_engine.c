@@ -353,6 +353,111 @@ static void test_engine__undone_run_gives_back_started_steps(void **state)
 	assert_true(e->stopped);
 }
 
+
+/* The step ctl of RUN's STEP, as WHO. */
+static int step_ctl(struct orch_engine *e, const char *run, const char *step, const char *cmd,
+		    const struct orch_who *who)
+{
+	struct orch_run_attr a;
+	struct orch_step_attr s;
+	assert_int_equal(orch_run_by_name(e, run, &a), 0);
+	assert_int_equal(orch_step_by_name(e, a.rowid, step, &s), 0);
+	int rc = orch_step_ctl(e, s.rowid, cmd, strlen(cmd), who);
+	orch_engine_turn(e, 0);
+	return rc;
+}
+
+static const char *step_str(struct orch_engine *e, const char *run, const char *step, const char *field,
+			    char *buf, size_t n)
+{
+	json_t *j = step_status(e, run, step);
+	const char *v = json_string_value(json_object_get(j, field));
+	snprintf(buf, n, "%s", v ? v : "(null)");
+	json_decref(j);
+	return buf;
+}
+
+/* An approval step: who may decide, what applies when, and its timeout. */
+static void test_engine__approval_decisions_and_timeout(void **state)
+{
+	struct fixture *f = *state;
+	struct orch_engine *e = f->e;
+	char b[64];
+	struct orch_who owner = { getuid(), getgid(), NULL, 0 }, other = { 4242, 4242, NULL, 0 };
+	assert_int_equal(submit(e, "ap", "{\"steps\":[{\"id\":\"g\",\"type\":\"approval\"},"
+				     "{\"id\":\"d\",\"command\":\"true\",\"depends_on\":[\"g\"]}]}"),
+			 0);
+	step_until(e, "ap-1", "g", "awaiting_approval");
+	assert_true(run_is(e, "ap-1", "needs_human"));
+	assert_int_equal(e->att_count, 1);
+	assert_int_equal(step_ctl(e, "ap-1", "g", "approve", &other), -EACCES);
+	assert_int_equal(step_ctl(e, "ap-1", "g", "retry", &owner), -EINVAL);
+	assert_int_equal(step_ctl(e, "ap-1", "g", "approve\nreject", &owner), -EINVAL);
+	assert_int_equal(step_ctl(e, "ap-1", "d", "approve", &owner), -EINVAL);
+	assert_true(step_is(e, "ap-1", "g", "awaiting_approval"));
+	assert_int_equal(step_ctl(e, "ap-1", "g", "approve fine by me\n", &owner), 0);
+	run_until(e, "ap-1", "succeeded");
+	assert_string_equal(step_str(e, "ap-1", "g", "reason", b, sizeof(b)), "fine by me");
+	assert_string_equal(step_str(e, "ap-1", "g", "decision", b, sizeof(b)), "approved");
+	assert_int_equal(step_ctl(e, "ap-1", "g", "approve", &owner), -EINVAL);
+	assert_int_equal(e->att_count, 0);
+
+	/* the timeout decides, with decided_by "timeout" */
+	assert_int_equal(submit(e, "to", "{\"steps\":[{\"id\":\"g\",\"type\":\"approval\",\"timeout_sec\":0.1,"
+				     "\"on_timeout\":\"approve\"},{\"id\":\"d\",\"command\":\"true\",\"depends_on\":[\"g\"]}]}"),
+			 0);
+	run_until(e, "to-1", "succeeded");
+	assert_string_equal(step_str(e, "to-1", "g", "decided_by", b, sizeof(b)), "timeout");
+	assert_int_equal(e->att_count, 0);
+}
+
+/* A deadline that passed while no engine ran is decided once, at the next open. */
+static void test_engine__approval_deadline_passed_while_closed(void **state)
+{
+	struct fixture *f = *state;
+	char b[64];
+	assert_int_equal(submit(f->e, "dl", "{\"steps\":[{\"id\":\"g\",\"type\":\"approval\",\"timeout_sec\":0.3}]}"),
+			 0);
+	step_until(f->e, "dl-1", "g", "awaiting_approval");
+	int64_t t0 = clock_wall_ms();
+	orch_engine_turn(f->e, 0);
+	orch_engine_close(f->e);
+	while (clock_wall_ms() - t0 < 400)	/* a lower bound: longer changes nothing */
+		usleep(20000);
+	f->e = fixture_open(f);
+	run_until(f->e, "dl-1", "failed");
+	assert_string_equal(step_str(f->e, "dl-1", "g", "decided_by", b, sizeof(b)), "timeout");
+	assert_string_equal(step_str(f->e, "dl-1", "g", "decision", b, sizeof(b)), "rejected");
+	struct sbuf ev = SBUF_INIT;
+	assert_int_equal(orch_events_read(f->e, EV_GLOBAL, 0, 0, 1 << 20, &ev), 0);
+	const char *p1 = strstr(sbuf_str(&ev), "\"type\":\"step.rejected\"");
+	assert_non_null(p1);
+	assert_null(strstr(p1 + 1, "\"type\":\"step.rejected\""));
+	sbuf_release(&ev);
+}
+
+/* A run whose creation a failed commit undid leaves nothing on the
+ * attention list (its approval step awaited in the same turn). */
+static void test_engine__undone_approval_leaves_no_wait(void **state)
+{
+	struct fixture *f = *state;
+	struct orch_engine *e = f->e;
+	assert_int_equal(submit_uncommitted(e, "ua", "{\"steps\":[{\"id\":\"g\",\"type\":\"approval\"}]}"), 0);
+	run_schedule_all(e);
+	assert_int_equal(e->att_count, 1);
+	store_rollback(&e->st);
+	e->resync = true;
+	orch_engine_turn(e, 0);
+	struct orch_run_attr a;
+	assert_int_not_equal(orch_run_by_name(e, "ua-1", &a), 0);
+	assert_int_equal(e->att_count, 0);
+	assert_null(e->att_head);
+	struct sbuf out = SBUF_INIT;
+	assert_int_equal(orch_render_attention(e, &out), 0);
+	assert_int_equal(out.len, 0);
+	sbuf_release(&out);
+}
+
 int main(int argc, char **argv)
 {
 	FIXTURE_MAIN_PROLOGUE(argc, argv);
@@ -364,6 +469,9 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_engine__timeout_and_retry, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__spawn_failure_is_a_failed_attempt, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__undone_run_gives_back_started_steps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine__approval_decisions_and_timeout, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine__approval_deadline_passed_while_closed, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine__undone_approval_leaves_no_wait, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
