@@ -479,7 +479,7 @@ static struct run *run_load(struct orch_engine *e, int64_t rowid, int *rcp)
 	}
 	for (size_t i = 0; i < r->dag.n; i++)
 		r->counts[r->dag.nodes[i].state]++;
-	sup_load(e, r);	/* (a finished run's: its decisions, for status) */
+	sup_attach(e, r);	/* (listed once active: run_load_unfinished) */
 	r->ev_epoch = -1;	/* computed on first use */
 	*rcp = 0;
 	return r;
@@ -1114,16 +1114,22 @@ static int step_argv_build(struct orch_engine *e, struct step *s, bool sandboxed
  * Spawning first would let a crash in between leave a process nothing knows
  * of, reuse the attempt's number, or run a step of a submission the crash
  * undid. The attempt counts against the run's and the global limits from now. */
+/* S begins (an attempt, or an approval's wait): no outcome yet. */
+static void step_begin(struct step *s)
+{
+	s->exit_code = -1;
+	s->signal = 0;
+	s->reason = NULL;
+	s->started_at = clock_wall_ms();
+	s->finished_at = s->duration_ms = s->retry_at = 0;
+}
+
 static void step_start(struct orch_engine *e, struct run *r, size_t i)
 {
 	struct step *s = &r->steps[i];
 	if (r->plan->steps[i].approval) {
 		/* a person decides: no process, no slot (core/supervise.h) */
-		s->exit_code = -1;
-		s->signal = 0;
-		s->reason = NULL;
-		s->started_at = clock_wall_ms();
-		s->finished_at = s->duration_ms = s->retry_at = 0;
+		step_begin(s);
 		step_set(e, s, STEP_AWAITING_APPROVAL);
 		step_save(e, s);
 		sup_approval_begin(e, s);
@@ -1142,11 +1148,7 @@ static void step_start(struct orch_engine *e, struct run *r, size_t i)
 	s->attempt++;
 	s->hdr_pending = true;
 	s->counted++;
-	s->exit_code = -1;
-	s->signal = 0;
-	s->reason = NULL;
-	s->started_at = clock_wall_ms();
-	s->finished_at = s->duration_ms = s->retry_at = 0;
+	step_begin(s);
 	step_set(e, s, STEP_RUNNING);
 	r->nrunning++;
 	e->running++;
@@ -1589,7 +1591,7 @@ static bool loop_detected(struct orch_engine *e, struct step *s, const struct pr
 	step_set(e, s, STEP_NEEDS_HUMAN);
 	step_save(e, s);
 	json_t *att = json_array();
-	for (unsigned k = su->first; att && k <= s->attempt; k++)
+	for (unsigned k = s->attempt + 1 - su->same; att && k <= s->attempt; k++)
 		json_array_append_new(att, json_integer(k));
 	ev_emit(e, "step.loop_detected", r, s, NULL,
 		json_pack("{s:s, s:o?, s:i}", "signature", su->sig, "attempts", att, "same_failures",
@@ -1624,6 +1626,14 @@ static void attempt_ended(struct orch_engine *e, struct step *s, int status, enu
 
 	if (why == KILL_INTERRUPT && (r->cancelled || r->aborted) && !e->stopping)
 		why = KILL_CANCEL;	/* a restart during a cancel: the cancel stands */
+	if (why != KILL_CANCEL && !r->cancelled && !r->aborted && p && p->stop_reason) {
+		/* supervision stopped it (a limit, a person), whatever else was
+		 * stopping it too (a timeout, the daemon's stop), or asked to as
+		 * it ended by itself: what was acknowledged stands, no retry */
+		s->reason = p->stop_reason;
+		step_final(e, s, STEP_FAILED);
+		return;
+	}
 	if (why == KILL_INTERRUPT) {
 		/* the daemon stopped it (or its sandbox restarted): an interrupted
 		 * attempt, run again, not counted against retries */
@@ -1638,6 +1648,10 @@ static void attempt_ended(struct orch_engine *e, struct step *s, int status, enu
 		ready_push(r, s->idx);
 		return;
 	}
+	/* a question ends with the attempt that asked it (an interrupted one
+	 * runs again: its question stays open) */
+	if (s->sup && s->sup->wait == SUP_WAIT_QUESTION)
+		sup_wait_end(e, s, "attempt ended");
 	if (why == KILL_CANCEL || r->cancelled || r->aborted) {
 		s->reason = r->cancelled ? "cancelled" : "aborted";
 		struct actor old = cancel_actor(e, r);
@@ -1645,10 +1659,8 @@ static void attempt_ended(struct orch_engine *e, struct step *s, int status, enu
 		eng_actor_restore(e, old);
 		return;
 	}
-	if (why == KILL_STOP || (why == KILL_NONE && p && p->stop_reason)) {
-		/* supervision stopped it (a limit, a person), or asked to as it
-		 * ended by itself (what was said stands): no retry */
-		s->reason = p && p->stop_reason ? p->stop_reason : "failed_by_user";
+	if (why == KILL_STOP) {	/* (without its reason: p is gone) */
+		s->reason = "failed_by_user";
 		step_final(e, s, STEP_FAILED);
 		return;
 	}
@@ -1920,6 +1932,7 @@ int run_load_unfinished(struct orch_engine *e)
 				if (r->cancelled || r->aborted) {
 					nd->state = STEP_CANCELLED;
 					s->reason = r->cancelled ? "cancelled" : "aborted";
+					sup_wait_end(e, s, "cancelled");	/* a question it asked */
 					attempt_save(e, s, "cancelled");
 					/* its end, as step_final() says it, naming the canceller */
 					struct actor old = cancel_actor(e, r);
@@ -1973,6 +1986,17 @@ int run_load_unfinished(struct orch_engine *e)
 		hash_add(e, r);
 		list_append(&e->active_head, &e->active_tail, r);
 		eng_log(e, "resuming run %s", r->name);
+		/* its waits, and the stops acknowledged before the restart: such
+		 * a step fails (it was made pending above, as interrupted) */
+		sup_load(e, r);
+		for (size_t i = 0; i < r->dag.n && !r->cancelled && !r->aborted; i++) {
+			struct step *s = &r->steps[i];
+			if (s->sup && s->sup->stop && r->dag.nodes[i].state == STEP_PENDING) {
+				s->reason = s->sup->stop;
+				step_final(e, s, STEP_FAILED);
+			}
+		}
+		run_waits_changed(e, r);
 	}
 	orch_free(ids);
 	/* the counters reflect the store after the fixes above */
@@ -2081,7 +2105,14 @@ static int ctl_retry(struct orch_engine *e, struct run *r)
 			continue;
 		step_set(e, s, STEP_PENDING);
 		if (s->sup) {
+			/* a fresh start: the failures, turns and spending so far do not count */
 			sup_series_reset(s->sup);
+			s->sup->turns = 0;
+			s->sup->cost_usd = 0;
+			s->sup->tokens = 0;
+			s->sup->warned = 0;
+			s->sup->actions = 0;
+			s->sup->stop = NULL;
 			sup_save(e, s);
 		}
 		s->budget = s->counted + r->plan->steps[i].retries + 1;
@@ -2506,6 +2537,12 @@ void run_step_stop(struct orch_engine *e, struct step *s, const char *reason)
 	}
 	if (!p->stop_reason)
 		p->stop_reason = reason;
+	/* durable with the acknowledgement: a restart fails the step with it */
+	struct sup *su = sup_of(e, s);
+	if (su && !su->stop) {
+		su->stop = p->stop_reason;
+		sup_save(e, s);
+	}
 	proc_term(e, p, KILL_STOP);
 }
 

@@ -621,7 +621,7 @@ int orch_events_post(struct orch_engine *e, int64_t sbid, const struct line_batc
 	 * used after them */
 	for (size_t i = 0; i < b->n; i++) {
 		const char *type = json_string_value(json_object_get(b->events[i], "event_type"));
-		sup_on_event(e, sb, s && step_state_of(s) == STEP_RUNNING ? s : NULL, type, b->events[i]);
+		sup_on_event(e, sb, s, type, b->events[i]);
 	}
 	orch_need_durable(e);
 	return 0;

@@ -124,15 +124,27 @@ enum sup_verdict sup_usage(struct sup *s, double cost, int64_t tokens, double ma
 	return SUP_OK;
 }
 
+/* 64-bit FNV-1a: actions are compared by hash and length, whatever their size */
+static uint64_t fnv1a(const char *p, size_t n)
+{
+	uint64_t h = 14695981039346656037ull;
+	for (size_t i = 0; i < n; i++) {
+		h ^= (unsigned char)p[i];
+		h *= 1099511628211ull;
+	}
+	return h;
+}
+
 bool sup_action(struct sup *s, const char *data, unsigned threshold)
 {
-	if (s->action && !strcmp(s->action, data)) {
+	size_t n = strlen(data);
+	uint64_t h = fnv1a(data, n);
+	if (s->actions && s->action_hash == h && s->action_len == n) {
 		s->actions++;
 	} else {
-		char *d = text_dup(data, strlen(data));
-		orch_free(s->action);
-		s->action = d;
-		s->actions = d ? 1 : 0;
+		s->action_hash = h;
+		s->action_len = n;
+		s->actions = 1;
 	}
 	if (threshold && s->actions >= threshold) {
 		s->actions = 0;
@@ -200,9 +212,14 @@ json_t *sup_to_json(const struct sup *s)
 	if (s->warned)
 		json_object_set_new(o, "warned", json_integer(s->warned));
 	if (s->actions) {
-		set_str(o, "action", s->action);
+		char h[17];
+		snprintf(h, sizeof(h), "%016llx", (unsigned long long)s->action_hash);
+		json_object_set_new(o, "action_hash", json_string(h));
+		json_object_set_new(o, "action_len", json_integer((json_int_t)s->action_len));
 		json_object_set_new(o, "actions", json_integer(s->actions));
 	}
+	if (s->stop)
+		json_object_set_new(o, "stop", json_string(s->stop));
 	return o;
 }
 
@@ -242,28 +259,44 @@ int sup_from_json(struct sup *s, const char *text)
 	s->decided_at = get_int(o, "decided_at", 0, INT64_MAX);
 	s->reason = get_text(o, "reason");
 	s->sig = get_text(o, "sig");
-	s->same = (unsigned)get_int(o, "same", 0, UINT32_MAX);
-	s->first = (unsigned)get_int(o, "first", 0, UINT32_MAX);
+	/* a series is at most the largest same_failures long: what a read
+	 * of status lists stays bounded whatever the file says */
+	s->same = (unsigned)get_int(o, "same", 0, 1000);
+	s->first = (unsigned)get_int(o, "first", 0, UINT32_MAX - 1000);
 	s->turns = (unsigned)get_int(o, "turns", 0, UINT32_MAX);
 	json_t *c = json_object_get(o, "cost_usd");
 	s->cost_usd = json_is_number(c) && json_number_value(c) > 0 ? json_number_value(c) : 0;
 	s->tokens = get_int(o, "tokens", 0, INT64_MAX);
 	s->warned = (unsigned)get_int(o, "warned", 0, 7);
-	s->action = get_text(o, "action");
-	s->actions = s->action ? (unsigned)get_int(o, "actions", 0, UINT32_MAX) : 0;
+	const char *ah = json_string_value(json_object_get(o, "action_hash"));
+	s->actions = ah ? (unsigned)get_int(o, "actions", 0, UINT32_MAX) : 0;
+	s->action_hash = ah ? strtoull(ah, NULL, 16) : 0;
+	s->action_len = (size_t)get_int(o, "action_len", 0, INT32_MAX);
+	/* the reasons a stop may have (interned: struct sup keeps a static string) */
+	static const char *const stops[] = { "max_turns", "budget", "failed_by_user" };
+	const char *st = json_string_value(json_object_get(o, "stop"));
+	s->stop = NULL;
+	for (size_t k = 0; st && k < ARRAY_SIZE(stops); k++)
+		if (!strcmp(st, stops[k]))
+			s->stop = stops[k];
 	json_decref(o);
 	return 0;
 }
+
+static void att_remove(struct orch_engine *e, struct sup *s);
 
 void sup_free(struct sup *s)
 {
 	if (!s)
 		return;
+	if (s->eng) {
+		att_remove(s->eng, s);
+		loop_timer_cancel(&s->eng->loop, &s->timer);
+	}
 	orch_free(s->question);
 	orch_free(s->decided_by);
 	orch_free(s->reason);
 	orch_free(s->sig);
-	orch_free(s->action);
 	orch_free(s);
 }
 
@@ -365,11 +398,10 @@ void sup_wait_begin(struct orch_engine *e, struct step *st, enum sup_wait w)
 	struct sup *s = sup_of(e, st);
 	if (!s)
 		return;
-	if (s->wait) {
-		s->wait = w;	/* one wait at a time: the newer kind says what is asked */
-		sup_save(e, st);
-		return;
-	}
+	if (s->wait == w)
+		return;	/* (a second question replaces the first: the caller saved it) */
+	if (s->wait)
+		sup_wait_end(e, st, "replaced");	/* one wait at a time */
 	s->wait = w;
 	s->since = clock_wall_ms();
 	att_insert(e, s);
@@ -483,7 +515,10 @@ static void guardian(struct orch_engine *e, struct step *st, const char *text)
 {
 	if (!st->run->sb || !text)
 		return;
-	int rc = msgq_post(e, st->run->sb, MSG_GUARDIAN_INTERVENTION, text);
+	/* what waits in one user's sandboxes stays bounded, whoever queues it */
+	int rc = eng_quota(e, st->run->sb->uid, QUOTA_QUEUED_MESSAGES, 1, NULL);
+	if (!rc)
+		rc = msgq_post(e, st->run->sb, MSG_GUARDIAN_INTERVENTION, text);
 	if (rc)
 		eng_log(e, "run %s step %s: cannot queue a guardian_intervention: %s", st->run->name,
 			step_id(st), strerror(-rc));
@@ -535,7 +570,7 @@ void sup_on_event(struct orch_engine *e, struct sandbox *sb, struct step *st, co
 	if (!st)
 		st = only_running(sb);
 	if (!st || step_state_of(st) != STEP_RUNNING)
-		return;
+		return;	/* (a step no longer running is charged nothing) */
 	const struct plan_step *ps = &st->run->plan->steps[st->idx];
 	json_t *data = json_object_get(ev, "event_data");
 	struct sup *s;
@@ -581,11 +616,16 @@ void sup_on_event(struct orch_engine *e, struct sandbox *sb, struct step *st, co
 		bool loop = sup_action(s, canon, ps->repeated_actions);
 		sup_save(e, st);
 		if (loop) {
+			/* the action as the event and the message show it: at most 512 bytes */
+			char *shown = text_dup(canon, strlen(canon) > 512 ? 512 : strlen(canon));
 			ev_emit(e, "agent.loop_detected", st->run, st, NULL,
-				json_pack("{s:s, s:i}", "action", canon, "count", (json_int_t)ps->repeated_actions));
-			char *text = orch_asprintf("orchfs: the same action was repeated %u times in a row: %s."
+				json_pack("{s:s?, s:I, s:i}", "action", shown, "action_bytes",
+					  (json_int_t)strlen(canon), "count", (json_int_t)ps->repeated_actions));
+			char *text = orch_asprintf("orchfs: the same action was repeated %u times in a row: %s%s."
 						   " Stop and try something else.",
-						   ps->repeated_actions, canon);
+						   ps->repeated_actions, shown ? shown : "?",
+						   strlen(canon) > 512 ? "..." : "");
+			orch_free(shown);
 			guardian(e, st, text);
 			orch_free(text);
 		}
@@ -608,17 +648,43 @@ void sup_on_answer(struct orch_engine *e, struct sandbox *sb, int64_t msg_id)
 	}
 }
 
+void sup_attach(struct orch_engine *e, struct run *r)
+{
+	for (size_t i = 0; i < r->dag.n; i++) {
+		struct sup *s = r->steps[i].sup;
+		if (!s)
+			continue;
+		s->step = &r->steps[i];
+		s->eng = e;
+		s->timer = (struct loop_timer)LOOP_TIMER_INIT(approval_timer_cb, s);
+	}
+}
+
 void sup_load(struct orch_engine *e, struct run *r)
 {
 	for (size_t i = 0; i < r->dag.n; i++) {
 		struct step *st = &r->steps[i];
+		enum step_state state = r->dag.nodes[i].state;
+		/* the wait a step's state says it has, whatever was stored (the
+		 * state directory is hostile; a save may have failed) */
+		enum sup_wait want = state == STEP_AWAITING_APPROVAL ? SUP_WAIT_APPROVAL
+				   : state == STEP_NEEDS_HUMAN	  ? SUP_WAIT_LOOP
+				   : SUP_WAIT_NONE;
 		struct sup *s = st->sup;
-		if (!s)
+		if (!s && want == SUP_WAIT_NONE)
 			continue;
-		s->step = st;
-		s->eng = e;
-		s->timer = (struct loop_timer)LOOP_TIMER_INIT(approval_timer_cb, s);
-		if (!s->wait || step_state_final(r->dag.nodes[i].state))
+		if (!s && !(s = sup_of(e, st)))
+			continue;
+		if (want == SUP_WAIT_NONE && s->wait == SUP_WAIT_QUESTION &&
+		    (state == STEP_RUNNING || state == STEP_PENDING))
+			want = SUP_WAIT_QUESTION;	/* asked by an attempt that runs again */
+		if (s->wait != want) {
+			if (want && !s->since)
+				s->since = st->started_at ? st->started_at : clock_wall_ms();
+			s->wait = want;
+			sup_save(e, st);
+		}
+		if (!s->wait)
 			continue;
 		att_insert(e, s);
 		r->nwaits++;

@@ -66,8 +66,12 @@ struct sup {
 	double cost_usd;
 	int64_t tokens;
 	unsigned warned;	/* SUP_WARNED_* */
-	char *action;		/* the last agent.action's event_data, canonical JSON */
+	uint64_t action_hash;	/* the last agent.action's event_data, canonical JSON: */
+	size_t action_len;	/* its FNV-1a hash and length (any size compares) */
 	unsigned actions;	/* identical ones in a row */
+	const char *stop;	/* a stop asked (run_step_stop): its reason (static), until the
+				 * step ends; a restart fails the step with it rather than
+				 * running it again */
 	/* memory only */
 	struct orch_engine *eng;
 	struct step *step;
@@ -98,7 +102,7 @@ enum sup_verdict sup_turn(struct sup *s, unsigned max);
  * past either. *WHICH names the limit ("cost_usd" or "tokens"). */
 enum sup_verdict sup_usage(struct sup *s, double cost, int64_t tokens, double max_cost,
 			   int64_t max_tokens, const char **which);
-/* An agent.action whose event_data is DATA (canonical JSON, copied): true
+/* An agent.action whose event_data is DATA (canonical JSON): true
  * when it makes THRESHOLD (>0) identical ones in a row (the count then
  * starts again, so that a loop that goes on is reported again). */
 bool sup_action(struct sup *s, const char *data, unsigned threshold);
@@ -113,7 +117,9 @@ bool sup_may_decide(struct ident *id, const char *const *approvers, size_t n, ui
  * that is not such an object: what can be read is kept). */
 json_t *sup_to_json(const struct sup *s);
 int sup_from_json(struct sup *s, const char *text);
-void sup_free(struct sup *s);	/* the strings and S (its timer must be cancelled) */
+/* The strings and S; off the attention list and its timer cancelled first,
+ * should its run be freed with the wait open. */
+void sup_free(struct sup *s);
 
 /* ---- the engine's side (engine thread) ---- */
 
@@ -132,14 +138,21 @@ void sup_wait_end(struct orch_engine *e, struct step *st, const char *how);
 /* An approval step's dependencies are met: it awaits a decision. */
 void sup_approval_begin(struct orch_engine *e, struct step *st);
 /* A worker posted event TYPE (its fields in EV) in SB, from step ST (NULL
- * when no running step posted it). */
+ * when the poster is no step's process: then the sandbox's run's only
+ * running step, if it has exactly one). A step that is no longer running is
+ * charged nothing. */
 void sup_on_event(struct orch_engine *e, struct sandbox *sb, struct step *st, const char *type,
 		  json_t *ev);
 /* A human_answer message was queued in SB (message MSG_ID): it answers the
  * oldest open question of the sandbox's steps, if any. */
 void sup_on_answer(struct orch_engine *e, struct sandbox *sb, int64_t msg_id);
-/* A run was loaded with its steps: their waits back on the list, approval
- * timeouts armed again (one that passed while orchfs was down fires now). */
+/* A run was read from the store: its steps' struct sup know them (nothing
+ * is listed: a finished run's decisions are for its status). */
+void sup_attach(struct orch_engine *e, struct run *r);
+/* An unfinished run became active at start: its waits back on the list
+ * (made again from the steps' states where the stored ones disagree),
+ * approval timeouts armed again (one that passed while orchfs was down
+ * fires now). */
 void sup_load(struct orch_engine *e, struct run *r);
 /* Forget the steps of R (freed, or unloaded): off the list, timers cancelled. */
 void sup_unload(struct orch_engine *e, struct run *r);

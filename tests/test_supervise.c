@@ -150,7 +150,20 @@ static void test_supervise__repeated_actions(void **state)
 	/* off */
 	for (int k = 0; k < 10; k++)
 		assert_false(sup_action(&s, "same", 0));
-	orch_free(s.action);
+	/* large actions compare whole (no cut at SUP_TEXT_MAX), and differ
+	 * even when only their end does */
+	char *big = malloc(3 * SUP_TEXT_MAX);
+	memset(big, 'x', 3 * SUP_TEXT_MAX - 1);
+	big[3 * SUP_TEXT_MAX - 1] = '\0';
+	struct sup t = { 0 };
+	assert_false(sup_action(&t, big, 3));
+	assert_false(sup_action(&t, big, 3));
+	assert_true(sup_action(&t, big, 3));
+	assert_false(sup_action(&t, big, 3));
+	big[3 * SUP_TEXT_MAX - 2] = 'y';
+	assert_false(sup_action(&t, big, 3));	/* another: the count starts again */
+	assert_int_equal(t.actions, 1);
+	free(big);
 }
 
 /* a passwd and a group file of our own for the approvers check */
@@ -252,8 +265,9 @@ static void test_supervise__durable_form_round_trips(void **state)
 	s.cost_usd = 0.75;
 	s.tokens = 1234;
 	s.warned = SUP_WARNED_COST;
-	s.action = orch_strdup("{\"a\":1}");
-	s.actions = 2;
+	assert_false(sup_action(&s, "{\"a\":1}", 5));
+	assert_false(sup_action(&s, "{\"a\":1}", 5));
+	s.stop = "budget";
 	json_t *o = sup_to_json(&s);
 	char *txt = json_dumps(o, JSON_COMPACT);
 	json_decref(o);
@@ -274,14 +288,16 @@ static void test_supervise__durable_form_round_trips(void **state)
 	assert_true(t->cost_usd == 0.75);
 	assert_true(t->tokens == 1234);
 	assert_int_equal(t->warned, SUP_WARNED_COST);
-	assert_string_equal(t->action, "{\"a\":1}");
 	assert_int_equal(t->actions, 2);
+	assert_string_equal(t->stop, "budget");
+	/* the same action continues the series after the round trip */
+	assert_false(sup_action(t, "{\"a\":1}", 5));
+	assert_int_equal(t->actions, 3);
 	sup_free(t);
 	orch_free(s.question);
 	orch_free(s.decided_by);
 	orch_free(s.reason);
 	orch_free(s.sig);
-	orch_free(s.action);
 
 	/* what the state directory holds is hostile: nonsense is refused or clamped */
 	t = calloc(1, sizeof(*t));
@@ -289,14 +305,22 @@ static void test_supervise__durable_form_round_trips(void **state)
 	assert_int_equal(sup_from_json(t, "[1,2]"), -EINVAL);
 	assert_int_equal(sup_from_json(t, NULL), -EINVAL);
 	assert_int_equal(sup_from_json(t, "{\"wait\":\"dance\",\"same\":-5,\"turns\":\"many\",\"warned\":99,"
-					  "\"cost_usd\":-3,\"question\":17}"),
+					  "\"cost_usd\":-3,\"question\":17,\"stop\":\"whatever\"}"),
 			 0);
+	assert_null(t->stop);	/* only the reasons orchfs gives */
 	assert_int_equal(t->wait, SUP_WAIT_NONE);
 	assert_int_equal(t->same, 0);
 	assert_int_equal(t->turns, 0);
 	assert_int_equal(t->warned, 7);
 	assert_true(t->cost_usd == 0);
 	assert_null(t->question);
+	sup_free(t);
+	/* a series longer than any same_failures is cut to 1000: what status
+	 * lists of it stays bounded */
+	t = calloc(1, sizeof(*t));
+	assert_int_equal(sup_from_json(t, "{\"wait\":\"loop\",\"same\":4000000000,\"first\":4294967295}"), 0);
+	assert_int_equal(t->same, 1000);
+	assert_true(t->first <= UINT32_MAX - 1000);
 	sup_free(t);
 }
 
