@@ -30,10 +30,12 @@ FS_SRC   := $(sort $(wildcard fs/*.c))
 UNIT_SRC := $(sort $(wildcard tests/test_*.c))
 
 # The version (core/version.h): `git describe` in a git checkout, or
-# `make VERSION=...`; else (a tarball) core/version.h's fallback. The files
-# that include core/version.h are compiled again when it changes.
+# `make VERSION=...`; else the version of the last build (`sudo make install`
+# after `make`: git refuses a repository another user owns), else (a
+# tarball) core/version.h's fallback. The files that include core/version.h
+# are compiled again when it changes.
 ifeq ($(origin VERSION),undefined)
-VERSION := $(if $(wildcard .git),$(shell git describe --always --dirty 2>/dev/null))
+VERSION := $(or $(if $(wildcard .git),$(shell git describe --always --dirty 2>/dev/null)),$(shell cat build/version 2>/dev/null))
 endif
 VERSION_DEF   = $(if $(VERSION),-DORCHFS_VERSION='"$(VERSION)"')
 VERSION_USERS := $(shell grep -l '"core/version\.h"' $(CORE_SRC) $(FS_SRC) 2>/dev/null)
