@@ -6,19 +6,39 @@
 #   make demo       install missing packages, build, mount a scratch orchfs and run the example plans
 #   make asan       build ./orchfs-asan (AddressSanitizer + UndefinedBehaviorSanitizer)
 #   make check      the core library must not reference FUSE
+#   make install    install orchfs, its man pages and examples under $(DESTDIR)$(PREFIX) (default /usr/local);
+#                   make uninstall removes exactly those files
 
 PKGS     := fuse3 sqlite3 jansson libcurl
 CC       ?= cc
 OPT      ?= -O2
 CFLAGS   ?=
 WARN     := -Wall -Wextra -Werror -Wstrict-prototypes -Wshadow -Wno-unused-parameter
-BASE     := -std=gnu11 -g $(OPT) $(WARN) -D_GNU_SOURCE -MMD -MP -I. $(shell pkg-config --cflags $(PKGS))
-LIBS     := $(shell pkg-config --libs $(PKGS)) -lpthread -lm
+# pkg-config is asked the first time a recipe needs its flags, never while make
+# reads this file: on a fresh machine `make demo` and `make test` install the
+# packages (scripts/install-deps.sh) before anything compiles, and nothing
+# complains about them before. A build without them stops at `pkgs`, which
+# lets pkg-config say what is missing.
+PKG_CFLAGS = $(eval PKG_CFLAGS := $$(shell pkg-config --cflags $(PKGS) 2>/dev/null))$(PKG_CFLAGS)
+PKG_LIBS   = $(eval PKG_LIBS := $$(shell pkg-config --libs $(PKGS) 2>/dev/null))$(PKG_LIBS)
+BASE     = -std=gnu11 -g $(OPT) $(WARN) -D_GNU_SOURCE -MMD -MP -I. $(PKG_CFLAGS) $(VERSION_DEF)
+LIBS     = $(PKG_LIBS) -lpthread -lm
 SAN      := -fsanitize=address,undefined -fno-omit-frame-pointer -fno-sanitize-recover=undefined
 
 CORE_SRC := $(sort $(wildcard core/*.c))
 FS_SRC   := $(sort $(wildcard fs/*.c))
 UNIT_SRC := $(sort $(wildcard tests/test_*.c))
+
+# The version (core/version.h): `git describe` in a git checkout, or
+# `make VERSION=...`; else the version of the last build (`sudo make install`
+# after `make`: git refuses a repository another user owns), else (a
+# tarball) core/version.h's fallback. The files that include core/version.h
+# are compiled again when it changes.
+ifeq ($(origin VERSION),undefined)
+VERSION := $(or $(if $(wildcard .git),$(shell git describe --always --dirty 2>/dev/null)),$(shell cat build/version 2>/dev/null))
+endif
+VERSION_DEF   = $(if $(VERSION),-DORCHFS_VERSION='"$(VERSION)"')
+VERSION_USERS := $(shell grep -l '"core/version\.h"' $(CORE_SRC) $(FS_SRC) 2>/dev/null)
 
 # two build flavours, each in its own directory
 B        := build/rel
@@ -27,17 +47,28 @@ A        := build/asan
 core_objs = $(CORE_SRC:%.c=$(1)/%.o)
 fs_objs   = $(FS_SRC:%.c=$(1)/%.o)
 
-.PHONY: all asan test unit e2e check demo clean deps bench bench-quick valgrind fuzz fuzz-replay crash
+.PHONY: all asan test unit e2e check demo clean deps bench bench-quick valgrind fuzz fuzz-replay crash \
+	install uninstall pkgs FORCE
 all: orchfs
 
 # V=1 shows the commands
 Q := $(if $(V),,@)
 
-$(B)/%.o: %.c
+# the packages must be there before anything compiles
+pkgs:
+	@pkg-config --exists $(PKGS) || { pkg-config --print-errors --exists $(PKGS); \
+		echo "orchfs needs the packages of $(PKGS): run make deps (scripts/install-deps.sh)" >&2; exit 1; }
+
+FORCE:
+build/version: FORCE
+	@mkdir -p build; [ "$$(cat $@ 2>/dev/null)" = '$(VERSION)' ] || echo '$(VERSION)' >$@
+$(VERSION_USERS:%.c=$(B)/%.o) $(VERSION_USERS:%.c=$(A)/%.o): build/version
+
+$(B)/%.o: %.c | pkgs
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC      $<")
 	$(Q)$(CC) $(BASE) $(CFLAGS) -c $< -o $@
-$(A)/%.o: %.c
+$(A)/%.o: %.c | pkgs
 	@mkdir -p $(dir $@)
 	@$(if $(Q),echo "  CC asan $<")
 	$(Q)$(CC) $(BASE) -O1 $(SAN) $(CFLAGS) -c $< -o $@
@@ -139,5 +170,42 @@ bench:
 
 clean:
 	rm -rf build orchfs orchfs-asan
+
+# make install [PREFIX=/usr/local] [DESTDIR=]: the daemon, its man pages, and
+# (the Debian place for them) the README and examples, the systemd units among
+# them (installed, not enabled; their ExecStart names $(PREFIX)/bin/orchfs).
+# make uninstall with the same PREFIX and DESTDIR removes those files, and the
+# directories of orchfs's own that are left empty.
+PREFIX  ?= /usr/local
+DESTDIR ?=
+BINDIR  := $(PREFIX)/bin
+MANDIR  := $(PREFIX)/share/man
+DOCDIR  := $(PREFIX)/share/doc/orchfs
+MANPAGES := man/orchfs.1 man/orchfs-plan.5
+examples_list = find examples -type f ! -name '*~' ! -name '.*' | LC_ALL=C sort
+
+install: orchfs
+	install -d '$(DESTDIR)$(BINDIR)' '$(DESTDIR)$(MANDIR)/man1' '$(DESTDIR)$(MANDIR)/man5' '$(DESTDIR)$(DOCDIR)'
+	install -m 0755 orchfs '$(DESTDIR)$(BINDIR)/orchfs'
+	install -m 0644 man/orchfs.1 '$(DESTDIR)$(MANDIR)/man1/orchfs.1'
+	install -m 0644 man/orchfs-plan.5 '$(DESTDIR)$(MANDIR)/man5/orchfs-plan.5'
+	install -m 0644 README.md '$(DESTDIR)$(DOCDIR)/README.md'
+	@set -e; $(examples_list) | while read -r f; do \
+		d='$(DESTDIR)$(DOCDIR)/'$$f; mode=0644; [ -x "$$f" ] && mode=0755; \
+		echo "install -m $$mode $$f $$d"; install -d "$${d%/*}"; \
+		case $$f in \
+		*.service) sed 's|/usr/local/bin/orchfs|$(BINDIR)/orchfs|g' "$$f" >"$$d.tmp"; \
+			chmod $$mode "$$d.tmp"; mv -f "$$d.tmp" "$$d" ;; \
+		*) install -m $$mode "$$f" "$$d" ;; \
+		esac; \
+	done
+
+uninstall:
+	rm -f '$(DESTDIR)$(BINDIR)/orchfs' '$(DESTDIR)$(MANDIR)/man1/orchfs.1' \
+		'$(DESTDIR)$(MANDIR)/man5/orchfs-plan.5' '$(DESTDIR)$(DOCDIR)/README.md'
+	@set -e; $(examples_list) | while read -r f; do \
+		echo "rm -f $(DESTDIR)$(DOCDIR)/$$f"; rm -f '$(DESTDIR)$(DOCDIR)/'"$$f"; done
+	@if [ -d '$(DESTDIR)$(DOCDIR)' ]; then \
+		find '$(DESTDIR)$(DOCDIR)' -depth -type d -empty -exec rmdir {} \;; fi
 
 -include $(shell find build -name '*.d' 2>/dev/null)

@@ -27,8 +27,10 @@
 #include <sys/file.h>
 #include <sys/mman.h>
 #include <sys/resource.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/sysmacros.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -36,14 +38,14 @@
 #include "core/exec.h"
 #include "core/logfile.h"
 #include "core/proc.h"
+#include "core/version.h"
 #include "fs/conn.h"
 #include "fs/fs.h"
-
-#define ORCHFS_VERSION "0.1.0"
 
 static const char usage[] =
 	"usage: orchfs [-f] [-d] [-o FUSE_OPTS] [--state DIR] [--config FILE] [--jobs N]\n"
 	"              [--var NAME=VALUE]... [--port-range LO-HI] MOUNTPOINT\n"
+	"       orchfs --help | --version\n"
 	"\n"
 	"  -f                 stay in the foreground (default: daemonize once mounted)\n"
 	"  -d                 FUSE debug output (implies -f)\n"
@@ -54,7 +56,11 @@ static const char usage[] =
 	"                     \"log_max_bytes\", \"limits\"} (limits: per user; see the README)\n"
 	"  --jobs N           at most N steps running at once across all runs (0: no limit)\n"
 	"  --var NAME=VALUE   a default for ${NAME} in plans (repeatable)\n"
-	"  --port-range LO-HI the TCP ports sandboxes take (default 20000-29999)\n";
+	"  --port-range LO-HI the TCP ports sandboxes take (default 20000-29999)\n"
+	"  --help             this text\n"
+	"  --version          print the version\n"
+	"\n"
+	"orchfs(1) describes the daemon and its tree, orchfs-plan(5) the plans.\n";
 
 /* Where start-up errors go: stderr, or (daemonizing) the pipe to the parent,
  * which prints them. Only main() and its helpers exit. */
@@ -513,6 +519,40 @@ static const char *release_stderr(int saved)
 	return text;
 }
 
+/* systemd's readiness protocol (sd_notify(3), for Type=notify): where the
+ * service manager gave us a socket, READY=1 once the mount answers and
+ * STOPPING=1 when a stop begins. The socket is the daemon's alone: it
+ * leaves our environment, which steps inherit, so that no step speaks for
+ * the service. */
+static struct sockaddr_un notify_addr;
+static socklen_t notify_len;
+
+static void notify_setup(void)
+{
+	const char *s = getenv("NOTIFY_SOCKET");
+	size_t n = s ? strlen(s) : 0;
+	if (n > 1 && n < sizeof(notify_addr.sun_path) && (s[0] == '/' || s[0] == '@')) {
+		notify_addr.sun_family = AF_UNIX;
+		memcpy(notify_addr.sun_path, s, n);
+		if (s[0] == '@')
+			notify_addr.sun_path[0] = '\0';	/* an abstract socket */
+		notify_len = (socklen_t)(offsetof(struct sockaddr_un, sun_path) + n);
+	}
+	unsetenv("NOTIFY_SOCKET");
+}
+
+static void notify(const char *msg)
+{
+	if (!notify_len)
+		return;
+	int fd = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return;
+	if (sendto(fd, msg, strlen(msg), MSG_NOSIGNAL, (struct sockaddr *)&notify_addr, notify_len) < 0)
+		fprintf(stderr, "orchfs: cannot tell the service manager %s: %s\n", msg, strerror(errno));
+	close(fd);
+}
+
 /* ---- running ---- */
 
 struct daemon {
@@ -621,6 +661,7 @@ int main(int argc, char **argv)
 
 	struct opts o;
 	parse_args(argc, argv, &o);
+	notify_setup();
 	orch_alloc_setup_jansson();
 
 	/* a dead mount on the mountpoint (ENOTCONN) is cleared once the state
@@ -801,6 +842,7 @@ int main(int argc, char **argv)
 		close(report_fd);
 		report_fd = -1;
 	}
+	notify("READY=1");
 
 	pthread_mutex_lock(&d.lock);
 	while (!d.fuse_done && !d.engine_stopped)
@@ -808,6 +850,7 @@ int main(int argc, char **argv)
 	pthread_mutex_unlock(&d.lock);
 
 	/* stop the steps (a no-op when the engine started the stop itself) */
+	notify("STOPPING=1");
 	orch_engine_stop(eng);
 	pthread_mutex_lock(&d.lock);
 	while (!d.engine_stopped)

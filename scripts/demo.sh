@@ -87,5 +87,16 @@ run "cat $M/runs/agent-ask-1/steps/agent/log"
 run "jq -c '{state, turns, usage, max_turns, budget}' $M/runs/agent-ask-1/steps/agent/status"
 run "jq -c 'select(.type | test(\"^(attention|step)\\\\.\")) | {type, step_id, kind, resolution}' $M/runs/agent-ask-1/events"
 
+say "# examples to copy: a safe merge (fetch, test, merge, push) on a throwaway git repository, a fan-out/fan-in"
+run "cp examples/safe-merge.json examples/fan-out.json $M/plans/"
+wait_done safe-merge-1
+wait_done fan-out-1
+run "cat $M/runs/safe-merge-1/summary"
+run "cat $M/runs/safe-merge-1/steps/push/log"
+run "cat $M/runs/fan-out-1/steps/join/log"
+say "# Prometheus: MOUNT/metrics into node_exporter's textfile directory, written to a .tmp file and renamed"
+run "mkdir $work/textfile && examples/prometheus/orchfs-metrics.sh $M $work/textfile && ls $work/textfile"
+run "grep -E '^orchfs_(up|runs_created_total)' $work/textfile/orchfs.prom"
+
 echo
 echo "demo finished: unmounting"
