@@ -20,6 +20,15 @@ CORE_SRC := $(sort $(wildcard core/*.c))
 FS_SRC   := $(sort $(wildcard fs/*.c))
 UNIT_SRC := $(sort $(wildcard tests/test_*.c))
 
+# The version (core/version.h): `git describe` of the checkout (the release
+# and the commit without a tag), else the release. build/version.h is
+# rewritten only when it changes, so that only what includes it is rebuilt.
+RELEASE  := $(shell sed -n 's/^#define ORCHFS_RELEASE "\(.*\)"/\1/p' core/version.h)
+VERSION  := $(shell v=$$(git describe --tags --dirty 2>/dev/null) || \
+		v=$$(git describe --always --dirty 2>/dev/null | sed 's/^/$(RELEASE)+g/'); echo "$${v:-$(RELEASE)}")
+$(shell mkdir -p build; l='#define ORCHFS_VERSION "$(VERSION)"'; \
+	[ "$$(cat build/version.h 2>/dev/null)" = "$$l" ] || echo "$$l" >build/version.h)
+
 # two build flavours, each in its own directory
 B        := build/rel
 A        := build/asan

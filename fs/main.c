@@ -36,10 +36,9 @@
 #include "core/exec.h"
 #include "core/logfile.h"
 #include "core/proc.h"
+#include "core/version.h"
 #include "fs/conn.h"
 #include "fs/fs.h"
-
-#define ORCHFS_VERSION "0.1.0"
 
 static const char usage[] =
 	"usage: orchfs [-f] [-d] [-o FUSE_OPTS] [--state DIR] [--config FILE] [--jobs N]\n"
