@@ -68,7 +68,7 @@ static const struct { uint32_t opcode; const char *name; } kreq_names[] = {
 	{ FUSE_OPENDIR, "opendir" }, { FUSE_READDIR, "readdir" }, { FUSE_RELEASEDIR, "releasedir" },
 	{ FUSE_CREATE, "create" },   { FUSE_INTERRUPT, "interrupt" },
 	{ FUSE_BATCH_FORGET, "batch_forget" }, { FUSE_READDIRPLUS, "readdirplus" },
-	{ FUSE_RENAME2, "rename2" },
+	{ FUSE_RENAME2, "rename2" }, { FUSE_POLL, "poll" },
 };
 
 static int metrics_render(struct fs *fs, struct fs_node n, struct sbuf *out)
