@@ -40,16 +40,24 @@ const char *orch_mountpoint(const struct orch_engine *e) { return e->mountpoint;
 
 /* Once per turn: the appends of one turn share one statvfs (they share
  * one commit too, and the reserve is megabytes). */
-int eng_room(struct orch_engine *e)
+int64_t eng_disk_free(struct orch_engine *e)
 {
 	if (e->room_known)
-		return e->room_rc;
+		return e->room_free;
 	struct statvfs sv;
 	if (statvfs(e->state_dir, &sv) < 0)
-		return 0;	/* cannot tell: let the write itself say */
+		return -1;	/* cannot tell (asked again next time) */
 	e->room_known = true;
-	e->room_rc = (int64_t)sv.f_bavail * (int64_t)sv.f_frsize < e->disk_reserve ? -ENOSPC : 0;
-	return e->room_rc;
+	e->room_free = (int64_t)sv.f_bavail * (int64_t)sv.f_frsize;
+	return e->room_free;
+}
+
+int eng_room(struct orch_engine *e)
+{
+	int64_t free_bytes = eng_disk_free(e);
+	if (free_bytes < 0)
+		return 0;	/* cannot tell: let the write itself say */
+	return free_bytes < e->disk_reserve ? -ENOSPC : 0;
 }
 const char *orch_state_dir(const struct orch_engine *e) { return e->state_dir; }
 
@@ -465,7 +473,7 @@ static bool sched_pending(struct orch_engine *e)
  * until something happens). */
 static int engine_wait_ms(struct orch_engine *e, int max_ms)
 {
-	if (sched_pending(e))
+	if (sched_pending(e) || e->read_head)
 		return 0;
 	if (e->st.in_tx && (max_ms < 0 || max_ms > COMMIT_LAG_MS))
 		return COMMIT_LAG_MS;
@@ -503,6 +511,16 @@ static void *engine_main(void *arg)
 	}
 	return NULL;
 }
+
+void orch_engine_on_change(struct orch_engine *e, orch_change_fn fn, void *arg)
+{
+	e->on_change = fn;
+	e->on_change_arg = arg;
+}
+
+void orch_engine_waiting(struct orch_engine *e, size_t n) { e->waiting = e->on_change ? n : 0; }
+
+uint64_t orch_attention_gen(const struct orch_engine *e) { return e->att_gen; }
 
 void orch_engine_on_sandbox_gone(struct orch_engine *e, void (*fn)(void *arg, const char *name), void *arg)
 {
@@ -690,6 +708,7 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 	const char *reserve = getenv("ORCHFS_DISK_RESERVE");
 	e->disk_reserve = reserve ? strtoll(reserve, NULL, 10) : 4 << 20;
 	e->mntw.fd = -1;
+	e->opened_mono = clock_mono_ms();
 	quota_init(&e->quota, cfg->limits, cfg->limit_root);
 	ident_init(&e->ident, NULL, NULL);
 	pthread_mutex_init(&e->ctl_lock, NULL);

@@ -301,6 +301,32 @@ void orch_handle_put(struct orch_engine *e, uid_t uid);
 
 /* ---- the top of the tree ---- */
 int orch_render_metrics(struct orch_engine *e, struct sbuf *out);
+/* MOUNT/health: the daemon's own health, JSON (SPEC §11): cheap, no scan. */
+int orch_render_health(struct orch_engine *e, struct sbuf *out);
 void orch_render_readme(struct sbuf *out);
+
+/* ---- readers waiting for more (SPEC §11 "Waiting without polling") ----
+ * The front end parks readers that wait (poll() on a file they follow, a
+ * read of runs/ID/wait); the engine says where what they wait for changes.
+ * A is a run's or a step's rowid, B a sandbox's (0: none). */
+enum orch_change {
+	OCH_EVENT,	/* an event recorded: A its run (0: none), B its sandbox */
+	OCH_LOG,	/* output lines written: A the step (its log), B its sandbox (logs) */
+	OCH_MESSAGES,	/* B's messages: one queued, or handed back to the queue */
+	OCH_ATTENTION,	/* MOUNT/attention's list changed */
+	OCH_RUN_END,	/* run A finished, or went away */
+};
+typedef void (*orch_change_fn)(void *arg, enum orch_change what, int64_t a, int64_t b);
+/* Before start: FN runs on the engine thread right where such a change is
+ * made (before its commit), while the front end says N > 0 readers wait
+ * (orch_engine_waiting); with none, a change costs one test. FN must not
+ * call back into the engine but to read (orch_after_commit_read aside). */
+void orch_engine_on_change(struct orch_engine *e, orch_change_fn fn, void *arg);
+void orch_engine_waiting(struct orch_engine *e, size_t n);
+/* Queued messages of sandbox SB that no open inbox holds: what an open of
+ * its inbox would take now (0 when there is no such sandbox). */
+int64_t orch_inbox_free(struct orch_engine *e, int64_t sb);
+/* MOUNT/attention's generation: it changes whenever the list does. */
+uint64_t orch_attention_gen(const struct orch_engine *e);
 
 #endif

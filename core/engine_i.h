@@ -210,6 +210,15 @@ struct spawn_req {
  * else happens (before_sleep, engine_wait_ms). */
 #define COMMIT_LAG_MS 1
 
+/* A Prometheus histogram of step durations, in seconds (render.c has the
+ * bucket bounds): counts per bucket (not cumulative), count, sum. */
+#define STEP_HIST_BUCKETS 12
+struct step_hist {
+	int64_t bucket[STEP_HIST_BUCKETS + 1];	/* the last: above every bound */
+	int64_t count;
+	double sum;
+};
+
 #define RUN_HASH 1024
 #define RUN_CACHE_MAX 32
 #define RUN_CACHE_STEPS 50000
@@ -267,6 +276,16 @@ struct orch_engine {
 	int64_t step_counts[STEP_NSTATES];	/* every step in the store */
 	int64_t runs_created;
 	int64_t msg_queued;	/* queued messages in every sandbox */
+	/* since this engine opened (metrics; SPEC §11): runs finished by final
+	 * state, and the durations of the steps that ran, by final state */
+	int64_t runs_finished[RUN_NSTATES];
+	struct step_hist step_hist[STEP_NSTATES];
+	int64_t opened_mono;	/* when it opened (uptime) */
+	uint64_t att_gen;	/* MOUNT/attention's generation: each change of the list */
+	/* readers that wait for more (engine.h, orch_engine_on_change) */
+	orch_change_fn on_change;
+	void *on_change_arg;
+	size_t waiting;
 
 	struct lease_tab leases;	/* every open inbox's lease (msgq.c) */
 	struct spawn_req *spawnq;	/* attempts to spawn after this turn's commit */
@@ -278,8 +297,8 @@ struct orch_engine {
 	bool resync;		/* the last commit failed: see run_resync() */
 	bool no_pidfd;		/* the kernel has no pidfds: exits come by SIGCHLD */
 	int64_t disk_reserve;
-	bool room_known;	/* eng_room() asked statvfs this turn: room_rc */
-	int room_rc;
+	bool room_known;	/* eng_disk_free() asked statvfs this turn: room_free */
+	int64_t room_free;
 	pthread_mutex_t ctl_lock;	/* guards stop_req and quit_req */
 	bool stop_req, quit_req, ctl_queued;
 	struct loop_work ctl_work;
@@ -322,6 +341,16 @@ static inline void eng_actor_restore(struct orch_engine *e, struct actor old) { 
 
 
 /* engine.c */
+/* Something readers may wait for changed (engine.h, enum orch_change):
+ * tell the front end, only when a reader waits. */
+static inline void eng_changed(struct orch_engine *e, enum orch_change what, int64_t a, int64_t b)
+{
+	if (e->waiting)
+		e->on_change(e->on_change_arg, what, a, b);
+}
+/* Bytes free for the daemon on the state directory's file system (statvfs,
+ * once a turn), or -1 when it cannot tell. */
+int64_t eng_disk_free(struct orch_engine *e);
 void eng_log(struct orch_engine *e, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 /* Room on the state directory's file system for an acknowledged change?
  * 0, or -ENOSPC when free space is below the reserve (ORCHFS_DISK_RESERVE
@@ -432,6 +461,8 @@ int msgq_post(struct orch_engine *e, struct sandbox *sb, enum msg_type type, con
 struct proc *run_proc_by_pid(struct orch_engine *e, pid_t pid);
 
 /* render.c */
+/* Count a step that ran MS milliseconds in histogram H (metrics). */
+void step_hist_add(struct step_hist *h, int64_t ms);
 int render_run_status(struct orch_engine *e, struct run *r, struct sbuf *out);
 int render_run_summary(struct orch_engine *e, struct run *r, struct sbuf *out);
 int render_run_graph(struct orch_engine *e, struct run *r, struct sbuf *out);

@@ -118,6 +118,7 @@ int ev_emit(struct orch_engine *e, const char *type, struct run *r, struct step 
 		r->ev_bytes += len;
 	if (sb)
 		sb->ev_bytes += len;
+	eng_changed(e, OCH_EVENT, r ? r->rowid : 0, sb ? sb->rowid : 0);
 out:
 	json_decref(o);
 	json_decref(extra);

@@ -254,6 +254,7 @@ static int append(struct orch_engine *e, struct sandbox *sb, const struct line_b
 	e->msg_queued += (int64_t)b->n;
 	quota_add(&e->quota, sb->uid, QUOTA_QUEUED_MESSAGES, (int64_t)b->n);
 	sb->msg_bytes += bytes;
+	eng_changed(e, OCH_MESSAGES, 0, sb->rowid);
 	for (size_t i = 0; i < b->n; i++)
 		ev_emit(e, "message.queued", sb->holder, NULL, sb,
 			json_pack("{s:I, s:s}", "message_id", (json_int_t)ids[i], "message_type",
@@ -462,8 +463,10 @@ int orch_inbox_done(struct orch_engine *e, int64_t sbid, uint64_t lease, bool de
 			orch_need_durable(e);
 		}
 	}
-	if (!delivered)
+	if (!delivered) {
 		hand_back(sb, l);
+		eng_changed(e, OCH_MESSAGES, 0, sbid);	/* an inbox may take them again */
+	}
 	lease_free(sb, l);
 	return rc;
 }
@@ -475,6 +478,17 @@ void msgq_forget(struct sandbox *sb)
 	orch_free(sb->back);
 	sb->back = NULL;
 	sb->nback = sb->capback = 0;
+}
+
+int64_t orch_inbox_free(struct orch_engine *e, int64_t sbid)
+{
+	struct sandbox *sb = sb_get_rowid(e, sbid);
+	if (!sb)
+		return 0;
+	int64_t n = sb->msg_queued;
+	for (const struct lease *l = sb->leases; l && n > 0; l = l->next)
+		n -= (int64_t)l->n;
+	return n > 0 ? n : 0;
 }
 
 int64_t orch_messages_size(struct orch_engine *e, int64_t sbid)

@@ -1,11 +1,14 @@
 /* core/render.c — the text of the read-only files: run and step status JSON,
- * the summary for people, the DOT graph, metrics and the mount's README.
+ * the summary for people, the DOT graph, metrics, health and the mount's
+ * README.
  * Each is rendered whole when a file is opened (a snapshot). */
 #include "core/engine_i.h"
 
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
+
+#include "core/version.h"
 
 static json_t *time_or_null(int64_t ms)
 {
@@ -226,6 +229,74 @@ int render_run_graph(struct orch_engine *e, struct run *r, struct sbuf *out)
 	return sbuf_failed(out) ? -ENOMEM : 0;
 }
 
+/* The upper bounds of orchfs_step_duration_seconds' buckets, in seconds:
+ * from a tenth of a second (a quick command) to half a day (an agent). */
+static const double step_hist_bounds[STEP_HIST_BUCKETS] = {
+	0.1, 0.5, 1, 5, 10, 30, 60, 300, 900, 3600, 10800, 43200,
+};
+static const char *const step_hist_le[STEP_HIST_BUCKETS] = {
+	"0.1", "0.5", "1", "5", "10", "30", "60", "300", "900", "3600", "10800", "43200",
+};
+
+void step_hist_add(struct step_hist *h, int64_t ms)
+{
+	double sec = ms > 0 ? (double)ms / 1000.0 : 0;
+	size_t i = 0;
+	while (i < STEP_HIST_BUCKETS && sec > step_hist_bounds[i])
+		i++;
+	h->bucket[i]++;
+	h->count++;
+	h->sum += sec;
+}
+
+/* the final states a step's duration and a run's end are counted by */
+static const enum step_state hist_states[] = { STEP_SUCCEEDED, STEP_FAILED, STEP_TIMED_OUT, STEP_CANCELLED };
+static const enum run_state end_states[] = { RUN_SUCCEEDED, RUN_FAILED, RUN_CANCELLED };
+
+static void render_step_durations(struct orch_engine *e, struct sbuf *out)
+{
+	sbuf_adds(out, "# HELP orchfs_step_duration_seconds How long steps that ran took (their status's"
+		       " duration_ms), by the state they ended in, since the daemon started.\n"
+		       "# TYPE orchfs_step_duration_seconds histogram\n");
+	for (size_t k = 0; k < ARRAY_SIZE(hist_states); k++) {
+		const char *st = step_state_name(hist_states[k]);
+		const struct step_hist *h = &e->step_hist[hist_states[k]];
+		int64_t cum = 0;
+		for (size_t i = 0; i < STEP_HIST_BUCKETS; i++) {
+			cum += h->bucket[i];
+			sbuf_addf(out, "orchfs_step_duration_seconds_bucket{state=\"%s\",le=\"%s\"} %lld\n", st,
+				  step_hist_le[i], (long long)cum);
+		}
+		sbuf_addf(out,
+			  "orchfs_step_duration_seconds_bucket{state=\"%s\",le=\"+Inf\"} %lld\n"
+			  "orchfs_step_duration_seconds_sum{state=\"%s\"} %.3f\n"
+			  "orchfs_step_duration_seconds_count{state=\"%s\"} %lld\n",
+			  st, (long long)h->count, st, h->sum, st, (long long)h->count);
+	}
+	sbuf_adds(out, "# HELP orchfs_runs_finished_total Runs that finished since the daemon started, by final"
+		       " state.\n"
+		       "# TYPE orchfs_runs_finished_total counter\n");
+	for (size_t k = 0; k < ARRAY_SIZE(end_states); k++)
+		sbuf_addf(out, "orchfs_runs_finished_total{state=\"%s\"} %lld\n", run_state_name(end_states[k]),
+			  (long long)e->runs_finished[end_states[k]]);
+}
+
+int orch_render_health(struct orch_engine *e, struct sbuf *out)
+{
+	/* a cheap look at the database (its header, no scan), and the last
+	 * commit went through (else the state is being written again) */
+	bool db_ok = !e->resync && store_int(&e->st, "PRAGMA schema_version", -1, NULL) > 0;
+	int64_t free_bytes = eng_disk_free(e);
+	bool room = free_bytes < 0 || free_bytes >= e->disk_reserve;
+	json_t *o = json_pack("{s:b, s:s, s:I, s:s, s:b, s:o, s:I, s:I}", "ok", db_ok && room && !e->stopping,
+			      "version", ORCHFS_VERSION, "uptime_sec",
+			      (json_int_t)((clock_mono_ms() - e->opened_mono) / 1000), "state_dir", e->state_dir,
+			      "db_ok", db_ok, "disk_free_mb",
+			      free_bytes < 0 ? json_null() : json_integer(free_bytes >> 20), "running_steps",
+			      (json_int_t)e->running, "queued_messages", (json_int_t)e->msg_queued);
+	return sbuf_put_json(out, o);
+}
+
 int orch_render_metrics(struct orch_engine *e, struct sbuf *out)
 {
 	sbuf_adds(out, "# HELP orchfs_runs Runs in the state directory, by state.\n"
@@ -266,6 +337,7 @@ int orch_render_metrics(struct orch_engine *e, struct sbuf *out)
 		  "orchfs_db_commits_total{durable=\"true\"} %lld\n",
 		  (long long)q, (long long)e->msg_queued, (long long)(e->st.commits - e->st.durable_commits),
 		  (long long)e->st.durable_commits);
+	render_step_durations(e, out);
 	return sbuf_failed(out) ? -ENOMEM : 0;
 }
 
@@ -279,11 +351,13 @@ void orch_render_readme(struct sbuf *out)
 		  "                      plans/NAME.error says why; plans/NAME.run links the newest run\n"
 		  "  runs/NAME-N/        status (JSON), summary, plan.json, events (JSONL),\n"
 		  "                      graph.dot, ctl (write cancel, pause, resume or retry),\n"
+		  "                      wait (a read blocks until the run ends, then gives its status),\n"
 		  "                      steps/ID/status and steps/ID/log\n"
 		  "  sandboxes/ID/       status, workspace -> the run's working directory;\n"
 		  "                      mkdir to create one, rmdir to delete it\n"
 		  "  events              every event, one JSON object a line (tail -f it)\n"
 		  "  metrics             Prometheus text format\n"
+		  "  health              the daemon's own health (JSON)\n"
 		  "\n"
 		  "A minimal plan:\n"
 		  "  {\"steps\": [{\"id\": \"hello\", \"command\": \"echo\", \"args\": [\"hi\"]}]}\n");

@@ -632,8 +632,10 @@ static void proc_write_lines(struct proc *p, const char *text, size_t n)
 		else
 			p->sblogfd = fd;
 	}
-	if (p->sblogfd < 0)
+	if (p->sblogfd < 0) {
+		eng_changed(e, OCH_LOG, p->step->rowid, 0);
 		return;
+	}
 	const char *id = p->step->run->plan->steps[p->step->idx].id;
 	struct sbuf sb = SBUF_INIT;
 	for (const char *line = text, *end = text + n; line < end;) {
@@ -646,6 +648,7 @@ static void proc_write_lines(struct proc *p, const char *text, size_t n)
 	if (!sbuf_failed(&sb))
 		logfile_append(p->sblogfd, &p->step->run->sb->logw, sb.buf, sb.len, e->log_cap, NULL);
 	sbuf_release(&sb);
+	eng_changed(e, OCH_LOG, p->step->rowid, p->step->run->sb->rowid);
 }
 
 /* Finish the log of an attempt: the unterminated last line gets its newline. */
@@ -1257,6 +1260,7 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 		char hdr[64];
 		int hn = snprintf(hdr, sizeof(hdr), "=== attempt %u ===\n", s->attempt);
 		write_all(p->logfd, hdr, (size_t)hn);
+		eng_changed(e, OCH_LOG, s->rowid, 0);
 	} else if (lfd == -ENOENT || lfd == -EIO) {
 		s->log = -1;
 	} else {
@@ -1547,6 +1551,8 @@ static void step_final(struct orch_engine *e, struct step *s, enum step_state st
 	s->finished_at = clock_wall_ms();
 	s->duration_ms = s->started_at ? s->finished_at - s->started_at : 0;
 	step_save(e, s);
+	if (s->started_at)
+		step_hist_add(&e->step_hist[st], s->duration_ms);
 	if (s->started_at && s->attempt)
 		attempt_save(e, s, step_state_name(st));
 	char type[32];
@@ -1757,6 +1763,7 @@ static void run_finish(struct orch_engine *e, struct run *r)
 	enum run_state st = sched_outcome(&r->dag, r->aborted, r->cancelled);
 	run_set_state(e, r, st);
 	r->finished_at = r->updated_at;
+	e->runs_finished[st]++;
 	r->paused = false;
 	run_save(e, r);
 	char type[32];
@@ -1774,6 +1781,7 @@ static void run_finish(struct orch_engine *e, struct run *r)
 	quota_active(e, r, -1);
 	cache_add(e, r);
 	e->sched_all = true;	/* its sandbox may let the next run start */
+	eng_changed(e, OCH_RUN_END, r->rowid, 0);
 }
 
 /* Start what may start in run R; finish it when nothing is left. Returns
@@ -2428,6 +2436,7 @@ void run_forget(struct orch_engine *e, struct run *r)
 		e->step_counts[st] -= r->counts[st];
 	e->runs_created--;
 	sd_trash_put(&e->trash, e->logs_fd, r->name, geteuid());
+	eng_changed(e, OCH_RUN_END, r->rowid, 0);
 	run_free(r);
 }
 

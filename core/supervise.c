@@ -355,6 +355,8 @@ static void att_insert(struct orch_engine *e, struct sup *s)
 		e->att_head = s;
 	s->listed = true;
 	e->att_count++;
+	e->att_gen++;
+	eng_changed(e, OCH_ATTENTION, 0, 0);
 }
 
 static void att_remove(struct orch_engine *e, struct sup *s)
@@ -372,6 +374,8 @@ static void att_remove(struct orch_engine *e, struct sup *s)
 	s->att_prev = s->att_next = NULL;
 	s->listed = false;
 	e->att_count--;
+	e->att_gen++;
+	eng_changed(e, OCH_ATTENTION, 0, 0);
 }
 
 /* What a person reads about a wait (attention's detail). */

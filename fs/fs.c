@@ -333,6 +333,7 @@ static void planw_drop(struct fs_fh *fh)
 
 static void fh_destroy(struct fs_fh *fh)
 {
+	fs_poll_drop(fh);
 	if (fh->counted)
 		orch_handle_put(fh->fs->eng, fh->opener);
 	nonce_drop(fh);
@@ -381,6 +382,8 @@ static void fh_free(struct fs_fh *fh)
 	pthread_mutex_unlock(&fh->fs->fh_lock);
 	fh_destroy(fh);
 }
+
+void fs_fh_put(struct fs_fh *fh) { fh_free(fh); }
 
 /* Replies that wait for the commit of the turn that made the change. */
 static void deferred_reply(struct orch_done *d, int commit_rc)
@@ -715,6 +718,8 @@ static int open_node(struct fs *fs, struct fs_node n, int flags, struct fs_fh *f
 		fh->buf = sbuf_detach(&sb, &fh->len);
 		if (!fh->buf)
 			return -ENOMEM;
+		if (n.type == NT_ATTENTION)	/* a poll() wakes when the list changes */
+			fh->att_gen = orch_attention_gen(fs->eng);
 	} else if (ops->open) {
 		if ((rc = ops->open(fs, n, flags, fh)))
 			return rc;
@@ -834,10 +839,12 @@ static void do_read_events(struct fs_req *rq)
 	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)rq->fi.fh;
 	struct sbuf sb = SBUF_INIT;
 	int rc = orch_events_read(rq->fs->eng, fh->scope, fh->node.id, rq->off, rq->size, &sb);
-	if (rc)
+	if (rc) {
 		fuse_reply_err(rq->req, -rc);
-	else
+	} else {
+		fh->pos = rq->off + (int64_t)sb.len;	/* what a poll() compares with */
 		fuse_reply_buf(rq->req, sb.buf, sb.len);
+	}
 	sbuf_release(&sb);
 }
 
@@ -953,7 +960,16 @@ static void exec_read(struct fs_req *rq)
 	case OP_GETATTR: do_getattr(rq); break;
 	case OP_READLINK: do_readlink(rq); break;
 	case OP_OPEN: do_open(rq); break;
-	case OP_READ: do_read_events(rq); break;
+	case OP_READ: {
+		struct fs_fh *fh = (struct fs_fh *)(uintptr_t)rq->fi.fh;
+		if (fh->kind == FH_WAIT)
+			fs_wait_read(rq->fs, rq->req, fh, rq->size, rq->off);
+		else if (fh->kind == FH_SNAP)
+			fs_attention_reread(rq->fs, rq->req, fh, rq->size);
+		else
+			do_read_events(rq);
+		break;
+	}
 	case OP_READDIR: do_readdir(rq); break;
 	default: break;
 	}
@@ -1048,6 +1064,8 @@ static void chan_cb(struct loop_watch *w, uint32_t events)
 				fs->kreq[opc]++;
 		}
 		fuse_session_process_buf(fs->se, &fs->rbuf);
+		if (fs->wait_reap)
+			fs_wait_reap(fs);
 	}
 }
 
@@ -1059,6 +1077,7 @@ int fs_attach(struct fs *fs, void (*on_gone)(void *), void *arg)
 		return -errno;
 	fs->on_gone = on_gone;
 	fs->on_gone_arg = arg;
+	orch_engine_on_change(fs->eng, fs_on_change, fs);
 	fs->chan = (struct loop_watch){ .fd = fd, .cb = chan_cb, .data = fs };
 	return orch_engine_watch(fs->eng, &fs->chan);
 }
@@ -1216,17 +1235,43 @@ static void ll_read(fuse_req_t req, fuse_ino_t ino, size_t size, off_t off, stru
 {
 	struct fs_fh *fh = (struct fs_fh *)(uintptr_t)fi->fh;
 	switch (fh->kind) {
+	case FH_WAIT:
+		if (!fh->buf) {	/* the run has not finished yet (as far as we know) */
+			struct fs_req *rq = req_new(req, OP_READ, ino);
+			if (!rq)
+				return;
+			rq->fi = *fi;
+			rq->size = size;
+			rq->off = off;
+			post(rq);
+			return;
+		}
+		__attribute__((fallthrough));	/* its final status, rendered */
 	case FH_SNAP:
 	case FH_INBOX: {
+		if (fh->node.type == NT_ATTENTION && off == 0 && fh->att_gen != orch_attention_gen(fs_of(req)->eng)) {
+			/* MOUNT/attention read again from its start after the list
+			 * changed: the list now (fs/poll.c) */
+			struct fs_req *rq = req_new(req, OP_READ, ino);
+			if (!rq)
+				return;
+			rq->fi = *fi;
+			rq->size = size;
+			post(rq);
+			return;
+		}
 		if (off < 0 || (size_t)off >= fh->len) {
 			if (fh->kind == FH_INBOX)
 				atomic_store(&fh->read_to_end, true);
+			if (off >= 0)
+				fh->pos = off;
 			fuse_reply_buf(req, NULL, 0);
 			return;
 		}
 		size_t n = size < fh->len - (size_t)off ? size : fh->len - (size_t)off;
 		if (fh->kind == FH_INBOX && (size_t)off + n == fh->len)
 			atomic_store(&fh->read_to_end, true);
+		fh->pos = off + (int64_t)n;
 		atomic_fetch_add(&fh->refs, 1);
 		fuse_reply_buf(req, fh->buf + off, n);
 		fh_free(fh);
@@ -1522,4 +1567,5 @@ const struct fuse_lowlevel_ops fs_ops = {
 	.fsync = ll_fsync,
 	.readdir = ll_readdir,
 	.statfs = ll_statfs,
+	.poll = fs_poll,
 };

@@ -32,6 +32,7 @@ enum ntype {
 	NT_EVENTS,
 	NT_METRICS,
 	NT_ATTENTION,
+	NT_HEALTH,
 	NT_FIXED_END,
 	NT_PLANFILE = 16,	/* id: plan_files.id */
 	NT_PLANERR,		/* id: plan_names.id */
@@ -56,6 +57,7 @@ enum ntype {
 	NT_SB_INBOX,
 	NT_SB_CTL,
 	NT_STEP_CTL,
+	NT_RUN_WAIT,		/* id: runs.id */
 	NT_MAX
 };
 
@@ -140,6 +142,10 @@ struct fs_planw {
 /* the kernel's requests counted by opcode below this (linux/fuse.h) */
 #define FS_KREQ_OPS 64
 
+/* Handles holding a pollhandle, chained by what they follow (fs/poll.c). */
+#define FS_POLL_BUCKETS 64
+struct fs_waiter;
+
 struct fs {
 	struct orch_engine *eng;
 	struct fuse_session *se;
@@ -172,6 +178,13 @@ struct fs {
 	pthread_mutex_t inval_lock;
 	pthread_cond_t inval_cond;
 	struct fs_inval *inval_head, *inval_tail;
+	/* readers that wait for more (fs/poll.c; engine thread): handles a
+	 * poll() left a pollhandle with, and parked reads of runs/ID/wait */
+	struct fs_fh *polled[FS_POLL_BUCKETS];
+	size_t npolled;
+	struct fs_waiter *waiters;
+	size_t nwaiters;
+	bool wait_reap;		/* an interrupt came for a parked read */
 };
 
 /* Have the engine's loop serve the session's requests (before the engine
@@ -192,6 +205,29 @@ void fs_inval_entry(struct fs *fs, fuse_ino_t parent, const char *name);
 /* After the engine thread is gone: free what was still open. */
 void fs_free_handles(struct fs *fs);
 
+/* ---- readers that wait for more (fs/poll.c) ---- */
+/* FUSE_POLL (the operation of fs_ops). */
+void fs_poll(fuse_req_t req, fuse_ino_t ino, struct fuse_file_info *fi, struct fuse_pollhandle *ph);
+/* A read of runs/ID/wait through FH: answered now when the run has
+ * finished, else parked until it has (or the read is interrupted). */
+void fs_wait_read(struct fs *fs, fuse_req_t req, struct fs_fh *fh, size_t size, off_t off);
+/* A read of MOUNT/attention from offset 0 through FH after the list
+ * changed since FH rendered it: render it again, and answer. */
+void fs_attention_reread(struct fs *fs, fuse_req_t req, struct fs_fh *fh, size_t size);
+/* The engine's change callback (core/engine.h: orch_engine_on_change). */
+void fs_on_change(void *arg, enum orch_change what, int64_t a, int64_t b);
+/* After a request was processed: answer the parked reads an interrupt
+ * came for (EINTR). */
+void fs_wait_reap(struct fs *fs);
+/* A handle goes: its pollhandle with it. */
+void fs_poll_drop(struct fs_fh *fh);
+/* The engine thread is gone (the daemon stops): parked reads of a wait get
+ * ENOTCONN (the run is not finished, and the mount is going), and every
+ * poller is woken (its next poll() sees the mount gone). Main thread. */
+void fs_waiters_end(struct fs *fs);
+/* A reference on FH dropped (the last one frees it). */
+void fs_fh_put(struct fs_fh *fh);
+
 /* An open file. */
 enum fh_kind {
 	FH_SNAP,		/* bytes rendered at open(): buf/len */
@@ -199,6 +235,7 @@ enum fh_kind {
 	FH_EVENTS,		/* a JSONL view of the event log (or messages), read through the engine */
 	FH_CTL,			/* a control file: each write is a command */
 	FH_INBOX,		/* a snapshot of leased messages (buf/len, lease) */
+	FH_WAIT,		/* runs/ID/wait: the run's final status once finished (buf/len) */
 };
 
 struct fs_fh {
@@ -240,6 +277,11 @@ struct fs_fh {
 	atomic_bool read_to_end;	/* FH_INBOX: its last byte was read */
 	atomic_bool settled;	/* FH_INBOX: delivered or handed back */
 	atomic_bool nonce_held;	/* a writer counted in fs->nonces until its release */
+	/* what a poller waits for (fs/poll.c) */
+	int64_t pos;		/* where its last read ended (FH_EVENTS, FH_SNAP, FH_INBOX, FH_WAIT) */
+	uint64_t att_gen;	/* MOUNT/attention: the list's generation at open */
+	struct fuse_pollhandle *ph;	/* the last poll()'s, until a change is told */
+	struct fs_fh *poll_prev, *poll_next;	/* fs->polled chain while ph */
 };
 
 /* A directory listing being filled. */
@@ -279,11 +321,11 @@ void attr_fill(struct stat *st, mode_t mode, uid_t uid, gid_t gid, off_t size, i
 	       int64_t ctime_ms);
 
 /* Node op tables, one per file. */
-extern const struct node_ops node_root, node_readme, node_events, node_metrics, node_attention;
+extern const struct node_ops node_root, node_readme, node_events, node_metrics, node_attention, node_health;
 extern const struct node_ops node_plans, node_planfile, node_planerr, node_planrun;
 extern const struct node_ops node_runs, node_run, node_run_status, node_run_summary, node_run_plan,
 	node_run_events, node_run_graph, node_run_ctl, node_run_steps, node_step, node_step_status,
-	node_step_log, node_step_ctl;
+	node_step_log, node_step_ctl, node_run_wait;
 extern const struct node_ops node_sandboxes, node_sb, node_sb_status, node_sb_workspace,
 	node_sb_events, node_sb_logs, node_sb_messages, node_sb_inbox, node_sb_ctl;
 

@@ -866,6 +866,8 @@ int main(int argc, char **argv)
 	bool mounted = orch_engine_mounted(eng);
 	orch_engine_quit(eng);
 	orch_engine_join(eng);
+	/* reads of runs/ID/wait still parked end (ENOTCONN), pollers wake */
+	fs_waiters_end(&d.fs);
 	bool inval_joined = fs_inval_stop(&d.fs, 250);
 	bool self_aborted = false;
 	if (!inval_joined && abort_fd >= 0) {

@@ -61,7 +61,7 @@ const struct node_ops node_runs = {
 static const struct fixed_entry run_entries[] = {
 	{ "status", NT_RUN_STATUS }, { "summary", NT_RUN_SUMMARY }, { "plan.json", NT_RUN_PLAN },
 	{ "events", NT_RUN_EVENTS }, { "graph.dot", NT_RUN_GRAPH },  { "ctl", NT_RUN_CTL },
-	{ "steps", NT_RUN_STEPS },
+	{ "steps", NT_RUN_STEPS },   { "wait", NT_RUN_WAIT },
 };
 
 static int run_attr(struct fs *fs, int64_t id, struct orch_run_attr *a)
@@ -186,6 +186,33 @@ const struct node_ops node_run_ctl = {
 	.open = run_ctl_open,
 	.entry_timeout = 3600,
 	.attr_timeout = 1,
+};
+
+/* runs/ID/wait: a read blocks until the run has finished, then gives its
+ * final status (SPEC §11; fs/poll.c). Its size says nothing: 0. */
+static int run_wait_getattr(struct fs *fs, struct fs_node n, struct stat *st)
+{
+	struct orch_run_attr a;
+	int rc = run_attr(fs, n.id, &a);
+	if (rc)
+		return rc;
+	attr_fill(st, S_IFREG | 0444, a.uid, a.gid, 0, a.mtime_ms, a.ctime_ms);
+	return 0;
+}
+
+static int run_wait_open(struct fs *fs, struct fs_node n, int flags, struct fs_fh *fh)
+{
+	if ((flags & O_ACCMODE) != O_RDONLY)
+		return -EROFS;
+	fh->kind = FH_WAIT;
+	return 0;
+}
+
+const struct node_ops node_run_wait = {
+	.type = S_IFREG,
+	.getattr = run_wait_getattr,
+	.open = run_wait_open,
+	.entry_timeout = 3600,
 };
 
 /* ---- runs/ID/steps/ ---- */

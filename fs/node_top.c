@@ -9,7 +9,7 @@
 static const struct fixed_entry root_entries[] = {
 	{ "README", NT_README }, { "plans", NT_PLANS }, { "runs", NT_RUNS },
 	{ "sandboxes", NT_SANDBOXES }, { "events", NT_EVENTS }, { "metrics", NT_METRICS },
-	{ "attention", NT_ATTENTION },
+	{ "attention", NT_ATTENTION }, { "health", NT_HEALTH },
 };
 
 static int root_getattr(struct fs *fs, struct fs_node n, struct stat *st)
@@ -68,7 +68,7 @@ static const struct { uint32_t opcode; const char *name; } kreq_names[] = {
 	{ FUSE_OPENDIR, "opendir" }, { FUSE_READDIR, "readdir" }, { FUSE_RELEASEDIR, "releasedir" },
 	{ FUSE_CREATE, "create" },   { FUSE_INTERRUPT, "interrupt" },
 	{ FUSE_BATCH_FORGET, "batch_forget" }, { FUSE_READDIRPLUS, "readdirplus" },
-	{ FUSE_RENAME2, "rename2" },
+	{ FUSE_RENAME2, "rename2" }, { FUSE_POLL, "poll" },
 };
 
 static int metrics_render(struct fs *fs, struct fs_node n, struct sbuf *out)
@@ -111,6 +111,19 @@ const struct node_ops node_attention = {
 	.type = S_IFREG,
 	.getattr = metrics_getattr,
 	.render = attention_render,
+	.entry_timeout = 3600,
+};
+
+/* MOUNT/health: the daemon's own health, rendered at open (SPEC §11) */
+static int health_render(struct fs *fs, struct fs_node n, struct sbuf *out)
+{
+	return orch_render_health(fs->eng, out);
+}
+
+const struct node_ops node_health = {
+	.type = S_IFREG,
+	.getattr = metrics_getattr,
+	.render = health_render,
 	.entry_timeout = 3600,
 };
 

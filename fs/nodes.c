@@ -38,6 +38,8 @@ const struct node_ops *const node_table[NT_MAX] = {
 	[NT_SB_INBOX] = &node_sb_inbox,
 	[NT_SB_CTL] = &node_sb_ctl,
 	[NT_STEP_CTL] = &node_step_ctl,
+	[NT_RUN_WAIT] = &node_run_wait,
+	[NT_HEALTH] = &node_health,
 };
 
 void attr_fill(struct stat *st, mode_t mode, uid_t uid, gid_t gid, off_t size, int64_t mtime_ms,

@@ -458,6 +458,113 @@ static void test_engine__undone_approval_leaves_no_wait(void **state)
 	sbuf_release(&out);
 }
 
+/* What the engine told a front end whose readers wait (orch_engine_on_change). */
+struct told {
+	int n[OCH_RUN_END + 1];
+	int64_t run_end, log_step, ev_run, ev_sb, msg_sb;
+};
+
+static void on_change(void *arg, enum orch_change what, int64_t a, int64_t b)
+{
+	struct told *t = arg;
+	t->n[what]++;
+	switch (what) {
+	case OCH_EVENT:
+		if (a)
+			t->ev_run = a;
+		if (b)
+			t->ev_sb = b;
+		break;
+	case OCH_LOG: t->log_step = a; break;
+	case OCH_MESSAGES: t->msg_sb = b; break;
+	case OCH_RUN_END: t->run_end = a; break;
+	case OCH_ATTENTION: break;
+	}
+}
+
+/* Changes are told while readers wait, and only then; the metrics count
+ * what ended; an inbox counts the messages an open would take. */
+static void test_engine__changes_told_while_waited(void **state)
+{
+	struct fixture *f = *state;
+	struct orch_engine *e = f->e;
+	struct told t = { { 0 }, 0, 0, 0, 0, 0 };
+	orch_engine_on_change(e, on_change, &t);
+	assert_int_equal(submit(e, "q", "{\"steps\":[{\"id\":\"s\",\"command\":\"echo\",\"args\":[\"hi\"]}]}"), 0);
+	run_until(e, "q-1", "succeeded");
+	for (int k = 0; k <= OCH_RUN_END; k++)
+		assert_int_equal(t.n[k], 0);	/* nobody waits: nothing told */
+
+	orch_engine_waiting(e, 1);
+	assert_int_equal(submit(e, "w", "{\"steps\":[{\"id\":\"g\",\"type\":\"approval\"},"
+				     "{\"id\":\"s\",\"command\":\"echo\",\"args\":[\"hi\"],\"depends_on\":[\"g\"]}]}"),
+			 0);
+	step_until(e, "w-1", "g", "awaiting_approval");
+	struct orch_run_attr a;
+	struct orch_step_attr s;
+	assert_int_equal(orch_run_by_name(e, "w-1", &a), 0);
+	assert_int_equal(orch_step_by_name(e, a.rowid, "s", &s), 0);
+	assert_true(t.n[OCH_EVENT] > 0);
+	assert_int_equal(t.ev_run, a.rowid);
+	assert_int_equal(t.n[OCH_ATTENTION], 1);
+	uint64_t gen = orch_attention_gen(e);
+	struct orch_who owner = { getuid(), getgid(), NULL, 0 };
+	assert_int_equal(step_ctl(e, "w-1", "g", "approve", &owner), 0);
+	run_until(e, "w-1", "succeeded");
+	assert_int_equal(t.n[OCH_ATTENTION], 2);
+	assert_true(orch_attention_gen(e) != gen);
+	assert_true(t.n[OCH_LOG] > 0);
+	assert_int_equal(t.log_step, s.rowid);
+	assert_int_equal(t.n[OCH_RUN_END], 1);
+	assert_int_equal(t.run_end, a.rowid);
+
+	/* messages: queued ones are free for an inbox until one takes them */
+	struct orch_sandbox_attr sa;
+	assert_int_equal(orch_sandbox_create(e, "mb", getuid(), getgid(), &sa), 0);
+	struct msg_line m[2] = { { MSG_USER_MESSAGE, "one" }, { MSG_USER_MESSAGE, "two" } };
+	struct line_batch b = { 2, m, NULL };
+	assert_int_equal(orch_messages_append(e, sa.rowid, &b), 0);
+	orch_engine_turn(e, 0);
+	assert_int_equal(t.n[OCH_MESSAGES], 1);
+	assert_int_equal(t.msg_sb, sa.rowid);
+	assert_int_equal(orch_inbox_free(e, sa.rowid), 2);
+	uint64_t lease;
+	struct sbuf out = SBUF_INIT;
+	assert_int_equal(orch_inbox_take(e, sa.rowid, &lease, &out), 0);
+	assert_int_equal(orch_inbox_free(e, sa.rowid), 0);
+	assert_int_equal(orch_inbox_done(e, sa.rowid, lease, false), 0);	/* handed back: told */
+	assert_int_equal(t.n[OCH_MESSAGES], 2);
+	assert_int_equal(orch_inbox_free(e, sa.rowid), 2);
+	sbuf_release(&out);
+
+	/* nobody waits any more: nothing more told */
+	orch_engine_waiting(e, 0);
+	int before = t.n[OCH_EVENT];
+	assert_int_equal(orch_messages_append(e, sa.rowid, &b), 0);
+	orch_engine_turn(e, 0);
+	assert_int_equal(t.n[OCH_EVENT], before);
+
+	/* the metrics: both runs succeeded, three steps ran (the approval's
+	 * decision is no process: it counts with its state all the same) */
+	struct sbuf mt = SBUF_INIT;
+	assert_int_equal(orch_render_metrics(e, &mt), 0);
+	assert_non_null(strstr(sbuf_str(&mt), "\norchfs_runs_finished_total{state=\"succeeded\"} 2\n"));
+	assert_non_null(strstr(sbuf_str(&mt), "\norchfs_runs_finished_total{state=\"failed\"} 0\n"));
+	assert_non_null(strstr(sbuf_str(&mt), "\norchfs_step_duration_seconds_bucket{state=\"succeeded\",le=\"+Inf\"} 3\n"));
+	assert_non_null(strstr(sbuf_str(&mt), "\norchfs_step_duration_seconds_count{state=\"succeeded\"} 3\n"));
+	sbuf_release(&mt);
+	struct sbuf h = SBUF_INIT;
+	assert_int_equal(orch_render_health(e, &h), 0);
+	json_t *j = json_loads(sbuf_str(&h), 0, NULL);
+	assert_non_null(j);
+	assert_true(json_is_true(json_object_get(j, "ok")));
+	assert_true(json_is_true(json_object_get(j, "db_ok")));
+	assert_int_equal(json_integer_value(json_object_get(j, "queued_messages")), 4);
+	assert_string_equal(json_string_value(json_object_get(j, "state_dir")), f->state);
+	json_decref(j);
+	sbuf_release(&h);
+}
+
 int main(int argc, char **argv)
 {
 	FIXTURE_MAIN_PROLOGUE(argc, argv);
@@ -472,6 +579,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_engine__approval_decisions_and_timeout, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__approval_deadline_passed_while_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__undone_approval_leaves_no_wait, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine__changes_told_while_waited, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
