@@ -7,7 +7,7 @@
 #   make asan       build ./orchfs-asan (AddressSanitizer + UndefinedBehaviorSanitizer)
 #   make check      the core library must not reference FUSE
 
-PKGS     := fuse3 sqlite3 jansson libcurl
+PKGS     := fuse3 sqlite3 jansson libcurl libcrypto
 CC       ?= cc
 OPT      ?= -O2
 CFLAGS   ?=

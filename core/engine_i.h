@@ -9,6 +9,7 @@
 #include <unistd.h>
 
 #include "core/engine.h"
+#include "core/http.h"
 #include "core/ident.h"
 #include "core/logfile.h"
 #include "core/loop.h"
@@ -19,6 +20,7 @@
 #include "core/syncer.h"
 #include "core/store.h"
 #include "core/supervise.h"
+#include "core/webhook.h"
 
 struct run;
 struct step;
@@ -299,6 +301,10 @@ struct orch_engine {
 	 * other users find theirs in the trampoline */
 	char **fuse_hide;
 	size_t nfuse_hide;
+	/* integration (SPEC §11): the one curl multi handle, made with the first
+	 * request; the webhooks (core/webhook.h; NULL: none configured) */
+	struct http http;
+	struct webhooks *hooks;
 };
 
 /* May steps of user UID run under bubblewrap here? */

@@ -579,7 +579,7 @@ int sb_save(struct orch_engine *e, struct sandbox *sb)
 /* Posted event types may not pass for the engine's own. */
 static bool reserved_type(const char *t)
 {
-	static const char *const prefixes[] = { "run.", "step.", "sandbox.", "message.", "attention." };
+	static const char *const prefixes[] = { "run.", "step.", "sandbox.", "message.", "attention.", "webhook." };
 	for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
 		if (!strncmp(t, prefixes[i], strlen(prefixes[i])))
 			return true;
