@@ -703,6 +703,7 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 		goto fail_early;
 	}
 	http_init(&e->http, &e->loop);
+	health_engine_init(e);
 	if ((r = spawner_start(&e->spawner, &e->loop))) {
 		sbuf_addf(err, "cannot start the spawner thread: %s", strerror(-r));
 		loop_release(&e->loop);
@@ -806,6 +807,7 @@ void orch_engine_close(struct orch_engine *e)
 			close(*fds[i]);
 	loop_watch_close(&e->loop, &e->sigw);
 	loop_watch_close(&e->loop, &e->mntw);
+	health_engine_release(e);	/* after the sandboxes: their checks' processes */
 	http_release(&e->http);	/* after every module with a request in it */
 	/* posted work nobody will run: ctl requests are ours to free */
 	loop_release(&e->loop);
