@@ -246,19 +246,29 @@ static void cmd_finish(struct hcmd *c, bool ok, const char *why)
 	}
 }
 
-/* The last non-empty line of what the command printed (what is in the pipe). */
+/* The last non-empty line of what the command printed (what the pipe
+ * holds: at most its 64 KiB; a command that prints more waits for its
+ * timeout). */
 static void last_line(int fd, char *out, size_t size)
 {
-	char buf[4096];
-	ssize_t n = read(fd, buf, sizeof(buf) - 1);
+	enum { CAP = 65536 };
+	char *buf = orch_malloc(CAP + 1);
+	ssize_t n = 0, k;
 	out[0] = '\0';
-	if (n <= 0)
+	if (!buf)
 		return;
+	while (n < CAP && (k = read(fd, buf + n, (size_t)(CAP - n))) > 0)
+		n += k;
+	if (n <= 0) {
+		orch_free(buf);
+		return;
+	}
 	buf[n] = '\0';
 	while (n > 0 && (buf[n - 1] == '\n' || buf[n - 1] == '\r' || buf[n - 1] == ' '))
 		buf[--n] = '\0';
 	char *l = strrchr(buf, '\n');
 	text_show(out, size, l ? l + 1 : buf, strlen(l ? l + 1 : buf));
+	orch_free(buf);
 }
 
 static void cmd_exit_cb(struct loop_watch *w, uint32_t events)
@@ -474,6 +484,17 @@ int health_load(struct orch_engine *e, struct sandbox *sb, const char *json)
 
 int health_set(struct orch_engine *e, struct sandbox *sb, const struct plan_health *ph)
 {
+	if (!ph->url && !ph->command) {
+		/* "health": null: no check any more */
+		if (!sb->health)
+			return 0;
+		int rc = store_exec(&e->st, "UPDATE sandboxes SET health = NULL WHERE id = ?", "i", sb->rowid);
+		if (!rc) {
+			health_free(sb->health);
+			sb->health = NULL;
+		}
+		return rc;
+	}
 	char *json = health_cfg_json(ph);
 	if (!json)
 		return -ENOMEM;

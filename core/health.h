@@ -76,7 +76,8 @@ void health_engine_init(struct orch_engine *e);
 /* At close, after every sandbox is freed: what still runs is killed. */
 void health_engine_release(struct orch_engine *e);
 /* A run took SB under a plan whose sandbox has PH: SB's check from now on
- * (saved with SB; the same one again changes nothing). 0 or -errno. */
+ * (saved with SB; the same one again changes nothing; "health": null, PH
+ * without url or command, removes it). 0 or -errno. */
 int health_set(struct orch_engine *e, struct sandbox *sb, const struct plan_health *ph);
 /* SB was loaded: its saved check (JSON, NULL: none). 0 or -errno. */
 int health_load(struct orch_engine *e, struct sandbox *sb, const char *json);

@@ -665,8 +665,13 @@ static void parse_health(struct ctx *c, struct plan *p, const struct vars *v, js
 	long long n;
 	char b[SHOW_MAX + 1], loc[48];
 
+	if (json_is_null(obj)) {
+		h->set = true;	/* the sandbox's check goes */
+		return;
+	}
 	if (!json_is_object(obj)) {
-		type_err(c, "", "sandbox.health", "an object such as {\"url\": \"http://127.0.0.1:${PORT0}/health\"}");
+		type_err(c, "", "sandbox.health",
+			 "an object such as {\"url\": \"http://127.0.0.1:${PORT0}/health\"} (null: no check)");
 		return;
 	}
 	h->interval_sec = PLAN_HEALTH_INTERVAL;

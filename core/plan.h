@@ -61,7 +61,7 @@ struct plan_step {
 /* "sandbox": {"health": ...} (SPEC §11, core/health.h): an HTTP check of a
  * loopback URL, or a command (exit 0 is healthy). */
 struct plan_health {
-	bool set;		/* the plan has one */
+	bool set;		/* the plan has one ("health": null: neither url nor command) */
 	char *url;		/* NULL: command */
 	char **command;		/* ncommand strings (argv), then NULL */
 	size_t ncommand;

@@ -1298,7 +1298,12 @@ static void test_plan__sandbox_health(void **state)
 	sbuf_release(&errs);
 
 #define HPLAN(h) "{\"sandbox\": {\"health\": " h "}, \"steps\": [{\"id\": \"a\", \"command\": \"true\"}]}"
-	expect_errs(HPLAN("true"), "\"sandbox.health\" must be an object such as {\"url\": \"http://127.0.0.1:${PORT0}/health\"}\n");
+	expect_errs(HPLAN("true"),
+		    "\"sandbox.health\" must be an object such as {\"url\": \"http://127.0.0.1:${PORT0}/health\"} (null: no"
+		    " check)\n");
+	p = expect_ok(HPLAN("null"));
+	assert_true(p->sandbox.health.set && !p->sandbox.health.url && !p->sandbox.health.command);
+	plan_free(p);
 	expect_errs(HPLAN("{}"), "\"sandbox.health\" needs \"url\" (an HTTP check) or \"command\" (exit 0 is healthy)\n");
 	expect_errs(HPLAN("{\"url\": \"http://127.0.0.1/\", \"command\": [\"x\"]}"),
 		    "\"sandbox.health\" takes \"url\" or \"command\", not both\n");

@@ -4,9 +4,10 @@
 # health file is gone (sandbox.healthy, .degraded, .unhealthy, in that
 # order; checks counts them; last_error says why); checks stop when nothing
 # runs in the sandbox; the check is the sandbox's (a later run without one
-# is checked too, also after a restart); a command check runs as the plan's
-# user in the workspace (exit 0 healthy, else its status and last line, a
-# timeout kills it); bad health fields are refused with messages; metrics.
+# is checked too, also after a restart; "health": null removes it); a
+# command check runs as the plan's user in the workspace (exit 0 healthy,
+# else its status and last line; a timeout kills it); bad health fields are
+# refused with messages; metrics.
 . "$(dirname "$0")/lib.sh"
 need_root_users
 new_user U1
@@ -43,9 +44,12 @@ if jq -e '.isolation == "bwrap"' "$M/sandboxes/$(mkdir "$M/sandboxes/probe" && e
 fi
 
 # ---- an HTTP check of a service in the sandbox
-srv='mkdir -p www; echo ok >www/health; cd www; exec python3 -m http.server "$PORT0" --bind 127.0.0.1'
+# the service runs until the file "stop" appears; then the run waits for an
+# approval: it holds the sandbox with nothing running
+srv='mkdir -p www; echo ok >www/health; cd www; python3 -m http.server "$PORT0" --bind 127.0.0.1 & while [ ! -e ../stop ]; do sleep 0.1; done; kill $!; exit 0'
 must_submit hc "$(jq -cn --arg c "$srv" '{sandbox: {id: "svc", health: {url: "http://127.0.0.1:${PORT0}/health",
-  interval_sec: 0.3, timeout_sec: 1, unhealthy_after: 2}}, steps: [{id: "serve", command: $c, shell: true}]}')"
+  interval_sec: 0.3, timeout_sec: 1, unhealthy_after: 2}}, steps: [{id: "serve", command: $c, shell: true},
+  {id: "gate", type: "approval", depends_on: ["serve"]}]}')"
 wait_for 20 is_health svc healthy || fail "never healthy: $(checks svc)"
 wait_for 20 passed_at_least svc 2 || fail "checks did not go on: $(checks svc)"
 # (checks that came before the service listened failed)
@@ -70,24 +74,32 @@ wait_for 20 is_health svc healthy || fail "a passing check after failures did no
   "${types}sandbox.healthy," ] || fail "want one sandbox.healthy more"
 grep -q '^orchfs_health_checks_total{result="failed"} [1-9]' "$M/metrics" || fail "metrics: $(grep health_checks "$M/metrics")"
 grep -q '^orchfs_health_checks_total{result="passed"} [1-9]' "$M/metrics" || fail "metrics: $(grep health_checks "$M/metrics")"
-# nothing runs: checks stop (nothing more counted in ten intervals)
-echo cancel >"$M/runs/hc-1/ctl"
-expect_run hc-1 cancelled
+# nothing runs (the run waits for a person): checks stop, nothing more
+# counted in ten intervals
+touch "$(ws svc)/stop"
+wait_for 20 is_step_state hc-1 gate awaiting_approval || fail "the run did not get to its approval: $(step_states hc-1)"
 sleep 0.5
 n=$(ntotal svc)
 sleep 3
-[ "$(ntotal svc)" = "$n" ] || fail "checks went on after the run ended: $n then $(ntotal svc)"
+[ "$(ntotal svc)" = "$n" ] || fail "checks went on while nothing ran: $n then $(ntotal svc)"
 is_health svc healthy || fail "the last verdict should stay when checks stop: $(checks svc)"
+echo cancel >"$M/runs/hc-1/ctl"
+expect_run hc-1 cancelled
 
 # ---- the check is the sandbox's: a later run without one is checked, also after a restart
 stop_fs
 start_fs -o allow_other,default_permissions
 jq -e '.checks.passed == 0 and .checks.failed == 0' "$M/sandboxes/svc/status" >/dev/null \
   || fail "the sandbox lost its check over a restart: $(checks svc)"
+rm -f "$(ws svc)/stop"
 must_submit again "$(jq -cn --arg c "$srv" '{sandbox: {id: "svc"}, steps: [{id: "serve", command: $c, shell: true}]}')"
 wait_for 20 passed_at_least svc 1 || fail "a later run in the sandbox is not checked: $(checks svc)"
 echo cancel >"$M/runs/again-1/ctl"
 expect_run again-1 cancelled
+# "health": null takes it away
+must_submit off '{"sandbox": {"id": "svc", "health": null}, "steps": [{"id": "a", "command": "true"}]}'
+expect_run off-1 succeeded
+jq -e '.checks == null' "$M/sandboxes/svc/status" >/dev/null || fail "\"health\": null left a check: $(checks svc)"
 
 # ---- a command check, run as the plan's user in the workspace
 chk='id -u >>checked-by; test -f ok || { echo "no ok file here"; exit 3; }'
