@@ -9,7 +9,7 @@
 #   make install    install orchfs, its man pages and examples under $(DESTDIR)$(PREFIX) (default /usr/local);
 #                   make uninstall removes exactly those files
 
-PKGS     := fuse3 sqlite3 jansson libcurl
+PKGS     := fuse3 sqlite3 jansson libcurl libcrypto
 CC       ?= cc
 OPT      ?= -O2
 CFLAGS   ?=

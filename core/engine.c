@@ -721,6 +721,8 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 		sbuf_addf(err, "cannot create the event loop: %s", strerror(-r));
 		goto fail_early;
 	}
+	http_init(&e->http, &e->loop);
+	health_engine_init(e);
 	if ((r = spawner_start(&e->spawner, &e->loop))) {
 		sbuf_addf(err, "cannot start the spawner thread: %s", strerror(-r));
 		loop_release(&e->loop);
@@ -764,6 +766,8 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 		sbuf_addf(err, "cannot read the event log: %s", strerror(-r));
 		goto fail;
 	}
+	if ((r = webhook_open(e, cfg->webhooks, cfg->nwebhooks, err)))
+		goto fail;
 	run_kill_stale(e);
 	sb_repair_all(e);
 	if ((r = run_load_unfinished(e))) {
@@ -808,6 +812,7 @@ void orch_engine_close(struct orch_engine *e)
 	 * so that what they started is known (and let go with the rest) */
 	spawner_stop(&e->spawner);
 	loop_turn(&e->loop, 0);
+	webhook_close(e);
 	run_unload_all(e);
 	free_dead(e);
 	orch_free(e->spawnq);
@@ -821,6 +826,8 @@ void orch_engine_close(struct orch_engine *e)
 			close(*fds[i]);
 	loop_watch_close(&e->loop, &e->sigw);
 	loop_watch_close(&e->loop, &e->mntw);
+	health_engine_release(e);	/* after the sandboxes: their checks' processes */
+	http_release(&e->http);	/* after every module with a request in it */
 	/* posted work nobody will run: ctl requests are ours to free */
 	loop_release(&e->loop);
 	for (size_t i = 0; i < e->cfg.nvars; i++)

@@ -40,9 +40,13 @@ struct orch_config {
 	 * with EDQUOT. Root is never refused unless LIMIT_ROOT. */
 	int64_t limits[QUOTA_NKINDS];
 	bool limit_root;
+	/* webhook subscribers (core/webhook.h), borrowed: the engine copies them */
+	const struct webhook_cfg *webhooks;
+	size_t nwebhooks;
 };
 
 struct orch_engine;
+struct webhook_cfg;
 
 /* Open the state directory's database and recover: kill processes a dead
  * daemon left behind, load every unfinished run. New engine, or NULL with a

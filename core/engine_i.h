@@ -9,6 +9,8 @@
 #include <unistd.h>
 
 #include "core/engine.h"
+#include "core/health.h"
+#include "core/http.h"
 #include "core/ident.h"
 #include "core/logfile.h"
 #include "core/loop.h"
@@ -19,6 +21,7 @@
 #include "core/syncer.h"
 #include "core/store.h"
 #include "core/supervise.h"
+#include "core/webhook.h"
 
 struct run;
 struct step;
@@ -164,6 +167,7 @@ struct sandbox {
 	int64_t *back;
 	size_t nback, capback;
 	bool back_lost;
+	struct health *health;	/* its health check (core/health.h); NULL: none */
 	struct sandbox *next;
 };
 
@@ -318,6 +322,11 @@ struct orch_engine {
 	 * other users find theirs in the trampoline */
 	char **fuse_hide;
 	size_t nfuse_hide;
+	/* integration (SPEC §11): the one curl multi handle, made with the first
+	 * request; the webhooks (core/webhook.h; NULL: none configured) */
+	struct http http;
+	struct webhooks *hooks;
+	struct health_engine health;	/* health checks' processes and counts */
 };
 
 /* May steps of user UID run under bubblewrap here? */
@@ -456,6 +465,16 @@ void run_step_retry(struct orch_engine *e, struct step *s);
 void run_step_fail(struct orch_engine *e, struct step *s, const char *reason);
 /* msgq.c: queue a message from orchfs itself into SB (no limits apply). */
 int msgq_post(struct orch_engine *e, struct sandbox *sb, enum msg_type type, const char *content);
+
+/* A health check's command (core/health.h): ARGV (ARGC strings) started as
+ * R's steps start (R's user, its sandbox's workspace, isolation and a step's
+ * environment but ORCHFS_STEP_ID), its output to OUT_FD (taken), by a
+ * spawner thread; the job comes back to DONE with OWNER. 0, or -errno with
+ * nothing started. */
+int run_spawn_check(struct orch_engine *e, struct run *r, char *const *argv, size_t argc, int out_fd,
+		    void (*done)(struct loop_work *, void *), void *owner);
+/* Kill PID and its process group, and have a spawner thread reap it. */
+void run_kill_and_reap(struct orch_engine *e, pid_t pid);
 
 /* The attempt whose process PID is, if any (the no-pidfd case). */
 struct proc *run_proc_by_pid(struct orch_engine *e, pid_t pid);

@@ -111,6 +111,8 @@ int ev_emit(struct orch_engine *e, const char *type, struct run *r, struct step 
 	free(line);
 	if (rc)
 		goto out;
+	if (e->hooks)
+		webhook_event(e, type, e->next_seq, e->g_bytes);
 	e->next_seq++;
 	e->g_bytes += len;
 	e->events_total++;

@@ -15,6 +15,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #define SHOW_MAX 80		/* bytes of user text quoted in a message */
 #define PLAN_ID_MAX 256
@@ -40,7 +41,8 @@ static const char *const command_only[] = {
 };
 /* fields that only an approval step takes */
 static const char *const approval_only[] = { "prompt", "approvers", "on_timeout" };
-static const char *const sandbox_fields[] = { "id", "isolation", "network", "ports" };
+static const char *const sandbox_fields[] = { "id", "isolation", "network", "ports", "health" };
+static const char *const health_fields[] = { "url", "command", "interval_sec", "timeout_sec", "unhealthy_after" };
 static const char *const builtin_vars[] = {
 	"RUN_ID", "PLAN_ID", "STEP_ID", "SANDBOX_ID", "WORKSPACE", "MOUNT",
 };
@@ -581,6 +583,8 @@ static void parse_sandbox(struct ctx *c, struct plan *p, json_t *obj,
 		} else if (!strcmp(key, "ports")) {
 			if (get_int(c, "", "sandbox.ports", val, 0, PLAN_MAX_PORTS, &n))
 				sb->ports = (int)n;
+		} else if (!strcmp(key, "health")) {
+			/* parse_health(), once the walk knows the variables */
 		} else {
 			unknown_field(c, "sandbox: ", key, sandbox_fields, ARRAY_SIZE(sandbox_fields));
 		}
@@ -600,6 +604,137 @@ static void parse_sandbox(struct ctx *c, struct plan *p, json_t *obj,
 	if (sb->ports >= 0 && sb->ports != info->ports)
 		report(c, "sandbox \"%s\": has %d ports, the plan asks for %d", sb->id,
 		       info->ports, sb->ports);
+}
+
+bool plan_health_url_ok(const char *url)
+{
+	const char *p;
+	if (!strncasecmp(url, "http://", 7))
+		p = url + 7;
+	else if (!strncasecmp(url, "https://", 8))
+		p = url + 8;
+	else
+		return false;
+	for (const char *q = url; *q; q++)
+		if ((unsigned char)*q <= ' ' || *q == 0x7f)
+			return false;
+	size_t alen = strcspn(p, "/?#");
+	if (memchr(p, '@', alen))
+		return false;	/* no user or password */
+	char host[64];
+	size_t hlen;
+	if (p[0] == '[') {
+		const char *end = memchr(p, ']', alen);
+		if (!end)
+			return false;
+		hlen = (size_t)(end - p) + 1;
+	} else {
+		hlen = strcspn(p, ":/?#");
+	}
+	if (hlen == 0 || hlen >= sizeof(host))
+		return false;
+	memcpy(host, p, hlen);
+	host[hlen] = '\0';
+	const char *rest = p + hlen;
+	if (*rest == ':') {
+		size_t digits = strspn(rest + 1, "0123456789");
+		if (digits == 0 || digits > 5 || atoi(rest + 1) < 1 || atoi(rest + 1) > 65535)
+			return false;
+		rest += 1 + digits;
+	}
+	if (*rest && *rest != '/' && *rest != '?' && *rest != '#')
+		return false;
+	if (!strcasecmp(host, "localhost") || !strcmp(host, "[::1]"))
+		return true;
+	/* 127.0.0.0/8, dotted quad */
+	unsigned a, b, d, e;
+	char tail;
+	return sscanf(host, "%u.%u.%u.%u%c", &a, &b, &d, &e, &tail) == 4 && a == 127 && b < 256 && d < 256 &&
+	       e < 256 && strspn(host, "0123456789.") == hlen;
+}
+
+/* "sandbox.health" (SPEC §11): a url or a command, how often, how long, how
+ * many failures in a row. After the walk: it may use the plan's variables
+ * (V), and checks the sandbox's network (INFO, when it exists). */
+static void parse_health(struct ctx *c, struct plan *p, const struct vars *v, json_t *obj,
+			 const struct plan_opts *opts, const struct plan_sandbox_info *info)
+{
+	struct plan_health *h = &p->sandbox.health;
+	const char *key, *s;
+	json_t *val;
+	long long n;
+	char b[SHOW_MAX + 1], loc[48];
+
+	if (json_is_null(obj)) {
+		h->set = true;	/* the sandbox's check goes */
+		return;
+	}
+	if (!json_is_object(obj)) {
+		type_err(c, "", "sandbox.health",
+			 "an object such as {\"url\": \"http://127.0.0.1:${PORT0}/health\"} (null: no check)");
+		return;
+	}
+	h->interval_sec = PLAN_HEALTH_INTERVAL;
+	h->timeout_sec = PLAN_HEALTH_TIMEOUT;
+	h->unhealthy_after = PLAN_HEALTH_UNHEALTHY_AFTER;
+	json_object_foreach(obj, key, val) {
+		if (!strcmp(key, "url")) {
+			if (!get_str(c, "", "sandbox.health.url", val, true, &s))
+				continue;
+			check_refs(c, v, NULL, "sandbox.health.url", s);
+			/* with a ${VAR} in it, the URL is checked once substituted */
+			if ((opts->literal || !strstr(s, "${")) && !plan_health_url_ok(s))
+				report(c, "\"sandbox.health.url\" must be an http:// or https:// URL of 127.0.0.1, [::1] or"
+				       " localhost (the sandbox's own services), not \"%s\"", show(b, s, strlen(s)));
+			else if (!(h->url = dup(c, s)))
+				return;
+		} else if (!strcmp(key, "command")) {
+			size_t na = json_is_array(val) ? json_array_size(val) : 0;
+			if (na == 0 || na > PLAN_HEALTH_MAX_ARGS) {
+				type_err(c, "", "sandbox.health.command",
+					 "a list of 1 to 256 strings, the program first (exit 0 is healthy)");
+				continue;
+			}
+			h->command = orch_calloc(na + 1, sizeof(char *));
+			if (!h->command) {
+				c->oom = true;
+				return;
+			}
+			for (size_t i = 0; i < na; i++) {
+				snprintf(loc, sizeof(loc), "sandbox.health.command[%zu]", i);
+				if (!get_str(c, "", loc, json_array_get(val, i), i == 0, &s))
+					continue;
+				check_refs(c, v, NULL, loc, s);
+				if (!(h->command[h->ncommand++] = dup(c, s)))
+					return;
+			}
+		} else if (!strcmp(key, "interval_sec")) {
+			get_num(c, "", "sandbox.health.interval_sec", val, 0.1, 86400, &h->interval_sec);
+		} else if (!strcmp(key, "timeout_sec")) {
+			get_num(c, "", "sandbox.health.timeout_sec", val, 0.1, 3600, &h->timeout_sec);
+		} else if (!strcmp(key, "unhealthy_after")) {
+			if (get_int(c, "", "sandbox.health.unhealthy_after", val, 1, 1000, &n))
+				h->unhealthy_after = (unsigned)n;
+		} else {
+			unknown_field(c, "sandbox.health: ", key, health_fields, ARRAY_SIZE(health_fields));
+		}
+	}
+	bool url = json_object_get(obj, "url") != NULL, cmd = json_object_get(obj, "command") != NULL;
+	if (url && cmd)
+		report(c, "\"sandbox.health\" takes \"url\" or \"command\", not both");
+	else if (!url && !cmd)
+		report(c, "\"sandbox.health\" needs \"url\" (an HTTP check) or \"command\" (exit 0 is healthy)");
+	/* a sandbox of its own network (bubblewrap, network false) has a
+	 * loopback of its own: the daemon's requests cannot reach it */
+	int network = p->sandbox.network >= 0 ? p->sandbox.network : info->exists ? info->network : 1;
+	enum isolation iso = p->sandbox.isolation != ISOLATION_UNSET ? p->sandbox.isolation
+			     : info->exists				   ? info->isolation
+			     : opts->bwrap_available			   ? ISOLATION_BWRAP
+									   : ISOLATION_NONE;
+	if (url && !network && iso == ISOLATION_BWRAP)
+		report(c, "\"sandbox.health.url\": a sandbox without network has a loopback of its own, out of"
+		       " the daemon's reach: check it with \"command\" instead");
+	h->set = true;
 }
 
 /* Step ids to indexes: open addressing, slots hold index + 1 (0 = empty). */
@@ -1109,6 +1244,12 @@ static void check_plan(struct ctx *c, struct plan *p, json_t *doc, const struct 
 			return;
 	}
 
+	json_t *health = json_object_get(json_object_get(doc, "sandbox"), "health");
+	if (health && json_is_object(json_object_get(doc, "sandbox")))
+		parse_health(c, p, &v, health, opts, &info);
+	if (c->oom)
+		return;
+
 	steps = json_object_get(doc, "steps");
 	if (!steps) {
 		report(c, "\"steps\" is required");
@@ -1202,7 +1343,7 @@ struct plan *plan_parse(const char *text, size_t len, const char *name,
 	p->doc = doc;
 	p->kill_grace_sec = 5;
 	p->same_failures = PLAN_LOOP_SAME_FAILURES;
-	p->sandbox = (struct plan_sandbox){ NULL, ISOLATION_UNSET, -1, -1 };
+	p->sandbox = (struct plan_sandbox){ .isolation = ISOLATION_UNSET, .network = -1, .ports = -1 };
 	p->plan_id = dup(&c, name ? name : "");
 	if (!c.oom)
 		check_plan(&c, p, doc, opts);
@@ -1387,6 +1528,40 @@ static int subst_step(struct ctx *c, struct plan *p, size_t i, const struct vars
 	return 0;
 }
 
+/* sandbox.health's url or command, in the plan and in its document. */
+static int subst_health(struct ctx *c, struct plan *p, const struct vars *v)
+{
+	struct plan_health *h = &p->sandbox.health;
+	json_t *o = json_object_get(json_object_get(p->doc, "sandbox"), "health"), *j;
+	char loc[48], b[SHOW_MAX + 1];
+	int ret;
+	if (h->url) {
+		if ((ret = subst(c, v, NULL, "sandbox.health.url", &h->url, 0, &j)))
+			return ret;
+		if (json_object_set_new(o, "url", j))
+			return -ENOMEM;
+		if (!plan_health_url_ok(h->url)) {
+			report(c, "\"sandbox.health.url\" must be an http:// or https:// URL of 127.0.0.1, [::1] or"
+			       " localhost (the sandbox's own services), not \"%s\" (after substitution)",
+			       show(b, h->url, strlen(h->url)));
+			return -EINVAL;
+		}
+	}
+	json_t *cmd = json_object_get(o, "command");
+	for (size_t k = 0; k < h->ncommand; k++) {
+		snprintf(loc, sizeof(loc), "sandbox.health.command[%zu]", k);
+		if ((ret = subst(c, v, NULL, loc, &h->command[k], 0, &j)))
+			return ret;
+		if (json_array_set_new(cmd, k, j))
+			return -ENOMEM;
+		if (k == 0 && !h->command[0][0]) {
+			report(c, "\"sandbox.health.command[0]\" is empty after substitution");
+			return -EINVAL;
+		}
+	}
+	return 0;
+}
+
 int plan_substitute(struct plan *plan, const char *name, const struct plan_opts *opts,
 		    const struct plan_builtins *b, struct sbuf *errs)
 {
@@ -1408,6 +1583,8 @@ int plan_substitute(struct plan *plan, const char *name, const struct plan_opts 
 		goto out;
 	if (plan->nenv &&
 	    (ret = subst_env(&c, &v, NULL, plan->env, plan->nenv, json_object_get(plan->doc, "env"))))
+		goto out;
+	if (plan->sandbox.health.set && (ret = subst_health(&c, plan, &v)))
 		goto out;
 	for (size_t i = 0; i < plan->nsteps; i++)
 		if ((ret = subst_step(&c, plan, i, &v)))
@@ -1448,6 +1625,8 @@ void plan_free(struct plan *plan)
 	orch_free(plan->plan_id);
 	free_strv(plan->env, plan->nenv);
 	orch_free(plan->sandbox.id);
+	orch_free(plan->sandbox.health.url);
+	free_strv(plan->sandbox.health.command, plan->sandbox.health.ncommand);
 	json_decref(plan->doc);
 	orch_free(plan);
 }

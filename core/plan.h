@@ -58,11 +58,28 @@ struct plan_step {
 	size_t ndeps;
 };
 
+/* "sandbox": {"health": ...} (SPEC §11, core/health.h): an HTTP check of a
+ * loopback URL, or a command (exit 0 is healthy). */
+struct plan_health {
+	bool set;		/* the plan has one ("health": null: neither url nor command) */
+	char *url;		/* NULL: command */
+	char **command;		/* ncommand strings (argv), then NULL */
+	size_t ncommand;
+	double interval_sec;	/* default PLAN_HEALTH_INTERVAL */
+	double timeout_sec;	/* default PLAN_HEALTH_TIMEOUT */
+	unsigned unhealthy_after;	/* failures in a row; default PLAN_HEALTH_UNHEALTHY_AFTER */
+};
+#define PLAN_HEALTH_INTERVAL 10.0
+#define PLAN_HEALTH_TIMEOUT 2.0
+#define PLAN_HEALTH_UNHEALTHY_AFTER 3
+#define PLAN_HEALTH_MAX_ARGS 256
+
 struct plan_sandbox {
 	char *id;		/* NULL: the run gets a sandbox of its own named after the run */
 	enum isolation isolation;	/* ISOLATION_UNSET when absent */
 	int network;		/* -1 absent, else 0/1 */
 	int ports;		/* -1 absent, else 0..PLAN_MAX_PORTS */
+	struct plan_health health;
 };
 #define PLAN_MAX_PORTS 64
 
@@ -132,6 +149,11 @@ int plan_substitute(struct plan *plan, const char *name, const struct plan_opts 
 		    const struct plan_builtins *b, struct sbuf *errs);
 
 void plan_free(struct plan *plan);
+
+/* Is URL one a health check may GET: http:// or https:// to 127.0.0.0/8,
+ * [::1] or localhost (the sandbox's own services; the daemon probes nothing
+ * else for a plan), with no user or password in it? */
+bool plan_health_url_ok(const char *url);
 
 const char *on_failure_name(enum on_failure f);
 

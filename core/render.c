@@ -338,6 +338,8 @@ int orch_render_metrics(struct orch_engine *e, struct sbuf *out)
 		  (long long)q, (long long)e->msg_queued, (long long)(e->st.commits - e->st.durable_commits),
 		  (long long)e->st.durable_commits);
 	render_step_durations(e, out);
+	webhook_metrics(e, out);
+	health_metrics(e, out);
 	return sbuf_failed(out) ? -ENOMEM : 0;
 }
 

@@ -783,6 +783,8 @@ static void pid_cb(struct loop_watch *w, uint32_t events)
 	e->dead = p;
 	r->nrunning--;
 	e->running--;
+	if (r->sb && r->sb->health)
+		health_sync(e, r->sb);	/* nothing runs in it any more: checks stop */
 	if (e->cfg.jobs)
 		e->sched_all = true;
 	r->sched = true;
@@ -943,11 +945,11 @@ static void env_release(struct envv *ev)
 }
 
 /* The environment of SPEC §3: orchfs's own, the plan's env, the step's env,
- * then ORCHFS_* and PORTn. */
-static int step_env(struct orch_engine *e, struct step *s, struct envv *ev)
+ * then ORCHFS_* and PORTn. PS is R's step (ATTEMPT its attempt), or a
+ * health check's stand-in (core/health.h: no id, no env of its own). */
+static int step_env(struct orch_engine *e, struct run *r, const struct plan_step *ps, unsigned attempt,
+		    struct envv *ev)
 {
-	struct run *r = s->run;
-	const struct plan_step *ps = &r->plan->steps[s->idx];
 	struct sandbox *sb = r->sb;
 	/* the daemon's own names are unique: only what follows may replace one */
 	for (char **p = environ; p && *p; p++)
@@ -957,8 +959,10 @@ static int step_env(struct orch_engine *e, struct step *s, struct envv *ev)
 	for (size_t i = 0; i < ps->nenv; i++)
 		env_put(ev, ps->env[i], false);
 	env_putf(ev, "ORCHFS_RUN_ID=%s", r->name);
-	env_putf(ev, "ORCHFS_STEP_ID=%s", ps->id);
-	env_putf(ev, "ORCHFS_ATTEMPT=%u", s->attempt);
+	if (ps->id) {
+		env_putf(ev, "ORCHFS_STEP_ID=%s", ps->id);
+		env_putf(ev, "ORCHFS_ATTEMPT=%u", attempt);
+	}
 	env_putf(ev, "ORCHFS_SANDBOX=%s/sandboxes/%s", e->mountpoint, sb->name);
 	env_putf(ev, "ORCHFS_WORKSPACE=%s", sb->workspace);
 	env_putf(ev, "ORCHFS_MOUNT=%s", e->mountpoint);
@@ -1030,11 +1034,9 @@ static void step_argv_release(struct step_argv *a)
 
 /* Build the fixed part (TRAMP: through the trampoline, as the run's user).
  * 0 or -ENOMEM. */
-static int step_argv_build(struct orch_engine *e, struct step *s, bool sandboxed, bool tramp,
-			   struct step_argv *a)
+static int step_argv_build(struct orch_engine *e, struct run *r, const struct plan_step *ps, bool sandboxed,
+			   bool tramp, struct step_argv *a)
 {
-	struct run *r = s->run;
-	const struct plan_step *ps = &r->plan->steps[s->idx];
 	struct sandbox *sb = r->sb;
 	size_t hide = 0, base = 0;
 	a->n = 0;
@@ -1110,6 +1112,58 @@ static int step_argv_build(struct orch_engine *e, struct step *s, bool sandboxed
 	}
 	av_add(a, ps->command);
 	return a->oom ? -ENOMEM : 0;
+}
+
+/* What J runs, as R's steps run (core/spawner.h): PS's command line (through
+ * the trampoline as R's user with TRAMP, under bubblewrap with SANDBOXED),
+ * its environment, its cwd. 0 or -errno. */
+static int job_fill(struct orch_engine *e, struct run *r, const struct plan_step *ps, unsigned attempt,
+		    bool sandboxed, bool tramp, struct spawn_job *j)
+{
+	struct envv ev = { 0 };
+	struct step_argv sa = { .v = NULL };
+	int rc;
+	if ((rc = step_argv_build(e, r, ps, sandboxed, tramp, &sa)) || (rc = step_env(e, r, ps, attempt, &ev)))
+		goto out;
+	j->argv = orch_calloc(sa.n + ps->nargs + 1, sizeof(char *));
+	if (!j->argv) {
+		rc = -ENOMEM;
+		goto out;
+	}
+	size_t n = 0;
+	for (size_t k = 0; k < sa.n; k++)
+		if (!(j->argv[n++] = orch_strdup(sa.v[k])))
+			rc = -ENOMEM;
+	for (size_t k = 0; !ps->shell && k < ps->nargs; k++)
+		if (!(j->argv[n++] = orch_strdup(ps->args[k])))
+			rc = -ENOMEM;
+	if (tramp) {
+		/* it starts as root: orchfs's own environment; the step's on
+		 * EXEC_ENV_FD, read once it is the user's. It finds the cwd and
+		 * the command (along the step's PATH) itself, as the user */
+		j->envp = exec_clean_env(e->state_dir, r->name, ps->id);
+		if (!j->envp)
+			rc = -ENOMEM;
+		else if ((j->env_fd = exec_env_fd(ev.v, ev.n)) < 0)
+			rc = j->env_fd;
+	} else {
+		const char *path_env = NULL;
+		for (size_t k = 0; k < ev.n; k++)
+			if (!strncmp(ev.v[k], "PATH=", 5))
+				path_env = ev.v[k] + 5;
+		if (path_env && !(j->path = orch_strdup(path_env)))
+			rc = -ENOMEM;
+		/* the child starts in the workspace (bubblewrap keeps it), or
+		 * in the step's cwd beneath it, found by the spawner thread */
+		if (!(j->cwd = orch_strdup(r->sb->workspace)) || (ps->cwd && !(j->cwd_rel = orch_strdup(ps->cwd))))
+			rc = -ENOMEM;
+		if (!rc && !(j->envp = orch_strv_pack(ev.v, ev.n)))
+			rc = -ENOMEM;
+	}
+out:
+	step_argv_release(&sa);
+	env_release(&ev);
+	return rc;
 }
 
 /* Begin attempt s->attempt+1 of step I: recorded now, its process spawned by
@@ -1225,8 +1279,6 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 {
 	struct step *s = &r->steps[i];
 	const struct plan_step *ps = &r->plan->steps[i];
-	struct envv ev = { 0 };
-	struct step_argv sa = { .v = NULL };
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	int rc = 0;
 	struct proc *p = orch_calloc(1, sizeof(*p));
@@ -1285,44 +1337,7 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 		eng_log(e, "run %s step %s: %s", r->name, ps->id, ENG_BWRAP_USERS_WHY);
 		goto spawn_failed;
 	}
-	if ((rc = step_argv_build(e, s, sandboxed, tramp, &sa)) || (rc = step_env(e, s, &ev)))
-		goto spawn_failed;
-	j->argv = orch_calloc(sa.n + ps->nargs + 1, sizeof(char *));
-	if (!j->argv) {
-		rc = -ENOMEM;
-		goto spawn_failed;
-	}
-	size_t n = 0;
-	for (size_t k = 0; k < sa.n; k++)
-		if (!(j->argv[n++] = orch_strdup(sa.v[k])))
-			rc = -ENOMEM;
-	for (size_t k = 0; !ps->shell && k < ps->nargs; k++)
-		if (!(j->argv[n++] = orch_strdup(ps->args[k])))
-			rc = -ENOMEM;
-	if (tramp) {
-		/* it starts as root: orchfs's own environment; the step's on
-		 * EXEC_ENV_FD, read once it is the user's. It finds the cwd and
-		 * the command (along the step's PATH) itself, as the user */
-		j->envp = exec_clean_env(e->state_dir, r->name, ps->id);
-		if (!j->envp)
-			rc = -ENOMEM;
-		else if ((j->env_fd = exec_env_fd(ev.v, ev.n)) < 0)
-			rc = j->env_fd;
-	} else {
-		const char *path_env = NULL;
-		for (size_t k = 0; k < ev.n; k++)
-			if (!strncmp(ev.v[k], "PATH=", 5))
-				path_env = ev.v[k] + 5;
-		if (path_env && !(j->path = orch_strdup(path_env)))
-			rc = -ENOMEM;
-		/* the child starts in the workspace (bubblewrap keeps it), or
-		 * in the step's cwd beneath it, found by the spawner thread */
-		if (!(j->cwd = orch_strdup(r->sb->workspace)) || (ps->cwd && !(j->cwd_rel = orch_strdup(ps->cwd))))
-			rc = -ENOMEM;
-		if (!rc && !(j->envp = orch_strv_pack(ev.v, ev.n)))
-			rc = -ENOMEM;
-	}
-	if (rc)
+	if ((rc = job_fill(e, r, ps, s->attempt, sandboxed, tramp, j)))
 		goto spawn_failed;
 	/* the output; and for the trampoline, where it says why it could not exec */
 	if (pipe2(outp, O_CLOEXEC) < 0 || (tramp && pipe2(errp, O_CLOEXEC) < 0)) {
@@ -1348,7 +1363,7 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 		spawn_done(&j->done, e);
 	else
 		spawner_submit(&e->spawner, j);
-	goto out;
+	return;
 
 spawn_failed:
 	if (p && proc_logfd(p) >= 0) {
@@ -1367,9 +1382,6 @@ spawn_failed:
 	orch_free(p);
 	spawn_job_free(j);
 	attempt_not_started(e, r, s, rc);
-out:
-	step_argv_release(&sa);
-	env_release(&ev);
 }
 
 /* An attempt that got no process: a failed attempt (spawn_failed). */
@@ -1380,6 +1392,8 @@ static void attempt_not_started(struct orch_engine *e, struct run *r, struct ste
 	s->reason = "spawn_failed";
 	r->nrunning--;
 	e->running--;
+	if (r->sb && r->sb->health)
+		health_sync(e, r->sb);
 	r->sched = true;
 	attempt_ended(e, s, W_EXITCODE(rc == -ENOENT ? 127 : 126, 0), KILL_NONE, NULL);
 }
@@ -1401,6 +1415,34 @@ static void kill_and_reap(struct orch_engine *e, pid_t pid)
 	j->pid = pid;
 	j->done.fn = reap_done;
 	spawner_submit(&e->spawner, j);
+}
+
+void run_kill_and_reap(struct orch_engine *e, pid_t pid) { kill_and_reap(e, pid); }
+
+int run_spawn_check(struct orch_engine *e, struct run *r, char *const *argv, size_t argc, int out_fd,
+		    void (*done)(struct loop_work *, void *), void *owner)
+{
+	bool sandboxed = r->sb->isolation == ISOLATION_BWRAP && e->bwrap_path;
+	bool tramp = geteuid() == 0 && r->uid != 0;
+	struct spawn_job *j = sandboxed && !eng_bwrap_for(e, r->uid) ? NULL : orch_calloc(1, sizeof(*j));
+	if (!j) {
+		close(out_fd);
+		return sandboxed && !eng_bwrap_for(e, r->uid) ? -EPERM : -ENOMEM;
+	}
+	j->out_fd = out_fd;
+	j->err_fd = j->env_fd = -1;
+	/* a step without id, env or cwd of its own: argv as it is */
+	struct plan_step ps = { .command = argv[0], .args = (char **)argv + 1, .nargs = argc - 1 };
+	int rc = job_fill(e, r, &ps, 0, sandboxed, tramp, j);
+	if (rc) {
+		spawn_job_free(j);
+		return rc;
+	}
+	j->new_session = sandboxed;	/* see step_argv_build */
+	j->owner = owner;
+	j->done.fn = done;
+	spawner_submit(&e->spawner, j);
+	return 0;
 }
 
 /* The spawner is done with a job: attach the process to its attempt. */
@@ -1498,6 +1540,8 @@ static void spawn_done(struct loop_work *w, void *ctx)
 		kill(p->pid, SIGKILL);
 	}
 	s->proc = p;
+	if (r->sb->health)
+		health_sync(e, r->sb);	/* a step runs in it: checks start */
 	ev_emit(e, "step.started", r, s, NULL,
 		json_pack("{s:i, s:i}", "attempt", (json_int_t)s->attempt, "pid", (json_int_t)p->pid));
 	/* stopped while it was being started */
@@ -1813,6 +1857,9 @@ static bool run_advance(struct orch_engine *e, struct run *r)
 		if (r->sb->stopped)
 			return true;	/* until a restart */
 		r->sb->holder = r;
+		/* its plan's health check becomes the sandbox's (core/health.h) */
+		if (r->plan->sandbox.health.set && health_set(e, r->sb, &r->plan->sandbox.health))
+			eng_log(e, "run %s: cannot set the health check of sandbox %s", r->name, r->sb->name);
 		run_set_state(e, r, RUN_RUNNING);
 		if (!r->started_at)
 			r->started_at = r->updated_at;

@@ -20,6 +20,7 @@ static void sb_free(struct sandbox *sb)
 	if (!sb)
 		return;
 	msgq_forget(sb);
+	health_free(sb->health);
 	orch_free(sb->workspace);
 	orch_free(sb->ports);
 	orch_free(sb);
@@ -41,7 +42,7 @@ static char *sb_dir(struct orch_engine *e, const char *name)
 
 /* Build the in-memory sandbox from its row (columns as in SB_COLS). */
 #define SB_COLS \
-	"id, name, isolation, network, nports, uid, gid, created_at, last_heartbeat, restarts, state"
+	"id, name, isolation, network, nports, uid, gid, created_at, last_heartbeat, restarts, state, health"
 static struct sandbox *sb_from_row(struct orch_engine *e, sqlite3_stmt *q)
 {
 	struct sandbox *sb = orch_calloc(1, sizeof(*sb));
@@ -64,7 +65,8 @@ static struct sandbox *sb_from_row(struct orch_engine *e, sqlite3_stmt *q)
 	orch_free(dir);
 	sb->ports = orch_calloc((size_t)(sb->nports > 0 ? sb->nports : 1), sizeof(int));
 	sb->ev_epoch = -1;
-	if (!sb->workspace || !sb->ports) {
+	if (!sb->workspace || !sb->ports ||
+	    health_load(e, sb, (const char *)sqlite3_column_text(q, 11))) {
 		sb_free(sb);
 		return NULL;
 	}
@@ -530,8 +532,10 @@ int orch_sandbox_render(struct orch_engine *e, int64_t rowid, struct sbuf *out)
 		state = "running";
 	else if (!sb->holder && have_run && !strcmp(rstate, "failed"))
 		state = "failed";
-	const char *health = sb->degraded ? "degraded" : sb->missed ? "unhealthy"
-				 : sb->last_heartbeat ? "healthy" : "unknown";
+	/* the heartbeat's verdict; health_render() shows the worse of it and
+	 * the health checks' */
+	enum health_state hbs = sb->degraded ? HEALTH_DEGRADED : sb->missed ? HEALTH_UNHEALTHY
+				: sb->last_heartbeat ? HEALTH_HEALTHY : HEALTH_UNKNOWN;
 	json_t *ports = json_array();
 	for (int i = 0; ports && i < sb->nports; i++)
 		json_array_append_new(ports, json_integer(sb->ports[i]));
@@ -541,11 +545,13 @@ int orch_sandbox_render(struct orch_engine *e, int64_t rowid, struct sbuf *out)
 			      sb->workspace, "ports", ports ? ports : json_null(), "run_id",
 			      have_run ? json_string(run) : json_null(), "created_at", created,
 			      "last_heartbeat", sb->last_heartbeat ? json_string(hb) : json_null(),
-			      "restarts", (json_int_t)sb->restarts, "health", health, "messages",
+			      "restarts", (json_int_t)sb->restarts, "health", health_state_name(hbs), "messages",
 			      "queued", (json_int_t)sb->msg_queued, "delivered",
 			      (json_int_t)sb->msg_delivered);
-	if (o)
+	if (o) {
 		json_object_set_new(o, "network", json_boolean(sb->network));
+		health_render(sb, hbs, o);
+	}
 	return sbuf_put_json(out, o);
 }
 
@@ -579,7 +585,7 @@ int sb_save(struct orch_engine *e, struct sandbox *sb)
 /* Posted event types may not pass for the engine's own. */
 static bool reserved_type(const char *t)
 {
-	static const char *const prefixes[] = { "run.", "step.", "sandbox.", "message.", "attention." };
+	static const char *const prefixes[] = { "run.", "step.", "sandbox.", "message.", "attention.", "webhook." };
 	for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
 		if (!strncmp(t, prefixes[i], strlen(prefixes[i])))
 			return true;

@@ -1,5 +1,6 @@
-/* core/store.c — SQLite access for the engine. Schema version 4 (older
- * databases are migrated at open: migrate_1_2, migrate_2_3, migrate_3_4). */
+/* core/store.c — SQLite access for the engine. Schema version 5 (older
+ * databases are migrated at open: migrate_1_2, migrate_2_3, migrate_3_4,
+ * migrate_4_5). */
 #include "core/store.h"
 
 #include <errno.h>
@@ -14,6 +15,17 @@
 	" ts INTEGER NOT NULL, type TEXT NOT NULL, run INTEGER, sandbox INTEGER, line TEXT NOT NULL," \
 	" r_off INTEGER, s_off INTEGER);\n"
 
+/* Webhooks (SPEC §11, core/webhook.h): each subscriber URL ever configured,
+ * and the events still to post to each, in seq order (an event's line is
+ * its row in events, by g_off; next_at: wall ms of a retry's turn). */
+#define WEBHOOK_TABLES                                                                          \
+	"CREATE TABLE IF NOT EXISTS webhook_subs(id INTEGER PRIMARY KEY AUTOINCREMENT,"           \
+	" url TEXT NOT NULL UNIQUE);\n"                                                           \
+	"CREATE TABLE IF NOT EXISTS webhook_queue(id INTEGER PRIMARY KEY AUTOINCREMENT,"          \
+	" sub INTEGER NOT NULL, seq INTEGER NOT NULL, g_off INTEGER NOT NULL,"                   \
+	" attempts INTEGER NOT NULL DEFAULT 0, next_at INTEGER NOT NULL DEFAULT 0, error TEXT);\n" \
+	"CREATE INDEX IF NOT EXISTS webhook_queue_sub ON webhook_queue(sub, id);\n"
+
 static const char schema[] =
 	"CREATE TABLE IF NOT EXISTS meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;\n"
 	/* one row per plan NAME ever submitted: numbering, newest run, last error */
@@ -27,7 +39,7 @@ static const char schema[] =
 	" name TEXT NOT NULL UNIQUE, state TEXT NOT NULL DEFAULT 'ready', isolation INTEGER,"
 	" network INTEGER, nports INTEGER, created_at INTEGER, uid INTEGER, gid INTEGER,"
 	" owner_run TEXT, last_heartbeat INTEGER, restarts INTEGER NOT NULL DEFAULT 0,"
-	" ev_bytes INTEGER NOT NULL DEFAULT 0);\n"
+	" ev_bytes INTEGER NOT NULL DEFAULT 0, health TEXT);\n"
 	/* TCP ports held by sandboxes: no two live sandboxes share one */
 	"CREATE TABLE IF NOT EXISTS ports(port INTEGER PRIMARY KEY, sandbox INTEGER NOT NULL);\n"
 	"CREATE INDEX IF NOT EXISTS ports_sb ON ports(sandbox);\n"
@@ -71,7 +83,8 @@ static const char schema[] =
 	EVENTS_TABLE(events)
 	"CREATE INDEX IF NOT EXISTS events_r ON events(run, r_off) WHERE run IS NOT NULL;\n"
 	"CREATE INDEX IF NOT EXISTS events_s ON events(sandbox, s_off);\n"
-	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 4);\n";
+	WEBHOOK_TABLES
+	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 5);\n";
 
 /* Version 1 kept events by seq, AUTOINCREMENT, with an index on g_off:
  * two more b-trees written at every event. Rewrite the table in the new
@@ -111,6 +124,11 @@ static const char migrate_3_4[] =
 	"CREATE INDEX IF NOT EXISTS runs_unfinished2 ON runs(state)"
 	" WHERE state IN ('pending','running','paused','needs_human');\n"
 	"UPDATE meta SET value = 4 WHERE key = 'schema';\n";
+
+/* Version 5 (integration, SPEC §11): the webhook tables (the schema made
+ * them) and a sandbox's health check (health, JSON: core/health.h), added
+ * where missing. */
+static const char migrate_4_5[] = "UPDATE meta SET value = 5 WHERE key = 'schema';\n";
 
 /* Unexpected SQLite failures say what and where on stderr (the daemon's log). */
 static void store_complain(struct store *s, int rc, const char *sql)
@@ -289,6 +307,19 @@ int store_open(struct store *s, const char *path, struct sbuf *err)
 					  &msg);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_exec(s->db, migrate_3_4, NULL, NULL, &msg);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg);
+		if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->db))
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	if (rc == SQLITE_OK && store_int(s, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL) < 5) {
+		rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+		if (rc == SQLITE_OK &&
+		    !store_int(s, "SELECT count(*) FROM pragma_table_info('sandboxes') WHERE name = 'health'", 0,
+			       NULL))
+			rc = sqlite3_exec(s->db, "ALTER TABLE sandboxes ADD COLUMN health TEXT;", NULL, NULL, &msg);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(s->db, migrate_4_5, NULL, NULL, &msg);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg);
 		if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->db))

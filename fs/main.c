@@ -39,6 +39,7 @@
 #include "core/logfile.h"
 #include "core/proc.h"
 #include "core/version.h"
+#include "core/webhook.h"
 #include "fs/conn.h"
 #include "fs/fs.h"
 
@@ -53,7 +54,7 @@ static const char usage[] =
 	"  --state DIR        state directory (default: $ORCHFS_STATE, else\n"
 	"                     $XDG_STATE_HOME/orchfs, else ~/.local/state/orchfs)\n"
 	"  --config FILE      JSON settings: {\"state\", \"jobs\", \"vars\", \"port_range\", \"options\",\n"
-	"                     \"log_max_bytes\", \"limits\"} (limits: per user; see the README)\n"
+	"                     \"log_max_bytes\", \"limits\", \"webhooks\"} (limits: per user; see the README)\n"
 	"  --jobs N           at most N steps running at once across all runs (0: no limit)\n"
 	"  --var NAME=VALUE   a default for ${NAME} in plans (repeatable)\n"
 	"  --port-range LO-HI the TCP ports sandboxes take (default 20000-29999)\n"
@@ -105,6 +106,8 @@ struct opts {
 	int64_t log_max_bytes;	/* as struct orch_config's: 0 default, -1 none */
 	int64_t limits[QUOTA_NKINDS];	/* per user; 0: none */
 	bool limit_root;
+	struct webhook_cfg *webhooks;	/* core/webhook.h */
+	size_t nwebhooks;
 	char *mountpoint;
 };
 
@@ -193,6 +196,12 @@ static void load_config(struct opts *o, bool jobs_given, bool ports_given)
 				o->fuse_opts = strdup(json_string_value(v));
 		} else if (!strcmp(k, "limits")) {
 			load_limits(o, v);
+		} else if (!strcmp(k, "webhooks")) {
+			struct sbuf why = SBUF_INIT;
+			int r = webhook_cfg_parse(v, &o->webhooks, &o->nwebhooks, &why);
+			if (r)
+				die(2, "config %s: %s", o->config, r == -ENOMEM ? "out of memory" : sbuf_str(&why));
+			sbuf_release(&why);
 		} else if (!strcmp(k, "vars") && json_is_object(v)) {
 			const char *vk;
 			json_t *vv;
@@ -761,6 +770,8 @@ int main(int argc, char **argv)
 		.bwrap_users = bwrap_users,
 		.log_max_bytes = o.log_max_bytes,
 		.limit_root = o.limit_root,
+		.webhooks = o.webhooks,
+		.nwebhooks = o.nwebhooks,
 	};
 	memcpy(cfg.limits, o.limits, sizeof(cfg.limits));
 	struct sbuf err = SBUF_INIT;
@@ -925,5 +936,6 @@ int main(int argc, char **argv)
 	free(o.state);
 	free(o.config);
 	free(o.fuse_opts);
+	webhook_cfg_free(o.webhooks, o.nwebhooks);
 	return 0;
 }

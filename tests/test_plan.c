@@ -1247,6 +1247,142 @@ static void test_plan__supervision_multiple_errors(void **state)
 		    "step \"t\": unknown type \"aproval\" (use command or approval)\n");
 }
 
+/* SPEC §11: "sandbox": {"health": ...}, its defaults, its messages, the
+ * loopback rule, ${PORT0} substituted into the plan as run, which parses
+ * again literally. */
+static void test_plan__sandbox_health(void **state)
+{
+	struct plan *p = expect_ok("{\"sandbox\": {\"health\": {\"command\": [\"test\", \"-f\", \"${WORKSPACE}/ok\"]}},"
+				   " \"steps\": [{\"id\": \"a\", \"command\": \"true\"}]}");
+	const struct plan_health *h = &p->sandbox.health;
+	assert_true(h->set);
+	assert_null(h->url);
+	assert_int_equal(h->ncommand, 3);
+	assert_true(h->interval_sec == PLAN_HEALTH_INTERVAL && h->timeout_sec == PLAN_HEALTH_TIMEOUT);
+	assert_int_equal(h->unhealthy_after, PLAN_HEALTH_UNHEALTHY_AFTER);
+	int ports[] = { 20001 };
+	struct plan_builtins b = { .run_id = "demo-1", .workspace = "/ws", .ports = ports, .nports = 1 };
+	struct sbuf errs = SBUF_INIT;
+	assert_int_equal(plan_substitute(p, "demo", &base_opts, &b, &errs), 0);
+	assert_string_equal(h->command[2], "/ws/ok");
+	plan_free(p);
+	p = expect_ok(STEP1(""));
+	assert_false(p->sandbox.health.set);
+	plan_free(p);
+
+	p = expect_ok("{\"variables\": {\"P\": \"health\"}, \"sandbox\": {\"health\": {\"url\":"
+		      " \"http://127.0.0.1:${PORT0}/${P}\", \"interval_sec\": 0.5, \"timeout_sec\": 1,"
+		      " \"unhealthy_after\": 2}}, \"steps\": [{\"id\": \"a\", \"command\": \"true\"}]}");
+	assert_int_equal(plan_substitute(p, "demo", &base_opts, &b, &errs), 0);
+	assert_string_equal(p->sandbox.health.url, "http://127.0.0.1:20001/health");
+	assert_true(p->sandbox.health.interval_sec == 0.5 && p->sandbox.health.unhealthy_after == 2);
+	/* the plan as run says the same, and parses again as it is */
+	char *asrun = json_dumps(p->doc, JSON_COMPACT);
+	assert_non_null(strstr(asrun, "\"url\":\"http://127.0.0.1:20001/health\""));
+	struct plan_opts lit = base_opts;
+	lit.literal = true;
+	struct plan *q = expect_ok_opts(asrun, &lit);
+	assert_string_equal(q->sandbox.health.url, "http://127.0.0.1:20001/health");
+	plan_free(q);
+	free(asrun);
+	plan_free(p);
+
+	/* a url that is no loopback once substituted */
+	p = expect_ok("{\"variables\": {\"H\": \"example.com\"}, \"sandbox\": {\"health\": {\"url\": \"http://${H}/\"}},"
+		      " \"steps\": [{\"id\": \"a\", \"command\": \"true\"}]}");
+	assert_int_equal(plan_substitute(p, "demo", &base_opts, &b, &errs), -EINVAL);
+	assert_string_equal(sbuf_str(&errs), "\"sandbox.health.url\" must be an http:// or https:// URL of 127.0.0.1, [::1] or"
+					     " localhost (the sandbox's own services), not \"http://example.com/\" (after"
+					     " substitution)\n");
+	plan_free(p);
+	sbuf_release(&errs);
+
+#define HPLAN(h) "{\"sandbox\": {\"health\": " h "}, \"steps\": [{\"id\": \"a\", \"command\": \"true\"}]}"
+	expect_errs(HPLAN("true"),
+		    "\"sandbox.health\" must be an object such as {\"url\": \"http://127.0.0.1:${PORT0}/health\"} (null: no"
+		    " check)\n");
+	p = expect_ok(HPLAN("null"));
+	assert_true(p->sandbox.health.set && !p->sandbox.health.url && !p->sandbox.health.command);
+	plan_free(p);
+	expect_errs(HPLAN("{}"), "\"sandbox.health\" needs \"url\" (an HTTP check) or \"command\" (exit 0 is healthy)\n");
+	expect_errs(HPLAN("{\"url\": \"http://127.0.0.1/\", \"command\": [\"x\"]}"),
+		    "\"sandbox.health\" takes \"url\" or \"command\", not both\n");
+	expect_errs(HPLAN("{\"url\": \"ftp://127.0.0.1/\"}"),
+		    "\"sandbox.health.url\" must be an http:// or https:// URL of 127.0.0.1, [::1] or localhost (the"
+		    " sandbox's own services), not \"ftp://127.0.0.1/\"\n");
+	expect_errs(HPLAN("{\"url\": \"http://u:p@127.0.0.1/\"}"),
+		    "\"sandbox.health.url\" must be an http:// or https:// URL of 127.0.0.1, [::1] or localhost (the"
+		    " sandbox's own services), not \"http://u:p@127.0.0.1/\"\n");
+	expect_errs(HPLAN("{\"url\": \"http://127.0.0.1:${PORT3}/\"}"), "sandbox.health.url: unknown variable \"${PORT3}\"\n");
+	expect_errs(HPLAN("{\"url\": \"\"}"), "\"sandbox.health.url\" must be a non-empty string\n");
+	expect_errs(HPLAN("{\"command\": []}"),
+		    "\"sandbox.health.command\" must be a list of 1 to 256 strings, the program first (exit 0 is healthy)\n");
+	expect_errs(HPLAN("{\"command\": [\"\", 3]}"),
+		    "\"sandbox.health.command[0]\" must be a non-empty string\n"
+		    "\"sandbox.health.command[1]\" must be a string\n");
+	expect_errs(HPLAN("{\"command\": [\"x\"], \"interval_sec\": 0, \"timeout_sec\": \"2\", \"unhealthy_after\": 1.5}"),
+		    "\"sandbox.health.interval_sec\" must be between 0.1 and 86400\n"
+		    "\"sandbox.health.timeout_sec\" must be a number\n"
+		    "\"sandbox.health.unhealthy_after\" must be an integer\n");
+	expect_errs(HPLAN("{\"command\": [\"x\"], \"timeout_se\": 2}"),
+		    "sandbox.health: unknown field \"timeout_se\" (did you mean \"timeout_sec\"?)\n");
+	/* its own loopback, out of reach: bubblewrap without network */
+	expect_errs("{\"sandbox\": {\"network\": false, \"isolation\": \"bwrap\", \"health\": {\"url\": \"http://127.0.0.1/\"}},"
+		    " \"steps\": [{\"id\": \"a\", \"command\": \"true\"}]}",
+		    "\"sandbox.health.url\": a sandbox without network has a loopback of its own, out of the daemon's"
+		    " reach: check it with \"command\" instead\n");
+	/* no isolation: the network setting does not apply, the url is reachable */
+	plan_free(expect_ok("{\"sandbox\": {\"network\": false, \"isolation\": \"none\", \"health\": {\"url\":"
+			    " \"http://127.0.0.1/\"}}, \"steps\": [{\"id\": \"a\", \"command\": \"true\"}]}"));
+#undef HPLAN
+}
+
+static void test_plan__health_url_rule(void **state)
+{
+	static const char *const ok[] = {
+		"http://127.0.0.1/", "http://127.0.0.1:8080/health", "https://127.1.2.3:1/x?y#z", "HTTP://localhost",
+		"http://[::1]:9000/", "http://LocalHost:80",
+	};
+	static const char *const bad[] = {
+		"http://127.0.0.1.example.com/", "http://example.com/", "http://10.0.0.1/", "http://[::2]/",
+		"http://user@127.0.0.1/", "http://127.0.0.1:0/", "http://127.0.0.1:99999/", "http://127.0.0.1:80x/",
+		"http://127.0.0.1 /", "ftp://127.0.0.1/", "127.0.0.1", "http://", "http://256.0.0.1/", "http://127.0.0/",
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		if (!plan_health_url_ok(ok[i]))
+			fail_msg("refused: %s", ok[i]);
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++)
+		if (plan_health_url_ok(bad[i]))
+			fail_msg("taken: %s", bad[i]);
+}
+
+/* The allocation-failure sweep of a plan with a health check. */
+static void test_plan__alloc_failures_health(void **state)
+{
+	static const char text[] = "{\"sandbox\": {\"health\": {\"command\": [\"t\", \"${RUN_ID}\"],"
+				   " \"interval_sec\": 1}}, \"steps\": [{\"id\": \"a\", \"command\": \"x\"}]}";
+	struct plan_builtins b = { .run_id = "r" };
+	int ok = 0, failed = 0;
+	for (long n = 1; n <= 200; n++) {
+		struct sbuf errs = SBUF_INIT;
+		orch_alloc_fail_after(n);
+		struct plan *p = parse_opts(text, &base_opts, &errs);
+		int ret = p ? plan_substitute(p, "p", &base_opts, &b, &errs) : -ENOMEM;
+		orch_alloc_fail_after(0);
+		if (!ret) {
+			ok++;
+			assert_string_equal(p->sandbox.health.command[1], "r");
+		} else {
+			failed++;
+			assert_int_equal(ret, -ENOMEM);
+		}
+		plan_free(p);
+		sbuf_release(&errs);
+	}
+	assert_true(failed > 5);
+	assert_true(ok > 0);
+}
+
 /* The allocation-failure sweep for a plan with the supervision fields (every
  * JSON token at most 15 bytes, see test_plan__alloc_failures). */
 static void test_plan__alloc_failures_supervision(void **state)
@@ -1454,6 +1590,9 @@ int main(void)
 		cmocka_unit_test(test_plan__diamond),
 		cmocka_unit_test(test_plan__defaults),
 		cmocka_unit_test(test_plan__literal),
+		cmocka_unit_test(test_plan__sandbox_health),
+		cmocka_unit_test(test_plan__health_url_rule),
+		cmocka_unit_test(test_plan__alloc_failures_health),
 		cmocka_unit_test(test_plan__substitute),
 		cmocka_unit_test(test_plan__substitute_port_not_allocated),
 		cmocka_unit_test(test_plan__cwd_inside_workspace),
