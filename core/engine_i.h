@@ -141,6 +141,7 @@ struct sandbox {
 	bool network;
 	int nports;
 	int *ports;
+	char **port_names;	/* NULL, or nports names then NULL (SPEC §11) */
 	uid_t uid;
 	gid_t gid;
 	int64_t created_at;
@@ -393,8 +394,10 @@ bool sb_in_use(struct orch_engine *e, const struct sandbox *sb);
 int sb_save(struct orch_engine *e, struct sandbox *sb);	/* state, heartbeat, restarts */
 /* Undo sb_create() of this turn after its rows were rolled back. */
 void sb_forget(struct orch_engine *e, struct sandbox *sb);
+/* NPORTS ports (-1: the default, 1), named by PORT_NAMES when not NULL
+ * (NPORTS names, as plan_sandbox.port_names) */
 int sb_create(struct orch_engine *e, const char *name, enum isolation iso, bool network,
-	      int nports, uid_t uid, gid_t gid, struct sandbox **out);
+	      int nports, char *const *port_names, uid_t uid, gid_t gid, struct sandbox **out);
 void sb_free_all(struct orch_engine *e);
 /* At open: bring the sandboxes' directories back to what they must be
  * (older versions let users own them): the daemon's, with a workspace

@@ -940,7 +940,7 @@ static void env_release(struct envv *ev)
 }
 
 /* The environment of SPEC §3: orchfs's own, the plan's env, the step's env,
- * then ORCHFS_* and PORTn. */
+ * then ORCHFS_* and PORTn, and PORT_NAME for named ports (SPEC §11). */
 static int step_env(struct orch_engine *e, struct step *s, struct envv *ev)
 {
 	struct run *r = s->run;
@@ -963,6 +963,11 @@ static int step_env(struct orch_engine *e, struct step *s, struct envv *ev)
 	env_putf(ev, "ORCHFS_STEP_OF=%s", e->state_dir);
 	for (int i = 0; i < sb->nports; i++)
 		env_putf(ev, "PORT%d=%d", i, sb->ports[i]);
+	for (int i = 0; sb->port_names && i < sb->nports; i++) {
+		char var[PLAN_PORT_VAR_MAX];
+		plan_port_var(var, sb->port_names[i]);
+		env_putf(ev, "%s=%d", var, sb->ports[i]);
+	}
 	return ev->oom ? -ENOMEM : 0;
 }
 
@@ -1900,7 +1905,9 @@ int run_load_unfinished(struct orch_engine *e)
 		}
 		r->sb = sb_get(e, r->sb_name);
 		if (!r->sb) {
-			rc = sb_create(e, r->sb_name, ISOLATION_UNSET, true, -1, r->uid, r->gid, &r->sb);
+			/* the ports its plan was given (its ${PORT...} are in it) */
+			rc = sb_create(e, r->sb_name, ISOLATION_UNSET, true, r->plan->sandbox.ports,
+				       r->plan->sandbox.port_names, r->uid, r->gid, &r->sb);
 			if (rc) {
 				eng_log(e, "run %s: cannot recreate sandbox %s: %s", r->name, r->sb_name,
 					strerror(-rc));
@@ -2059,8 +2066,8 @@ static int ctl_retry(struct orch_engine *e, struct run *r)
 	if (rc)
 		return rc;
 	if (!sb) {
-		rc = sb_create(e, r->sb_name, ps->isolation, ps->network != 0, ps->ports, r->uid, r->gid,
-			       &sb);
+		rc = sb_create(e, r->sb_name, ps->isolation, ps->network != 0, ps->ports, ps->port_names,
+			       r->uid, r->gid, &sb);
 		if (rc)
 			return rc;
 	}
