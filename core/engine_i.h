@@ -22,6 +22,8 @@
 
 struct run;
 struct step;
+struct act;
+struct act_sb;
 
 /* Who acts (SPEC §8 "Who did it"): a user whose write to the tree the
  * engine is executing, or nobody (SET false: the engine on its own). Every
@@ -156,6 +158,7 @@ struct sandbox {
 	int64_t msg_queued, msg_delivered;
 	int64_t msg_bytes;	/* size of the messages view */
 	struct logw logw;	/* its logs' cap (core/logfile.h), over all its steps */
+	struct act_sb *act;	/* its workspace's activity (core/activity.h); NULL: never watched */
 	struct lease *leases;
 	/* the queued messages no lease holds, oldest first: those handed back
 	 * (a min-heap of ids, all below inbox_next), then every queued one from
@@ -255,6 +258,7 @@ struct orch_engine {
 	bool sched_all;		/* a global slot freed: every active run may start steps */
 
 	struct sandbox *sandboxes;	/* loaded sandboxes */
+	struct act *act;	/* workspace activity (core/activity.h); NULL until a step runs */
 
 	/* every open wait for a person, oldest first (core/supervise.h) */
 	struct sup *att_head, *att_tail;

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/activity.h"
 #include "core/ctl.h"
 #include "core/exec.h"
 #include "core/proc.h"
@@ -780,6 +781,7 @@ static void pid_cb(struct loop_watch *w, uint32_t events)
 	e->dead = p;
 	r->nrunning--;
 	e->running--;
+	activity_step_end(r->sb);
 	if (e->cfg.jobs)
 		e->sched_all = true;
 	r->sched = true;
@@ -1246,6 +1248,8 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	p->eng = e;
 	p->step = s;
 	p->track_last = ps->same_failures && ps->retries;
+	/* its workspace is watched before the step can change it */
+	activity_step_start(e, r->sb);
 	/* through descriptors, never following a symlink: the engine opens
 	 * nothing a step could point into the mount. A log made already (an
 	 * earlier attempt wrote, a reader opened it) gets this attempt's
@@ -1379,6 +1383,7 @@ static void attempt_not_started(struct orch_engine *e, struct run *r, struct ste
 	s->reason = "spawn_failed";
 	r->nrunning--;
 	e->running--;
+	activity_step_end(r->sb);
 	r->sched = true;
 	attempt_ended(e, s, W_EXITCODE(rc == -ENOENT ? 127 : 126, 0), KILL_NONE, NULL);
 }

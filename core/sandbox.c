@@ -1,6 +1,7 @@
 /* core/sandbox.c — sandboxes (SPEC §5): a workspace directory of their own
  * under the state directory and TCP ports no other live sandbox holds.
  * Loaded on first use and kept in memory while they exist. */
+#include "core/activity.h"
 #include "core/ctl.h"
 #include "core/engine_i.h"
 
@@ -19,6 +20,7 @@ static void sb_free(struct sandbox *sb)
 {
 	if (!sb)
 		return;
+	activity_sb_gone(sb);
 	msgq_forget(sb);
 	orch_free(sb->workspace);
 	orch_free(sb->ports);
@@ -616,6 +618,7 @@ int orch_sandbox_render(struct orch_engine *e, int64_t rowid, struct sbuf *out)
 	if (o) {
 		json_object_set_new(o, "network", json_boolean(sb->network));
 		json_object_set_new(o, "urls", urls ? urls : json_null());
+		activity_render(e, sb, o);
 	} else {
 		json_decref(urls);
 	}
