@@ -11,6 +11,7 @@
 #include "core/plan.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -263,13 +264,13 @@ static bool port_var_is(const char *name, size_t len, const char *pn)
 }
 
 /* The index of the named port whose variable is NAME ("PORT_API"), or -1.
- * Parsing: among the names of V (port_list or port_names); substituting:
- * among the run's sandbox's. */
-static long port_var_index(const struct vars *v, const char *name, size_t len)
+ * Parsing (or PLAN set): among the names of V (port_list or port_names);
+ * substituting: among the run's sandbox's. */
+static long port_var_index(const struct vars *v, const char *name, size_t len, bool plan)
 {
 	if (len <= 5 || memcmp(name, "PORT_", 5) != 0)
 		return -1;
-	if (v->b) {
+	if (v->b && !plan) {
 		for (size_t i = 0; v->b->port_names && i < v->b->nports; i++)
 			if (v->b->port_names[i] && port_var_is(name, len, v->b->port_names[i]))
 				return (long)i;
@@ -318,13 +319,17 @@ static enum ref_kind lookup(const struct vars *v, const char *name, size_t len,
 		return REF_END;
 	}
 	/* a named port's; a name no port has may be a variable of the plan's */
-	long pk = port_var_index(v, name, len);
+	long pk = port_var_index(v, name, len, false);
 	if (pk >= 0) {
 		if (v->b) {
 			snprintf(portbuf, 24, "%d", v->b->ports[pk]);
 			*val = portbuf;
 		}
 		return REF_END;
+	}
+	if (v->b && port_var_index(v, name, len, true) >= 0) {
+		*port = ULONG_MAX;	/* the plan names it, the run's sandbox has no such port */
+		return REF_NO_PORT;
 	}
 	bi = builtin_index(name, len);
 	if (bi) {
@@ -429,8 +434,12 @@ static void ref_what(char *what, size_t n, enum ref_kind k, const struct ref *r,
 		snprintf(what, n, "invalid variable name \"${%s}\"", show(b, r->name, r->len));
 		break;
 	case REF_NO_PORT:
-		snprintf(what, n, "PORT%lu is not allocated (the sandbox has %zu ports)", r->port,
-			 v->b ? v->b->nports : 0);
+		if (r->port == ULONG_MAX)
+			snprintf(what, n, "%s is not allocated (the sandbox has no port of that name)",
+				 show(b, r->name, r->len));
+		else
+			snprintf(what, n, "PORT%lu is not allocated (the sandbox has %zu ports)", r->port,
+				 v->b ? v->b->nports : 0);
 		break;
 	default:
 		snprintf(what, n, "unknown variable \"${%s}\"", show(b, r->name, r->len));
@@ -529,7 +538,7 @@ static void check_variables(struct ctx *c, const struct vars *v, json_t *obj)
 			report(c, "variables: invalid name \"%s\"", show(b, key, len));
 		else if (builtin_index(key, len) ||
 			 (len > 4 && !memcmp(key, "PORT", 4) && strspn(key + 4, "0123456789") == len - 4) ||
-			 port_var_index(v, key, len) >= 0)
+			 port_var_index(v, key, len, false) >= 0)
 			report(c, "variables: \"%s\" is a built-in variable", show(b, key, len));
 		if (!json_is_string(val))
 			report(c, "\"variables.%s\" must be a string", show(b, key, len));
@@ -1573,9 +1582,11 @@ int plan_substitute(struct plan *plan, const char *name, const struct plan_opts 
 	struct sbuf own = SBUF_INIT;
 	struct ctx c = { .errs = errs ? errs : &own };
 	json_t *vars = json_object_get(plan->doc, "variables");
+	json_t *ports = json_object_get(json_object_get(plan->doc, "sandbox"), "ports");
 	struct vars v = {
 		.opts = opts, .b = b ? b : &no_builtins, .plan_id = plan->plan_id,
 		.variables = json_is_object(vars) ? vars : NULL,
+		.port_list = json_is_array(ports) ? ports : NULL,
 	};
 	int ret = 0;
 

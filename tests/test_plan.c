@@ -499,6 +499,17 @@ static void test_plan__port_names(void **state)
 	plan_free(p);
 	sbuf_release(&errs);
 
+	/* the run's sandbox lacks a name the plan gives (it cannot, but for a
+	 * sandbox changed between check and run): said, as a missing PORTk is */
+	int one[] = { 9000, 9001 };
+	struct plan_builtins nb = { .run_id = "r", .ports = one, .nports = 2 };
+	p = expect_ok("{\"sandbox\": {\"ports\": [\"api\", \"web\"]},"
+		      " \"steps\": [{\"id\": \"a\", \"command\": \"x ${PORT_WEB}\"}]}");
+	assert_int_equal(plan_substitute(p, "demo", &base_opts, &nb, &errs), -EINVAL);
+	assert_string_equal(sbuf_str(&errs), "step \"a\": PORT_WEB is not allocated (the sandbox has no port of that name)\n");
+	sbuf_release(&errs);
+	plan_free(p);
+
 	/* an empty list is no ports, as 0 is */
 	p = expect_ok("{\"sandbox\": {\"ports\": []}, \"steps\": [{\"id\": \"a\", \"command\": \"x\"}]}");
 	assert_int_equal(p->sandbox.ports, 0);
