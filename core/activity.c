@@ -737,8 +737,13 @@ static bool walk_next(struct act *a)
 	char buf[ACT_PATH_MAX];
 	const char *rel = relpath(n, NULL, buf);
 	int fd = rel ? sd_opendir(as->rootfd, rel) : -ENAMETOOLONG;
-	if (fd < 0)
-		return true;	/* gone meanwhile: its parent's event says so */
+	if (fd < 0) {
+		/* gone or renamed meanwhile: its parent's event says so; what
+		 * cannot be read keeps what is below it unwatched */
+		if (fd != -ENOENT && fd != -ENOTDIR && fd != -ELOOP)
+			as->unwatched++;
+		return true;
+	}
 	a->dir = fdopendir(fd);
 	if (!a->dir) {
 		close(fd);
@@ -929,6 +934,12 @@ void activity_step_end(struct sandbox *sb)
 	as->last_active = clock_mono_ms();
 	if (!step_running(sb))
 		as_arm(as);
+}
+
+void activity_sb_unwatch(struct sandbox *sb)
+{
+	if (sb->act)
+		as_stop(sb->act);
 }
 
 void activity_sb_gone(struct sandbox *sb)

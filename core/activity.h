@@ -54,6 +54,9 @@ void activity_step_start(struct orch_engine *e, struct sandbox *sb);
 /* A step's process in SB has ended: once none has run there for a
  * second, watching stops. */
 void activity_step_end(struct sandbox *sb);
+/* SB's workspace is replaced (ctl reset): stop watching the old one now
+ * (what it gathered still goes out); the next step watches the new one. */
+void activity_sb_unwatch(struct sandbox *sb);
 /* SB is going away (deleted, forgotten, or the engine closes): stop
  * watching it and drop what it had not reported. */
 void activity_sb_gone(struct sandbox *sb);

@@ -762,6 +762,7 @@ static int sb_reset(struct orch_engine *e, struct sandbox *sb)
 	int dfd = sb_dirfd(e, sb->name);
 	if (dfd < 0)
 		return dfd;
+	activity_sb_unwatch(sb);	/* its emptying is no step's doing */
 	int rc = ws_reset(e, sb, dfd);
 	if (rc)
 		eng_log(e, "sandboxes/%s: cannot reset the workspace: %s", sb->name, strerror(-rc));

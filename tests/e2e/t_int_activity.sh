@@ -9,7 +9,8 @@
 # watching starts again with the next run, existing subdirectories included.
 # A hostile workspace (a symlink out of it, a symlink loop, a FUSE mount
 # whose daemon is stopped) neither stalls the daemon nor reports anything
-# from outside; past ORCHFS_ACTIVITY_MAX_WATCHES the rest is not watched,
+# from outside; a directory renamed inside it is reported under its new
+# name, one moved out of it is no longer watched; past ORCHFS_ACTIVITY_MAX_WATCHES the rest is not watched,
 # logged and counted, and the step runs as ever.
 . "$(dirname "$0")/lib.sh"
 start_fs
@@ -90,13 +91,25 @@ resume_inner() { kill -CONT "$F2" 2>/dev/null; fusermount3 -u "$HW/fuse" 2>/dev/
 trap 'resume_inner' EXIT
 kill -STOP "$F2"
 must_submit hb "$(plan '{"sandbox": {"id": "hb", "isolation": "none"}}' \
-  "$(step w 'echo a >a.txt; mkdir newdir; echo b >newdir/b.txt; sleep 1.5; echo c >real/c.txt; sleep 1.2')")"
+  "$(step w 'echo a >a.txt; mkdir newdir; echo b >newdir/b.txt; while [ ! -e done ]; do sleep 0.05; done; echo c >real/c.txt; sleep 1.2')")"
 wait_for 20 is_sb_field hb activity.watching true || fail "hb is not watched"
 echo leak >"$T/outside/secret/leak.txt"
 timeout 10 cat "$M/README" >/dev/null || fail "the mount does not answer while a FUSE mount in a workspace is stalled"
+wait_for 20 has_path hb newdir/b.txt || fail "hb: no workspace.changed names newdir/b.txt"
+# a directory renamed inside the workspace keeps its watch under its new
+# name; one moved out of it is no longer watched (its watch goes)
+n0=$(watches)
+mkdir "$HW/real/mv1" "$HW/real/ren1"
+wait_for 20 has_watches -ge $((n0 + 2)) || fail "new directories are not watched: $(watches) watches, $n0 before"
+mv "$HW/real/mv1" "$T/moved"
+mv "$HW/real/ren1" "$HW/real/ren2"
+wait_for 20 has_watches -eq $((n0 + 1)) || fail "a directory moved out is still watched: $(watches) watches, $n0 before"
+echo x >"$T/moved/after.txt"
+echo y >"$HW/real/ren2/y.txt"
+touch "$HW/done"
 expect_run hb-1 succeeded 30
-for p in a.txt newdir newdir/b.txt real/c.txt; do has_path hb "$p" || fail "hb: no workspace.changed names $p"; done
-changed_paths hb | grep -E '^(out|fuse)/|leak|secret|real/loop/' && fail "hb: reported what is outside the workspace"
+for p in a.txt newdir newdir/b.txt real/c.txt real/ren2/y.txt; do has_path hb "$p" || fail "hb: no workspace.changed names $p"; done
+changed_paths hb | grep -E '^(out|fuse)/|leak|secret|real/loop/|after\.txt|ren1/' && fail "hb: reported what is outside the workspace"
 [ "$(sb_field hb activity.unwatched)" -ge 1 ] || fail "the FUSE mount is not counted as unwatched: $(jq -c .activity "$M/sandboxes/hb/status")"
 kill -CONT "$F2"
 fusermount3 -u "$HW/fuse" || fail "cannot unmount the inner orchfs"
