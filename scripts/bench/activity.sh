@@ -65,16 +65,24 @@ print("%.1f ms (%d reads)" % (worst * 1000, n))
 PY
 }
 
-# 1. set-up
-echo "idle: the longest read of a sandbox's status over 2 s: $(latency 2)"
+# 1. set-up: its time and CPU; then again, reading a status file meanwhile
 echo "---- set-up" >>"$BT/daemon.log"
 c0=$(cpu)
 submit idle "$(plan 'import time; time.sleep(3)')"
-echo "set-up: the longest read of a sandbox's status while it is watched: $(latency 2)"
 wait_run idle-1 || exit 1
 c1=$(cpu)
 echo "set-up: $(sed -n '/^---- set-up/,$p' "$BT/daemon.log" | grep -o 'workspace activity: [0-9]* directories read and watched in [0-9]* ms' | tail -1)"
-echo "set-up: daemon CPU over a 3 s step: $(secs $((c1 - c0))) s"
+echo "set-up: daemon CPU over a 3 s step (the set-up and the step): $(secs $((c1 - c0))) s"
+unwatched || exit 1
+c0=$(cpu)
+submit idle2 "$(jq -cn '{sandbox: {id: "empty", isolation: "none"}, steps: [{id: "s", command: "python3", args: ["-c", "import time; time.sleep(3)"]}]}')"
+wait_run idle2-1 || exit 1
+c1=$(cpu)
+echo "set-up: the same step in an empty workspace: daemon CPU $(secs $((c1 - c0))) s"
+echo "idle: the longest read of a sandbox's status over 2 s: $(latency 2)"
+submit idle3 "$(plan 'import time; time.sleep(3)')"
+echo "set-up: the longest read of a sandbox's status while its workspace is walked: $(latency 2)"
+wait_run idle3-1 || exit 1
 unwatched || exit 1
 
 # 2. the build, watched; 3. the same outside the workspace
