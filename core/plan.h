@@ -132,7 +132,8 @@ struct plan_builtins {
 
 /* Replace ${NAME} and $$ in every command, args, env value and cwd (STEP_ID is
  * each step's own id), and rewrite plan->doc to the plan as run. Every reference
- * was checked by plan_parse(); what is left: a PORTk beyond nports, and a
+ * was checked by plan_parse(); what is left: a PORTk beyond nports (or a
+ * PORT_NAME of the plan's that the sandbox's port_names lack), and a
  * "command" or "cwd" that substitutes to nothing (the plan as run could not
  * be read again on resume). 0, or -EINVAL with the message appended to ERRS,
  * or -ENOMEM. */
