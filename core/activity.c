@@ -45,6 +45,7 @@
 #define ACT_READS 1		/* reads of the fd per batch (64 KiB: some 2,000 changes) */
 #define ACT_BUF (64 << 10)
 #define ACT_SLICE_US 2000	/* the walk's (and removals') share of a loop turn */
+#define ACT_REST_MS 2		/* then the loop's own, at least: half of the engine at most */
 #define ACT_MOVES 64		/* renames of directories waiting for their other half */
 #define ACT_MOVE_MS 100		/* a half alone this long: moved out of the workspace */
 
@@ -333,10 +334,11 @@ static const char *relpath(const struct act_node *n, const char *leaf, char buf[
 	return buf[pos] ? buf + pos : ".";
 }
 
-static void walk_arm(struct act *a)
+/* The walk goes on now, or after a rest when it has just had a slice. */
+static void walk_arm(struct act *a, int64_t at)
 {
 	if (!loop_timer_armed(&a->walk_timer))
-		loop_timer_set(&a->eng->loop, &a->walk_timer, 0);
+		loop_timer_set(&a->eng->loop, &a->walk_timer, at);
 }
 
 /* N's directory is to be read: new ones (FRESH) before the rest. */
@@ -355,7 +357,7 @@ static void q_push(struct act *a, struct act_node *n, bool fresh)
 	else
 		a->qhead[q] = n;
 	a->qtail[q] = n;
-	walk_arm(a);
+	walk_arm(a, 0);
 }
 
 static void q_del(struct act *a, struct act_node *n)
@@ -381,7 +383,7 @@ static void doom(struct act *a, struct act_node *n)
 	detach(a, n);
 	n->as = NULL;
 	attach(a, &a->grave, n);
-	walk_arm(a);
+	walk_arm(a, 0);
 }
 
 static void node_free(struct act *a, struct act_node *n)
@@ -787,8 +789,8 @@ static void walk_cb(struct loop_timer *t)
 	}
 	int64_t end = mono_us() + ACT_SLICE_US;
 	for (unsigned k = 1;; k++) {
-		if (!(k % 16) && mono_us() >= end) {
-			walk_arm(a);
+		if (!(k % 8) && mono_us() >= end) {
+			walk_arm(a, clock_mono_ms() + ACT_REST_MS);
 			return;
 		}
 		if (a->grave.child)

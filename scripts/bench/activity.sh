@@ -35,9 +35,13 @@ wait_run() { # RUN: until finished
 	done
 	return 1
 }
-unwatched() { for _ in $(seq 600); do [ "$(jq -r .activity.watching "$BM/sandboxes/ab/status")" = false ] && return 0; sleep 0.1; done; return 1; }
+unwatched() { for _ in $(seq 600); do [ "$(jq -r .activity.watching "$BM/sandboxes/${1:-ab}/status")" = false ] && return 0; sleep 0.1; done; return 1; }
 submit() { printf '%s\n' "$2" >"$BT/$1.json"; cp "$BT/$1.json" "$BM/plans/$1.json"; }
-plan() { jq -cn --arg c "$1" '{sandbox: {id: "ab", isolation: "none"}, steps: [{id: "s", command: "python3", args: ["-c", $c]}]}'; }
+# plan 'python' [SANDBOX [ARG]]: a step running the python text in SANDBOX (ab)
+plan() {
+	jq -cn --arg c "$1" --arg sb "${2:-ab}" --arg a "${3:-out}" \
+		'{sandbox: {id: $sb, isolation: "none"}, steps: [{id: "s", command: "python3", args: ["-c", $c, $a]}]}'
+}
 
 # the tree to watch, made by a step (the workspace is the step's user's)
 fill='import os
@@ -75,7 +79,7 @@ echo "set-up: $(sed -n '/^---- set-up/,$p' "$BT/daemon.log" | grep -o 'workspace
 echo "set-up: daemon CPU over a 3 s step (the set-up and the step): $(secs $((c1 - c0))) s"
 unwatched || exit 1
 c0=$(cpu)
-submit idle2 "$(jq -cn '{sandbox: {id: "empty", isolation: "none"}, steps: [{id: "s", command: "python3", args: ["-c", "import time; time.sleep(3)"]}]}')"
+submit idle2 "$(plan 'import time; time.sleep(3)' empty)"
 wait_run idle2-1 || exit 1
 c1=$(cpu)
 echo "set-up: the same step in an empty workspace: daemon CPU $(secs $((c1 - c0))) s"
@@ -85,9 +89,10 @@ echo "set-up: the longest read of a sandbox's status while its workspace is walk
 wait_run idle3-1 || exit 1
 unwatched || exit 1
 
-# 2. the build, watched; 3. the same outside the workspace
+# 2. the build, watched (in a sandbox of its own, whose workspace is empty:
+# no set-up to speak of); 3. the same outside the workspace
 build='import os, sys
-base = sys.argv[1] if len(sys.argv) > 1 else "out"
+base = sys.argv[1]
 for i in range('"$D"'):
     d = "%s/d%d" % (base, i)
     os.makedirs(d)
@@ -96,24 +101,23 @@ for i in range('"$D"'):
 for i in range('"$D"'):
     for j in range('"$F"'):
         open("%s/d%d/f%d" % (base, i, j), "a").write("y")'
-ev0=$(jq -s '[.[] | select(.type == "workspace.changed")] | length' "$BM/sandboxes/ab/events")
 c0=$(cpu) t0=$(now_ns)
-submit build "$(plan "$build")"
+submit build "$(plan "$build" bld)"
 wait_run build-1 || exit 1
 t1=$(now_ns)
-unwatched || exit 1
+unwatched bld || exit 1
 c1=$(cpu)
 mkdir -p "$BT/outside"
 chmod 777 "$BT/outside"
 c2=$(cpu) t2=$(now_ns)
-submit outside "$(jq -cn --arg c "$build" --arg o "$BT/outside/o" '{sandbox: {id: "ab", isolation: "none"}, steps: [{id: "s", command: "python3", args: ["-c", $c, $o]}]}')"
+submit outside "$(plan "$build" outside "$BT/outside/o")"
 wait_run outside-1 || exit 1
 t3=$(now_ns)
-unwatched || exit 1
+unwatched outside || exit 1
 c3=$(cpu)
-jq -s --argjson from "$ev0" '[.[] | select(.type == "workspace.changed")] | .[$from:] |
+jq -s '[.[] | select(.type == "workspace.changed")] |
 	"build: \(length) workspace.changed events, \(map(.event_data.count) | add) changes counted, \(map(.event_data.paths | length) | add) paths named, overflow: \(map(.event_data.overflow // false) | any)"' \
-	-r "$BM/sandboxes/ab/events"
+	-r "$BM/sandboxes/bld/events"
 echo "build: $((D * F)) files written then appended to, in the workspace: $(awk -v n=$((t1 - t0)) 'BEGIN { printf "%.2f", n / 1e9 }') s, daemon CPU $(secs $((c1 - c0))) s"
 echo "build: the same outside the workspace: $(awk -v n=$((t3 - t2)) 'BEGIN { printf "%.2f", n / 1e9 }') s, daemon CPU $(secs $((c3 - c2))) s"
 echo "daemon RSS now: $(awk '/VmRSS/ { print $2, $3 }' "/proc/$BPID/status"), peak $(awk '/VmHWM/ { print $2, $3 }' "/proc/$BPID/status")"
