@@ -15,9 +15,9 @@
  * RESOLVE_NO_SYMLINKS | RESOLVE_NO_XDEV: a FUSE mount in a workspace is
  * never entered, so it cannot stall the engine), and watched through that
  * descriptor (/proc/self/fd/N); a tree is walked a slice at a time (about
- * 2 ms, then at least 2 ms for the rest of the loop), never all at once; the inotify fd is read 64 KiB
- * (some 2,000 changes) at a time, then not for 20 ms, so a storm of
- * changes costs a bounded share of the engine (past some 100,000 changes
+ * 2 ms, then at least 2 ms for the rest of the loop), never all at once;
+ * the inotify fd is read 64 KiB (some 2,000 changes) at a time, then not
+ * for 20 ms, so a storm of changes costs a bounded share of the engine (past some 100,000 changes
  * a second the kernel's queue overflows, and the event says "overflow":
  * true). When inotify watches run out (fs.inotify.max_user_watches, or
  * ORCHFS_ACTIVITY_MAX_WATCHES per sandbox), the directories past the limit
