@@ -681,8 +681,10 @@ static void drain(struct act *a, int max)
 static void read_resume_cb(struct loop_timer *t)
 {
 	struct act *a = t->data;
-	a->paused = false;
-	loop_watch_mod(&a->eng->loop, &a->w, EPOLLIN);
+	if (loop_watch_add(&a->eng->loop, &a->w, EPOLLIN) == 0)
+		a->paused = false;
+	else
+		loop_timer_set(&a->eng->loop, &a->read_timer, clock_mono_ms() + ACT_READ_GAP_MS);
 }
 
 static void read_cb(struct loop_watch *w, uint32_t events)
@@ -692,10 +694,13 @@ static void read_cb(struct loop_watch *w, uint32_t events)
 	drain(a, ACT_READS);
 	/* what changes meanwhile waits in the kernel's queue (where repeats
 	 * merge): a storm of changes costs the engine at most one batch per
-	 * ACT_READ_GAP_MS */
-	if (!a->paused && loop_timer_set(&a->eng->loop, &a->read_timer, clock_mono_ms() + ACT_READ_GAP_MS) == 0 &&
-	    loop_watch_mod(&a->eng->loop, &a->w, 0) == 0)
+	 * ACT_READ_GAP_MS. Out of the epoll set, not just without EPOLLIN:
+	 * inotify wakes its waiters with no key, so every change would still
+	 * wake the loop for nothing (thousands of times a second in a build) */
+	if (!a->paused && loop_timer_set(&a->eng->loop, &a->read_timer, clock_mono_ms() + ACT_READ_GAP_MS) == 0) {
+		loop_watch_del(&a->eng->loop, &a->w);
 		a->paused = true;
+	}
 }
 
 static void as_timer_cb(struct loop_timer *t)
@@ -994,7 +999,7 @@ void activity_release(struct orch_engine *e)
 		}
 	loop_timer_cancel(&e->loop, &a->read_timer);
 	loop_timer_cancel(&e->loop, &a->walk_timer);
-	loop_watch_close(&e->loop, &a->w);
+	loop_watch_close(&e->loop, &a->w);	/* (an EPOLL_CTL_DEL of a paused one fails harmlessly) */
 	orch_free(a->wtab);
 	orch_free(a->ntab);
 	orch_free(a->buf);
