@@ -5,6 +5,7 @@
  * before-sleep work: a scheduling pass, ONE commit of everything the turn
  * changed (fsync'd only if it holds an acknowledged change), and the replies
  * waiting for that commit. Nothing sleeps or polls. */
+#include "core/activity.h"
 #include "core/engine_i.h"
 #include "core/mounts.h"
 #include "core/proc.h"
@@ -817,6 +818,7 @@ void orch_engine_close(struct orch_engine *e)
 	free_dead(e);
 	orch_free(e->spawnq);
 	sb_free_all(e);
+	activity_release(e);
 	msgq_tab_release(&e->leases);
 	store_close(&e->st);
 	sd_trash_stop(&e->trash);

@@ -25,6 +25,8 @@
 
 struct run;
 struct step;
+struct act;
+struct act_sb;
 
 /* Who acts (SPEC §8 "Who did it"): a user whose write to the tree the
  * engine is executing, or nobody (SET false: the engine on its own). Every
@@ -144,6 +146,7 @@ struct sandbox {
 	bool network;
 	int nports;
 	int *ports;
+	char **port_names;	/* NULL, or nports names then NULL (SPEC §11) */
 	uid_t uid;
 	gid_t gid;
 	int64_t created_at;
@@ -158,6 +161,7 @@ struct sandbox {
 	int64_t msg_queued, msg_delivered;
 	int64_t msg_bytes;	/* size of the messages view */
 	struct logw logw;	/* its logs' cap (core/logfile.h), over all its steps */
+	struct act_sb *act;	/* its workspace's activity (core/activity.h); NULL: never watched */
 	struct lease *leases;
 	/* the queued messages no lease holds, oldest first: those handed back
 	 * (a min-heap of ids, all below inbox_next), then every queued one from
@@ -267,6 +271,7 @@ struct orch_engine {
 	bool sched_all;		/* a global slot freed: every active run may start steps */
 
 	struct sandbox *sandboxes;	/* loaded sandboxes */
+	struct act *act;	/* workspace activity (core/activity.h); NULL until a step runs */
 
 	/* every open wait for a person, oldest first (core/supervise.h) */
 	struct sup *att_head, *att_tail;
@@ -431,8 +436,10 @@ bool sb_in_use(struct orch_engine *e, const struct sandbox *sb);
 int sb_save(struct orch_engine *e, struct sandbox *sb);	/* state, heartbeat, restarts */
 /* Undo sb_create() of this turn after its rows were rolled back. */
 void sb_forget(struct orch_engine *e, struct sandbox *sb);
+/* NPORTS ports (-1: the default, 1), named by PORT_NAMES when not NULL
+ * (NPORTS names, as plan_sandbox.port_names) */
 int sb_create(struct orch_engine *e, const char *name, enum isolation iso, bool network,
-	      int nports, uid_t uid, gid_t gid, struct sandbox **out);
+	      int nports, char *const *port_names, uid_t uid, gid_t gid, struct sandbox **out);
 void sb_free_all(struct orch_engine *e);
 /* At open: bring the sandboxes' directories back to what they must be
  * (older versions let users own them): the daemon's, with a workspace

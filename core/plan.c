@@ -11,6 +11,7 @@
 #include "core/plan.h"
 
 #include <errno.h>
+#include <limits.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -60,6 +61,11 @@ struct vars {
 	const struct plan_opts *opts;
 	json_t *variables;		/* borrowed: the plan's "variables", or NULL */
 	size_t nports;			/* parsing: PORT0..PORT(nports-1) exist */
+	/* parsing: the ports' names, for ${PORT_NAME}: the plan's own list
+	 * (a JSON array, its strings that are no names ignored), else the
+	 * existing sandbox's names; neither: none */
+	json_t *port_list;
+	char *const *port_names;
 	const struct plan_builtins *b;	/* substituting: the run's values */
 	const char *plan_id;
 	const char *step_id;		/* NULL at plan level, where STEP_ID has no value */
@@ -247,6 +253,45 @@ static bool port_name(const char *s, size_t len, unsigned long *k)
 	return true;
 }
 
+/* Does NAME (LEN bytes) say "PORT_" and port name PN upper-cased? */
+static bool port_var_is(const char *name, size_t len, const char *pn)
+{
+	size_t n = strlen(pn);
+	if (len != 5 + n || memcmp(name, "PORT_", 5) != 0)
+		return false;
+	for (size_t i = 0; i < n; i++)
+		if (name[5 + i] != (pn[i] >= 'a' && pn[i] <= 'z' ? pn[i] - 'a' + 'A' : pn[i]))
+			return false;
+	return true;
+}
+
+/* The index of the named port whose variable is NAME ("PORT_API"), or -1.
+ * Parsing (or PLAN set): among the names of V (port_list or port_names);
+ * substituting: among the run's sandbox's. */
+static long port_var_index(const struct vars *v, const char *name, size_t len, bool plan)
+{
+	if (len <= 5 || memcmp(name, "PORT_", 5) != 0)
+		return -1;
+	if (v->b && !plan) {
+		for (size_t i = 0; v->b->port_names && i < v->b->nports; i++)
+			if (v->b->port_names[i] && port_var_is(name, len, v->b->port_names[i]))
+				return (long)i;
+		return -1;
+	}
+	if (v->port_list) {
+		for (size_t i = 0; i < json_array_size(v->port_list); i++) {
+			const char *pn = json_string_value(json_array_get(v->port_list, i));
+			if (pn && plan_port_name_ok(pn) && port_var_is(name, len, pn))
+				return (long)i;
+		}
+		return -1;
+	}
+	for (size_t i = 0; v->port_names && v->port_names[i]; i++)
+		if (port_var_is(name, len, v->port_names[i]))
+			return (long)i;
+	return -1;
+}
+
 /* Index+1 in builtin_vars[] of NAME, or 0. */
 static size_t builtin_index(const char *s, size_t len)
 {
@@ -274,6 +319,19 @@ static enum ref_kind lookup(const struct vars *v, const char *name, size_t len,
 		snprintf(portbuf, 24, "%d", v->b->ports[k]);
 		*val = portbuf;
 		return REF_END;
+	}
+	/* a named port's; a name no port has may be a variable of the plan's */
+	long pk = port_var_index(v, name, len, false);
+	if (pk >= 0) {
+		if (v->b) {
+			snprintf(portbuf, 24, "%d", v->b->ports[pk]);
+			*val = portbuf;
+		}
+		return REF_END;
+	}
+	if (v->b && port_var_index(v, name, len, true) >= 0) {
+		*port = ULONG_MAX;	/* the plan names it, the run's sandbox has no such port */
+		return REF_NO_PORT;
 	}
 	bi = builtin_index(name, len);
 	if (bi) {
@@ -378,8 +436,12 @@ static void ref_what(char *what, size_t n, enum ref_kind k, const struct ref *r,
 		snprintf(what, n, "invalid variable name \"${%s}\"", show(b, r->name, r->len));
 		break;
 	case REF_NO_PORT:
-		snprintf(what, n, "PORT%lu is not allocated (the sandbox has %zu ports)", r->port,
-			 v->b ? v->b->nports : 0);
+		if (r->port == ULONG_MAX)
+			snprintf(what, n, "%s is not allocated (the sandbox has no port of that name)",
+				 show(b, r->name, r->len));
+		else
+			snprintf(what, n, "PORT%lu is not allocated (the sandbox has %zu ports)", r->port,
+				 v->b ? v->b->nports : 0);
 		break;
 	default:
 		snprintf(what, n, "unknown variable \"${%s}\"", show(b, r->name, r->len));
@@ -462,7 +524,7 @@ static void parse_env(struct ctx *c, const struct vars *v, const char *pfx, json
 }
 
 /* "variables": names that may be defined, string values. */
-static void check_variables(struct ctx *c, json_t *obj)
+static void check_variables(struct ctx *c, const struct vars *v, json_t *obj)
 {
 	const char *key;
 	json_t *val;
@@ -477,7 +539,8 @@ static void check_variables(struct ctx *c, json_t *obj)
 		if (!var_name_ok(key, len))
 			report(c, "variables: invalid name \"%s\"", show(b, key, len));
 		else if (builtin_index(key, len) ||
-			 (len > 4 && !memcmp(key, "PORT", 4) && strspn(key + 4, "0123456789") == len - 4))
+			 (len > 4 && !memcmp(key, "PORT", 4) && strspn(key + 4, "0123456789") == len - 4) ||
+			 port_var_index(v, key, len, false) >= 0)
 			report(c, "variables: \"%s\" is a built-in variable", show(b, key, len));
 		if (!json_is_string(val))
 			report(c, "\"variables.%s\" must be a string", show(b, key, len));
@@ -544,6 +607,108 @@ static const char *isolation_name(enum isolation i)
 	return i == ISOLATION_BWRAP ? "bwrap" : i == ISOLATION_NONE ? "none" : "unset";
 }
 
+bool plan_port_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > PLAN_PORT_NAME_MAX || !(s[0] >= 'a' && s[0] <= 'z'))
+		return false;
+	return strspn(s, "abcdefghijklmnopqrstuvwxyz0123456789_") == n;
+}
+
+void plan_port_var(char out[PLAN_PORT_VAR_MAX], const char *name)
+{
+	size_t i = 0;
+	memcpy(out, "PORT_", 5);
+	for (; name[i] && i < PLAN_PORT_NAME_MAX; i++)
+		out[5 + i] = name[i] >= 'a' && name[i] <= 'z' ? (char)(name[i] - 'a' + 'A') : name[i];
+	out[5 + i] = '\0';
+}
+
+/* "sandbox.ports" as a list of names: each a valid name, none twice, at
+ * most PLAN_MAX_PORTS. An empty list is no ports, as 0 is. */
+static void parse_port_names(struct ctx *c, struct plan_sandbox *sb, json_t *arr)
+{
+	char b[SHOW_MAX + 1];
+	size_t n = json_array_size(arr);
+	bool bad = false;
+
+	if (n > PLAN_MAX_PORTS) {
+		report(c, "\"sandbox.ports\" has more than %d names", PLAN_MAX_PORTS);
+		return;
+	}
+	char **names = orch_calloc(n + 1, sizeof(char *));
+	if (!names) {
+		c->oom = true;
+		return;
+	}
+	for (size_t i = 0; i < n; i++) {
+		json_t *jn = json_array_get(arr, i);
+		if (!json_is_string(jn) || has_nul(jn)) {
+			report(c, "\"sandbox.ports[%zu]\" must be a port name (a string)", i);
+			bad = true;
+			continue;
+		}
+		const char *s = json_string_value(jn);
+		if (!plan_port_name_ok(s)) {
+			report(c, "sandbox: invalid port name \"%s\" in ports[%zu] (use 1 to %d of a-z 0-9 _,"
+				  " starting with a-z)", show(b, s, strlen(s)), i, PLAN_PORT_NAME_MAX);
+			bad = true;
+			continue;
+		}
+		bool twice = false;
+		for (size_t j = 0; j < i && !twice; j++) {
+			const char *sj = json_string_value(json_array_get(arr, j));
+			if (sj && !strcmp(sj, s)) {
+				report(c, "sandbox: duplicate port name \"%s\" in ports[%zu] (first in ports[%zu])",
+				       s, i, j);
+				twice = bad = true;
+			}
+		}
+		if (!twice && !(names[i] = dup(c, s)))
+			bad = true;
+	}
+	if (bad || n == 0) {
+		for (size_t i = 0; i < n; i++)
+			orch_free(names[i]);
+		orch_free(names);
+		if (!bad)
+			sb->ports = 0;
+		return;
+	}
+	sb->ports = (int)n;
+	sb->port_names = names;
+}
+
+/* The ports of a sandbox for a message: "2 ports" or "ports [\"api\", \"web\"]". */
+static void ports_desc(struct sbuf *out, int n, char *const *names)
+{
+	if (!names) {
+		sbuf_addf(out, "%d ports", n);
+		return;
+	}
+	sbuf_adds(out, "ports [");
+	for (int i = 0; i < n && names[i]; i++)
+		sbuf_addf(out, "%s\"%s\"", i ? ", " : "", names[i]);
+	sbuf_addc(out, ']');
+}
+
+/* Does the plan's "ports" (SB) describe the existing sandbox INFO? A number
+ * asks for that many ports, named or not; names ask for the same names in
+ * the same order. */
+static bool ports_match(const struct plan_sandbox *sb, const struct plan_sandbox_info *info)
+{
+	if (sb->ports != info->ports)
+		return false;
+	if (!sb->port_names)
+		return true;
+	if (!info->port_names)
+		return false;
+	for (int i = 0; i < sb->ports; i++)
+		if (!info->port_names[i] || strcmp(sb->port_names[i], info->port_names[i]))
+			return false;
+	return true;
+}
+
 /* "sandbox", then what it asks for against what this host and the named
  * sandbox (INFO, when it exists) have. */
 static void parse_sandbox(struct ctx *c, struct plan *p, json_t *obj,
@@ -581,7 +746,11 @@ static void parse_sandbox(struct ctx *c, struct plan *p, json_t *obj,
 			if (get_bool(c, "", "sandbox.network", val, &bv))
 				sb->network = bv;
 		} else if (!strcmp(key, "ports")) {
-			if (get_int(c, "", "sandbox.ports", val, 0, PLAN_MAX_PORTS, &n))
+			if (json_is_array(val))
+				parse_port_names(c, sb, val);
+			else if (!json_is_integer(val))
+				type_err(c, "", "sandbox.ports", "an integer or a list of port names");
+			else if (get_int(c, "", "sandbox.ports", val, 0, PLAN_MAX_PORTS, &n))
 				sb->ports = (int)n;
 		} else if (!strcmp(key, "health")) {
 			/* parse_health(), once the walk knows the variables */
@@ -601,9 +770,21 @@ static void parse_sandbox(struct ctx *c, struct plan *p, json_t *obj,
 	if (sb->network >= 0 && sb->network != (int)info->network)
 		report(c, "sandbox \"%s\": network is %s, the plan asks for %s", sb->id,
 		       info->network ? "true" : "false", sb->network ? "true" : "false");
-	if (sb->ports >= 0 && sb->ports != info->ports)
-		report(c, "sandbox \"%s\": has %d ports, the plan asks for %d", sb->id,
-		       info->ports, sb->ports);
+	if (sb->ports >= 0 && !ports_match(sb, info)) {
+		struct sbuf have = SBUF_INIT, want = SBUF_INIT;
+		ports_desc(&have, info->ports, info->port_names);
+		if (sb->port_names)
+			ports_desc(&want, sb->ports, sb->port_names);
+		else
+			sbuf_addf(&want, "%d", sb->ports);
+		if (sbuf_failed(&have) || sbuf_failed(&want))
+			c->oom = true;
+		else
+			report(c, "sandbox \"%s\": has %s, the plan asks for %s", sb->id, sbuf_str(&have),
+			       sbuf_str(&want));
+		sbuf_release(&have);
+		sbuf_release(&want);
+	}
 }
 
 bool plan_health_url_ok(const char *url)
@@ -1203,10 +1384,16 @@ static void prescan(json_t *doc, const struct plan_opts *opts, struct vars *v,
 	if (json_is_integer(ports) && json_integer_value(ports) >= 0 &&
 	    json_integer_value(ports) <= PLAN_MAX_PORTS)
 		v->nports = (size_t)json_integer_value(ports);
+	else if (json_is_array(ports))
+		v->nports = json_array_size(ports) <= PLAN_MAX_PORTS ? json_array_size(ports) : 0;
 	else if (info->exists)
 		v->nports = info->ports > 0 ? (size_t)info->ports : 0;
 	else
 		v->nports = 1;
+	if (json_is_array(ports))
+		v->port_list = ports;
+	else if (info->exists)
+		v->port_names = info->port_names;
 }
 
 /* Everything after the JSON syntax: fills P, reports into C. */
@@ -1230,7 +1417,7 @@ static void check_plan(struct ctx *c, struct plan *p, json_t *doc, const struct 
 			orch_free(p->plan_id);
 			p->plan_id = dup(c, s);
 		} else if (!strcmp(key, "variables")) {
-			check_variables(c, val);
+			check_variables(c, &v, val);
 		} else if (!strcmp(key, "env")) {
 			parse_env(c, &v, "", val, &p->env, &p->nenv);
 		} else if (!strcmp(key, "globals")) {
@@ -1570,9 +1757,11 @@ int plan_substitute(struct plan *plan, const char *name, const struct plan_opts 
 	struct sbuf own = SBUF_INIT;
 	struct ctx c = { .errs = errs ? errs : &own };
 	json_t *vars = json_object_get(plan->doc, "variables");
+	json_t *ports = json_object_get(json_object_get(plan->doc, "sandbox"), "ports");
 	struct vars v = {
 		.opts = opts, .b = b ? b : &no_builtins, .plan_id = plan->plan_id,
 		.variables = json_is_object(vars) ? vars : NULL,
+		.port_list = json_is_array(ports) ? ports : NULL,
 	};
 	int ret = 0;
 
@@ -1627,6 +1816,9 @@ void plan_free(struct plan *plan)
 	orch_free(plan->sandbox.id);
 	orch_free(plan->sandbox.health.url);
 	free_strv(plan->sandbox.health.command, plan->sandbox.health.ncommand);
+	for (char **n = plan->sandbox.port_names; n && *n; n++)
+		orch_free(*n);
+	orch_free(plan->sandbox.port_names);
 	json_decref(plan->doc);
 	orch_free(plan);
 }

@@ -80,8 +80,14 @@ struct plan_sandbox {
 	int network;		/* -1 absent, else 0/1 */
 	int ports;		/* -1 absent, else 0..PLAN_MAX_PORTS */
 	struct plan_health health;
+	/* "ports": ["api", "web"] (SPEC §11): the names, in order (PORT0...),
+	 * then NULL; NULL for a number, an empty list or no "ports" */
+	char **port_names;
 };
 #define PLAN_MAX_PORTS 64
+#define PLAN_PORT_NAME_MAX 32	/* a port name: [a-z][a-z0-9_]{0,31} */
+/* "PORT_" and the upper-cased name, with its NUL */
+#define PLAN_PORT_VAR_MAX (5 + PLAN_PORT_NAME_MAX + 1)
 
 struct plan {
 	char *plan_id;		/* "plan_id", or the plan NAME */
@@ -104,6 +110,7 @@ struct plan_sandbox_info {
 	enum isolation isolation;
 	bool network;
 	int ports;
+	char *const *port_names;	/* borrowed: ports names, or NULL (unnamed) */
 };
 
 struct plan_opts {
@@ -136,12 +143,14 @@ struct plan_builtins {
 	const char *workspace;
 	const char *mount;
 	const int *ports;	/* nports entries: PORT0.. */
+	const char *const *port_names;	/* NULL, or the nports names: PORT_NAME.. */
 	size_t nports;
 };
 
 /* Replace ${NAME} and $$ in every command, args, env value and cwd (STEP_ID is
  * each step's own id), and rewrite plan->doc to the plan as run. Every reference
- * was checked by plan_parse(); what is left: a PORTk beyond nports, and a
+ * was checked by plan_parse(); what is left: a PORTk beyond nports (or a
+ * PORT_NAME of the plan's that the sandbox's port_names lack), and a
  * "command" or "cwd" that substitutes to nothing (the plan as run could not
  * be read again on resume). 0, or -EINVAL with the message appended to ERRS,
  * or -ENOMEM. */
@@ -161,5 +170,11 @@ const char *on_failure_name(enum on_failure f);
  * (1 to 32 of A-Z a-z 0-9 _ . -, not starting with "-", a user name may
  * end in "$") */
 bool plan_approver_ok(const char *s);
+
+/* Is S a port name: 1 to PLAN_PORT_NAME_MAX of a-z 0-9 _, starting with a-z? */
+bool plan_port_name_ok(const char *s);
+/* "PORT_" and NAME upper-cased (a valid port name) into OUT: the variable
+ * of a named port, in a step's environment and as ${PORT_NAME}. */
+void plan_port_var(char out[PLAN_PORT_VAR_MAX], const char *name);
 
 #endif

@@ -426,6 +426,7 @@ static void sandbox_info_cb(void *ctx, const char *id, struct plan_sandbox_info 
 	info->isolation = sb->isolation;
 	info->network = sb->network;
 	info->ports = sb->nports;
+	info->port_names = sb->port_names;
 }
 
 static int set_error(struct orch_engine *e, const char *stem, const char *text, uid_t uid, gid_t gid)
@@ -559,13 +560,15 @@ static int submit_start(struct orch_engine *e, const char *stem, struct plan *pl
 	int rc = 0;
 	if (!sb) {
 		rc = sb_create(e, sbname, plan->sandbox.isolation, plan->sandbox.network != 0,
-			       plan->sandbox.ports, uid, gid, &sb);
+			       plan->sandbox.ports, plan->sandbox.port_names, uid, gid, &sb);
 		made = rc ? NULL : sb;
 	}
 	if (!rc) {
 		struct plan_builtins b = { .run_id = run_name, .sandbox_id = sb->name,
 					   .workspace = sb->workspace, .mount = e->mountpoint,
-					   .ports = sb->ports, .nports = (size_t)sb->nports };
+					   .ports = sb->ports,
+					   .port_names = (const char *const *)sb->port_names,
+					   .nports = (size_t)sb->nports };
 		rc = plan_substitute(plan, stem, submit_opts(e, uid, &opts), &b, &errs);
 	}
 	struct run *r = NULL;

@@ -21,6 +21,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "core/activity.h"
 #include "core/ctl.h"
 #include "core/exec.h"
 #include "core/proc.h"
@@ -785,6 +786,7 @@ static void pid_cb(struct loop_watch *w, uint32_t events)
 	e->running--;
 	if (r->sb && r->sb->health)
 		health_sync(e, r->sb);	/* nothing runs in it any more: checks stop */
+	activity_step_end(r->sb);
 	if (e->cfg.jobs)
 		e->sched_all = true;
 	r->sched = true;
@@ -945,8 +947,9 @@ static void env_release(struct envv *ev)
 }
 
 /* The environment of SPEC §3: orchfs's own, the plan's env, the step's env,
- * then ORCHFS_* and PORTn. PS is R's step (ATTEMPT its attempt), or a
- * health check's stand-in (core/health.h: no id, no env of its own). */
+ * then ORCHFS_* and PORTn, and PORT_NAME for named ports (SPEC §11). PS
+ * is R's step (ATTEMPT its attempt), or a health check's stand-in
+ * (core/health.h: no id, no env of its own). */
 static int step_env(struct orch_engine *e, struct run *r, const struct plan_step *ps, unsigned attempt,
 		    struct envv *ev)
 {
@@ -970,6 +973,11 @@ static int step_env(struct orch_engine *e, struct run *r, const struct plan_step
 	env_putf(ev, "ORCHFS_STEP_OF=%s", e->state_dir);
 	for (int i = 0; i < sb->nports; i++)
 		env_putf(ev, "PORT%d=%d", i, sb->ports[i]);
+	for (int i = 0; sb->port_names && i < sb->nports; i++) {
+		char var[PLAN_PORT_VAR_MAX];
+		plan_port_var(var, sb->port_names[i]);
+		env_putf(ev, "%s=%d", var, sb->ports[i]);
+	}
 	return ev->oom ? -ENOMEM : 0;
 }
 
@@ -1298,6 +1306,8 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	p->eng = e;
 	p->step = s;
 	p->track_last = ps->same_failures && ps->retries;
+	/* its workspace is watched before the step can change it */
+	activity_step_start(e, r->sb);
 	/* through descriptors, never following a symlink: the engine opens
 	 * nothing a step could point into the mount. A log made already (an
 	 * earlier attempt wrote, a reader opened it) gets this attempt's
@@ -1394,6 +1404,7 @@ static void attempt_not_started(struct orch_engine *e, struct run *r, struct ste
 	e->running--;
 	if (r->sb && r->sb->health)
 		health_sync(e, r->sb);
+	activity_step_end(r->sb);
 	r->sched = true;
 	attempt_ended(e, s, W_EXITCODE(rc == -ENOENT ? 127 : 126, 0), KILL_NONE, NULL);
 }
@@ -1967,7 +1978,9 @@ int run_load_unfinished(struct orch_engine *e)
 		}
 		r->sb = sb_get(e, r->sb_name);
 		if (!r->sb) {
-			rc = sb_create(e, r->sb_name, ISOLATION_UNSET, true, -1, r->uid, r->gid, &r->sb);
+			/* the ports its plan was given (its ${PORT...} are in it) */
+			rc = sb_create(e, r->sb_name, ISOLATION_UNSET, true, r->plan->sandbox.ports,
+				       r->plan->sandbox.port_names, r->uid, r->gid, &r->sb);
 			if (rc) {
 				eng_log(e, "run %s: cannot recreate sandbox %s: %s", r->name, r->sb_name,
 					strerror(-rc));
@@ -2138,8 +2151,8 @@ static int ctl_retry(struct orch_engine *e, struct run *r)
 	if (rc)
 		return rc;
 	if (!sb) {
-		rc = sb_create(e, r->sb_name, ps->isolation, ps->network != 0, ps->ports, r->uid, r->gid,
-			       &sb);
+		rc = sb_create(e, r->sb_name, ps->isolation, ps->network != 0, ps->ports, ps->port_names,
+			       r->uid, r->gid, &sb);
 		if (rc)
 			return rc;
 	}

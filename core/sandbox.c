@@ -1,6 +1,7 @@
 /* core/sandbox.c — sandboxes (SPEC §5): a workspace directory of their own
  * under the state directory and TCP ports no other live sandbox holds.
  * Loaded on first use and kept in memory while they exist. */
+#include "core/activity.h"
 #include "core/ctl.h"
 #include "core/engine_i.h"
 
@@ -19,10 +20,14 @@ static void sb_free(struct sandbox *sb)
 {
 	if (!sb)
 		return;
+	activity_sb_gone(sb);
 	msgq_forget(sb);
 	health_free(sb->health);
 	orch_free(sb->workspace);
 	orch_free(sb->ports);
+	for (char **n = sb->port_names; n && *n; n++)
+		orch_free(*n);
+	orch_free(sb->port_names);
 	orch_free(sb);
 }
 
@@ -40,9 +45,31 @@ static char *sb_dir(struct orch_engine *e, const char *name)
 	return orch_asprintf("%s/sandboxes/%s", e->state_dir, name);
 }
 
+/* Its port names from the column ("api,web"; NULL: none): -ENOMEM or 0. */
+static int names_parse(struct sandbox *sb, const char *text)
+{
+	if (!text || !*text)
+		return 0;
+	size_t n = 1;
+	for (const char *p = text; *p; p++)
+		n += *p == ',';
+	sb->port_names = orch_calloc(n + 1, sizeof(char *));
+	if (!sb->port_names)
+		return -ENOMEM;
+	const char *p = text;
+	for (size_t i = 0; i < n; i++) {
+		size_t len = strcspn(p, ",");
+		if (!(sb->port_names[i] = orch_strndup(p, len)))
+			return -ENOMEM;
+		p += len + (p[len] == ',');
+	}
+	return 0;
+}
+
 /* Build the in-memory sandbox from its row (columns as in SB_COLS). */
 #define SB_COLS \
-	"id, name, isolation, network, nports, uid, gid, created_at, last_heartbeat, restarts, state, health"
+	"id, name, isolation, network, nports, uid, gid, created_at, last_heartbeat, restarts, state, health," \
+	" port_names"
 static struct sandbox *sb_from_row(struct orch_engine *e, sqlite3_stmt *q)
 {
 	struct sandbox *sb = orch_calloc(1, sizeof(*sb));
@@ -66,7 +93,8 @@ static struct sandbox *sb_from_row(struct orch_engine *e, sqlite3_stmt *q)
 	sb->ports = orch_calloc((size_t)(sb->nports > 0 ? sb->nports : 1), sizeof(int));
 	sb->ev_epoch = -1;
 	if (!sb->workspace || !sb->ports ||
-	    health_load(e, sb, (const char *)sqlite3_column_text(q, 11))) {
+	    health_load(e, sb, (const char *)sqlite3_column_text(q, 11)) ||
+	    names_parse(sb, (const char *)sqlite3_column_text(q, 12))) {
 		sb_free(sb);
 		return NULL;
 	}
@@ -77,7 +105,7 @@ static struct sandbox *sb_from_row(struct orch_engine *e, sqlite3_stmt *q)
 static int sb_load_rest(struct orch_engine *e, struct sandbox *sb)
 {
 	int rc, n = 0;
-	sqlite3_stmt *q = store_query(&e->st, "SELECT port FROM ports WHERE sandbox = ? ORDER BY port",
+	sqlite3_stmt *q = store_query(&e->st, "SELECT port FROM ports WHERE sandbox = ? ORDER BY idx, port",
 				      &rc, "i", sb->rowid);
 	for (; q; q = store_next(q) ? q : (store_done(q), NULL))
 		if (n < sb->nports)
@@ -85,6 +113,17 @@ static int sb_load_rest(struct orch_engine *e, struct sandbox *sb)
 	if (rc)
 		return rc;
 	sb->nports = n;
+	/* a name for each port, or none at all */
+	size_t nn = 0;
+	while (sb->port_names && sb->port_names[nn])
+		nn++;
+	if (sb->port_names && nn != (size_t)n) {
+		eng_log(e, "sandbox %s: %zu port names for %d ports: its ports are shown unnamed", sb->name, nn, n);
+		for (size_t i = 0; i < nn; i++)
+			orch_free(sb->port_names[i]);
+		orch_free(sb->port_names);
+		sb->port_names = NULL;
+	}
 	sb->msg_queued = store_int(&e->st, "SELECT count(*) FROM messages WHERE sandbox = ? AND state = 'queued'",
 				   0, "i", sb->rowid);
 	sb->msg_delivered = store_int(&e->st,
@@ -148,7 +187,9 @@ static bool port_free(struct orch_engine *e, int port)
 }
 
 /* Take NPORTS ports for SB from the configured range, starting after the
- * last port handed out (so a freed port is not reused at once). */
+ * last port handed out (so a freed port is not reused at once). Each keeps
+ * its place (idx: PORT0, PORT1... and their names), whatever its number:
+ * the range wraps around. */
 static int ports_alloc(struct orch_engine *e, struct sandbox *sb, int nports)
 {
 	int lo = e->cfg.port_min, hi = e->cfg.port_max;
@@ -163,8 +204,8 @@ static int ports_alloc(struct orch_engine *e, struct sandbox *sb, int nports)
 		p = p >= hi || p < lo ? lo : p + 1;
 		if (!port_free(e, p))
 			continue;
-		int rc = store_exec(&e->st, "INSERT INTO ports(port, sandbox) VALUES(?, ?)", "ii",
-				    (int64_t)p, sb->rowid);
+		int rc = store_exec(&e->st, "INSERT INTO ports(port, sandbox, idx) VALUES(?, ?, ?)", "iii",
+				    (int64_t)p, sb->rowid, (int64_t)got);
 		if (rc)
 			return rc;
 		sb->ports[got++] = p;
@@ -375,7 +416,7 @@ void sb_repair_all(struct orch_engine *e)
 }
 
 int sb_create(struct orch_engine *e, const char *name, enum isolation iso, bool network, int nports,
-	      uid_t uid, gid_t gid, struct sandbox **out)
+	      char *const *port_names, uid_t uid, gid_t gid, struct sandbox **out)
 {
 	if (!id_valid(name, SANDBOX_ID_MAX))
 		return -EINVAL;
@@ -385,15 +426,24 @@ int sb_create(struct orch_engine *e, const char *name, enum isolation iso, bool 
 		iso = eng_bwrap_for(e, uid) ? ISOLATION_BWRAP : ISOLATION_NONE;
 	if (nports < 0)
 		nports = 1;
+	/* the names, as the column keeps them: "api,web" (names have no comma) */
+	struct sbuf names = SBUF_INIT;
+	for (int i = 0; port_names && i < nports && port_names[i]; i++)
+		sbuf_addf(&names, "%s%s", i ? "," : "", port_names[i]);
+	if (sbuf_failed(&names))
+		return -ENOMEM;
 	int64_t now = clock_wall_ms();
 	int rc = store_savepoint(&e->st, "sb_create");
-	if (rc)
+	if (rc) {
+		sbuf_release(&names);
 		return rc;
+	}
 	rc = store_exec(&e->st,
-			"INSERT INTO sandboxes(name, isolation, network, nports, created_at, uid, gid)"
-			" VALUES(?, ?, ?, ?, ?, ?, ?)",
-			"siiiiii", name, (int64_t)iso, (int64_t)network, (int64_t)nports, now,
-			(int64_t)uid, (int64_t)gid);
+			"INSERT INTO sandboxes(name, isolation, network, nports, created_at, uid, gid, port_names)"
+			" VALUES(?, ?, ?, ?, ?, ?, ?, ?)",
+			"siiiiiis", name, (int64_t)iso, (int64_t)network, (int64_t)nports, now,
+			(int64_t)uid, (int64_t)gid, names.len ? sbuf_str(&names) : NULL);
+	sbuf_release(&names);
 	struct sandbox *sb = NULL;
 	if (!rc) {
 		int qrc;
@@ -516,6 +566,30 @@ static int last_run(struct orch_engine *e, struct sandbox *sb, char name[RUN_ID_
 	return 1;
 }
 
+/* status "ports": an array of numbers, or for named ports an object
+ * {"api": 20001} with *URLS {"api": "http://127.0.0.1:20001/"} ({} for
+ * unnamed ones). NULL for no memory (the caller's json_pack fails then). */
+static json_t *sb_ports_json(const struct sandbox *sb, json_t **urls)
+{
+	json_t *ports = sb->port_names ? json_object() : json_array();
+	*urls = json_object();
+	for (int i = 0; ports && *urls && i < sb->nports; i++) {
+		if (!sb->port_names) {
+			json_array_append_new(ports, json_integer(sb->ports[i]));
+			continue;
+		}
+		char url[48];
+		snprintf(url, sizeof(url), "http://127.0.0.1:%d/", sb->ports[i]);
+		json_object_set_new(ports, sb->port_names[i], json_integer(sb->ports[i]));
+		json_object_set_new(*urls, sb->port_names[i], json_string(url));
+	}
+	if (!*urls) {
+		json_decref(ports);
+		return NULL;
+	}
+	return ports;
+}
+
 int orch_sandbox_render(struct orch_engine *e, int64_t rowid, struct sbuf *out)
 {
 	struct sandbox *sb = sb_get_rowid(e, rowid);
@@ -536,9 +610,7 @@ int orch_sandbox_render(struct orch_engine *e, int64_t rowid, struct sbuf *out)
 	 * the health checks' */
 	enum health_state hbs = sb->degraded ? HEALTH_DEGRADED : sb->missed ? HEALTH_UNHEALTHY
 				: sb->last_heartbeat ? HEALTH_HEALTHY : HEALTH_UNKNOWN;
-	json_t *ports = json_array();
-	for (int i = 0; ports && i < sb->nports; i++)
-		json_array_append_new(ports, json_integer(sb->ports[i]));
+	json_t *urls = NULL, *ports = sb_ports_json(sb, &urls);
 	json_t *o = json_pack("{s:s, s:s, s:s, s:s, s:o, s:o, s:s, s:o, s:I, s:s, s:{s:I, s:I}}", "id",
 			      sb->name, "state", state, "isolation",
 			      sb->isolation == ISOLATION_BWRAP ? "bwrap" : "none", "workspace",
@@ -551,6 +623,10 @@ int orch_sandbox_render(struct orch_engine *e, int64_t rowid, struct sbuf *out)
 	if (o) {
 		json_object_set_new(o, "network", json_boolean(sb->network));
 		health_render(sb, hbs, o);
+		json_object_set_new(o, "urls", urls ? urls : json_null());
+		activity_render(e, sb, o);
+	} else {
+		json_decref(urls);
 	}
 	return sbuf_put_json(out, o);
 }
@@ -692,6 +768,7 @@ static int sb_reset(struct orch_engine *e, struct sandbox *sb)
 	int dfd = sb_dirfd(e, sb->name);
 	if (dfd < 0)
 		return dfd;
+	activity_sb_unwatch(sb);	/* its emptying is no step's doing */
 	int rc = ws_reset(e, sb, dfd);
 	if (rc)
 		eng_log(e, "sandboxes/%s: cannot reset the workspace: %s", sb->name, strerror(-rc));
@@ -773,7 +850,7 @@ int orch_sandbox_create(struct orch_engine *e, const char *name, uid_t uid, gid_
 	if (!sb_get(e, name) && ((rc = eng_quota(e, uid, QUOTA_SANDBOXES, 1, NULL)) ||
 				 (rc = eng_quota(e, uid, QUOTA_PORTS, 1, NULL))))
 		return rc;
-	rc = sb_create(e, name, ISOLATION_UNSET, true, -1, uid, gid, &sb);
+	rc = sb_create(e, name, ISOLATION_UNSET, true, -1, NULL, uid, gid, &sb);
 	if (rc)
 		return rc;
 	orch_need_durable(e);

@@ -1,6 +1,6 @@
-/* core/store.c — SQLite access for the engine. Schema version 5 (older
+/* core/store.c — SQLite access for the engine. Schema version 6 (older
  * databases are migrated at open: migrate_1_2, migrate_2_3, migrate_3_4,
- * migrate_4_5). */
+ * migrate_4_5, migrate_ports_activity to 6). */
 #include "core/store.h"
 
 #include <errno.h>
@@ -129,6 +129,60 @@ static const char migrate_3_4[] =
  * them) and a sandbox's health check (health, JSON: core/health.h), added
  * where missing. */
 static const char migrate_4_5[] = "UPDATE meta SET value = 5 WHERE key = 'schema';\n";
+/* Named ports and workspace activity (SPEC §11): a sandbox's port names
+ * (sandboxes.port_names, "api,web"; NULL: its ports have none), each
+ * port's place among its sandbox's (ports.idx: PORT0, PORT1...; NULL in
+ * rows made before, which keep the order of their numbers), and the
+ * sandbox's workspace activity (activity_at: wall ms of the last
+ * workspace.changed; activity_changes: the changes it counted in all).
+ * Self-contained: the tables made by the schema above lack these columns
+ * too, and this adds them, once, wherever missing. */
+#define SCHEMA_PORTS_ACTIVITY 6
+static const struct {
+	const char *table, *column, *decl;
+} ports_activity_cols[] = {
+	{ "sandboxes", "port_names", "TEXT" },
+	{ "ports", "idx", "INTEGER" },
+	{ "sandboxes", "activity_at", "INTEGER" },
+	{ "sandboxes", "activity_changes", "INTEGER NOT NULL DEFAULT 0" },
+};
+
+static int migrate_ports_activity(struct store *s, char **msg)
+{
+	int rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, msg);
+	for (size_t i = 0; rc == SQLITE_OK && i < sizeof(ports_activity_cols) / sizeof(ports_activity_cols[0]);
+	     i++) {
+		char *q = sqlite3_mprintf("SELECT count(*) FROM pragma_table_info(%Q) WHERE name = %Q",
+					  ports_activity_cols[i].table, ports_activity_cols[i].column);
+		sqlite3_stmt *st = NULL;
+		int have = -1;
+		if (!q)
+			rc = SQLITE_NOMEM;
+		else if ((rc = sqlite3_prepare_v2(s->db, q, -1, &st, NULL)) == SQLITE_OK &&
+			 sqlite3_step(st) == SQLITE_ROW)
+			have = sqlite3_column_int(st, 0);
+		sqlite3_finalize(st);
+		sqlite3_free(q);
+		if (rc == SQLITE_OK && have == 0) {
+			q = sqlite3_mprintf("ALTER TABLE \"%w\" ADD COLUMN \"%w\" %s;", ports_activity_cols[i].table,
+					    ports_activity_cols[i].column, ports_activity_cols[i].decl);
+			rc = q ? sqlite3_exec(s->db, q, NULL, NULL, msg) : SQLITE_NOMEM;
+			sqlite3_free(q);
+		} else if (rc == SQLITE_OK && have < 0) {
+			rc = SQLITE_ERROR;
+		}
+	}
+	if (rc == SQLITE_OK) {
+		char *q = sqlite3_mprintf("UPDATE meta SET value = %d WHERE key = 'schema';", SCHEMA_PORTS_ACTIVITY);
+		rc = q ? sqlite3_exec(s->db, q, NULL, NULL, msg) : SQLITE_NOMEM;
+		sqlite3_free(q);
+	}
+	if (rc == SQLITE_OK)
+		rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, msg);
+	if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->db))
+		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	return rc;
+}
 
 /* Unexpected SQLite failures say what and where on stderr (the daemon's log). */
 static void store_complain(struct store *s, int rc, const char *sql)
@@ -325,6 +379,9 @@ int store_open(struct store *s, const char *path, struct sbuf *err)
 		if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->db))
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	}
+	if (rc == SQLITE_OK &&
+	    store_int(s, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL) < SCHEMA_PORTS_ACTIVITY)
+		rc = migrate_ports_activity(s, &msg);
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(s->db, "CREATE INDEX IF NOT EXISTS messages_off ON messages(sandbox, off);",
 				  NULL, NULL, &msg);

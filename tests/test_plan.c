@@ -14,9 +14,19 @@
 
 #include "core/plan.h"
 
-/* An existing sandbox "shared": isolation none, no network, 1 port. */
+/* An existing sandbox "shared": isolation none, no network, 1 port; and
+ * "named", with the ports "api" and "web". */
 static void fake_sandbox(void *ctx, const char *id, struct plan_sandbox_info *info)
 {
+	static char *const names[] = { "api", "web", NULL };
+	if (!strcmp(id, "named")) {
+		info->exists = true;
+		info->isolation = ISOLATION_NONE;
+		info->network = true;
+		info->ports = 2;
+		info->port_names = names;
+		return;
+	}
 	if (strcmp(id, "shared"))
 		return;
 	info->exists = true;
@@ -452,6 +462,132 @@ static void test_plan__sandbox_mismatch(void **state)
 		    "sandbox \"shared\": isolation is \"none\", the plan asks for \"bwrap\"\n"
 		    "sandbox \"shared\": network is false, the plan asks for true\n"
 		    "sandbox \"shared\": has 1 ports, the plan asks for 2\n");
+}
+
+
+/* Named ports (SPEC §11): one port per name, in order; ${PORT_API} and
+ * ${PORT0} both name the first; the plan as run keeps the names. */
+static void test_plan__port_names(void **state)
+{
+	int ports[] = { 20001, 20002 };
+	const char *const names[] = { "api", "web_2", NULL };
+	struct plan_builtins b = { .run_id = "r", .ports = ports, .port_names = names, .nports = 2 };
+	struct sbuf errs = SBUF_INIT;
+	struct plan *p = expect_ok("{\"sandbox\": {\"ports\": [\"api\", \"web_2\"]}, \"steps\": [{\"id\": \"a\","
+				   " \"command\": \"x\", \"args\": [\"${PORT_API}\", \"${PORT_WEB_2}\", \"${PORT0}\","
+				   " \"${PORT1}\", \"${PORT_api}x\"], \"env\": {\"U\": \"http://h:${PORT_WEB_2}/\"}}],"
+				   " \"variables\": {\"PORT_api\": \"lower\"}}");
+	assert_int_equal(p->sandbox.ports, 2);
+	assert_string_equal(p->sandbox.port_names[0], "api");
+	assert_string_equal(p->sandbox.port_names[1], "web_2");
+	assert_null(p->sandbox.port_names[2]);
+	assert_int_equal(plan_substitute(p, "demo", &base_opts, &b, &errs), 0);
+	assert_string_equal(sbuf_str(&errs), "");
+	const char *want[] = { "20001", "20002", "20001", "20002", "lowerx" };
+	for (size_t i = 0; i < 5; i++)
+		assert_string_equal(p->steps[0].args[i], want[i]);
+	assert_string_equal(p->steps[0].env[0], "U=http://h:20002/");
+	/* the plan as run parses again, with its names */
+	char *s = json_dumps(p->doc, 0);
+	assert_non_null(s);
+	struct plan_opts lit = base_opts;
+	lit.literal = true;
+	struct plan *q = expect_ok_opts(s, &lit);
+	assert_string_equal(q->sandbox.port_names[1], "web_2");
+	plan_free(q);
+	free(s);
+	plan_free(p);
+	sbuf_release(&errs);
+
+	/* the run's sandbox lacks a name the plan gives (it cannot, but for a
+	 * sandbox changed between check and run): said, as a missing PORTk is */
+	int one[] = { 9000, 9001 };
+	struct plan_builtins nb = { .run_id = "r", .ports = one, .nports = 2 };
+	p = expect_ok("{\"sandbox\": {\"ports\": [\"api\", \"web\"]},"
+		      " \"steps\": [{\"id\": \"a\", \"command\": \"x ${PORT_WEB}\"}]}");
+	assert_int_equal(plan_substitute(p, "demo", &base_opts, &nb, &errs), -EINVAL);
+	assert_string_equal(sbuf_str(&errs), "step \"a\": PORT_WEB is not allocated (the sandbox has no port of that name)\n");
+	sbuf_release(&errs);
+	plan_free(p);
+
+	/* an empty list is no ports, as 0 is */
+	p = expect_ok("{\"sandbox\": {\"ports\": []}, \"steps\": [{\"id\": \"a\", \"command\": \"x\"}]}");
+	assert_int_equal(p->sandbox.ports, 0);
+	assert_null(p->sandbox.port_names);
+	plan_free(p);
+
+	char var[PLAN_PORT_VAR_MAX];
+	plan_port_var(var, "web_2");
+	assert_string_equal(var, "PORT_WEB_2");
+	plan_port_var(var, "abcdefghijklmnopqrstuvwxyz012345");
+	assert_string_equal(var, "PORT_ABCDEFGHIJKLMNOPQRSTUVWXYZ012345");
+	assert_true(plan_port_name_ok("a"));
+	assert_true(plan_port_name_ok("db_2"));
+	assert_true(plan_port_name_ok("abcdefghijklmnopqrstuvwxyz012345"));
+	assert_false(plan_port_name_ok("abcdefghijklmnopqrstuvwxyz0123456"));
+	assert_false(plan_port_name_ok(""));
+	assert_false(plan_port_name_ok("Api"));
+	assert_false(plan_port_name_ok("_api"));
+	assert_false(plan_port_name_ok("2web"));
+	assert_false(plan_port_name_ok("we-b"));
+	assert_false(plan_port_name_ok("web,x"));
+}
+
+static void test_plan__port_names_invalid(void **state)
+{
+	expect_errs("{\"sandbox\": {\"ports\": \"api\"}, \"steps\": [{\"id\": \"a\", \"command\": \"x\"}]}",
+		    "\"sandbox.ports\" must be an integer or a list of port names\n");
+	expect_errs("{\"sandbox\": {\"ports\": [\"api\", 3, \"Web\", \"\", \"2x\", \"api\","
+		    " \"abcdefghijklmnopqrstuvwxyz0123456\", \"a\\u0000b\"]},"
+		    " \"steps\": [{\"id\": \"a\", \"command\": \"x\"}]}",
+		    "\"sandbox.ports[1]\" must be a port name (a string)\n"
+		    "sandbox: invalid port name \"Web\" in ports[2] (use 1 to 32 of a-z 0-9 _, starting with a-z)\n"
+		    "sandbox: invalid port name \"\" in ports[3] (use 1 to 32 of a-z 0-9 _, starting with a-z)\n"
+		    "sandbox: invalid port name \"2x\" in ports[4] (use 1 to 32 of a-z 0-9 _, starting with a-z)\n"
+		    "sandbox: duplicate port name \"api\" in ports[5] (first in ports[0])\n"
+		    "sandbox: invalid port name \"abcdefghijklmnopqrstuvwxyz0123456\" in ports[6]"
+		    " (use 1 to 32 of a-z 0-9 _, starting with a-z)\n"
+		    "\"sandbox.ports[7]\" must be a port name (a string)\n");
+	char text[1024] = "{\"sandbox\": {\"ports\": [";
+	for (int i = 0; i < 65; i++)
+		snprintf(text + strlen(text), sizeof(text) - strlen(text), "%s\"p%d\"", i ? "," : "", i);
+	strcat(text, "]}, \"steps\": [{\"id\": \"a\", \"command\": \"x\"}]}");
+	expect_errs(text, "\"sandbox.ports\" has more than 64 names\n");
+	/* a name no port has, a port past the list, a variable a port's name takes */
+	expect_errs("{\"sandbox\": {\"ports\": [\"api\"]}, \"variables\": {\"PORT_API\": \"x\"},"
+		    " \"steps\": [{\"id\": \"a\", \"command\": \"${PORT_WEB}\", \"args\": [\"${PORT1}\"]}]}",
+		    "variables: \"PORT_API\" is a built-in variable\n"
+		    "step \"a\": unknown variable \"${PORT_WEB}\" in command\n"
+		    "step \"a\": unknown variable \"${PORT1}\" in args[0]\n");
+	/* a variable of the plan's own may be called PORT_SOMETHING */
+	struct plan *p = expect_ok("{\"sandbox\": {\"ports\": [\"api\"]}, \"variables\": {\"PORT_WEB\": \"x\"},"
+				   " \"steps\": [{\"id\": \"a\", \"command\": \"${PORT_WEB}\"}]}");
+	plan_free(p);
+}
+
+/* A plan naming an existing sandbox: a number matches as many ports,
+ * named or not; names match the same names in the same order; left out,
+ * the sandbox's names are the plan's. */
+static void test_plan__port_names_existing(void **state)
+{
+	const char *ok[] = {
+		"{\"sandbox\": {\"id\": \"named\"}, \"steps\": [{\"id\": \"a\", \"command\": \"${PORT_WEB}${PORT1}\"}]}",
+		"{\"sandbox\": {\"id\": \"named\", \"ports\": 2}, \"steps\": [{\"id\": \"a\", \"command\": \"${PORT_API}\"}]}",
+		"{\"sandbox\": {\"id\": \"named\", \"ports\": [\"api\", \"web\"]},"
+		" \"steps\": [{\"id\": \"a\", \"command\": \"${PORT_API}\"}]}",
+	};
+	for (size_t i = 0; i < sizeof(ok) / sizeof(ok[0]); i++)
+		plan_free(expect_ok(ok[i]));
+	expect_errs("{\"sandbox\": {\"id\": \"named\", \"ports\": [\"web\", \"api\"]},"
+		    " \"steps\": [{\"id\": \"a\", \"command\": \"x\"}]}",
+		    "sandbox \"named\": has ports [\"api\", \"web\"], the plan asks for ports [\"web\", \"api\"]\n");
+	expect_errs("{\"sandbox\": {\"id\": \"named\", \"ports\": 3}, \"steps\": [{\"id\": \"a\", \"command\": \"x\"}]}",
+		    "sandbox \"named\": has ports [\"api\", \"web\"], the plan asks for 3\n");
+	expect_errs("{\"sandbox\": {\"id\": \"shared\", \"network\": false, \"ports\": [\"api\"]},"
+		    " \"steps\": [{\"id\": \"a\", \"command\": \"x\"}]}",
+		    "sandbox \"shared\": has 1 ports, the plan asks for ports [\"api\"]\n");
+	expect_errs("{\"sandbox\": {\"id\": \"named\"}, \"steps\": [{\"id\": \"a\", \"command\": \"${PORT_DB}\"}]}",
+		    "step \"a\": unknown variable \"${PORT_DB}\" in command\n");
 }
 
 static void test_plan__sandbox_existing(void **state)
@@ -1438,6 +1574,74 @@ static void test_plan__alloc_failures_supervision(void **state)
 	assert_true(sub_ok > 0);
 }
 
+/* The allocation-failure sweep for named ports: a valid plan, substituted,
+ * and one whose names do not match its sandbox's (every JSON token at most
+ * 15 bytes, see test_plan__alloc_failures). */
+static void test_plan__alloc_failures_port_names(void **state)
+{
+	static const char text[] =
+		"{\"sandbox\": {\"ports\": [\"api\", \"web\"]}, \"variables\": {\"V\": \"v\"},"
+		" \"steps\": [{\"id\": \"a\", \"command\": \"x ${PORT_API}\", \"args\": [\"${PORT_WEB}\"]}]}";
+	static const char mismatch[] =
+		"{\"sandbox\": {\"id\": \"named\", \"ports\": [\"web\"]},"
+		" \"steps\": [{\"id\": \"a\", \"command\": \"x\"}]}";
+	int ports[] = { 7, 8 };
+	const char *const names[] = { "api", "web", NULL };
+	struct plan_builtins b = { .run_id = "r", .ports = ports, .port_names = names, .nports = 2 };
+	int ok = 0, failed = 0, sub_ok = 0, sub_failed = 0, said = 0;
+
+	for (long n = 1; n <= 200; n++) {
+		struct sbuf errs = SBUF_INIT;
+		orch_alloc_fail_after(n);
+		struct plan *p = parse_opts(text, &base_opts, &errs);
+		orch_alloc_fail_after(0);
+		if (p) {
+			ok++;
+			assert_string_equal(p->sandbox.port_names[1], "web");
+			plan_free(p);
+		} else {
+			failed++;
+			assert_string_equal(sbuf_str(&errs), "out of memory\n");
+		}
+		sbuf_release(&errs);
+		errs = (struct sbuf)SBUF_INIT;
+		orch_alloc_fail_after(n);
+		p = parse_opts(mismatch, &base_opts, &errs);
+		orch_alloc_fail_after(0);
+		assert_null(p);
+		if (strcmp(sbuf_str(&errs), "out of memory\n")) {
+			said++;
+			assert_string_equal(sbuf_str(&errs),
+					    "sandbox \"named\": has ports [\"api\", \"web\"], the plan asks for ports [\"web\"]\n");
+		}
+		sbuf_release(&errs);
+	}
+	assert_true(failed > 5);
+	assert_true(ok > 0);
+	assert_true(said > 0);
+
+	for (long n = 1; n <= 100; n++) {
+		struct sbuf errs = SBUF_INIT;
+		struct plan *p = parse_opts(text, &base_opts, &errs);
+		assert_non_null(p);
+		orch_alloc_fail_after(n);
+		int ret = plan_substitute(p, "p", &base_opts, &b, &errs);
+		orch_alloc_fail_after(0);
+		if (ret == 0) {
+			sub_ok++;
+			assert_string_equal(p->steps[0].command, "x 7");
+			assert_string_equal(p->steps[0].args[0], "8");
+		} else {
+			sub_failed++;
+		}
+		assert_true(ret == 0 || ret == -ENOMEM);
+		plan_free(p);
+		sbuf_release(&errs);
+	}
+	assert_true(sub_failed > 2);
+	assert_true(sub_ok > 0);
+}
+
 /* A chain of N steps, s(i) depending on s(i-1); with BACK, s0 on the last. */
 static char *chain(size_t n, bool back)
 {
@@ -1585,6 +1789,9 @@ int main(void)
 		cmocka_unit_test(test_plan__bwrap_unavailable),
 		cmocka_unit_test(test_plan__sandbox_mismatch),
 		cmocka_unit_test(test_plan__sandbox_existing),
+		cmocka_unit_test(test_plan__port_names),
+		cmocka_unit_test(test_plan__port_names_invalid),
+		cmocka_unit_test(test_plan__port_names_existing),
 		cmocka_unit_test(test_plan__multiple_errors),
 		cmocka_unit_test(test_plan__error_limit),
 		cmocka_unit_test(test_plan__diamond),
@@ -1610,6 +1817,7 @@ int main(void)
 		cmocka_unit_test(test_plan__approval_prompt_substitute),
 		cmocka_unit_test(test_plan__supervision_multiple_errors),
 		cmocka_unit_test(test_plan__alloc_failures_supervision),
+		cmocka_unit_test(test_plan__alloc_failures_port_names),
 		cmocka_unit_test(test_plan__long_chain),
 		cmocka_unit_test(test_plan__long_cycle),
 		cmocka_unit_test(test_plan__alloc_failures),

@@ -60,7 +60,7 @@ static void test_store__schema_and_wal(void **state)
 	assert_non_null(q);
 	assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
 	store_done(q);
-	assert_int_equal(store_int(&f->st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 5);
+	assert_int_equal(store_int(&f->st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 6);
 	static const char *const tables[] = { "runs", "steps", "attempts", "events", "plan_files",
 					      "plan_names", "sandboxes", "ports" };
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
@@ -181,7 +181,7 @@ static void test_store__migrates_events_from_version_1(void **state)
 	struct store st;
 	struct sbuf err = SBUF_INIT;
 	assert_int_equal(store_open(&st, path, &err), 0);
-	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 5);
+	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 6);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM sqlite_master WHERE name = 'events_g'", -1, NULL), 0);
 	assert_int_equal(store_int(&st, "PRAGMA freelist_count", -1, NULL), 0);	/* vacuumed */
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM events", 0, NULL), 3);
@@ -250,7 +250,7 @@ static void test_store__migrates_supervision_from_version_3(void **state)
 	struct store st;
 	struct sbuf err = SBUF_INIT;
 	assert_int_equal(store_open(&st, path, &err), 0);
-	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 5);
+	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 6);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM sqlite_master WHERE name = 'runs_unfinished'", -1, NULL), 0);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM sqlite_master WHERE name = 'runs_unfinished2'", -1, NULL), 1);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM steps WHERE name = 's' AND sup IS NULL", 0, NULL), 1);
@@ -296,7 +296,7 @@ static void test_store__migrates_integration_from_version_4(void **state)
 	struct store st;
 	struct sbuf err = SBUF_INIT;
 	assert_int_equal(store_open(&st, path, &err), 0);
-	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 5);
+	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 6);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM sandboxes WHERE name = 'box' AND health IS NULL", 0, NULL), 1);
 	assert_int_equal(store_exec(&st, "UPDATE sandboxes SET health = '{\"interval_ms\":1000}'", NULL), 0);
 	assert_int_equal(store_exec(&st, "INSERT INTO webhook_subs(url) VALUES('http://a/')", NULL), 0);
@@ -307,6 +307,57 @@ static void test_store__migrates_integration_from_version_4(void **state)
 	assert_int_equal(store_open(&st, path, &err), 0);
 	assert_int_equal(store_int(&st, "SELECT json_extract(health, '$.interval_ms') FROM sandboxes", 0, NULL), 1000);
 	assert_int_equal(store_int(&st, "SELECT seq FROM webhook_queue WHERE sub = 1", 0, NULL), 7);
+	store_close(&st);
+	sbuf_release(&err);
+	rm_rf(dir);
+}
+
+/* A state directory of schema version 4 (sandboxes without port names nor
+ * activity, ports without their place) opens as version 6 (5, then 6) with its rows as
+ * they were: no names, no place (the ports keep the order of their
+ * numbers), no activity; the new columns usable, and nothing migrated twice. */
+static void test_store__migrates_ports_activity_from_version_4(void **state)
+{
+	(void)state;
+	char dir[] = "/tmp/orchfs-test-store-v4.XXXXXX", path[64];
+	assert_non_null(mkdtemp(dir));
+	snprintf(path, sizeof(path), "%s/db", dir);
+	sqlite3 *db = NULL;
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "PRAGMA journal_mode=WAL;"
+			     "CREATE TABLE meta(key TEXT PRIMARY KEY, value) WITHOUT ROWID;"
+			     "INSERT INTO meta VALUES('schema', 4);"
+			     "CREATE TABLE sandboxes(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+			     " name TEXT NOT NULL UNIQUE, state TEXT NOT NULL DEFAULT 'ready', isolation INTEGER,"
+			     " network INTEGER, nports INTEGER, created_at INTEGER, uid INTEGER, gid INTEGER,"
+			     " owner_run TEXT, last_heartbeat INTEGER, restarts INTEGER NOT NULL DEFAULT 0,"
+			     " ev_bytes INTEGER NOT NULL DEFAULT 0);"
+			     "CREATE TABLE ports(port INTEGER PRIMARY KEY, sandbox INTEGER NOT NULL);"
+			     "INSERT INTO sandboxes(name, nports) VALUES('box', 2);"
+			     "INSERT INTO ports VALUES(20001, 1);"
+			     "INSERT INTO ports VALUES(20000, 1);",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+
+	struct store st;
+	struct sbuf err = SBUF_INIT;
+	assert_int_equal(store_open(&st, path, &err), 0);
+	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 6);
+	assert_int_equal(store_int(&st, "SELECT count(*) FROM sandboxes WHERE port_names IS NULL"
+				   " AND activity_at IS NULL AND activity_changes = 0", 0, NULL), 1);
+	assert_int_equal(store_int(&st, "SELECT count(*) FROM ports WHERE idx IS NULL", 0, NULL), 2);
+	assert_int_equal(store_int(&st, "SELECT port FROM ports WHERE sandbox = 1 ORDER BY idx, port LIMIT 1",
+				   0, NULL), 20000);
+	assert_int_equal(store_exec(&st, "UPDATE sandboxes SET port_names = 'api,web', activity_changes = 7", NULL),
+			 0);
+	assert_int_equal(store_commit(&st), 0);
+	store_close(&st);
+	assert_int_equal(store_open(&st, path, &err), 0);
+	assert_int_equal(store_int(&st, "SELECT activity_changes FROM sandboxes WHERE port_names = 'api,web'",
+				   0, NULL), 7);
 	store_close(&st);
 	sbuf_release(&err);
 	rm_rf(dir);
@@ -400,6 +451,7 @@ int main(void)
 		cmocka_unit_test_setup_teardown(test_store__schema_and_wal, setup, teardown),
 		cmocka_unit_test(test_store__migrates_supervision_from_version_3),
 		cmocka_unit_test(test_store__migrates_integration_from_version_4),
+		cmocka_unit_test(test_store__migrates_ports_activity_from_version_4),
 		cmocka_unit_test_setup_teardown(test_store__round_trip_after_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store__uncommitted_batch_is_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store__savepoint_undo_keeps_batch, setup, teardown),
