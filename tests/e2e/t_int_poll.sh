@@ -44,11 +44,13 @@ done_ok all
 case $(new all 1) in *'"sandbox.created"'*'"g2"'*) ;; *) fail "poll on MOUNT/events read: $(new all 1)" ;; esac
 
 # ---- a step's log, its sandbox's logs, its run's events: the step prints a
-# line each time the test lets it (a file in its workspace), then ends
-must_submit pr "$(plan '{}' "$(step s 'echo a; until [ -e go1 ]; do sleep 0.05; done; echo b
-until [ -e go2 ]; do sleep 0.05; done; echo c; until [ -e go3 ]; do sleep 0.05; done')")"
+# line each time the test lets it (a file outside its workspace, so that the
+# workspace's activity adds no event to the run's while a poller waits for
+# nothing: isolation none, to see the test's directory), then ends
+W=$T/go; mkdir -p "$W"
+must_submit pr "$(plan '{"sandbox": {"isolation": "none"}}' "$(step s "echo a; until [ -e $W/go1 ]; do sleep 0.05; done; echo b
+until [ -e $W/go2 ]; do sleep 0.05; done; echo c; until [ -e $W/go3 ]; do sleep 0.05; done")")"
 wait_for 20 grep -qx a "$M/runs/pr-1/steps/s/log" || fail "the step never printed its first line"
-W=$(ws pr-1)
 poller log epollet "$M/runs/pr-1/steps/s/log" --rounds 2
 poller logs poll "$M/sandboxes/pr-1/logs"
 armed log 1; armed logs 1
