@@ -7,7 +7,9 @@ ORCHFS=${ORCHFS:-./orchfs}
 work=$(mktemp -d /tmp/orchfs-demo.XXXXXX)
 M=$work/mnt S=$work/state
 mkdir -p "$M"
+hook_pid=
 cleanup() {
+	[ -z "$hook_pid" ] || kill "$hook_pid" 2>/dev/null || true
 	fusermount3 -u "$M" 2>/dev/null || fusermount3 -uz "$M" 2>/dev/null || true
 	for _ in $(seq 50); do pgrep -f -- "--state $S" >/dev/null || break; sleep 0.1; done
 	rm -rf "$work"
@@ -16,8 +18,15 @@ trap cleanup EXIT
 say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
 run() { say "$*"; eval "$@"; }
 
-"$ORCHFS" --state "$S" "$M"
-echo "orchfs mounted on $M (state in $S)"
+# a webhook receiver that checks the signature (examples/webhook-receiver.py),
+# subscribed to the runs' ends through --config
+hook_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+python3 examples/webhook-receiver.py --port "$hook_port" --secret demo-secret >"$work/hooks.out" 2>/dev/null &
+hook_pid=$!
+printf '{"webhooks": [{"url": "http://127.0.0.1:%s/orchfs", "secret": "demo-secret", "events": ["run.succeeded", "run.failed"]}]}\n' \
+	"$hook_port" >"$work/config.json"
+"$ORCHFS" --state "$S" --config "$work/config.json" "$M"
+echo "orchfs mounted on $M (state in $S; webhooks to 127.0.0.1:$hook_port)"
 run "ls $M"
 run "cp examples/hello.json examples/diamond.json examples/pipeline.json $M/plans/"
 run "ls $M/runs"
@@ -97,6 +106,19 @@ run "cat $M/runs/fan-out-1/steps/join/log"
 say "# Prometheus: MOUNT/metrics into node_exporter's textfile directory, written to a .tmp file and renamed"
 run "mkdir $work/textfile && examples/prometheus/orchfs-metrics.sh $M $work/textfile && ls $work/textfile"
 run "grep -E '^orchfs_(up|runs_created_total)' $work/textfile/orchfs.prom"
+
+
+say "# a service in a sandbox: a named port and a health check"
+run "cp examples/service.json $M/plans/"
+wait_state "$M/sandboxes/web-svc/status" .health healthy
+run "jq -c '{ports, urls, health, checks: {passed: .checks.passed}}' $M/sandboxes/web-svc/status"
+run "curl -s \$(jq -r .urls.api $M/sandboxes/web-svc/status)"
+run "echo cancel > $M/runs/service-1/ctl"
+wait_done service-1
+
+say "# what the webhook receiver got, each post's signature checked"
+for _ in $(seq 100); do [ "$(grep -c . "$work/hooks.out")" -ge 5 ] && break; sleep 0.1; done
+run "cat $work/hooks.out"
 
 echo
 echo "demo finished: unmounting"

@@ -6,7 +6,7 @@ set -eu
 
 pkgs="build-essential pkg-config libfuse3-dev fuse3 libsqlite3-dev sqlite3 libjansson-dev
 libcurl4-openssl-dev libssl-dev libinotifytools0-dev libcmocka-dev bubblewrap jq procps psmisc python3
-clang libclang-rt-14-dev valgrind util-linux passwd sqlite3 git man-db groff-base"
+clang libclang-rt-14-dev valgrind util-linux passwd sqlite3 git man-db groff-base curl"
 [ "${1:-}" = "--bench" ] && pkgs="$pkgs ninja-build redis-server redis-tools make"
 
 missing=""
