@@ -274,12 +274,15 @@ write_fails() { ! printf '%s\n' "$2" >"$1" 2>"$T/write.err"; }
 # file_is FILE TEXT: FILE holds exactly TEXT (for wait_for)
 file_is() { [ "$(cat "$1" 2>/dev/null)" = "$2" ]; }
 
-# procs_of_run RUN [STEP]: pids of live processes started for RUN (and STEP), found by their environment
+# procs_of_run RUN [STEP]: pids of live processes started for RUN (and STEP)
+# by this test's daemon (its state directory: other tests on the machine may
+# have runs of the same name), found by their environment
 procs_of_run() {
   local p
   for p in $(grep -lsaF -- "ORCHFS_RUN_ID=$1" /proc/[0-9]*/environ | cut -d/ -f3); do
     [ "$(awk '{print $3}' "/proc/$p/stat" 2>/dev/null)" != Z ] || continue
     tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qxF "ORCHFS_RUN_ID=$1" || continue
+    tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qxF "ORCHFS_STEP_OF=$(realpath -m "$S")" || continue
     [ $# -lt 2 ] || tr '\0' '\n' <"/proc/$p/environ" 2>/dev/null | grep -qxF "ORCHFS_STEP_ID=$2" || continue
     echo "$p"
   done
