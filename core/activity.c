@@ -145,11 +145,22 @@ void act_batch_add(struct act_batch *b, const char *path)
 json_t *act_batch_json(const struct act_batch *b)
 {
 	json_t *paths = json_array();
-	for (size_t i = 0; paths && i < b->npaths; i++)
-		if (json_array_append_new(paths, json_string(b->paths[i]))) {
+	for (size_t i = 0; paths && i < b->npaths; i++) {
+		/* a name that is not UTF-8 is shown with its bad bytes as '?'
+		 * (JSON holds no other), not dropped with the whole batch */
+		json_t *name = json_string(b->paths[i]);
+		if (!name) {
+			size_t len = strlen(b->paths[i]);
+			char *shown = orch_malloc(len + 1);
+			if (shown)
+				name = json_string(text_show(shown, len + 1, b->paths[i], len));
+			orch_free(shown);
+		}
+		if (!name || json_array_append_new(paths, name)) {
 			json_decref(paths);
 			paths = NULL;
 		}
+	}
 	if (!paths)
 		return NULL;
 	json_t *o = json_pack("{s:o, s:I}", "paths", paths, "count", (json_int_t)b->count);

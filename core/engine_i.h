@@ -470,12 +470,14 @@ void run_step_stop(struct orch_engine *e, struct step *s, const char *reason);
  * again), or failed for good with REASON (its on_failure applies). */
 void run_step_retry(struct orch_engine *e, struct step *s);
 void run_step_fail(struct orch_engine *e, struct step *s, const char *reason);
-/* msgq.c: queue a message from orchfs itself into SB (no limits apply). */
+/* msgq.c: queue a message from orchfs itself into SB (its caller checks
+ * the owner's limits: core/supervise.c guardian()). */
 int msgq_post(struct orch_engine *e, struct sandbox *sb, enum msg_type type, const char *content);
 
 /* A health check's command (core/health.h): ARGV (ARGC strings) started as
- * R's steps start (R's user, its sandbox's workspace, isolation and a step's
- * environment but ORCHFS_STEP_ID), its output to OUT_FD (taken), by a
+ * R's steps start (its sandbox's workspace, isolation and a step's
+ * environment but ORCHFS_STEP_ID), as the sandbox's owner (never as the
+ * user of a run that came by: root's), its output to OUT_FD (taken), by a
  * spawner thread; the job comes back to DONE with OWNER. 0, or -errno with
  * nothing started. */
 int run_spawn_check(struct orch_engine *e, struct run *r, char *const *argv, size_t argc, int out_fd,

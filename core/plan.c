@@ -10,6 +10,7 @@
  * Nothing here recurses on plan data: a 100,000-step chain is a valid plan. */
 #include "core/plan.h"
 
+#include <arpa/inet.h>
 #include <errno.h>
 #include <limits.h>
 #include <math.h>
@@ -827,11 +828,10 @@ bool plan_health_url_ok(const char *url)
 		return false;
 	if (!strcasecmp(host, "localhost") || !strcmp(host, "[::1]"))
 		return true;
-	/* 127.0.0.0/8, dotted quad */
-	unsigned a, b, d, e;
-	char tail;
-	return sscanf(host, "%u.%u.%u.%u%c", &a, &b, &d, &e, &tail) == 4 && a == 127 && b < 256 && d < 256 &&
-	       e < 256 && strspn(host, "0123456789.") == hlen;
+	/* 127.0.0.0/8, dotted quad in decimal: inet_pton's form, which takes
+	 * no leading zero (curl reads "0127.0.0.1" as octal: 87.0.0.1) */
+	struct in_addr in;
+	return inet_pton(AF_INET, host, &in) == 1 && (ntohl(in.s_addr) >> 24) == 127;
 }
 
 /* "sandbox.health" (SPEC §11): a url or a command, how often, how long, how

@@ -1430,9 +1430,15 @@ static void kill_and_reap(struct orch_engine *e, pid_t pid)
 
 void run_kill_and_reap(struct orch_engine *e, pid_t pid) { kill_and_reap(e, pid); }
 
-int run_spawn_check(struct orch_engine *e, struct run *r, char *const *argv, size_t argc, int out_fd,
+int run_spawn_check(struct orch_engine *e, struct run *holder, char *const *argv, size_t argc, int out_fd,
 		    void (*done)(struct loop_work *, void *), void *owner)
 {
+	/* a check runs as the sandbox's owner, whoever's run holds it now: a
+	 * check a user set must never run as root because root's run came by
+	 * (job_fill keeps nothing of R but copies) */
+	struct run as_owner = *holder, *r = &as_owner;
+	r->uid = holder->sb->uid;
+	r->gid = holder->sb->gid;
 	bool sandboxed = r->sb->isolation == ISOLATION_BWRAP && e->bwrap_path;
 	bool tramp = geteuid() == 0 && r->uid != 0;
 	struct spawn_job *j = sandboxed && !eng_bwrap_for(e, r->uid) ? NULL : orch_calloc(1, sizeof(*j));

@@ -246,6 +246,8 @@ struct wh_sub {
 	unsigned attempts;
 	char type[64];		/* its event's type */
 	struct loop_timer timer;
+	char failed_why[128];	/* a post that could not start: failed at the timer, in
+				 * the next turn (no recursion through a whole queue) */
 };
 
 struct webhooks {
@@ -262,9 +264,18 @@ struct webhooks {
 
 static void deliver_next(struct wh_sub *s, bool now);
 
+static void attempt_failed(struct wh_sub *s, const char *why);
+
 static void sub_retry_cb(struct loop_timer *t)
 {
 	struct wh_sub *s = t->data;
+	if (s->failed_why[0]) {
+		char why[sizeof(s->failed_why)];
+		snprintf(why, sizeof(why), "%s", s->failed_why);
+		s->failed_why[0] = '\0';
+		attempt_failed(s, why);	/* still busy with its row */
+		return;
+	}
 	s->busy = false;
 	deliver_next(s, true);
 }
@@ -306,10 +317,15 @@ void webhook_event(struct orch_engine *e, const char *type, int64_t seq, int64_t
 		}
 		s->queued = any = true;
 	}
+	if (any) {
+		/* posted only once durable: a receiver never gets an event (and a
+		 * seq) that a power loss could undo and give to another */
+		orch_need_durable(e);
+	}
 	if (any && !w->kick_queued) {
 		w->kick_queued = true;
 		w->kick.fn = kick_fn;
-		orch_after_commit_read(e, &w->kick);
+		orch_after_commit(e, &w->kick);
 	}
 }
 
@@ -426,11 +442,16 @@ static void deliver_next(struct wh_sub *s, bool now)
 		rc = http_start(&e->http, &o, post_done, s, &s->req);
 	store_done(q);
 	if (rc) {
-		char why[128];
-		snprintf(why, sizeof(why), "cannot post: %s",
+		snprintf(s->failed_why, sizeof(s->failed_why), "cannot post: %s",
 			 rc == -ENOTSUP ? "this libcurl resolves names synchronously (use an IP address)"
 					: strerror(-rc));
-		attempt_failed(s, why);
+		/* failed in the next turn: a queue that cannot start (a drop
+		 * each) goes a row a turn, never a recursion through it all */
+		if (loop_timer_set(&e->loop, &s->timer, clock_mono_ms())) {
+			s->failed_why[0] = '\0';
+			s->busy = false;	/* no room in the heap: the next kick tries again */
+			s->queued = true;
+		}
 	}
 }
 

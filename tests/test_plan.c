@@ -1433,6 +1433,17 @@ static void test_plan__sandbox_health(void **state)
 	plan_free(p);
 	sbuf_release(&errs);
 
+	/* loopback, as curl reads it: an octet with a leading zero is octal to
+	 * curl ("0127.0.0.1" is 87.0.0.1), and shorthand forms are refused */
+	assert_true(plan_health_url_ok("http://127.0.0.1:8080/health"));
+	assert_true(plan_health_url_ok("http://127.255.0.9/"));
+	assert_false(plan_health_url_ok("http://0127.0.0.1:80/"));
+	assert_false(plan_health_url_ok("http://127.000.0.1/"));
+	assert_false(plan_health_url_ok("http://127.1/"));
+	assert_false(plan_health_url_ok("http://0x7f.0.0.1/"));
+	assert_false(plan_health_url_ok("http://2130706433/"));
+	assert_false(plan_health_url_ok("http://128.0.0.1/"));
+
 #define HPLAN(h) "{\"sandbox\": {\"health\": " h "}, \"steps\": [{\"id\": \"a\", \"command\": \"true\"}]}"
 	expect_errs(HPLAN("true"),
 		    "\"sandbox.health\" must be an object such as {\"url\": \"http://127.0.0.1:${PORT0}/health\"} (null: no"
