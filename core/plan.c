@@ -1821,6 +1821,41 @@ static int subst_health(struct ctx *c, struct plan *p, const struct vars *v)
 	return 0;
 }
 
+/* A triggered run's steps see TRIGGER_EVENT, TRIGGER_RUN_ID and
+ * TRIGGER_SANDBOX in their environment (SPEC §9): added to the plan's "env"
+ * (and so to the plan as run, which a resume parses again), unless the
+ * plan's "env" sets them itself. */
+static int trigger_env(struct plan *plan, const struct plan_builtins *b)
+{
+	const char *const names[] = { "TRIGGER_EVENT", "TRIGGER_RUN_ID", "TRIGGER_SANDBOX" };
+	const char *const vals[] = { b->trigger_event, b->trigger_run_id, b->trigger_sandbox };
+	json_t *obj = json_object_get(plan->doc, "env");
+	if (!obj) {
+		obj = json_object();
+		if (!obj || json_object_set_new(plan->doc, "env", obj))
+			return -ENOMEM;
+	}
+	if (!json_is_object(obj))
+		return 0;	/* cannot be: validated */
+	char **env = orch_realloc(plan->env, (plan->nenv + 4) * sizeof(*env));
+	if (!env)
+		return -ENOMEM;
+	plan->env = env;
+	for (size_t k = 0; k < 3; k++) {
+		if (json_object_get(obj, names[k]))
+			continue;
+		const char *val = vals[k] ? vals[k] : "";
+		char *kv = orch_asprintf("%s=%s", names[k], val);
+		if (!kv || json_object_set_new(obj, names[k], json_string(val))) {
+			orch_free(kv);
+			return -ENOMEM;
+		}
+		env[plan->nenv++] = kv;
+		env[plan->nenv] = NULL;
+	}
+	return 0;
+}
+
 int plan_substitute(struct plan *plan, const char *name, const struct plan_opts *opts,
 		    const struct plan_builtins *b, struct sbuf *errs)
 {
@@ -1845,6 +1880,8 @@ int plan_substitute(struct plan *plan, const char *name, const struct plan_opts 
 		goto out;
 	if (plan->nenv &&
 	    (ret = subst_env(&c, &v, NULL, plan->env, plan->nenv, json_object_get(plan->doc, "env"))))
+		goto out;
+	if (plan->triggered && b && (ret = trigger_env(plan, b)))
 		goto out;
 	if (plan->sandbox.health.set && (ret = subst_health(&c, plan, &v)))
 		goto out;

@@ -159,6 +159,15 @@ static void test_trigger__variables(void **state)
 	assert_string_equal(p->steps[0].args[0], "build-3");
 	assert_string_equal(p->steps[0].args[1], "");	/* none: empty */
 	assert_string_equal(p->steps[0].env[0], "EV={\"type\":\"run.succeeded\"}");
+	/* and in every step's environment, through the plan's env (kept in
+	 * the plan as run for a resume) */
+	assert_int_equal(p->nenv, 3);
+	assert_string_equal(p->env[0], "TRIGGER_EVENT={\"type\":\"run.succeeded\"}");
+	assert_string_equal(p->env[1], "TRIGGER_RUN_ID=build-3");
+	assert_string_equal(p->env[2], "TRIGGER_SANDBOX=");
+	assert_null(p->env[3]);
+	assert_string_equal(json_string_value(json_object_get(json_object_get(p->doc, "env"), "TRIGGER_RUN_ID")),
+			    "build-3");
 	plan_free(p);
 	sbuf_release(&errs);
 }
