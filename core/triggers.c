@@ -148,8 +148,16 @@ static int trigs_load(struct orch_engine *e, struct trig **out, size_t *nout)
 		t[n].uid = (uid_t)sqlite3_column_int64(q, 1);
 		t[n].gid = (gid_t)sqlite3_column_int64(q, 2);
 		t[n].on = json_loads((const char *)sqlite3_column_text(q, 3), 0, &jerr);
+		if (!t[n].on) {
+			/* cannot be (trig_register() wrote it): skipped, not fatal,
+			 * lest every pass stop at it */
+			eng_log(e, "trigger %s: its rules do not parse: %s", (const char *)sqlite3_column_text(q, 0),
+				jerr.text);
+			orch_free(t[n].name);
+			continue;
+		}
 		n++;
-		if (!t[n - 1].name || !t[n - 1].on) {
+		if (!t[n - 1].name) {
 			rc = -ENOMEM;
 			break;
 		}
@@ -244,9 +252,12 @@ bool trig_pass(struct orch_engine *e)
 			json_t *ev = json_loads(b[i].line, 0, &jerr);
 			if (!ev)
 				break;	/* out of memory: this event again next turn */
+			/* a plan's own: its runs' events, and its runs' own
+			 * sandboxes' (named after the run) */
 			const char *run_id = json_string_value(json_object_get(ev, "run_id"));
+			const char *of = run_id ? run_id : json_string_value(json_object_get(ev, "sandbox"));
 			for (size_t k = 0; k < nt; k++)
-				if (!own_run(t[k].name, run_id) && trigger_matches(t[k].on, ev))
+				if (!own_run(t[k].name, of) && trigger_matches(t[k].on, ev))
 					fire(e, &t[k], ev, b[i].line, &runs);
 			json_decref(ev);
 			off = b[i].end;

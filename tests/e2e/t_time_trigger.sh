@@ -53,12 +53,14 @@ sleep 1	# a run that should not exist has had its chance
 [ "$(trig after .fired)" = 2 ] || fail "after.trigger: $(cat "$M/plans/after.trigger")"
 
 # ---- its own events never fire it --------------------------------------------
-must_submit self "$(plan '{"on": [{"event_type": "run.*"}, {"event_type": "step.*"}]}' "$(step s true)")"
+must_submit self "$(plan '{"on": [{"event_type": "run.*"}, {"event_type": "step.*"}, {"event_type": "sandbox.*"}]}' "$(step s true)")"
 must_submit ping "$(plan '{}' "$(step s true)")"
 expect_run ping-1 succeeded
 wait_for 20 test -d "$M/runs/self-1" || fail "run.* of ping did not trigger self"
-# ping-1's run.created, step.*, run.succeeded... each fire self once
-n_ping=$(jq -c 'select(.run_id == "ping-1") | select(.type | test("^(run|step)\\."))' "$M/events" | grep -c .)
+# ping-1's run.created, step.*, run.succeeded, its sandbox's sandbox.created...
+# each fire self once; self's own runs' (and their sandboxes') never do
+n_ping=$(jq -c 'select((.run_id // .sandbox) == "ping-1") | select(.type | test("^(run|step|sandbox)\\."))' "$M/events" | grep -c .)
+[ "$n_ping" -ge 4 ] || fail "ping-1 has only $n_ping events"
 wait_for 20 test "$(ls "$M/runs" | grep -c '^self-[0-9]*$')" -ge "$n_ping" || fail "self ran $(runs_of self) times, want $n_ping"
 for r in $(ls "$M/runs" | grep '^self-'); do expect_run "$r" succeeded; done
 sleep 1
