@@ -384,6 +384,9 @@ static void before_sleep(struct orch_engine *e)
 	e->room_known = false;
 	if (!e->stopping)
 		run_schedule_all(e);
+	/* the events of this turn fire their triggers in its commit */
+	if (e->trig_any && trig_pass(e))
+		run_schedule_all(e);
 	if (e->resync)
 		run_resync(e);
 	bool durable = false;
@@ -461,7 +464,7 @@ static bool sched_pending(struct orch_engine *e)
 {
 	if (e->stopping)
 		return false;
-	if (e->sched_all || run_spawn_ready(e))
+	if (e->sched_all || run_spawn_ready(e) || trig_pending(e))
 		return true;
 	for (struct run *r = e->active_head; r; r = r->next)
 		if (r->sched)
@@ -769,6 +772,7 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 	}
 	if ((r = webhook_open(e, cfg->webhooks, cfg->nwebhooks, err)))
 		goto fail;
+	trig_open(e);
 	run_kill_stale(e);
 	sb_repair_all(e);
 	if ((r = run_load_unfinished(e))) {

@@ -332,6 +332,10 @@ struct orch_engine {
 	struct http http;
 	struct webhooks *hooks;
 	struct health_engine health;	/* health checks' processes and counts */
+	/* triggers (SPEC §9, core/triggers.c): any registered (else no pass
+	 * runs), and the global view's offset of the first event not matched */
+	bool trig_any;
+	int64_t trig_off;
 };
 
 /* May steps of user UID run under bubblewrap here? */
@@ -428,6 +432,26 @@ int ev_open(struct orch_engine *e);	/* seq and sizes from the store */
  * a rollback made the cache stale, from the store. */
 int64_t ev_run_bytes(struct orch_engine *e, struct run *r);
 int64_t ev_sb_bytes(struct orch_engine *e, struct sandbox *sb);
+
+/* triggers.c */
+int trig_open(struct orch_engine *e);	/* trig_any and the cursor from the store */
+/* Register (or renew) the trigger of plan STEM, checked PLAN with "on",
+ * submitted by UID:GID. 0 or -errno. */
+int trig_register(struct orch_engine *e, const char *stem, const struct plan *plan, uid_t uid, gid_t gid);
+void trig_end(struct orch_engine *e, const char *stem);	/* plans/STEM.json went */
+int trig_render(struct orch_engine *e, int64_t id, struct sbuf *out);	/* NAME.trigger */
+/* Match the events recorded since the last pass and submit the triggers
+ * they fire (bounded per turn). True when it submitted a run. */
+bool trig_pass(struct orch_engine *e);
+bool trig_pending(const struct orch_engine *e);	/* events left to match */
+
+/* planstore.c */
+/* Submit plans/STEM.json for a trigger as UID:GID, with TRIGGER_EVENT LINE,
+ * TRIGGER_RUN_ID RUN_ID and TRIGGER_SANDBOX SB (NULL: ""); the run's name
+ * in MADE. -ENOENT: the file is gone or no longer has "on" (the trigger is
+ * ended); another -errno with STEM.error written. */
+int plans_fire(struct orch_engine *e, const char *stem, uid_t uid, gid_t gid, const char *line,
+	       const char *run_id, const char *sb, char made[RUN_ID_MAX + 1]);
 
 /* sandbox.c */
 struct sandbox *sb_get(struct orch_engine *e, const char *name);	/* loads; NULL: none */

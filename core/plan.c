@@ -9,6 +9,7 @@
  * the plan as run can be stored and parsed again with opts->literal.
  * Nothing here recurses on plan data: a 100,000-step chain is a valid plan. */
 #include "core/plan.h"
+#include "core/trigger.h"
 
 #include <arpa/inet.h>
 #include <errno.h>
@@ -23,7 +24,7 @@
 #define PLAN_ID_MAX 256
 
 static const char *const top_fields[] = {
-	"plan_id", "version", "metadata", "variables", "env", "globals", "sandbox", "steps",
+	"plan_id", "version", "metadata", "variables", "env", "globals", "sandbox", "steps", "on",
 };
 static const char *const step_fields[] = {
 	"id", "name", "command", "args", "shell", "env", "cwd", "depends_on", "timeout_sec",
@@ -47,7 +48,11 @@ static const char *const sandbox_fields[] = { "id", "isolation", "network", "por
 static const char *const health_fields[] = { "url", "command", "interval_sec", "timeout_sec", "unhealthy_after" };
 static const char *const builtin_vars[] = {
 	"RUN_ID", "PLAN_ID", "STEP_ID", "SANDBOX_ID", "WORKSPACE", "MOUNT",
+	/* a plan with "on" only (SPEC §9) */
+	"TRIGGER_EVENT", "TRIGGER_RUN_ID", "TRIGGER_SANDBOX",
 };
+#define BUILTIN_TRIGGER_FIRST 6
+static const char *const on_fields[] = { "event_type", "match" };
 
 /* Where problems go while one plan is checked or substituted. */
 struct ctx {
@@ -70,6 +75,7 @@ struct vars {
 	const struct plan_builtins *b;	/* substituting: the run's values */
 	const char *plan_id;
 	const char *step_id;		/* NULL at plan level, where STEP_ID has no value */
+	bool trigger;			/* the plan has "on": TRIGGER_* exist */
 };
 
 enum ref_kind { REF_END, REF_UNTERMINATED, REF_BAD_NAME, REF_UNKNOWN, REF_NO_PORT };
@@ -339,6 +345,8 @@ static enum ref_kind lookup(const struct vars *v, const char *name, size_t len,
 		const char *s = NULL;
 		if (!strcmp(builtin_vars[bi - 1], "STEP_ID") && !v->step_id)
 			return REF_UNKNOWN;
+		if (bi - 1 >= BUILTIN_TRIGGER_FIRST && !v->trigger)
+			return REF_UNKNOWN;
 		if (v->b) {
 			switch (bi - 1) {
 			case 0: s = v->b->run_id; break;
@@ -346,7 +354,10 @@ static enum ref_kind lookup(const struct vars *v, const char *name, size_t len,
 			case 2: s = v->step_id; break;
 			case 3: s = v->b->sandbox_id; break;
 			case 4: s = v->b->workspace; break;
-			default: s = v->b->mount; break;
+			case 5: s = v->b->mount; break;
+			case 6: s = v->b->trigger_event; break;
+			case 7: s = v->b->trigger_run_id; break;
+			default: s = v->b->trigger_sandbox; break;
 			}
 		}
 		*val = s ? s : "";
@@ -1369,6 +1380,64 @@ out:
 	orch_free(next);
 }
 
+/* "on" (SPEC §9): a non-empty list of {"event_type": GLOB, "match": {FIELD:
+ * VALUE}} (core/trigger.h matches them). */
+static void parse_on(struct ctx *c, struct plan *p, json_t *on)
+{
+	char pfx[64], b[SHOW_MAX + 1];
+	size_t i;
+	json_t *rule;
+
+	if (!json_is_array(on)) {
+		type_err(c, "", "on", "a list of {\"event_type\", \"match\"} objects");
+		return;
+	}
+	if (json_array_size(on) == 0) {
+		report(c, "\"on\" must not be empty (remove it for a plan that runs when submitted)");
+		return;
+	}
+	if (json_array_size(on) > TRIGGER_MAX_RULES) {
+		report(c, "\"on\" has more than %d entries", TRIGGER_MAX_RULES);
+		return;
+	}
+	p->triggered = true;
+	json_array_foreach(on, i, rule) {
+		const char *key, *s;
+		json_t *val;
+		snprintf(pfx, sizeof(pfx), "on[%zu]: ", i);
+		if (!json_is_object(rule)) {
+			report(c, "on[%zu]: must be an object", i);
+			continue;
+		}
+		if (!json_object_get(rule, "event_type"))
+			report(c, "%s\"event_type\" is required", pfx);
+		json_object_foreach(rule, key, val) {
+			if (!strcmp(key, "event_type")) {
+				if (get_str(c, pfx, "event_type", val, true, &s) && strlen(s) > 256)
+					report(c, "%s\"event_type\" must be at most 256 bytes", pfx);
+			} else if (!strcmp(key, "match")) {
+				const char *f;
+				json_t *w;
+				if (!json_is_object(val)) {
+					type_err(c, pfx, "match", "an object of fields and the values they must have");
+					continue;
+				}
+				if (json_object_size(val) > TRIGGER_MAX_MATCH) {
+					report(c, "%s\"match\" has more than %d fields", pfx, TRIGGER_MAX_MATCH);
+					continue;
+				}
+				json_object_foreach(val, f, w) {
+					if (!f[0] || !strcmp(f, "event_data."))
+						report(c, "%s\"match\": field \"%s\" names nothing (a top-level field,"
+						       " or \"event_data.NAME\")", pfx, show(b, f, strlen(f)));
+				}
+			} else {
+				unknown_field(c, pfx, key, on_fields, ARRAY_SIZE(on_fields));
+			}
+		}
+	}
+}
+
 /* Values set before the walk: what PORTk exist and which sandbox is named. */
 static void prescan(json_t *doc, const struct plan_opts *opts, struct vars *v,
 		    struct plan_sandbox_info *info)
@@ -1378,6 +1447,7 @@ static void prescan(json_t *doc, const struct plan_opts *opts, struct vars *v,
 	json_t *id = json_object_get(sb, "id"), *ports = json_object_get(sb, "ports");
 
 	v->variables = json_is_object(vars) ? vars : NULL;
+	v->trigger = json_object_get(doc, "on") != NULL;
 	if (json_is_string(id) && !has_nul(id) && id_valid(json_string_value(id), SANDBOX_ID_MAX) &&
 	    opts->sandbox_info)
 		opts->sandbox_info(opts->ctx, json_string_value(id), info);
@@ -1424,6 +1494,8 @@ static void check_plan(struct ctx *c, struct plan *p, json_t *doc, const struct 
 			parse_globals(c, p, val);
 		} else if (!strcmp(key, "sandbox")) {
 			parse_sandbox(c, p, val, opts, &info);
+		} else if (!strcmp(key, "on")) {
+			parse_on(c, p, val);
 		} else if (strcmp(key, "version") && strcmp(key, "metadata") && strcmp(key, "steps")) {
 			unknown_field(c, "", key, top_fields, ARRAY_SIZE(top_fields));
 		}
@@ -1749,6 +1821,41 @@ static int subst_health(struct ctx *c, struct plan *p, const struct vars *v)
 	return 0;
 }
 
+/* A triggered run's steps see TRIGGER_EVENT, TRIGGER_RUN_ID and
+ * TRIGGER_SANDBOX in their environment (SPEC §9): added to the plan's "env"
+ * (and so to the plan as run, which a resume parses again), unless the
+ * plan's "env" sets them itself. */
+static int trigger_env(struct plan *plan, const struct plan_builtins *b)
+{
+	const char *const names[] = { "TRIGGER_EVENT", "TRIGGER_RUN_ID", "TRIGGER_SANDBOX" };
+	const char *const vals[] = { b->trigger_event, b->trigger_run_id, b->trigger_sandbox };
+	json_t *obj = json_object_get(plan->doc, "env");
+	if (!obj) {
+		obj = json_object();
+		if (!obj || json_object_set_new(plan->doc, "env", obj))
+			return -ENOMEM;
+	}
+	if (!json_is_object(obj))
+		return 0;	/* cannot be: validated */
+	char **env = orch_realloc(plan->env, (plan->nenv + 4) * sizeof(*env));
+	if (!env)
+		return -ENOMEM;
+	plan->env = env;
+	for (size_t k = 0; k < 3; k++) {
+		if (json_object_get(obj, names[k]))
+			continue;
+		const char *val = vals[k] ? vals[k] : "";
+		char *kv = orch_asprintf("%s=%s", names[k], val);
+		if (!kv || json_object_set_new(obj, names[k], json_string(val))) {
+			orch_free(kv);
+			return -ENOMEM;
+		}
+		env[plan->nenv++] = kv;
+		env[plan->nenv] = NULL;
+	}
+	return 0;
+}
+
 int plan_substitute(struct plan *plan, const char *name, const struct plan_opts *opts,
 		    const struct plan_builtins *b, struct sbuf *errs)
 {
@@ -1762,6 +1869,7 @@ int plan_substitute(struct plan *plan, const char *name, const struct plan_opts 
 		.opts = opts, .b = b ? b : &no_builtins, .plan_id = plan->plan_id,
 		.variables = json_is_object(vars) ? vars : NULL,
 		.port_list = json_is_array(ports) ? ports : NULL,
+		.trigger = plan->triggered,
 	};
 	int ret = 0;
 
@@ -1772,6 +1880,8 @@ int plan_substitute(struct plan *plan, const char *name, const struct plan_opts 
 		goto out;
 	if (plan->nenv &&
 	    (ret = subst_env(&c, &v, NULL, plan->env, plan->nenv, json_object_get(plan->doc, "env"))))
+		goto out;
+	if (plan->triggered && b && (ret = trigger_env(plan, b)))
 		goto out;
 	if (plan->sandbox.health.set && (ret = subst_health(&c, plan, &v)))
 		goto out;

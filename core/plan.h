@@ -99,6 +99,9 @@ struct plan {
 	unsigned same_failures;	/* globals.loop, the steps' default (PLAN_LOOP_SAME_FAILURES) */
 	unsigned repeated_actions;	/* globals.loop, the steps' default (0) */
 	struct plan_sandbox sandbox;
+	/* "on" (SPEC §9): the plan is submitted by the events it names, not
+	 * when its file is; the rules are doc's "on" (core/trigger.h) */
+	bool triggered;
 	struct plan_step *steps;
 	size_t nsteps;
 	json_t *doc;		/* the parsed document; after plan_substitute(), the plan as run */
@@ -145,6 +148,10 @@ struct plan_builtins {
 	const int *ports;	/* nports entries: PORT0.. */
 	const char *const *port_names;	/* NULL, or the nports names: PORT_NAME.. */
 	size_t nports;
+	/* a triggered run's (SPEC §9): NULL is "" */
+	const char *trigger_event;	/* the event's JSON line */
+	const char *trigger_run_id;
+	const char *trigger_sandbox;
 };
 
 /* Replace ${NAME} and $$ in every command, args, env value and cwd (STEP_ID is

@@ -1,6 +1,7 @@
 /* core/planstore.c — the plans/ directory (SPEC §3): plain files kept on
  * disk under STATE/plans/<id> with their names and owners in the store, the
- * generated NAME.error and NAME.run entries, and plan submission. */
+ * generated NAME.error, NAME.run and NAME.trigger entries, and plan
+ * submission. */
 #include "core/engine_i.h"
 
 #include <errno.h>
@@ -33,7 +34,8 @@ static bool split_name(const char *name, const char *suffix, char stem[PLAN_NAME
 static bool reserved(const char *name)
 {
 	char stem[PLAN_NAME_MAX + 1];
-	return split_name(name, ".error", stem) || split_name(name, ".run", stem);
+	return split_name(name, ".error", stem) || split_name(name, ".run", stem) ||
+	       split_name(name, ".trigger", stem);
 }
 
 char *orch_plans_path(struct orch_engine *e, int64_t id)
@@ -109,6 +111,27 @@ static int name_entry(sqlite3_stmt *q, enum orch_pkind kind, struct orch_pentry 
 	return 0;
 }
 
+/* TG_COLS: a trigger's id, name, uid, gid, and when NAME.trigger last
+ * changed. Its size is its JSON's, rendered. */
+#define TG_COLS "id, name, uid, gid, coalesce(last_at, created_at)"
+
+static int trig_entry(struct orch_engine *e, sqlite3_stmt *q, struct orch_pentry *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->kind = PK_TRIGGER;
+	p->id = sqlite3_column_int64(q, 0);
+	snprintf(p->name, sizeof(p->name), "%s.trigger", (const char *)sqlite3_column_text(q, 1));
+	p->uid = (uid_t)sqlite3_column_int64(q, 2);
+	p->gid = (gid_t)sqlite3_column_int64(q, 3);
+	p->mtime_ms = sqlite3_column_int64(q, 4);
+	store_done(q);
+	struct sbuf sb = SBUF_INIT;
+	int rc = trig_render(e, p->id, &sb);
+	p->size = (int64_t)sb.len;
+	sbuf_release(&sb);
+	return rc;
+}
+
 #define PN_COLS                                              \
 	"id, name, error, error_at, uid, gid, newest_run,"   \
 	" (SELECT created_at FROM runs WHERE runs.name = plan_names.newest_run)"
@@ -128,6 +151,10 @@ int orch_plans_lookup(struct orch_engine *e, const char *name, struct orch_pentr
 				"SELECT " PN_COLS " FROM plan_names WHERE name = ? AND newest_run IS NOT NULL",
 				&rc, "s", stem);
 		return q ? name_entry(q, PK_RUNLINK, p) : (rc ? rc : -ENOENT);
+	}
+	if (split_name(name, ".trigger", stem)) {
+		q = store_query(&e->st, "SELECT " TG_COLS " FROM triggers WHERE name = ?", &rc, "s", stem);
+		return q ? trig_entry(e, q, p) : (rc ? rc : -ENOENT);
 	}
 	q = store_query(&e->st, "SELECT id, name, uid, gid, mode FROM plan_files WHERE name = ?", &rc, "s",
 			name);
@@ -152,12 +179,17 @@ int orch_plans_get(struct orch_engine *e, enum orch_pkind kind, int64_t id, stru
 				"SELECT " PN_COLS " FROM plan_names WHERE id = ? AND newest_run IS NOT NULL",
 				&rc, "i", id);
 		return q ? name_entry(q, PK_RUNLINK, p) : (rc ? rc : -ENOENT);
+	case PK_TRIGGER:
+		q = store_query(&e->st, "SELECT " TG_COLS " FROM triggers WHERE id = ?", &rc, "i", id);
+		return q ? trig_entry(e, q, p) : (rc ? rc : -ENOENT);
 	}
 	return -ENOENT;
 }
 
 int orch_plans_generated(struct orch_engine *e, enum orch_pkind kind, int64_t id, struct sbuf *out)
 {
+	if (kind == PK_TRIGGER)
+		return trig_render(e, id, out);
 	int rc;
 	sqlite3_stmt *q = store_query(&e->st, "SELECT error, newest_run FROM plan_names WHERE id = ?", &rc,
 				      "i", id);
@@ -185,10 +217,11 @@ int orch_plans_list(struct orch_engine *e, uint64_t after,
 		[PK_ERROR] = "SELECT " PN_COLS " FROM plan_names WHERE id > ? AND error IS NOT NULL ORDER BY id",
 		[PK_RUNLINK] = "SELECT " PN_COLS " FROM plan_names WHERE id > ? AND newest_run IS NOT NULL"
 			       " ORDER BY id",
+		[PK_TRIGGER] = "SELECT id, name FROM triggers WHERE id > ? ORDER BY id",
 	};
 	unsigned from_kind = after ? (unsigned)(after >> 48) - 1 : 0;
 	int64_t from_id = after ? (int64_t)(after & ((1ULL << 48) - 1)) : 0;
-	for (unsigned k = from_kind; k <= PK_RUNLINK; k++, from_id = 0) {
+	for (unsigned k = from_kind; k <= PK_TRIGGER; k++, from_id = 0) {
 		int rc;
 		sqlite3_stmt *q = store_query(&e->st, sql[k], &rc, "i", from_id);
 		if (!q) {
@@ -211,7 +244,7 @@ int orch_plans_list(struct orch_engine *e, uint64_t after,
 				p.mode = (unsigned)sqlite3_column_int64(q, 4);
 			} else {
 				snprintf(p.name, sizeof(p.name), "%s%s", (const char *)sqlite3_column_text(q, 1),
-					 k == PK_ERROR ? ".error" : ".run");
+					 k == PK_ERROR ? ".error" : k == PK_RUNLINK ? ".run" : ".trigger");
 			}
 			stop = cb(ctx, COOKIE(k, id), &p) != 0;
 		} while (!stop && store_next(q));
@@ -387,6 +420,9 @@ int orch_plans_unlink(struct orch_engine *e, const char *name)
 	rc = file_drop(e, p.id);
 	if (!rc)
 		file_give_back(e, p.uid, p.id);
+	char stem[PLAN_NAME_MAX + 1];
+	if (!rc && split_name(name, ".json", stem))
+		trig_end(e, stem);	/* removing the plan ends its trigger (SPEC §9) */
 	return rc;
 }
 
@@ -548,8 +584,9 @@ static struct plan *submit_check(struct orch_engine *e, const char *stem, const 
  * as substituted is wrong, said in WHY (for STEM.error, written once the
  * savepoint is undone: submit_refused()). */
 static int submit_start(struct orch_engine *e, const char *stem, struct plan *plan, uid_t uid, gid_t gid,
-			struct sbuf *why)
+			struct sbuf *why, const char *const trig[3])
 {
+	bool triggered = plan->triggered;
 	int64_t n = store_int(&e->st, "SELECT next_n FROM plan_names WHERE name = ?", 1, "s", stem);
 	char run_name[RUN_ID_MAX + 1];
 	snprintf(run_name, sizeof(run_name), "%s-%lld", stem, (long long)n);
@@ -568,7 +605,10 @@ static int submit_start(struct orch_engine *e, const char *stem, struct plan *pl
 					   .workspace = sb->workspace, .mount = e->mountpoint,
 					   .ports = sb->ports,
 					   .port_names = (const char *const *)sb->port_names,
-					   .nports = (size_t)sb->nports };
+					   .nports = (size_t)sb->nports,
+					   .trigger_event = trig ? trig[0] : NULL,
+					   .trigger_run_id = trig ? trig[1] : NULL,
+					   .trigger_sandbox = trig ? trig[2] : NULL };
 		rc = plan_substitute(plan, stem, submit_opts(e, uid, &opts), &b, &errs);
 	}
 	struct run *r = NULL;
@@ -596,6 +636,8 @@ static int submit_start(struct orch_engine *e, const char *stem, struct plan *pl
 			sb_forget(e, made);
 		return rc;
 	}
+	if (!triggered)
+		trig_end(e, stem);	/* NAME.json is a plan without "on" now */
 	orch_need_durable(e);
 	return 0;
 }
@@ -631,7 +673,13 @@ static int submit(struct orch_engine *e, const char *stem, const char *text, siz
 		return rc;
 	}
 	struct sbuf why = SBUF_INIT;
-	rc = submit_start(e, stem, plan, uid, gid, &why);
+	if (plan->triggered) {
+		/* "on": no run now, a trigger (SPEC §9) */
+		rc = trig_register(e, stem, plan, uid, gid);
+		plan_free(plan);
+	} else {
+		rc = submit_start(e, stem, plan, uid, gid, &why, NULL);
+	}
 	store_release(&e->st, "submit", rc == 0);
 	rc = submit_refused(e, stem, rc, &why, uid, gid);
 	return rc;
@@ -711,8 +759,13 @@ int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, u
 		rc = store_exec(&e->st, "UPDATE plan_files SET name = ? WHERE id = ?", "si", to, src.id);
 	bool started = false;
 	struct sbuf why = SBUF_INIT;
-	if (!rc && plan) {
-		rc = submit_start(e, stem, plan, uid, gid, &why);
+	char from_stem[PLAN_NAME_MAX + 1];
+	if (!rc && split_name(from, ".json", from_stem))
+		trig_end(e, from_stem);	/* plans/FROM.json is gone */
+	if (!rc && plan && plan->triggered) {
+		rc = trig_register(e, stem, plan, uid, gid);
+	} else if (!rc && plan) {
+		rc = submit_start(e, stem, plan, uid, gid, &why, NULL);
 		plan = NULL;
 		started = rc == 0;
 	}
@@ -727,5 +780,47 @@ int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, u
 		orch_need_durable(e);
 	if (submitted)
 		*submitted = started;
+	return rc;
+}
+
+int plans_fire(struct orch_engine *e, const char *stem, uid_t uid, gid_t gid, const char *line,
+	       const char *run_id, const char *sb, char made[RUN_ID_MAX + 1])
+{
+	char fname[PLAN_NAME_MAX + 8];
+	struct orch_pentry p;
+	snprintf(fname, sizeof(fname), "%s.json", stem);
+	if (orch_plans_lookup(e, fname, &p) || p.kind != PK_FILE) {
+		trig_end(e, stem);
+		return -ENOENT;
+	}
+	int rc = eng_room(e);
+	if (rc)
+		return rc;
+	char *text;
+	size_t len;
+	if ((rc = file_text(e, p.id, &text, &len)))
+		return rc;
+	struct plan *plan = submit_check(e, stem, text, len, uid, gid, p.uid, &rc);
+	orch_free(text);
+	if (!plan)
+		return rc;
+	if (!plan->triggered) {
+		plan_free(plan);
+		trig_end(e, stem);
+		return -ENOENT;
+	}
+	if ((rc = store_savepoint(&e->st, "trigger"))) {
+		plan_free(plan);
+		return rc;
+	}
+	const char *trig[3] = { line, run_id, sb };
+	struct sbuf why = SBUF_INIT;
+	rc = submit_start(e, stem, plan, uid, gid, &why, trig);
+	store_release(&e->st, "trigger", rc == 0);
+	rc = submit_refused(e, stem, rc, &why, uid, gid);
+	if (!rc) {
+		int64_t n = store_int(&e->st, "SELECT next_n FROM plan_names WHERE name = ?", 1, "s", stem);
+		snprintf(made, RUN_ID_MAX + 1, "%s-%lld", stem, (long long)(n - 1));
+	}
 	return rc;
 }

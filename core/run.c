@@ -1831,7 +1831,7 @@ static void run_finish(struct orch_engine *e, struct run *r)
 	snprintf(type, sizeof(type), "run.%s", run_state_name(st));
 	struct actor old = cancel_actor(e, r);
 	ev_emit(e, type, r, NULL, NULL,
-		json_pack("{s:I}", "duration_ms",
+		json_pack("{s:s?, s:I}", "plan_id", r->plan->plan_id, "duration_ms",
 			  (json_int_t)(r->started_at ? r->finished_at - r->started_at : 0)));
 	eng_actor_restore(e, old);
 	if (r->sb && r->sb->holder == r)

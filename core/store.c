@@ -84,6 +84,11 @@ static const char schema[] =
 	"CREATE INDEX IF NOT EXISTS events_r ON events(run, r_off) WHERE run IS NOT NULL;\n"
 	"CREATE INDEX IF NOT EXISTS events_s ON events(sandbox, s_off);\n"
 	WEBHOOK_TABLES
+	/* triggers (SPEC §9, core/triggers.c): each plan NAME registered with
+	 * "on" rules, its submitter and NAME.trigger's counts */
+	"CREATE TABLE IF NOT EXISTS triggers(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" name TEXT NOT NULL UNIQUE, uid INTEGER, gid INTEGER, on_rules TEXT NOT NULL,"
+	" created_at INTEGER, fired INTEGER NOT NULL DEFAULT 0, last_at INTEGER, last_run TEXT);\n"
 	"INSERT OR IGNORE INTO meta(key, value) VALUES('schema', 5);\n";
 
 /* Version 1 kept events by seq, AUTOINCREMENT, with an index on g_off:

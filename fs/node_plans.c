@@ -1,4 +1,5 @@
-/* fs/node_plans.c — plans/: plain files on disk, NAME.error, NAME.run. */
+/* fs/node_plans.c — plans/: plain files on disk, NAME.error, NAME.run,
+ * NAME.trigger. */
 #include "fs/fs.h"
 
 #include <errno.h>
@@ -7,7 +8,8 @@
 #include <unistd.h>
 
 static const enum ntype kind_type[] = {
-	[PK_FILE] = NT_PLANFILE, [PK_ERROR] = NT_PLANERR, [PK_RUNLINK] = NT_PLANRUN
+	[PK_FILE] = NT_PLANFILE, [PK_ERROR] = NT_PLANERR, [PK_RUNLINK] = NT_PLANRUN,
+	[PK_TRIGGER] = NT_PLANTRIG,
 };
 
 static int plans_getattr(struct fs *fs, struct fs_node n, struct stat *st)
@@ -126,4 +128,25 @@ static int planrun_getattr(struct fs *fs, struct fs_node n, struct stat *st)
 const struct node_ops node_planrun = {
 	.type = S_IFLNK,
 	.getattr = planrun_getattr,
+};
+
+static int plantrig_render(struct fs *fs, struct fs_node n, struct sbuf *out)
+{
+	return orch_plans_generated(fs->eng, PK_TRIGGER, n.id, out);
+}
+
+static int plantrig_getattr(struct fs *fs, struct fs_node n, struct stat *st)
+{
+	struct orch_pentry p;
+	int rc = orch_plans_get(fs->eng, PK_TRIGGER, n.id, &p);
+	if (rc)
+		return rc;
+	attr_fill(st, S_IFREG | 0444, p.uid, p.gid, p.size, p.mtime_ms, p.mtime_ms);
+	return 0;
+}
+
+const struct node_ops node_plantrig = {
+	.type = S_IFREG,
+	.getattr = plantrig_getattr,
+	.render = plantrig_render,
 };

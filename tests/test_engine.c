@@ -565,6 +565,53 @@ static void test_engine__changes_told_while_waited(void **state)
 	sbuf_release(&h);
 }
 
+static int64_t runs_of(struct orch_engine *e, const char *plan)
+{
+	return store_int(&e->st, "SELECT count(*) FROM runs WHERE plan_name = ?", -1, "s", plan);
+}
+
+/* Triggers (SPEC §9): an event committed before the engine went away, and
+ * not yet matched (the pass comes before a turn's commit, so this is what a
+ * commit between the two would leave), fires its trigger once at the next
+ * open, and never again; events before the trigger existed never fire it. */
+static void test_engine__trigger_fires_once_across_reopen(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(ev_emit(f->e, "custom.before", NULL, NULL, NULL, NULL), 0);
+	orch_engine_turn(f->e, 0);
+	assert_int_equal(submit(f->e, "t", "{\"on\":[{\"event_type\":\"custom.*\"}],"
+				"\"steps\":[{\"id\":\"a\",\"command\":\"true\"}]}"), 0);
+	assert_int_equal(runs_of(f->e, "t"), 0);
+	orch_engine_turn(f->e, 0);
+	assert_int_equal(runs_of(f->e, "t"), 0);	/* custom.before came first */
+
+	assert_int_equal(ev_emit(f->e, "custom.after", NULL, NULL, NULL, NULL), 0);
+	assert_int_equal(store_commit(&f->e->st), 0);
+	assert_int_equal(runs_of(f->e, "t"), 0);
+	orch_engine_close(f->e);	/* no turn: nothing matched it */
+	f->e = fixture_open(f);
+	orch_engine_turn(f->e, 0);
+	assert_int_equal(runs_of(f->e, "t"), 1);
+	fixture_reopen(f);
+	orch_engine_turn(f->e, 0);
+	fixture_reopen(f);
+	orch_engine_turn(f->e, 0);
+	assert_int_equal(runs_of(f->e, "t"), 1);
+	struct sbuf out = SBUF_INIT;
+	struct orch_pentry p;
+	assert_int_equal(orch_plans_lookup(f->e, "t.trigger", &p), 0);
+	assert_int_equal(orch_plans_generated(f->e, PK_TRIGGER, p.id, &out), 0);
+	assert_non_null(strstr(sbuf_str(&out), "\"fired\":1,"));
+	assert_non_null(strstr(sbuf_str(&out), "\"last_run\":\"t-1\""));
+	sbuf_release(&out);
+	/* removing the plan ends it */
+	assert_int_equal(orch_plans_unlink(f->e, "t.json"), 0);
+	assert_int_equal(ev_emit(f->e, "custom.later", NULL, NULL, NULL, NULL), 0);
+	orch_engine_turn(f->e, 0);
+	assert_int_equal(runs_of(f->e, "t"), 1);
+	assert_int_equal(orch_plans_lookup(f->e, "t.trigger", &p), -ENOENT);
+}
+
 int main(int argc, char **argv)
 {
 	FIXTURE_MAIN_PROLOGUE(argc, argv);
@@ -580,6 +627,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_engine__approval_deadline_passed_while_closed, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__undone_approval_leaves_no_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__changes_told_while_waited, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine__trigger_fires_once_across_reopen, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
