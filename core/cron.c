@@ -121,6 +121,9 @@ static int element(struct pctx *p, const struct field *f, const char *s, size_t 
 		const char *dash = memchr(s, '-', bn);
 		size_t an = dash ? (size_t)(dash - s) : bn;
 
+		if (dash && (an == 0 || an + 1 == bn || memchr(dash + 1, '-', bn - an - 1)))
+			return fail(p, "%s range \"%s\" needs a start and an end (such as 1-5)",
+				    f->name, show(b, s, bn));
 		if ((r = value(p, f, s, an, &lo)) < 0)
 			return r;
 		if (dash) {

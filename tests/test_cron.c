@@ -241,9 +241,16 @@ static void test_cron__errors(void **state)
 		   "cron \"* * * * JAN\": day-of-week \"JAN\" is not a number or a day name (SUN-SAT)");
 	expect_err("* * * * MONDAY",
 		   "cron \"* * * * MONDAY\": day-of-week \"MONDAY\" is not a number or a day name (SUN-SAT)");
-	expect_err("1- * * * *", "cron \"1- * * * *\": minute \"\" is not a number");
-	expect_err("-1 * * * *", "cron \"-1 * * * *\": minute \"\" is not a number");
-	expect_err("1-2-3 * * * *", "cron \"1-2-3 * * * *\": minute \"2-3\" is not a number");
+	expect_err("1- * * * *",
+		   "cron \"1- * * * *\": minute range \"1-\" needs a start and an end (such as 1-5)");
+	expect_err("-1 * * * *",
+		   "cron \"-1 * * * *\": minute range \"-1\" needs a start and an end (such as 1-5)");
+	expect_err("- * * * *",
+		   "cron \"- * * * *\": minute range \"-\" needs a start and an end (such as 1-5)");
+	expect_err("1-2-3/2 * * * *",
+		   "cron \"1-2-3/2 * * * *\": minute range \"1-2-3\" needs a start and an end (such as 1-5)");
+	expect_err("* * * JAN-X *",
+		   "cron \"* * * JAN-X *\": month \"X\" is not a number or a month name (JAN-DEC)");
 	expect_err("*-5 * * * *", "cron \"*-5 * * * *\": minute \"*\" is not a number");
 	expect_err("** * * * *", "cron \"** * * * *\": minute \"**\" is not a number");
 	expect_err("1x * * * *", "cron \"1x * * * *\": minute \"1x\" is not a number");
