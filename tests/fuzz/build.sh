@@ -1,6 +1,6 @@
 #!/bin/sh
 # tests/fuzz/build.sh — build the libFuzzer harnesses into build/fuzz/.
-#   tests/fuzz/build.sh [-f] [NAME...]   (from anywhere; NAME: plan msgline eventline ctl)
+#   tests/fuzz/build.sh [-f] [NAME...]   (from anywhere; NAME: plan msgline eventline ctl cron)
 # Each is one clang line: the harness, core/util.c and the core module it
 # fuzzes, with ASan + UBSan. A binary newer than all its inputs is kept
 # unless -f. CC (clang) and FUZZ_CFLAGS (added last) may be set.
@@ -12,7 +12,7 @@ CFLAGS="-std=gnu11 -g -O1 -fsanitize=fuzzer,address,undefined -fno-sanitize-reco
 OUT=build/fuzz
 FORCE=0
 if [ "${1:-}" = -f ]; then FORCE=1; shift; fi
-NAMES=${*:-plan msgline eventline ctl}
+NAMES=${*:-plan msgline eventline ctl cron}
 
 # the core module each harness needs beside core/util.c
 module() {
@@ -20,6 +20,7 @@ module() {
 	plan) echo core/plan.c ;;
 	msgline|eventline) echo core/lines.c ;;
 	ctl) echo core/ctl.c ;;
+	cron) echo core/cron.c ;;
 	*) echo "build.sh: unknown harness \"$1\"" >&2; exit 2 ;;
 	esac
 }

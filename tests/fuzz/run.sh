@@ -18,11 +18,11 @@
 #       Shrink a corpus to the inputs that add coverage, keeping seed-* and
 #       regress-* files as they are.
 #
-# NAME is one of: plan msgline eventline ctl. Scratch files go to build/fuzz/.
+# NAME is one of: plan msgline eventline ctl cron. Scratch files go to build/fuzz/.
 set -u
 cd "$(dirname "$0")/../.."
 ROOT=$PWD
-ALL="plan msgline eventline ctl"
+ALL="plan msgline eventline ctl cron"
 OUT=$ROOT/build/fuzz
 
 die() { echo "run.sh: $*" >&2; exit 2; }
@@ -32,6 +32,7 @@ max_len() {
 	plan) echo 65536 ;;
 	msgline|eventline) echo 131072 ;;
 	ctl) echo 4096 ;;
+	cron) echo 512 ;;
 	*) die "unknown harness \"$1\" (one of: $ALL)" ;;
 	esac
 }
