@@ -79,10 +79,12 @@ grep -q '^orchfs_health_checks_total{result="passed"} [1-9]' "$M/metrics" || fai
 touch "$(ws svc)/stop"
 wait_for 20 is_step_state hc-1 gate awaiting_approval || fail "the run did not get to its approval: $(step_states hc-1)"
 sleep 0.5
-n=$(ntotal svc)
+# (the verdict then is healthy, or degraded when a check caught the service
+# on its way out before its step ended: either way it must stay)
+n=$(ntotal svc) v=$(jget "$M/sandboxes/svc/status" .health)
 sleep 3
 [ "$(ntotal svc)" = "$n" ] || fail "checks went on while nothing ran: $n then $(ntotal svc)"
-is_health svc healthy || fail "the last verdict should stay when checks stop: $(checks svc)"
+is_health svc "$v" || fail "the last verdict ($v) should stay when checks stop: $(checks svc)"
 echo cancel >"$M/runs/hc-1/ctl"
 expect_run hc-1 cancelled
 
