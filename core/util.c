@@ -239,6 +239,14 @@ int64_t clock_mono_ms(void)
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
+int64_t clock_wall_to_mono_ms(int64_t wall_ms)
+{
+	int64_t mono = clock_mono_ms(), wall = clock_wall_ms(), d;
+	if (__builtin_sub_overflow(wall_ms, wall, &d) || __builtin_add_overflow(mono, d, &d))
+		return wall_ms > wall ? INT64_MAX : 0;
+	return d < 0 ? 0 : d;
+}
+
 void fmt_iso8601(int64_t ms, char out[ISO8601_LEN])
 {
 	if (ms < 0)

@@ -56,6 +56,10 @@ static inline const char *sbuf_str(const struct sbuf *sb) { return sb->buf ? sb-
  * deadline (timeouts, grace periods, retry delays). */
 int64_t clock_wall_ms(void);
 int64_t clock_mono_ms(void);
+/* The monotonic time at which the wall clock reads WALL_MS, as the clocks
+ * stand now: a durable wall-clock deadline (windows, schedules: SPEC §9)
+ * armed on the loop's monotonic timers. Saturates instead of overflowing. */
+int64_t clock_wall_to_mono_ms(int64_t wall_ms);
 /* ISO 8601 UTC with milliseconds: 2026-11-22T10:15:30.123Z (24 chars + NUL). */
 #define ISO8601_LEN 32
 void fmt_iso8601(int64_t wall_ms, char out[ISO8601_LEN]);
