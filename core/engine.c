@@ -6,6 +6,7 @@
  * changed (fsync'd only if it holds an acknowledged change), and the replies
  * waiting for that commit. Nothing sleeps or polls. */
 #include "core/activity.h"
+#include "core/clockstep.h"
 #include "core/engine_i.h"
 #include "core/mounts.h"
 #include "core/proc.h"
@@ -712,6 +713,7 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 	const char *reserve = getenv("ORCHFS_DISK_RESERVE");
 	e->disk_reserve = reserve ? strtoll(reserve, NULL, 10) : 4 << 20;
 	e->mntw.fd = -1;
+	e->clockw.fd = -1;
 	e->opened_mono = clock_mono_ms();
 	quota_init(&e->quota, cfg->limits, cfg->limit_root);
 	ident_init(&e->ident, NULL, NULL);
@@ -773,6 +775,7 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 	if ((r = webhook_open(e, cfg->webhooks, cfg->nwebhooks, err)))
 		goto fail;
 	trig_open(e);
+	clockstep_open(e);
 	run_kill_stale(e);
 	sb_repair_all(e);
 	if ((r = run_load_unfinished(e))) {
@@ -832,6 +835,7 @@ void orch_engine_close(struct orch_engine *e)
 			close(*fds[i]);
 	loop_watch_close(&e->loop, &e->sigw);
 	loop_watch_close(&e->loop, &e->mntw);
+	clockstep_close(e);
 	health_engine_release(e);	/* after the sandboxes: their checks' processes */
 	http_release(&e->http);	/* after every module with a request in it */
 	/* posted work nobody will run: ctl requests are ours to free */

@@ -336,6 +336,11 @@ struct orch_engine {
 	 * runs), and the global view's offset of the first event not matched */
 	bool trig_any;
 	int64_t trig_off;
+	/* wall-clock steps (core/clockstep.h): the watch, wall - monotonic
+	 * when the last step was acted upon, and how many were */
+	struct loop_watch clockw;
+	int64_t clock_off;
+	int64_t clock_steps;
 };
 
 /* May steps of user UID run under bubblewrap here? */

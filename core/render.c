@@ -321,8 +321,12 @@ int orch_render_metrics(struct orch_engine *e, struct sbuf *out)
 		  "orchfs_runs_created_total %lld\n"
 		  "# HELP orchfs_events_total Events recorded.\n"
 		  "# TYPE orchfs_events_total counter\n"
-		  "orchfs_events_total %lld\n",
-		  e->att_count, e->running, (long long)e->runs_created, (long long)e->events_total);
+		  "orchfs_events_total %lld\n"
+		  "# HELP orchfs_clock_steps_total Steps of the wall clock noticed (SPEC 9: deadlines keep their real time).\n"
+		  "# TYPE orchfs_clock_steps_total counter\n"
+		  "orchfs_clock_steps_total %lld\n",
+		  e->att_count, e->running, (long long)e->runs_created, (long long)e->events_total,
+		  (long long)e->clock_steps);
 	int64_t q = store_int(&e->st, "SELECT count(*) FROM sandboxes", 0, NULL);
 	sbuf_addf(out,
 		  "# HELP orchfs_sandboxes Sandboxes that exist.\n"
