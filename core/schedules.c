@@ -38,10 +38,11 @@ static void sch_arm(struct orch_engine *e)
 	if (store_int(&e->st, "SELECT 1 FROM schedules WHERE queued = 2 LIMIT 1", 0, NULL)) {
 		at = 0;
 	} else {
-		sqlite3_stmt *q = store_query(&e->st, "SELECT min(next_at), count(*) FROM schedules", &rc, NULL);
+		/* (min() alone reads one entry of the index) */
+		sqlite3_stmt *q = store_query(&e->st, "SELECT min(next_at) FROM schedules", &rc, NULL);
 		if (!q)
 			return;
-		bool none = sqlite3_column_int64(q, 1) == 0;
+		bool none = sqlite3_column_type(q, 0) == SQLITE_NULL;
 		at = sqlite3_column_int64(q, 0);
 		store_done(q);
 		if (none) {
