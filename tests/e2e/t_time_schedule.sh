@@ -4,8 +4,8 @@
 # cron on UTC minutes); plans/NAME.schedule shows next_at, last_at, last_run;
 # overlap "skip" skips a time while the last run is unfinished, "queue" runs
 # it when that run ends (one waits at most); removing NAME.json ends it (not
-# its runs); a bad cron is reported in NAME.error; and times missed while
-# orchfs was down (kill -9) make exactly one run at the next start.
+# its runs); a bad cron is reported in NAME.error. (t_time_schedule_restart:
+# the times missed while orchfs was down.)
 . "$(dirname "$0")/lib.sh"
 start_fs
 
@@ -40,7 +40,7 @@ must_submit nightly "$(plan '{"schedule": {"cron": "* * * * *"}}' "$(step s true
 n=$(sch nightly .next_at)
 [[ $n =~ :00\.000Z$ ]] || fail "nightly.schedule next_at is not on a minute: $(cat "$M/plans/nightly.schedule")"
 na=$(iso_ms "$n")
-[ "$na" -gt "$t0" ] && [ $((na - t0)) -le 60000 ] || fail "next_at of * * * * * is $((na - t0)) ms away"
+[ "$na" -gt "$t0" ] && [ $((na - t0)) -le $((60000 + $(now_ms) - t0)) ] || fail "next_at of * * * * * is $((na - t0)) ms away"
 must_submit nightly "$(plan '{"schedule": {"cron": "30 2 * * *"}}' "$(step s true)")"
 [[ $(sch nightly .next_at) =~ T02:30:00\.000Z$ ]] || fail "re-submitted: $(cat "$M/plans/nightly.schedule")"
 rm "$M/plans/nightly.json"
@@ -65,9 +65,6 @@ expect_run tick-2 succeeded
 wait_for 20 jq -e '.last_run | test("^tick-[0-9]+$")' "$M/plans/tick.schedule" || fail "tick.schedule: $(cat "$M/plans/tick.schedule")"
 is_iso "$(sch tick .last_at)" || fail "last_at: $(cat "$M/plans/tick.schedule")"
 [ "$(iso_ms "$(sch tick .next_at)")" -gt "$(iso_ms "$(sch tick .last_at)")" ] || fail "tick.schedule: $(cat "$M/plans/tick.schedule")"
-# two runs a period apart, on the grid of the registration (1 s)
-d=$(( $(created tick-2) - $(created tick-1) ))
-[ "$d" -ge 900 ] || fail "tick-1 and tick-2 made $d ms apart"
 rm "$M/plans/tick.json" || fail "rm tick.json"
 [ -e "$M/plans/tick.schedule" ] && fail "tick.schedule outlived tick.json"
 n=$(runs_of tick)
@@ -89,18 +86,18 @@ mv "$M/plans/moved.json" "$M/plans/moved.txt" || fail "rename away"
 rm -f "$M/plans/moved.txt"
 
 # ---- overlap: skip and queue, with a step longer than the period ----------------
-# the step waits for a file "gate" in its (shared) workspace; a time that finds the run unfinished is
-# skipped (skip) or waits for its end (queue); several such times make one
+# the step waits for a file "gate" in its (shared) workspace; the times that
+# find the run unfinished are skipped (skip) or make one run at its end (queue)
 for mode in skip queue; do
-  must_submit "$mode" "$(plan "{\"sandbox\": {\"id\": \"g-$mode\"}, \"schedule\": {\"every_sec\": 2, \"overlap\": \"$mode\"}}" \
+  must_submit "$mode" "$(plan "{\"sandbox\": {\"id\": \"g-$mode\"}, \"schedule\": {\"every_sec\": 3, \"overlap\": \"$mode\"}}" \
     "$(step s 'while [ ! -e gate ]; do sleep 0.05; done')")"
   wait_for 20 is_run_state "$mode-1" running || fail "$mode-1 did not start"
-  # two more times pass while it runs
-  na=$(iso_ms "$(sch "$mode" .next_at)")
-  wait_for 20 past $((na + 2500)) || fail "the clock did not move"
-  # release it just after a time was handled: the next one is ~2 s away
-  prev=$(sch "$mode" .next_at)
-  wait_for 20 next_moved "$mode" "$prev" || fail "$mode.schedule next_at did not move: $(cat "$M/plans/$mode.schedule")"
+  # two more times pass while it runs; it is released right after the
+  # second, a period before the next
+  for k in 1 2; do
+    prev=$(sch "$mode" .next_at)
+    wait_for 20 next_moved "$mode" "$prev" || fail "$mode.schedule next_at did not move: $(cat "$M/plans/$mode.schedule")"
+  done
   [ "$(runs_of "$mode")" -eq 1 ] || fail "$mode: a run started while $mode-1 was running"
   grid=$(iso_ms "$(sch "$mode" .next_at)")
   touch "$(ws "g-$mode")/gate"
@@ -112,43 +109,14 @@ for mode in skip queue; do
     # skipped: the next run waited for the next time
     [ "$c2" -ge "$grid" ] || fail "skip: $mode-2 made $((grid - c2)) ms before the next time (a skipped time ran)"
   else
-    # queued: right at the end of queue-1, before the next time ...
+    # queued: at the end of queue-1, before the next time ...
     [ "$c2" -lt "$grid" ] || fail "queue: $mode-2 waited for the next time instead of queue-1's end"
     [ "$c2" -ge "$(finished "$mode-1")" ] || fail "queue: $mode-2 made before queue-1 ended"
-    # ... and only one: the times that waited made one run
+    # ... and one only: the two times that waited made one run
     wait_for 20 test -d "$M/runs/$mode-3" || fail "queue made no third run"
     c3=$(created "$mode-3")
     [ "$c3" -ge "$grid" ] || fail "queue: a second queued time ran $((grid - c3)) ms before the next time"
   fi
   rm "$M/plans/$mode.json"
 done
-
-# ---- kill -9, then a start past several times: one catch-up run -----------------
-# (overlap queue: the missed times are not hidden by the catch-up run
-# being unfinished when the next one would come)
-must_submit five "$(plan '{"schedule": {"every_sec": 5, "overlap": "queue"}}' "$(step s true)")"
-wait_for 20 test -d "$M/runs/five-1" || fail "five made no run"
-expect_run five-1 succeeded
-[ "$(sch five .last_run)" = five-1 ] || fail "five.schedule: $(cat "$M/plans/five.schedule")"
-crash_fs
-sleep 16	# three times (at least) pass while orchfs is down
-start_fs
-wait_for 20 test -d "$M/runs/five-2" || fail "no catch-up run after the restart"
-s=$(cat "$M/plans/five.schedule")
-[ "$(jq -r .last_run <<<"$s")" = five-2 ] || fail "five.schedule after the catch-up run: $s (a second run for the missed times?)"
-na=$(iso_ms "$(jq -r .next_at <<<"$s")")
-c2=$(created five-2)
-# the next time is the first after the catch-up, not one of the missed ones
-[ "$na" -gt "$c2" ] && [ $((na - c2)) -le 5000 ] || fail "after the catch-up ($c2) next_at is $na"
-expect_run five-2 succeeded
-# every run made since the restart before next_at: the catch-up alone
-wait_for 20 past "$na" || fail "the clock did not move"
-k=0
-for r in $(ls "$M/runs" | grep '^five-'); do
-  [ "$(created "$r")" -lt "$na" ] && k=$((k + 1))
-done
-[ "$k" -eq 2 ] || fail "$((k - 1)) runs for the times missed while down, want 1 ($(ls "$M/runs" | grep '^five-' | tr '\n' ' '))"
-# and it goes on
-wait_for 20 test -d "$M/runs/five-3" || fail "five stopped after the catch-up"
-rm "$M/plans/five.json"
 stop_fs
