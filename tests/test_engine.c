@@ -698,6 +698,34 @@ static void test_engine__schedule_catch_up_and_clock_steps(void **state)
 	assert_int_equal(runs_of(f->e, "s"), 2);
 }
 
+/* A thousand schedules due at once: one turn submits (here: finds gone,
+ * their plan files never written) at most 64 of them; the rest go on in
+ * the next turns, none stalls the loop. */
+static void test_engine__schedules_due_bounded_per_turn(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(submit(f->e, "s", "{\"schedule\":{\"every_sec\":3600},"
+				"\"steps\":[{\"id\":\"a\",\"command\":\"true\"}]}"), 0);
+	int64_t now = sch_col(f->e, "s", "anchor");
+	for (int i = 0; i < 1000; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "gone%d", i);
+		assert_int_equal(store_exec(&f->e->st, "INSERT INTO schedules(name, uid, gid, spec, anchor, next_at)"
+					    " VALUES(?, 0, 0, '{\"every_sec\":60}', ?, ?)", "sii", name,
+					    now - 3600000, now - 1000 - i), 0);
+	}
+	sched_clock_stepped(f->e, 0);	/* the timer armed for the earliest */
+	int64_t left = 1001;
+	for (int turn = 0; turn < 100 && left > 1; turn++) {
+		orch_engine_turn(f->e, 20);
+		int64_t n = store_int(&f->e->st, "SELECT count(*) FROM schedules", -1, NULL);
+		assert_true(n >= left - 64);
+		left = n;
+	}
+	assert_int_equal(left, 1);	/* s, due in an hour */
+	assert_int_equal(runs_of(f->e, "s"), 0);
+}
+
 int main(int argc, char **argv)
 {
 	FIXTURE_MAIN_PROLOGUE(argc, argv);
@@ -715,6 +743,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_engine__changes_told_while_waited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__trigger_fires_once_across_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__schedule_catch_up_and_clock_steps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine__schedules_due_bounded_per_turn, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
