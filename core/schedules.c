@@ -45,12 +45,8 @@ static void sch_arm(struct orch_engine *e)
 		bool none = sqlite3_column_type(q, 0) == SQLITE_NULL;
 		at = sqlite3_column_int64(q, 0);
 		store_done(q);
-		if (none) {
-			e->sch_any = false;
-			loop_timer_cancel(&e->loop, &e->sch_timer);
-			return;
-		}
-		if (at == SCH_NEVER) {
+		/* (sch_any stays: a failed commit may bring rows back) */
+		if (none || at == SCH_NEVER) {
 			loop_timer_cancel(&e->loop, &e->sch_timer);
 			return;
 		}
