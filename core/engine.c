@@ -776,6 +776,7 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 		goto fail;
 	trig_open(e);
 	clockstep_open(e);
+	sch_open(e);
 	run_kill_stale(e);
 	sb_repair_all(e);
 	if ((r = run_load_unfinished(e))) {

@@ -242,10 +242,11 @@ int orch_events_post(struct orch_engine *e, int64_t sb, const struct line_batch 
 
 /* ---- plans/ ---- */
 
-enum orch_pkind { PK_FILE, PK_ERROR, PK_RUNLINK, PK_TRIGGER };
+enum orch_pkind { PK_FILE, PK_ERROR, PK_RUNLINK, PK_TRIGGER, PK_SCHEDULE };
 struct orch_pentry {
 	enum orch_pkind kind;
-	int64_t id;		/* plan_files.id (PK_FILE), triggers.id (PK_TRIGGER) or plan_names.id */
+	int64_t id;		/* plan_files.id (PK_FILE), triggers.id (PK_TRIGGER), schedules.id
+			 * (PK_SCHEDULE) or plan_names.id */
 	char name[256];		/* the name in plans/ */
 	uid_t uid;
 	gid_t gid;
@@ -260,7 +261,7 @@ int orch_plans_get(struct orch_engine *e, enum orch_pkind kind, int64_t id, stru
 int orch_plans_list(struct orch_engine *e, uint64_t after,
 		    int (*cb)(void *ctx, uint64_t cookie, const struct orch_pentry *p), void *ctx);
 /* The text of a generated entry: a PK_ERROR's message, a PK_RUNLINK's
- * target, a PK_TRIGGER's JSON (SPEC §9). */
+ * target, a PK_TRIGGER's or PK_SCHEDULE's JSON (SPEC §9). */
 int orch_plans_generated(struct orch_engine *e, enum orch_pkind kind, int64_t id, struct sbuf *out);
 /* The disk file holding a PK_FILE's bytes: new string, for tests; the
  * daemon goes through the functions below. */

@@ -341,6 +341,11 @@ struct orch_engine {
 	struct loop_watch clockw;
 	int64_t clock_off;
 	int64_t clock_steps;
+	/* schedules (SPEC §9, core/schedules.c): any registered (else run
+	 * ends look no further), and the one timer, armed for the earliest
+	 * next_at */
+	bool sch_any;
+	struct loop_timer sch_timer;
 };
 
 /* May steps of user UID run under bubblewrap here? */
@@ -450,13 +455,31 @@ int trig_render(struct orch_engine *e, int64_t id, struct sbuf *out);	/* NAME.tr
 bool trig_pass(struct orch_engine *e);
 bool trig_pending(const struct orch_engine *e);	/* events left to match */
 
+/* schedules.c: schedules (SPEC §9), the table schedules and its one loop
+ * timer; engine thread only (the timer's callback submits what is due). */
+int sch_open(struct orch_engine *e);	/* sch_any, the timer; catch-up at the first turn */
+/* Register (or replace) the schedule of plan STEM, checked PLAN with
+ * "schedule", submitted by UID:GID: its first time after now. 0 or -errno. */
+int sch_register(struct orch_engine *e, const char *stem, const struct plan *plan, uid_t uid, gid_t gid);
+void sch_end(struct orch_engine *e, const char *stem);	/* plans/STEM.json went, or lost "schedule" */
+int sch_render(struct orch_engine *e, int64_t id, struct sbuf *out);	/* NAME.schedule */
+/* Run R, whose plan has "schedule", ended: a time queued for it is due. */
+void sch_run_ended(struct orch_engine *e, const struct run *r);
+/* The wall clock stepped by DELTA_MS: every next_at from the new clock (a
+ * step forward past times fires once; a step back repeats no time already
+ * fired), the timer armed again. */
+void sched_clock_stepped(struct orch_engine *e, int64_t delta_ms);
+
 /* planstore.c */
-/* Submit plans/STEM.json for a trigger as UID:GID, with TRIGGER_EVENT LINE,
- * TRIGGER_RUN_ID RUN_ID and TRIGGER_SANDBOX SB (NULL: ""); the run's name
- * in MADE. -ENOENT: the file is gone or no longer has "on" (the trigger is
- * ended); another -errno with STEM.error written. */
-int plans_fire(struct orch_engine *e, const char *stem, uid_t uid, gid_t gid, const char *line,
-	       const char *run_id, const char *sb, char made[RUN_ID_MAX + 1]);
+enum plans_by { PLANS_BY_TRIGGER, PLANS_BY_SCHEDULE };
+/* Submit plans/STEM.json for its trigger or schedule (BY) as UID:GID; a
+ * trigger's run gets TRIGGER_EVENT, TRIGGER_RUN_ID and TRIGGER_SANDBOX
+ * from TRIG (the event's line, run and sandbox; NULL: ""), a schedule's
+ * passes NULL. The run's name in MADE. -ENOENT: the file is gone or no
+ * longer has "on" (BY trigger) or "schedule" (BY schedule), which is then
+ * ended; another -errno with STEM.error written. */
+int plans_fire(struct orch_engine *e, enum plans_by by, const char *stem, uid_t uid, gid_t gid,
+	       const char *const trig[3], char made[RUN_ID_MAX + 1]);
 
 /* sandbox.c */
 struct sandbox *sb_get(struct orch_engine *e, const char *name);	/* loads; NULL: none */

@@ -9,6 +9,7 @@
  * the plan as run can be stored and parsed again with opts->literal.
  * Nothing here recurses on plan data: a 100,000-step chain is a valid plan. */
 #include "core/plan.h"
+#include "core/schedule.h"
 #include "core/trigger.h"
 
 #include <arpa/inet.h>
@@ -25,6 +26,7 @@
 
 static const char *const top_fields[] = {
 	"plan_id", "version", "metadata", "variables", "env", "globals", "sandbox", "steps", "on",
+	"schedule",
 };
 static const char *const step_fields[] = {
 	"id", "name", "command", "args", "shell", "env", "cwd", "depends_on", "timeout_sec",
@@ -53,6 +55,7 @@ static const char *const builtin_vars[] = {
 };
 #define BUILTIN_TRIGGER_FIRST 6
 static const char *const on_fields[] = { "event_type", "match" };
+static const char *const schedule_fields[] = { "every_sec", "cron", "overlap" };
 
 /* Where problems go while one plan is checked or substituted. */
 struct ctx {
@@ -1438,6 +1441,46 @@ static void parse_on(struct ctx *c, struct plan *p, json_t *on)
 	}
 }
 
+/* "schedule" (SPEC §9): {"every_sec": N} or {"cron": "m h dom mon dow"},
+ * and "overlap" "skip" or "queue" (core/schedule.h reads a valid one). */
+static void parse_schedule(struct ctx *c, struct plan *p, json_t *sch)
+{
+	const char *key, *s;
+	json_t *val;
+	long long n;
+
+	if (!json_is_object(sch)) {
+		type_err(c, "", "schedule", "an object: {\"every_sec\": N} or {\"cron\": \"m h dom mon dow\"}");
+		return;
+	}
+	p->scheduled = true;
+	if (!json_object_get(sch, "every_sec") == !json_object_get(sch, "cron"))
+		report(c, "\"schedule\": give exactly one of \"every_sec\" and \"cron\"");
+	json_object_foreach(sch, key, val) {
+		if (!strcmp(key, "every_sec")) {
+			get_int(c, "schedule: ", "every_sec", val, 1, SCHEDULE_EVERY_MAX_SEC, &n);
+		} else if (!strcmp(key, "cron")) {
+			if (!get_str(c, "schedule: ", "cron", val, true, &s))
+				continue;
+			struct cron cr = CRON_INIT;
+			struct sbuf err = SBUF_INIT;
+			if (cron_parse(&cr, s, &err)) {
+				if (sbuf_failed(&err))
+					c->oom = true;
+				else	/* the line names the field: cron "61 * * * *": minute 61 ... */
+					report(c, "schedule: %s", sbuf_str(&err));
+			}
+			sbuf_release(&err);
+		} else if (!strcmp(key, "overlap")) {
+			if (get_str(c, "schedule: ", "overlap", val, true, &s) && strcmp(s, "skip") &&
+			    strcmp(s, "queue"))
+				type_err(c, "schedule: ", "overlap", "\"skip\" or \"queue\"");
+		} else {
+			unknown_field(c, "schedule: ", key, schedule_fields, ARRAY_SIZE(schedule_fields));
+		}
+	}
+}
+
 /* Values set before the walk: what PORTk exist and which sandbox is named. */
 static void prescan(json_t *doc, const struct plan_opts *opts, struct vars *v,
 		    struct plan_sandbox_info *info)
@@ -1496,12 +1539,18 @@ static void check_plan(struct ctx *c, struct plan *p, json_t *doc, const struct 
 			parse_sandbox(c, p, val, opts, &info);
 		} else if (!strcmp(key, "on")) {
 			parse_on(c, p, val);
+		} else if (!strcmp(key, "schedule")) {
+			parse_schedule(c, p, val);
 		} else if (strcmp(key, "version") && strcmp(key, "metadata") && strcmp(key, "steps")) {
 			unknown_field(c, "", key, top_fields, ARRAY_SIZE(top_fields));
 		}
 		if (c->oom)
 			return;
 	}
+
+	if (json_object_get(doc, "on") && json_object_get(doc, "schedule"))
+		report(c, "a plan takes \"on\" (run at events) or \"schedule\" (run at times), not both:"
+		       " make two plans");
 
 	json_t *health = json_object_get(json_object_get(doc, "sandbox"), "health");
 	if (health && json_is_object(json_object_get(doc, "sandbox")))

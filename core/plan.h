@@ -102,6 +102,9 @@ struct plan {
 	/* "on" (SPEC §9): the plan is submitted by the events it names, not
 	 * when its file is; the rules are doc's "on" (core/trigger.h) */
 	bool triggered;
+	/* "schedule" (SPEC §9): submitted at the times it names, not when
+	 * its file is (core/schedule.h reads doc's "schedule") */
+	bool scheduled;
 	struct plan_step *steps;
 	size_t nsteps;
 	json_t *doc;		/* the parsed document; after plan_substitute(), the plan as run */

@@ -1,7 +1,7 @@
 /* core/planstore.c — the plans/ directory (SPEC §3): plain files kept on
  * disk under STATE/plans/<id> with their names and owners in the store, the
- * generated NAME.error, NAME.run and NAME.trigger entries, and plan
- * submission. */
+ * generated NAME.error, NAME.run, NAME.trigger and NAME.schedule entries,
+ * and plan submission. */
 #include "core/engine_i.h"
 
 #include <errno.h>
@@ -35,7 +35,7 @@ static bool reserved(const char *name)
 {
 	char stem[PLAN_NAME_MAX + 1];
 	return split_name(name, ".error", stem) || split_name(name, ".run", stem) ||
-	       split_name(name, ".trigger", stem);
+	       split_name(name, ".trigger", stem) || split_name(name, ".schedule", stem);
 }
 
 char *orch_plans_path(struct orch_engine *e, int64_t id)
@@ -132,6 +132,27 @@ static int trig_entry(struct orch_engine *e, sqlite3_stmt *q, struct orch_pentry
 	return rc;
 }
 
+/* SC_COLS: a schedule's id, name, uid, gid, and when NAME.schedule last
+ * changed (its last run, else its registration: its anchor). */
+#define SC_COLS "id, name, uid, gid, coalesce(last_at, anchor)"
+
+static int sched_entry(struct orch_engine *e, sqlite3_stmt *q, struct orch_pentry *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->kind = PK_SCHEDULE;
+	p->id = sqlite3_column_int64(q, 0);
+	snprintf(p->name, sizeof(p->name), "%s.schedule", (const char *)sqlite3_column_text(q, 1));
+	p->uid = (uid_t)sqlite3_column_int64(q, 2);
+	p->gid = (gid_t)sqlite3_column_int64(q, 3);
+	p->mtime_ms = sqlite3_column_int64(q, 4);
+	store_done(q);
+	struct sbuf sb = SBUF_INIT;
+	int rc = sch_render(e, p->id, &sb);
+	p->size = (int64_t)sb.len;
+	sbuf_release(&sb);
+	return rc;
+}
+
 #define PN_COLS                                              \
 	"id, name, error, error_at, uid, gid, newest_run,"   \
 	" (SELECT created_at FROM runs WHERE runs.name = plan_names.newest_run)"
@@ -155,6 +176,10 @@ int orch_plans_lookup(struct orch_engine *e, const char *name, struct orch_pentr
 	if (split_name(name, ".trigger", stem)) {
 		q = store_query(&e->st, "SELECT " TG_COLS " FROM triggers WHERE name = ?", &rc, "s", stem);
 		return q ? trig_entry(e, q, p) : (rc ? rc : -ENOENT);
+	}
+	if (split_name(name, ".schedule", stem)) {
+		q = store_query(&e->st, "SELECT " SC_COLS " FROM schedules WHERE name = ?", &rc, "s", stem);
+		return q ? sched_entry(e, q, p) : (rc ? rc : -ENOENT);
 	}
 	q = store_query(&e->st, "SELECT id, name, uid, gid, mode FROM plan_files WHERE name = ?", &rc, "s",
 			name);
@@ -182,6 +207,9 @@ int orch_plans_get(struct orch_engine *e, enum orch_pkind kind, int64_t id, stru
 	case PK_TRIGGER:
 		q = store_query(&e->st, "SELECT " TG_COLS " FROM triggers WHERE id = ?", &rc, "i", id);
 		return q ? trig_entry(e, q, p) : (rc ? rc : -ENOENT);
+	case PK_SCHEDULE:
+		q = store_query(&e->st, "SELECT " SC_COLS " FROM schedules WHERE id = ?", &rc, "i", id);
+		return q ? sched_entry(e, q, p) : (rc ? rc : -ENOENT);
 	}
 	return -ENOENT;
 }
@@ -190,6 +218,8 @@ int orch_plans_generated(struct orch_engine *e, enum orch_pkind kind, int64_t id
 {
 	if (kind == PK_TRIGGER)
 		return trig_render(e, id, out);
+	if (kind == PK_SCHEDULE)
+		return sch_render(e, id, out);
 	int rc;
 	sqlite3_stmt *q = store_query(&e->st, "SELECT error, newest_run FROM plan_names WHERE id = ?", &rc,
 				      "i", id);
@@ -218,10 +248,15 @@ int orch_plans_list(struct orch_engine *e, uint64_t after,
 		[PK_RUNLINK] = "SELECT " PN_COLS " FROM plan_names WHERE id > ? AND newest_run IS NOT NULL"
 			       " ORDER BY id",
 		[PK_TRIGGER] = "SELECT id, name FROM triggers WHERE id > ? ORDER BY id",
+		[PK_SCHEDULE] = "SELECT id, name FROM schedules WHERE id > ? ORDER BY id",
+	};
+	static const char *const suffix[] = {
+		[PK_ERROR] = ".error", [PK_RUNLINK] = ".run", [PK_TRIGGER] = ".trigger",
+		[PK_SCHEDULE] = ".schedule",
 	};
 	unsigned from_kind = after ? (unsigned)(after >> 48) - 1 : 0;
 	int64_t from_id = after ? (int64_t)(after & ((1ULL << 48) - 1)) : 0;
-	for (unsigned k = from_kind; k <= PK_TRIGGER; k++, from_id = 0) {
+	for (unsigned k = from_kind; k <= PK_SCHEDULE; k++, from_id = 0) {
 		int rc;
 		sqlite3_stmt *q = store_query(&e->st, sql[k], &rc, "i", from_id);
 		if (!q) {
@@ -244,7 +279,7 @@ int orch_plans_list(struct orch_engine *e, uint64_t after,
 				p.mode = (unsigned)sqlite3_column_int64(q, 4);
 			} else {
 				snprintf(p.name, sizeof(p.name), "%s%s", (const char *)sqlite3_column_text(q, 1),
-					 k == PK_ERROR ? ".error" : k == PK_RUNLINK ? ".run" : ".trigger");
+					 suffix[k]);
 			}
 			stop = cb(ctx, COOKIE(k, id), &p) != 0;
 		} while (!stop && store_next(q));
@@ -421,8 +456,11 @@ int orch_plans_unlink(struct orch_engine *e, const char *name)
 	if (!rc)
 		file_give_back(e, p.uid, p.id);
 	char stem[PLAN_NAME_MAX + 1];
-	if (!rc && split_name(name, ".json", stem))
-		trig_end(e, stem);	/* removing the plan ends its trigger (SPEC §9) */
+	if (!rc && split_name(name, ".json", stem)) {
+		/* removing the plan ends its trigger or schedule, not its runs (SPEC §9) */
+		trig_end(e, stem);
+		sch_end(e, stem);
+	}
 	return rc;
 }
 
@@ -586,7 +624,7 @@ static struct plan *submit_check(struct orch_engine *e, const char *stem, const 
 static int submit_start(struct orch_engine *e, const char *stem, struct plan *plan, uid_t uid, gid_t gid,
 			struct sbuf *why, const char *const trig[3])
 {
-	bool triggered = plan->triggered;
+	bool triggered = plan->triggered, scheduled = plan->scheduled;
 	int64_t n = store_int(&e->st, "SELECT next_n FROM plan_names WHERE name = ?", 1, "s", stem);
 	char run_name[RUN_ID_MAX + 1];
 	snprintf(run_name, sizeof(run_name), "%s-%lld", stem, (long long)n);
@@ -638,6 +676,8 @@ static int submit_start(struct orch_engine *e, const char *stem, struct plan *pl
 	}
 	if (!triggered)
 		trig_end(e, stem);	/* NAME.json is a plan without "on" now */
+	if (!scheduled)
+		sch_end(e, stem);	/* or without "schedule" */
 	orch_need_durable(e);
 	return 0;
 }
@@ -675,7 +715,13 @@ static int submit(struct orch_engine *e, const char *stem, const char *text, siz
 	struct sbuf why = SBUF_INIT;
 	if (plan->triggered) {
 		/* "on": no run now, a trigger (SPEC §9) */
+		sch_end(e, stem);
 		rc = trig_register(e, stem, plan, uid, gid);
+		plan_free(plan);
+	} else if (plan->scheduled) {
+		/* "schedule": no run now, a schedule (SPEC §9) */
+		trig_end(e, stem);
+		rc = sch_register(e, stem, plan, uid, gid);
 		plan_free(plan);
 	} else {
 		rc = submit_start(e, stem, plan, uid, gid, &why, NULL);
@@ -760,10 +806,16 @@ int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, u
 	bool started = false;
 	struct sbuf why = SBUF_INIT;
 	char from_stem[PLAN_NAME_MAX + 1];
-	if (!rc && split_name(from, ".json", from_stem))
+	if (!rc && split_name(from, ".json", from_stem)) {
 		trig_end(e, from_stem);	/* plans/FROM.json is gone */
+		sch_end(e, from_stem);
+	}
 	if (!rc && plan && plan->triggered) {
+		sch_end(e, stem);
 		rc = trig_register(e, stem, plan, uid, gid);
+	} else if (!rc && plan && plan->scheduled) {
+		trig_end(e, stem);
+		rc = sch_register(e, stem, plan, uid, gid);
 	} else if (!rc && plan) {
 		rc = submit_start(e, stem, plan, uid, gid, &why, NULL);
 		plan = NULL;
@@ -783,14 +835,23 @@ int orch_plans_rename(struct orch_engine *e, const char *from, const char *to, u
 	return rc;
 }
 
-int plans_fire(struct orch_engine *e, const char *stem, uid_t uid, gid_t gid, const char *line,
-	       const char *run_id, const char *sb, char made[RUN_ID_MAX + 1])
+/* The trigger or schedule (BY) of STEM is over. */
+static void fire_end(struct orch_engine *e, enum plans_by by, const char *stem)
+{
+	if (by == PLANS_BY_TRIGGER)
+		trig_end(e, stem);
+	else
+		sch_end(e, stem);
+}
+
+int plans_fire(struct orch_engine *e, enum plans_by by, const char *stem, uid_t uid, gid_t gid,
+	       const char *const trig[3], char made[RUN_ID_MAX + 1])
 {
 	char fname[PLAN_NAME_MAX + 8];
 	struct orch_pentry p;
 	snprintf(fname, sizeof(fname), "%s.json", stem);
 	if (orch_plans_lookup(e, fname, &p) || p.kind != PK_FILE) {
-		trig_end(e, stem);
+		fire_end(e, by, stem);
 		return -ENOENT;
 	}
 	int rc = eng_room(e);
@@ -804,19 +865,18 @@ int plans_fire(struct orch_engine *e, const char *stem, uid_t uid, gid_t gid, co
 	orch_free(text);
 	if (!plan)
 		return rc;
-	if (!plan->triggered) {
+	if (by == PLANS_BY_TRIGGER ? !plan->triggered : !plan->scheduled) {
 		plan_free(plan);
-		trig_end(e, stem);
+		fire_end(e, by, stem);
 		return -ENOENT;
 	}
-	if ((rc = store_savepoint(&e->st, "trigger"))) {
+	if ((rc = store_savepoint(&e->st, "fire"))) {
 		plan_free(plan);
 		return rc;
 	}
-	const char *trig[3] = { line, run_id, sb };
 	struct sbuf why = SBUF_INIT;
-	rc = submit_start(e, stem, plan, uid, gid, &why, trig);
-	store_release(&e->st, "trigger", rc == 0);
+	rc = submit_start(e, stem, plan, uid, gid, &why, by == PLANS_BY_TRIGGER ? trig : NULL);
+	store_release(&e->st, "fire", rc == 0);
 	rc = submit_refused(e, stem, rc, &why, uid, gid);
 	if (!rc) {
 		int64_t n = store_int(&e->st, "SELECT next_n FROM plan_names WHERE name = ?", 1, "s", stem);

@@ -1834,6 +1834,8 @@ static void run_finish(struct orch_engine *e, struct run *r)
 		json_pack("{s:s?, s:I}", "plan_id", r->plan->plan_id, "duration_ms",
 			  (json_int_t)(r->started_at ? r->finished_at - r->started_at : 0)));
 	eng_actor_restore(e, old);
+	if (r->plan->scheduled)
+		sch_run_ended(e, r);	/* a time queued for it (SPEC §9) */
 	if (r->sb && r->sb->holder == r)
 		r->sb->holder = NULL;
 	r->sb = NULL;

@@ -1,6 +1,6 @@
-/* core/store.c — SQLite access for the engine. Schema version 6 (older
+/* core/store.c — SQLite access for the engine. Schema version 7 (older
  * databases are migrated at open: migrate_1_2, migrate_2_3, migrate_3_4,
- * migrate_4_5, migrate_ports_activity to 6). */
+ * migrate_4_5, migrate_ports_activity to 6, migrate_schedules to 7). */
 #include "core/store.h"
 
 #include <errno.h>
@@ -188,6 +188,23 @@ static int migrate_ports_activity(struct store *s, char **msg)
 		sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	return rc;
 }
+
+/* Version 7 (schedules, SPEC §9, core/schedules.c): each plan NAME
+ * registered with a "schedule", its submitter, its spec (the "schedule"
+ * object, JSON), the anchor of every_sec's times (its registration), and
+ * plans/NAME.schedule's times: next_at, last_at (wall ms; NULL: never),
+ * last_run. queued: overlap "queue" holds one time that found the last run
+ * unfinished (1), and that run has ended since (2: due now). The index
+ * finds the earliest next_at, the one loop timer's deadline. */
+#define SCHEMA_SCHEDULES 7
+static const char migrate_schedules[] =
+	"CREATE TABLE IF NOT EXISTS schedules(id INTEGER PRIMARY KEY AUTOINCREMENT,"
+	" name TEXT NOT NULL UNIQUE, uid INTEGER, gid INTEGER, spec TEXT NOT NULL,"
+	" anchor INTEGER NOT NULL, next_at INTEGER NOT NULL, last_at INTEGER, last_run TEXT,"
+	" queued INTEGER NOT NULL DEFAULT 0);\n"
+	"CREATE INDEX IF NOT EXISTS schedules_next ON schedules(next_at);\n"
+	"CREATE INDEX IF NOT EXISTS schedules_queued ON schedules(queued) WHERE queued = 2;\n"
+	"UPDATE meta SET value = 7 WHERE key = 'schema';\n";
 
 /* Unexpected SQLite failures say what and where on stderr (the daemon's log). */
 static void store_complain(struct store *s, int rc, const char *sql)
@@ -387,6 +404,16 @@ int store_open(struct store *s, const char *path, struct sbuf *err)
 	if (rc == SQLITE_OK &&
 	    store_int(s, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL) < SCHEMA_PORTS_ACTIVITY)
 		rc = migrate_ports_activity(s, &msg);
+	if (rc == SQLITE_OK &&
+	    store_int(s, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL) < SCHEMA_SCHEDULES) {
+		rc = sqlite3_exec(s->db, "BEGIN IMMEDIATE", NULL, NULL, &msg);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(s->db, migrate_schedules, NULL, NULL, &msg);
+		if (rc == SQLITE_OK)
+			rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg);
+		if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->db))
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
 	if (rc == SQLITE_OK)
 		rc = sqlite3_exec(s->db, "CREATE INDEX IF NOT EXISTS messages_off ON messages(sandbox, off);",
 				  NULL, NULL, &msg);

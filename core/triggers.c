@@ -205,7 +205,8 @@ static void fire(struct orch_engine *e, struct trig *t, json_t *event, const cha
 	const char *run_id = json_string_value(json_object_get(event, "run_id"));
 	const char *sb = json_string_value(json_object_get(event, "sandbox"));
 	char made[RUN_ID_MAX + 1];
-	int rc = plans_fire(e, t->name, t->uid, t->gid, line, run_id, sb, made);
+	const char *const trig[3] = { line, run_id, sb };
+	int rc = plans_fire(e, PLANS_BY_TRIGGER, t->name, t->uid, t->gid, trig, made);
 	if (rc) {
 		if (rc != -ENOENT)
 			eng_log(e, "trigger %s: event %s: no run: %s (see plans/%s.error)", t->name,

@@ -59,6 +59,7 @@ enum ntype {
 	NT_STEP_CTL,
 	NT_RUN_WAIT,		/* id: runs.id */
 	NT_PLANTRIG,		/* id: triggers.id */
+	NT_PLANSCHED,		/* id: schedules.id */
 	NT_MAX
 };
 
@@ -323,7 +324,8 @@ void attr_fill(struct stat *st, mode_t mode, uid_t uid, gid_t gid, off_t size, i
 
 /* Node op tables, one per file. */
 extern const struct node_ops node_root, node_readme, node_events, node_metrics, node_attention, node_health;
-extern const struct node_ops node_plans, node_planfile, node_planerr, node_planrun, node_plantrig;
+extern const struct node_ops node_plans, node_planfile, node_planerr, node_planrun, node_plantrig,
+	node_plansched;
 extern const struct node_ops node_runs, node_run, node_run_status, node_run_summary, node_run_plan,
 	node_run_events, node_run_graph, node_run_ctl, node_run_steps, node_step, node_step_status,
 	node_step_log, node_step_ctl, node_run_wait;

@@ -1,5 +1,5 @@
 /* fs/node_plans.c — plans/: plain files on disk, NAME.error, NAME.run,
- * NAME.trigger. */
+ * NAME.trigger, NAME.schedule. */
 #include "fs/fs.h"
 
 #include <errno.h>
@@ -9,7 +9,7 @@
 
 static const enum ntype kind_type[] = {
 	[PK_FILE] = NT_PLANFILE, [PK_ERROR] = NT_PLANERR, [PK_RUNLINK] = NT_PLANRUN,
-	[PK_TRIGGER] = NT_PLANTRIG,
+	[PK_TRIGGER] = NT_PLANTRIG, [PK_SCHEDULE] = NT_PLANSCHED,
 };
 
 static int plans_getattr(struct fs *fs, struct fs_node n, struct stat *st)
@@ -149,4 +149,25 @@ const struct node_ops node_plantrig = {
 	.type = S_IFREG,
 	.getattr = plantrig_getattr,
 	.render = plantrig_render,
+};
+
+static int plansched_render(struct fs *fs, struct fs_node n, struct sbuf *out)
+{
+	return orch_plans_generated(fs->eng, PK_SCHEDULE, n.id, out);
+}
+
+static int plansched_getattr(struct fs *fs, struct fs_node n, struct stat *st)
+{
+	struct orch_pentry p;
+	int rc = orch_plans_get(fs->eng, PK_SCHEDULE, n.id, &p);
+	if (rc)
+		return rc;
+	attr_fill(st, S_IFREG | 0444, p.uid, p.gid, p.size, p.mtime_ms, p.mtime_ms);
+	return 0;
+}
+
+const struct node_ops node_plansched = {
+	.type = S_IFREG,
+	.getattr = plansched_getattr,
+	.render = plansched_render,
 };

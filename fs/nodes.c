@@ -19,6 +19,7 @@ const struct node_ops *const node_table[NT_MAX] = {
 	[NT_PLANERR] = &node_planerr,
 	[NT_PLANRUN] = &node_planrun,
 	[NT_PLANTRIG] = &node_plantrig,
+	[NT_PLANSCHED] = &node_plansched,
 	[NT_RUN] = &node_run,
 	[NT_RUN_STATUS] = &node_run_status,
 	[NT_RUN_SUMMARY] = &node_run_summary,

@@ -612,6 +612,120 @@ static void test_engine__trigger_fires_once_across_reopen(void **state)
 	assert_int_equal(orch_plans_lookup(f->e, "t.trigger", &p), -ENOENT);
 }
 
+/* (the store keeps statements by the address of their SQL: literals only) */
+static int64_t sch_col(struct orch_engine *e, const char *name, const char *col)
+{
+	if (!strcmp(col, "anchor"))
+		return store_int(&e->st, "SELECT anchor FROM schedules WHERE name = ?", -2, "s", name);
+	if (!strcmp(col, "last_at"))
+		return store_int(&e->st, "SELECT last_at FROM schedules WHERE name = ?", -2, "s", name);
+	return store_int(&e->st, "SELECT next_at FROM schedules WHERE name = ?", -2, "s", name);
+}
+
+/* Turns until NAME has N runs (the timer is armed a millisecond on at the
+ * least), for at most a second. */
+static void turn_until_runs(struct orch_engine *e, const char *name, int64_t n)
+{
+	for (int i = 0; i < 100 && runs_of(e, name) < n; i++)
+		orch_engine_turn(e, 10);
+	assert_int_equal(runs_of(e, name), n);
+}
+
+/* Schedules (SPEC §9): times missed while the engine was away make one run
+ * at the next open, the next time is then the first after now; a next_at
+ * beyond the next time (the clock went back while away, or while up:
+ * sched_clock_stepped()) comes back to it, and never repeats a time fired;
+ * a step forward past a time fires it once. */
+static void test_engine__schedule_catch_up_and_clock_steps(void **state)
+{
+	struct fixture *f = *state;
+	const int64_t H = 3600000;
+	assert_int_equal(submit(f->e, "s", "{\"schedule\":{\"every_sec\":3600},"
+				"\"steps\":[{\"id\":\"a\",\"command\":\"true\"}]}"), 0);
+	assert_int_equal(runs_of(f->e, "s"), 0);
+	int64_t anchor = sch_col(f->e, "s", "anchor");
+	assert_int_equal(sch_col(f->e, "s", "next_at"), anchor + H);
+
+	/* away for three periods and a half: one run at the next open */
+	assert_int_equal(store_exec(&f->e->st, "UPDATE schedules SET anchor = ?, next_at = ?", "ii",
+				    anchor - 4 * H + H / 2, anchor - 3 * H + H / 2), 0);
+	anchor -= 4 * H - H / 2;
+	fixture_reopen(f);
+	turn_until_runs(f->e, "s", 1);
+	for (int i = 0; i < 5; i++)
+		orch_engine_turn(f->e, 10);
+	assert_int_equal(runs_of(f->e, "s"), 1);
+	assert_int_equal(sch_col(f->e, "s", "next_at"), anchor + 4 * H);	/* the first after now */
+	int64_t last = sch_col(f->e, "s", "last_at");
+	assert_true(last >= anchor + 3 * H + H / 2 && last < anchor + 4 * H);
+
+	/* the clock went back two hours while away: next_at, three hours on,
+	 * comes back to the first time after max(now, last_at) */
+	assert_int_equal(store_exec(&f->e->st, "UPDATE schedules SET next_at = ?", "i", anchor + 7 * H), 0);
+	fixture_reopen(f);
+	assert_int_equal(sch_col(f->e, "s", "next_at"), anchor + 4 * H);
+	/* ... and while up: a time already fired (last_at an hour on) is not
+	 * run again */
+	assert_int_equal(store_exec(&f->e->st, "UPDATE schedules SET last_at = ?, next_at = ?", "ii",
+				    anchor + 5 * H, anchor + 6 * H), 0);
+	sched_clock_stepped(f->e, -2 * H);
+	assert_int_equal(sch_col(f->e, "s", "next_at"), anchor + 6 * H);
+	assert_int_equal(store_exec(&f->e->st, "UPDATE schedules SET last_at = ?, next_at = ?", "ii", last,
+				    anchor + 9 * H), 0);
+	sched_clock_stepped(f->e, -5 * H);
+	assert_int_equal(sch_col(f->e, "s", "next_at"), anchor + 4 * H);
+	orch_engine_turn(f->e, 0);
+	assert_int_equal(runs_of(f->e, "s"), 1);
+
+	/* a step forward past next_at: one run, then the first time after now */
+	assert_int_equal(store_exec(&f->e->st, "UPDATE schedules SET next_at = ?", "i", anchor + 2 * H), 0);
+	sched_clock_stepped(f->e, 2 * H);
+	assert_int_equal(sch_col(f->e, "s", "next_at"), anchor + 2 * H);
+	turn_until_runs(f->e, "s", 2);
+	assert_int_equal(sch_col(f->e, "s", "next_at"), anchor + 4 * H);
+
+	/* NAME.schedule */
+	struct sbuf out = SBUF_INIT;
+	struct orch_pentry p;
+	assert_int_equal(orch_plans_lookup(f->e, "s.schedule", &p), 0);
+	assert_int_equal(p.kind, PK_SCHEDULE);
+	assert_int_equal(orch_plans_generated(f->e, PK_SCHEDULE, p.id, &out), 0);
+	assert_non_null(strstr(sbuf_str(&out), "\"last_run\":\"s-2\"}"));
+	sbuf_release(&out);
+	/* removing the plan ends it, not its runs */
+	assert_int_equal(orch_plans_unlink(f->e, "s.json"), 0);
+	assert_int_equal(orch_plans_lookup(f->e, "s.schedule", &p), -ENOENT);
+	assert_int_equal(runs_of(f->e, "s"), 2);
+}
+
+/* A thousand schedules due at once: one turn submits (here: finds gone,
+ * their plan files never written) at most 64 of them; the rest go on in
+ * the next turns, none stalls the loop. */
+static void test_engine__schedules_due_bounded_per_turn(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(submit(f->e, "s", "{\"schedule\":{\"every_sec\":3600},"
+				"\"steps\":[{\"id\":\"a\",\"command\":\"true\"}]}"), 0);
+	int64_t now = sch_col(f->e, "s", "anchor");
+	for (int i = 0; i < 1000; i++) {
+		char name[32];
+		snprintf(name, sizeof(name), "gone%d", i);
+		assert_int_equal(store_exec(&f->e->st, "INSERT INTO schedules(name, uid, gid, spec, anchor, next_at)"
+					    " VALUES(?, 0, 0, '{\"every_sec\":60}', ?, ?)", "sii", name,
+					    now - 3600000, now - 1000 - i), 0);
+	}
+	sched_clock_stepped(f->e, 0);	/* the timer armed for the earliest */
+	int64_t left = 1001;
+	for (int turn = 0; turn < 100 && left > 1; turn++) {
+		orch_engine_turn(f->e, 20);
+		int64_t n = store_int(&f->e->st, "SELECT count(*) FROM schedules", -1, NULL);
+		assert_true(n >= left - 64);
+		left = n;
+	}
+	assert_int_equal(left, 1);	/* s, due in an hour */
+	assert_int_equal(runs_of(f->e, "s"), 0);
+}
+
 int main(int argc, char **argv)
 {
 	FIXTURE_MAIN_PROLOGUE(argc, argv);
@@ -628,6 +742,8 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_engine__undone_approval_leaves_no_wait, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__changes_told_while_waited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__trigger_fires_once_across_reopen, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine__schedule_catch_up_and_clock_steps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine__schedules_due_bounded_per_turn, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
