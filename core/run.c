@@ -622,6 +622,8 @@ static void track_last(struct proc *p, const char *text, size_t n)
 static void proc_write_lines(struct proc *p, const char *text, size_t n)
 {
 	struct orch_engine *e = p->eng;
+	if (p->step->run->sb->win)
+		win_activity(p->step->run->sb);	/* output is activity (SPEC §9) */
 	if (p->track_last)
 		track_last(p, text, n);
 	if (proc_logfd(p) >= 0)
@@ -1834,11 +1836,14 @@ static void run_finish(struct orch_engine *e, struct run *r)
 		json_pack("{s:s?, s:I}", "plan_id", r->plan->plan_id, "duration_ms",
 			  (json_int_t)(r->started_at ? r->finished_at - r->started_at : 0)));
 	eng_actor_restore(e, old);
+	struct sandbox *sb = r->sb;
 	if (r->sb && r->sb->holder == r)
 		r->sb->holder = NULL;
 	r->sb = NULL;
 	r->active = false;
 	list_del(&e->active_head, &e->active_tail, r);
+	if (sb && sb->win)
+		win_run_finished(e, sb);	/* its window's on_end delete may go on */
 	quota_active(e, r, -1);
 	cache_add(e, r);
 	e->sched_all = true;	/* its sandbox may let the next run start */
@@ -2132,6 +2137,24 @@ static int ctl_resume(struct orch_engine *e, struct run *r)
 	ev_emit(e, "run.resumed", r, NULL, NULL, NULL);
 	r->sched = true;
 	return 0;
+}
+
+void run_freeze(struct orch_engine *e, struct run *r, bool on)
+{
+	if (on && !r->paused && !r->cancelled && !r->aborted)
+		ctl_pause(e, r);
+	else if (!on && r->paused)
+		ctl_resume(e, r);
+	for (size_t i = 0; i < r->dag.n; i++) {
+		struct proc *p = r->steps[i].proc;
+		if (!p || p->kill_sent)
+			continue;
+		/* not proc_signal(): with nothing under bubblewrap yet it kills */
+		if (p->sandboxed)
+			proc_signal_tree(p->pid, on ? SIGSTOP : SIGCONT, "bwrap");
+		else
+			proc_kill_group(p->pid, on ? SIGSTOP : SIGCONT);
+	}
 }
 
 /* retry: a finished run runs its failed, timed-out, cancelled and skipped
@@ -2682,6 +2705,7 @@ void run_resync(struct orch_engine *e)
 		msgq_resync(e, sb);
 	}
 	e->msg_queued = store_int(&e->st, "SELECT count(*) FROM messages WHERE state = 'queued'", 0, NULL);
+	win_resync(e);
 	eng_quota_recount(e);
 	/* every other loaded run: all of its state again */
 	for (size_t h = 0; h < RUN_HASH; h++)

@@ -60,7 +60,7 @@ static void test_store__schema_and_wal(void **state)
 	assert_non_null(q);
 	assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
 	store_done(q);
-	assert_int_equal(store_int(&f->st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 6);
+	assert_int_equal(store_int(&f->st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 8);
 	static const char *const tables[] = { "runs", "steps", "attempts", "events", "plan_files",
 					      "plan_names", "sandboxes", "ports" };
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
@@ -181,7 +181,7 @@ static void test_store__migrates_events_from_version_1(void **state)
 	struct store st;
 	struct sbuf err = SBUF_INIT;
 	assert_int_equal(store_open(&st, path, &err), 0);
-	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 6);
+	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 8);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM sqlite_master WHERE name = 'events_g'", -1, NULL), 0);
 	assert_int_equal(store_int(&st, "PRAGMA freelist_count", -1, NULL), 0);	/* vacuumed */
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM events", 0, NULL), 3);
@@ -250,7 +250,7 @@ static void test_store__migrates_supervision_from_version_3(void **state)
 	struct store st;
 	struct sbuf err = SBUF_INIT;
 	assert_int_equal(store_open(&st, path, &err), 0);
-	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 6);
+	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 8);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM sqlite_master WHERE name = 'runs_unfinished'", -1, NULL), 0);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM sqlite_master WHERE name = 'runs_unfinished2'", -1, NULL), 1);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM steps WHERE name = 's' AND sup IS NULL", 0, NULL), 1);
@@ -296,7 +296,7 @@ static void test_store__migrates_integration_from_version_4(void **state)
 	struct store st;
 	struct sbuf err = SBUF_INIT;
 	assert_int_equal(store_open(&st, path, &err), 0);
-	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 6);
+	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 8);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM sandboxes WHERE name = 'box' AND health IS NULL", 0, NULL), 1);
 	assert_int_equal(store_exec(&st, "UPDATE sandboxes SET health = '{\"interval_ms\":1000}'", NULL), 0);
 	assert_int_equal(store_exec(&st, "INSERT INTO webhook_subs(url) VALUES('http://a/')", NULL), 0);
@@ -345,7 +345,7 @@ static void test_store__migrates_ports_activity_from_version_4(void **state)
 	struct store st;
 	struct sbuf err = SBUF_INIT;
 	assert_int_equal(store_open(&st, path, &err), 0);
-	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 6);
+	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 8);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM sandboxes WHERE port_names IS NULL"
 				   " AND activity_at IS NULL AND activity_changes = 0", 0, NULL), 1);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM ports WHERE idx IS NULL", 0, NULL), 2);
