@@ -350,13 +350,19 @@ int win_open_all(struct orch_engine *e)
 		return rc;
 	for (struct sandbox *sb = e->sandboxes; sb; sb = sb->next)
 		win_attach(e, sb);
-	/* an on_end delete a stop of the daemon cut short goes on */
-	for (struct win *w = e->wins; w; w = w->next)
-		if (w->ended_at && w->spec.on_end == WINDOW_END_DELETE) {
+	int64_t now = clock_wall_ms();
+	for (struct win *w = e->wins; w; w = w->next) {
+		if (!w->ended_at && w->st.deadline <= now) {
+			/* passed while orchfs was down: it ends now, once, before
+			 * any step of its sandbox starts again */
+			win_end(e, w, "deadline");
+		} else if (w->ended_at && w->spec.on_end == WINDOW_END_DELETE) {
+			/* an on_end delete a stop of the daemon cut short goes on */
 			struct sandbox *sb = sb_get_rowid(e, w->sb_rowid);
 			if (sb)
 				end_action(e, w, sb);
 		}
+	}
 	win_arm(e);
 	return 0;
 }

@@ -16,6 +16,10 @@ max_ms() { echo $(( $(iso_ms "$(sb_field "$1" window.max_deadline)") - $(iso_ms 
 ended() { [ "$(sb_field "$1" window.state)" = ended ]; }
 SLEEP=$(step s 'sleep 60')
 
+# the next phase: a trigger on the end of wd's window
+must_submit phase2 "$(plan '{"on": [{"event_type": "window.ended", "match": {"sandbox": "wd"}}]}' \
+  "$(step s 'echo "after $TRIGGER_SANDBOX"')")"
+
 # several windows run side by side: each one's plan first, then the checks
 # ---- deadline stops (2 s) ----------------------------------------------------
 must_submit wd "$(plan '{"sandbox": {"id": "wd", "window": {"duration_sec": 2, "on_end": "stop"}}}' "$SLEEP")"
@@ -55,6 +59,11 @@ ended wd || fail "wd: window not ended: $(sb_field wd window)"
 [ "$(sb_field wd window.end_reason)" = deadline ] || fail "wd: end_reason $(sb_field wd window.end_reason)"
 is_iso "$(sb_field wd window.ended_at)" || fail "wd: ended_at $(sb_field wd window.ended_at)"
 [ "$(iso_ms "$(sb_field wd window.ended_at)")" -ge "$(iso_ms "$(sb_field wd window.deadline)")" ] || fail "wd ended before its deadline"
+wait_for 20 test -d "$M/runs/phase2-1" || fail "window.ended of wd did not trigger phase2"
+expect_run phase2-1 succeeded
+grep -q 'after wd' "$M/runs/phase2-1/steps/s/log" || fail "phase2: $(cat "$M/runs/phase2-1/steps/s/log")"
+sleep 0.5
+[ ! -e "$M/runs/phase2-2" ] || fail "phase2 fired twice"
 # a sandbox whose window ended is a sandbox still: a run may use it
 must_submit after "$(plan '{"sandbox": {"id": "wd"}}' "$(step s 'echo next phase')")"
 expect_run after-1 succeeded

@@ -55,6 +55,8 @@ expect_run wk-1 cancelled 20
 [ "$(count_events "$M/sandboxes/wk/events" window.ended '.reason == "deadline"')" = 1 ] \
   || fail "wk: window.ended after the restart: $(grep window "$M/sandboxes/wk/events")"
 [ "$(sb_field wk window.state)" = ended ] || fail "wk: $(sb_field wk window)"
+# its step was not started again first
+[ "$(count_events "$M/runs/wk-1/events" step.started)" = 1 ] || fail "wk-1 started again: $(grep step.started "$M/runs/wk-1/events")"
 # the report counted before kill -9 still counts
 echo '{"event_type": "bug.reported"}' >>"$M/sandboxes/wr/events" || fail "post refused"
 [ "$(span_ms wr)" = 70000 ] || fail "wr: the count did not survive kill -9: $(span_ms wr) ms"
