@@ -871,10 +871,14 @@ static void proc_term(struct orch_engine *e, struct proc *p, enum kill_why why)
 		return;
 	p->kill_sent = true;
 	double grace = p->step->run->plan->steps[p->step->idx].kill_grace_sec;
-	if (grace <= 0 || loop_timer_set(&e->loop, &p->timer, clock_mono_ms() + (int64_t)(grace * 1000)))
+	if (grace <= 0 || loop_timer_set(&e->loop, &p->timer, clock_mono_ms() + (int64_t)(grace * 1000))) {
 		proc_signal(p, SIGKILL);	/* no grace period (or no way to time one) */
-	else
+	} else {
 		proc_signal(p, SIGTERM);
+		/* stopped by its window's pause (run_freeze): it must run to end */
+		if (p->step->run->sb && win_paused(p->step->run->sb))
+			proc_signal(p, SIGCONT);
+	}
 }
 
 /* "KEY=VALUE" list with later entries replacing earlier ones of the same KEY.

@@ -40,6 +40,12 @@ stopped_sh && fail "wp: a process is still stopped after resume"
 write_fails "$M/sandboxes/wp/ctl" resume || fail "a second resume was taken"
 echo cancel >"$M/runs/wp-1/ctl"
 expect_run wp-1 cancelled
+# a paused window's steps end at once when cancelled (not after the grace)
+must_submit wq "$(plan '{"sandbox": {"id": "wq", "window": {"duration_sec": 1, "on_end": "pause"}}, "globals": {"kill_grace_sec": 60}}' "$SLEEP")"
+wait_for 20 is_sb_field wq state paused || fail "wq: sandbox state $(sb_field wq state)"
+wait_for 20 is_run_state wq-1 paused || fail "wq-1: run state $(run_state wq-1)"
+echo cancel >"$M/runs/wq-1/ctl"
+expect_run wq-1 cancelled 20
 
 # ---- kill -9, then start past a deadline -------------------------------------
 must_submit wk "$(plan '{"sandbox": {"id": "wk", "window": {"duration_sec": 3, "on_end": "stop"}}}' "$SLEEP")"
