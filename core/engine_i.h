@@ -458,8 +458,9 @@ bool trig_pending(const struct orch_engine *e);	/* events left to match */
  * without a window one NULL test (sb->win) at their call sites. */
 int win_open_all(struct orch_engine *e);	/* at open: every window, the timer armed */
 void win_close_all(struct orch_engine *e);	/* at close */
-/* A run of PLAN starts in SB (made for it when MADE): its window opens
- * when SB has none (or only an ended one); a live window is kept. */
+/* A run whose plan has window SPEC starts in SB (made for it or not): the
+ * window opens now when SB has none, or only an ended one (a sandbox's next
+ * phase); a live window is kept as it is. 0 or -errno (nothing changed). */
 int win_plan(struct orch_engine *e, struct sandbox *sb, const struct window_spec *spec);
 void win_attach(struct orch_engine *e, struct sandbox *sb);	/* SB loaded: sb->win */
 void win_detach(struct sandbox *sb);	/* SB freed */
