@@ -1,15 +1,22 @@
-/* tests/test_window.c — the arithmetic of sandbox windows (core/window.h)
- * and the validation of "sandbox.window" (core/plan.c). */
+/* tests/test_window.c — the arithmetic of sandbox windows (core/window.h),
+ * the validation of "sandbox.window" (core/plan.c), and the engine's side
+ * of a clock step (core/windows.c, win_clock_stepped). */
+#include <errno.h>
+#include <jansson.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 #include <cmocka.h>
 
+#include "core/engine_i.h"
 #include "core/plan.h"
 #include "core/window.h"
 #include "core/util.h"
+#include "tests/engine_fixture.h"
 
 #define S 1000LL	/* ms */
 #define DAY (86400 * S)
@@ -249,8 +256,106 @@ static void test_window__validation(void **state)
 		   "sandbox: unknown field \"windw\" (did you mean \"window\"?)");
 }
 
-int main(void)
+/* ---- the engine: a clock step ---- */
+
+static int submit(struct orch_engine *e, const char *name, const char *text)
 {
+	char fname[128];
+	struct orch_pentry p;
+	snprintf(fname, sizeof(fname), "%s.json", name);
+	int rc = orch_plans_create(e, fname, 0644, getuid(), getgid(), &p);
+	assert_int_equal(rc, 0);
+	char *path = orch_plans_path(e, p.id);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+	orch_free(path);
+	rc = orch_plans_written(e, p.id, getuid(), getgid());
+	orch_engine_turn(e, 0);
+	return rc;
+}
+
+static json_t *window_of(struct orch_engine *e, const char *name)
+{
+	struct orch_sandbox_attr a;
+	assert_int_equal(orch_sandbox_by_name(e, name, &a), 0);
+	struct sbuf sb = SBUF_INIT;
+	assert_int_equal(orch_sandbox_render(e, a.rowid, &sb), 0);
+	json_t *j = json_loads(sbuf_str(&sb), 0, NULL);
+	sbuf_release(&sb);
+	assert_non_null(j);
+	json_t *w = json_incref(json_object_get(j, "window"));
+	json_decref(j);
+	assert_non_null(w);
+	return w;
+}
+
+static int64_t ms_of(json_t *w, const char *field)
+{
+	const char *t = json_string_value(json_object_get(w, field));
+	assert_non_null(t);
+	struct tm tm = { 0 };
+	int ms = 0;
+	assert_int_equal(sscanf(t, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+				&tm.tm_min, &tm.tm_sec, &ms), 7);
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+static void test_window__engine_clock_step(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(submit(f->e, "p", "{\"sandbox\": {\"id\": \"w\", \"window\": {\"duration_sec\": 100,"
+				" \"max_duration_sec\": 200}}, \"steps\": [{\"id\": \"s\", \"command\": \"true\"}]}"),
+			 0);
+	json_t *w = window_of(f->e, "w");
+	int64_t opened = ms_of(w, "opened_at"), dl = ms_of(w, "deadline"), max = ms_of(w, "max_deadline");
+	assert_int_equal(dl - opened, 100 * S);
+	assert_int_equal(max - opened, 200 * S);
+	json_decref(w);
+
+	/* the clock jumps an hour ahead: the window keeps its remaining time,
+	 * durably (a new engine on the same state sees it) */
+	win_clock_stepped(f->e, 3600 * S);
+	fixture_reopen(f);
+	w = window_of(f->e, "w");
+	assert_int_equal(ms_of(w, "opened_at"), opened);
+	assert_int_equal(ms_of(w, "deadline"), dl + 3600 * S);
+	assert_int_equal(ms_of(w, "max_deadline"), max + 3600 * S);
+	assert_string_equal(json_string_value(json_object_get(w, "state")), "open");
+	json_decref(w);
+
+	/* moved into the past, it ends at the next turn: the timer was armed again */
+	win_clock_stepped(f->e, -3800 * S);
+	for (int i = 0; i < 50; i++)
+		orch_engine_turn(f->e, 10);
+	w = window_of(f->e, "w");
+	assert_string_equal(json_string_value(json_object_get(w, "state")), "ended");
+	assert_string_equal(json_string_value(json_object_get(w, "end_reason")), "deadline");
+	json_decref(w);
+	/* an ended window does not move */
+	win_clock_stepped(f->e, 3600 * S);
+	w = window_of(f->e, "w");
+	assert_int_equal(ms_of(w, "deadline"), dl - 200 * S);
+	json_decref(w);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = fixture_new("window", 32000, 32099);
+	if (!f)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state) { return fixture_teardown(state); }
+
+int main(int argc, char **argv)
+{
+	FIXTURE_MAIN_PROLOGUE(argc, argv);
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_window__open_and_cap),
 		cmocka_unit_test(test_window__rule_within_span),
@@ -258,6 +363,7 @@ int main(void)
 		cmocka_unit_test(test_window__several_rules),
 		cmocka_unit_test(test_window__clock_step),
 		cmocka_unit_test(test_window__validation),
+		cmocka_unit_test_setup_teardown(test_window__engine_clock_step, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
