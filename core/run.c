@@ -1882,6 +1882,8 @@ static bool run_advance(struct orch_engine *e, struct run *r)
 			return true;	/* an earlier run has the sandbox */
 		if (r->sb->stopped)
 			return true;	/* until a restart */
+		if (r->sb->win && win_paused(r->sb))
+			return true;	/* its window's pause: until ctl resume */
 		r->sb->holder = r;
 		/* its plan's health check becomes the sandbox's (core/health.h) */
 		if (r->plan->sandbox.health.set && health_set(e, r->sb, &r->plan->sandbox.health))

@@ -46,6 +46,12 @@ wait_for 20 is_sb_field wq state paused || fail "wq: sandbox state $(sb_field wq
 wait_for 20 is_run_state wq-1 paused || fail "wq-1: run state $(run_state wq-1)"
 echo cancel >"$M/runs/wq-1/ctl"
 expect_run wq-1 cancelled 20
+# no run starts in a paused sandbox until ctl resume
+must_submit wq2 "$(plan '{"sandbox": {"id": "wq"}}' "$(step s true)")"
+sleep 0.5
+[ "$(run_state wq2-1)" = pending ] || fail "wq2-1 in a paused sandbox: $(run_state wq2-1)"
+echo resume >"$M/sandboxes/wq/ctl" || fail "ctl resume refused"
+expect_run wq2-1 succeeded
 
 # ---- kill -9, then start past a deadline -------------------------------------
 must_submit wk "$(plan '{"sandbox": {"id": "wk", "window": {"duration_sec": 3, "on_end": "stop"}}}' "$SLEEP")"
