@@ -608,7 +608,8 @@ void win_render(struct orch_engine *e, struct sandbox *sb, json_t *o)
 	if (w->ext_dropped)
 		json_object_set_new(j, "extensions_dropped", json_integer(w->ext_dropped));
 	if (w->spec.idle_ms) {
-		json_object_set_new(j, "idle_sec", json_real((double)w->spec.idle_ms / 1000.0));
+		int64_t ms = w->spec.idle_ms;
+		json_object_set_new(j, "idle_sec", ms % 1000 ? json_real((double)ms / 1000.0) : json_integer(ms / 1000));
 		if (!w->ended_at) {
 			char last[ISO8601_LEN];
 			fmt_iso8601(clock_wall_ms() - (clock_mono_ms() - w->active_mono), last);
