@@ -547,6 +547,8 @@ static void changed(struct act_sb *as, const struct act_node *n, const char *nam
 {
 	char buf[ACT_PATH_MAX];
 	act_batch_add(&as->batch, act_batch_full(&as->batch) ? NULL : relpath(n, name, buf));
+	if (as->sb->win)
+		win_activity(as->sb);	/* a workspace change is activity (SPEC §9) */
 	if (!as->emit_at)
 		as_arm(as);
 }

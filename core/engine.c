@@ -783,6 +783,10 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 		sbuf_addf(err, "cannot resume runs: %s", strerror(-r));
 		goto fail;
 	}
+	if ((r = win_open_all(e))) {
+		sbuf_addf(err, "cannot read the windows: %s", strerror(-r));
+		goto fail;
+	}
 	eng_quota_recount(e);
 	r = store_commit(&e->st);
 	if (r) {
@@ -825,6 +829,7 @@ void orch_engine_close(struct orch_engine *e)
 	run_unload_all(e);
 	free_dead(e);
 	orch_free(e->spawnq);
+	win_close_all(e);
 	sb_free_all(e);
 	activity_release(e);
 	msgq_tab_release(&e->leases);

@@ -172,6 +172,7 @@ struct sandbox {
 	size_t nback, capback;
 	bool back_lost;
 	struct health *health;	/* its health check (core/health.h); NULL: none */
+	struct win *win;	/* its window (core/windows.c); NULL: none */
 	struct sandbox *next;
 };
 
@@ -346,6 +347,10 @@ struct orch_engine {
 	 * next_at */
 	bool sch_any;
 	struct loop_timer sch_timer;
+	/* windows (SPEC §9, core/windows.c): every sandbox's that has one,
+	 * and the one timer for the earliest deadline or idle end */
+	struct win *wins;
+	struct loop_timer win_timer;
 };
 
 /* May steps of user UID run under bubblewrap here? */
@@ -423,6 +428,10 @@ int run_cancel(struct orch_engine *e, struct run *r);
  * list and counter, its log directory removed, freed with its plan. */
 void run_forget(struct orch_engine *e, struct run *r);
 void run_interrupt(struct orch_engine *e, struct run *r);	/* stop its attempts; they run again */
+/* A window's on_end pause (core/windows.c), ON, and its end, off: R paused
+ * (no step starts) and its running steps' processes stopped (SIGSTOP), or
+ * resumed and continued (SIGCONT). Issue 16 puts the cgroup freezer here. */
+void run_freeze(struct orch_engine *e, struct run *r, bool on);
 /* The running step, among the runs active in SB, whose process is WRITER or
  * its nearest ancestor that is one (read from /proc, only while SB has
  * steps running); NULL when none. */
@@ -469,6 +478,36 @@ void sch_run_ended(struct orch_engine *e, const struct run *r);
  * step forward past times fires once; a step back repeats no time already
  * fired), the timer armed again. */
 void sched_clock_stepped(struct orch_engine *e, int64_t delta_ms);
+/* windows.c (SPEC §9): sandbox windows. The hooks below cost a sandbox
+ * without a window one NULL test (sb->win) at their call sites. */
+int win_open_all(struct orch_engine *e);	/* at open: every window, the timer armed */
+void win_close_all(struct orch_engine *e);	/* at close */
+/* A run whose plan has window SPEC starts in SB (made for it or not): the
+ * window opens now when SB has none, or only an ended one (a sandbox's next
+ * phase); a live window is kept as it is. 0 or -errno (nothing changed). */
+int win_plan(struct orch_engine *e, struct sandbox *sb, const struct window_spec *spec);
+void win_attach(struct orch_engine *e, struct sandbox *sb);	/* SB loaded: sb->win */
+void win_detach(struct sandbox *sb);	/* SB freed */
+void win_sb_deleted(struct orch_engine *e, struct sandbox *sb);	/* its row went */
+/* Activity in SB (step output, a message, a workspace change): idle_sec
+ * counts from now. Memory only. */
+void win_activity(struct sandbox *sb);
+/* Events posted to SB (B): activity, and extend_when rules counted. */
+void win_posted(struct orch_engine *e, struct sandbox *sb, const struct line_batch *b);
+/* A run in SB finished (a delete that waits for it may go on). */
+void win_run_finished(struct orch_engine *e, struct sandbox *sb);
+/* Sandbox ctl: extend SEC [REASON] (ARG, ALEN), and resume of a paused
+ * window. 0 or -errno. */
+int win_ctl_extend(struct orch_engine *e, struct sandbox *sb, const char *arg, size_t alen);
+int win_ctl_resume(struct orch_engine *e, struct sandbox *sb);
+bool win_paused(const struct sandbox *sb);
+/* status "window" into O. */
+void win_render(struct orch_engine *e, struct sandbox *sb, json_t *o);
+void win_resync(struct orch_engine *e);	/* after a failed commit: every window written again */
+/* The wall clock stepped by DELTA_MS (a detector saw it): every live
+ * window keeps its remaining real time (deadlines, maxima and counted
+ * events' times move by DELTA_MS), written and the timer armed again. */
+void win_clock_stepped(struct orch_engine *e, int64_t delta_ms);
 
 /* planstore.c */
 enum plans_by { PLANS_BY_TRIGGER, PLANS_BY_SCHEDULE };

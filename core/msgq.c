@@ -255,6 +255,8 @@ static int append(struct orch_engine *e, struct sandbox *sb, const struct line_b
 	quota_add(&e->quota, sb->uid, QUOTA_QUEUED_MESSAGES, (int64_t)b->n);
 	sb->msg_bytes += bytes;
 	eng_changed(e, OCH_MESSAGES, 0, sb->rowid);
+	if (sb->win)
+		win_activity(sb);	/* a message is activity (SPEC §9) */
 	for (size_t i = 0; i < b->n; i++)
 		ev_emit(e, "message.queued", sb->holder, NULL, sb,
 			json_pack("{s:I, s:s}", "message_id", (json_int_t)ids[i], "message_type",

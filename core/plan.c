@@ -46,7 +46,10 @@ static const char *const command_only[] = {
 };
 /* fields that only an approval step takes */
 static const char *const approval_only[] = { "prompt", "approvers", "on_timeout" };
-static const char *const sandbox_fields[] = { "id", "isolation", "network", "ports", "health" };
+static const char *const sandbox_fields[] = { "id", "isolation", "network", "ports", "health", "window" };
+static const char *const window_fields[] = { "duration_sec", "max_duration_sec", "extend_sec", "extend_when",
+					     "idle_sec", "on_end" };
+static const char *const window_rule_fields[] = { "event_type", "count", "within_sec" };
 static const char *const health_fields[] = { "url", "command", "interval_sec", "timeout_sec", "unhealthy_after" };
 static const char *const builtin_vars[] = {
 	"RUN_ID", "PLAN_ID", "STEP_ID", "SANDBOX_ID", "WORKSPACE", "MOUNT",
@@ -724,6 +727,156 @@ static bool ports_match(const struct plan_sandbox *sb, const struct plan_sandbox
 	return true;
 }
 
+/* Seconds as whole milliseconds. */
+static int64_t sec_ms(double sec) { return (int64_t)(sec * 1000.0 + 0.5); }
+
+/* "sandbox.window.extend_when[I]" into R. */
+static bool parse_window_rule(struct ctx *c, struct window_rule *r, size_t i, json_t *obj)
+{
+	char pfx[64];
+	const char *key, *s;
+	json_t *val;
+	long long n;
+	double d;
+	bool ok = true;
+
+	snprintf(pfx, sizeof(pfx), "sandbox.window.extend_when[%zu]", i);
+	if (!json_is_object(obj)) {
+		report(c, "\"%s\" must be an object {\"event_type\", \"count\", \"within_sec\"}", pfx);
+		return false;
+	}
+	json_object_foreach(obj, key, val) {
+		char field[96];
+		snprintf(field, sizeof(field), "%s.%s", pfx, key);
+		if (!strcmp(key, "event_type")) {
+			if (!get_str(c, "", field, val, true, &s)) {
+				ok = false;
+			} else if (strlen(s) > WINDOW_EVENT_TYPE_MAX) {
+				report(c, "\"%s\" must be at most %d bytes", field, WINDOW_EVENT_TYPE_MAX);
+				ok = false;
+			} else if (!(r->event_type = dup(c, s))) {
+				ok = false;
+			}
+		} else if (!strcmp(key, "count")) {
+			if (get_int(c, "", field, val, 1, WINDOW_MAX_COUNT, &n))
+				r->count = (unsigned)n;
+			else
+				ok = false;
+		} else if (!strcmp(key, "within_sec")) {
+			if (get_secs(c, "", field, val, &d))
+				r->within_ms = sec_ms(d) > 0 ? sec_ms(d) : 1;
+			else
+				ok = false;
+		} else {
+			char where[112];
+			snprintf(where, sizeof(where), "%s: ", pfx);
+			unknown_field(c, where, key, window_rule_fields, ARRAY_SIZE(window_rule_fields));
+			ok = false;
+		}
+	}
+	if (ok && (!r->event_type || !r->count || !r->within_ms)) {
+		report(c, "\"%s\" needs \"event_type\", \"count\" and \"within_sec\"", pfx);
+		ok = false;
+	}
+	return ok;
+}
+
+/* "sandbox.window" (SPEC §9): a deadline duration_sec after the sandbox
+ * is made, extended up to max_duration_sec, ended early by idle_sec. */
+static void parse_window(struct ctx *c, struct window_spec *w, json_t *obj)
+{
+	const char *key, *s;
+	json_t *val;
+	double d, dur = 0, max = 0, ext = 0;
+	bool has_max = false, has_ext = false, bad = false;
+	json_t *rules = NULL;
+
+	if (!json_is_object(obj)) {
+		type_err(c, "", "sandbox.window", "an object");
+		return;
+	}
+	json_object_foreach(obj, key, val) {
+		if (!strcmp(key, "duration_sec")) {
+			if (get_secs(c, "", "sandbox.window.duration_sec", val, &d))
+				dur = d;
+			else
+				bad = true;
+		} else if (!strcmp(key, "max_duration_sec")) {
+			if (get_secs(c, "", "sandbox.window.max_duration_sec", val, &d))
+				max = d, has_max = true;
+			else
+				bad = true;
+		} else if (!strcmp(key, "extend_sec")) {
+			if (get_secs(c, "", "sandbox.window.extend_sec", val, &d))
+				ext = d, has_ext = true;
+			else
+				bad = true;
+		} else if (!strcmp(key, "idle_sec")) {
+			if (get_secs(c, "", "sandbox.window.idle_sec", val, &d))
+				w->idle_ms = sec_ms(d) > 0 ? sec_ms(d) : 1;
+			else
+				bad = true;
+		} else if (!strcmp(key, "on_end")) {
+			if (!get_str(c, "", "sandbox.window.on_end", val, false, &s)) {
+				bad = true;
+			} else if (!strcmp(s, "stop")) {
+				w->on_end = WINDOW_END_STOP;
+			} else if (!strcmp(s, "pause")) {
+				w->on_end = WINDOW_END_PAUSE;
+			} else if (!strcmp(s, "delete")) {
+				w->on_end = WINDOW_END_DELETE;
+			} else {
+				report(c, "\"sandbox.window.on_end\" must be \"stop\", \"pause\" or \"delete\"");
+				bad = true;
+			}
+		} else if (!strcmp(key, "extend_when")) {
+			if (!json_is_array(val)) {
+				type_err(c, "", "sandbox.window.extend_when", "a list of rules");
+				bad = true;
+			} else if (json_array_size(val) > WINDOW_MAX_RULES) {
+				report(c, "\"sandbox.window.extend_when\" has more than %d rules", WINDOW_MAX_RULES);
+				bad = true;
+			} else {
+				rules = val;
+			}
+		} else {
+			unknown_field(c, "sandbox.window: ", key, window_fields, ARRAY_SIZE(window_fields));
+			bad = true;
+		}
+	}
+	if (!dur && !bad) {
+		report(c, "\"sandbox.window\" needs \"duration_sec\" (how long the window lasts)");
+		bad = true;
+	}
+	if (dur && has_max && max < dur) {
+		report(c, "\"sandbox.window.max_duration_sec\" (%g) must be at least \"duration_sec\" (%g)", max,
+		       dur);
+		bad = true;
+	}
+	if (rules && json_array_size(rules) && !has_ext) {
+		report(c, "\"sandbox.window.extend_when\" needs \"extend_sec\" (how much each rule extends)");
+		bad = true;
+	}
+	size_t n = rules ? json_array_size(rules) : 0;
+	if (n && !(w->rules = orch_calloc(n, sizeof(*w->rules)))) {
+		c->oom = true;
+		return;
+	}
+	w->nrules = n;
+	for (size_t i = 0; i < n; i++)
+		bad |= !parse_window_rule(c, &w->rules[i], i, json_array_get(rules, i));
+	if (bad) {
+		window_spec_release(w);
+		return;
+	}
+	w->duration_ms = sec_ms(dur) > 0 ? sec_ms(dur) : 1;
+	w->max_ms = has_max ? sec_ms(max) : w->duration_ms;
+	if (w->max_ms < w->duration_ms)
+		w->max_ms = w->duration_ms;
+	w->extend_ms = has_ext ? sec_ms(ext) : 0;
+	w->set = true;
+}
+
 /* "sandbox", then what it asks for against what this host and the named
  * sandbox (INFO, when it exists) have. */
 static void parse_sandbox(struct ctx *c, struct plan *p, json_t *obj,
@@ -769,6 +922,8 @@ static void parse_sandbox(struct ctx *c, struct plan *p, json_t *obj,
 				sb->ports = (int)n;
 		} else if (!strcmp(key, "health")) {
 			/* parse_health(), once the walk knows the variables */
+		} else if (!strcmp(key, "window")) {
+			parse_window(c, &sb->window, val);
 		} else {
 			unknown_field(c, "sandbox: ", key, sandbox_fields, ARRAY_SIZE(sandbox_fields));
 		}
@@ -1973,6 +2128,7 @@ void plan_free(struct plan *plan)
 	orch_free(plan->plan_id);
 	free_strv(plan->env, plan->nenv);
 	orch_free(plan->sandbox.id);
+	window_spec_release(&plan->sandbox.window);
 	orch_free(plan->sandbox.health.url);
 	free_strv(plan->sandbox.health.command, plan->sandbox.health.ncommand);
 	for (char **n = plan->sandbox.port_names; n && *n; n++)

@@ -9,6 +9,7 @@
 #include <stddef.h>
 
 #include "core/util.h"
+#include "core/window.h"
 
 #define PLAN_MAX_BYTES (16u << 20)	/* larger plan files are refused with EFBIG */
 #define PLAN_MAX_STEPS 100000
@@ -83,6 +84,8 @@ struct plan_sandbox {
 	/* "ports": ["api", "web"] (SPEC §11): the names, in order (PORT0...),
 	 * then NULL; NULL for a number, an empty list or no "ports" */
 	char **port_names;
+	/* "window" (SPEC §9, core/window.h): set when the plan gives one */
+	struct window_spec window;
 };
 #define PLAN_MAX_PORTS 64
 #define PLAN_PORT_NAME_MAX 32	/* a port name: [a-z][a-z0-9_]{0,31} */

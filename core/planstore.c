@@ -659,6 +659,9 @@ static int submit_start(struct orch_engine *e, const char *stem, struct plan *pl
 				" newest_run = excluded.newest_run, error = NULL, error_at = NULL,"
 				" uid = excluded.uid, gid = excluded.gid",
 				"sisii", stem, n + 1, run_name, (int64_t)uid, (int64_t)gid);
+	/* its window (SPEC §9): last, nothing after it can fail */
+	if (!rc && r->plan->sandbox.window.set)
+		rc = win_plan(e, sb, &r->plan->sandbox.window);
 	if (rc && rc != -ENOMEM && sbuf_failed(&errs) == false && errs.len) {
 		eng_log(e, "plan %s: %s", stem, sbuf_str(&errs));
 		if (rc == -EINVAL)

@@ -622,6 +622,8 @@ static void track_last(struct proc *p, const char *text, size_t n)
 static void proc_write_lines(struct proc *p, const char *text, size_t n)
 {
 	struct orch_engine *e = p->eng;
+	if (p->step->run->sb->win)
+		win_activity(p->step->run->sb);	/* output is activity (SPEC §9) */
 	if (p->track_last)
 		track_last(p, text, n);
 	if (proc_logfd(p) >= 0)
@@ -869,10 +871,14 @@ static void proc_term(struct orch_engine *e, struct proc *p, enum kill_why why)
 		return;
 	p->kill_sent = true;
 	double grace = p->step->run->plan->steps[p->step->idx].kill_grace_sec;
-	if (grace <= 0 || loop_timer_set(&e->loop, &p->timer, clock_mono_ms() + (int64_t)(grace * 1000)))
+	if (grace <= 0 || loop_timer_set(&e->loop, &p->timer, clock_mono_ms() + (int64_t)(grace * 1000))) {
 		proc_signal(p, SIGKILL);	/* no grace period (or no way to time one) */
-	else
+	} else {
 		proc_signal(p, SIGTERM);
+		/* stopped by its window's pause (run_freeze): it must run to end */
+		if (p->step->run->sb && win_paused(p->step->run->sb))
+			proc_signal(p, SIGCONT);
+	}
 }
 
 /* "KEY=VALUE" list with later entries replacing earlier ones of the same KEY.
@@ -1836,11 +1842,14 @@ static void run_finish(struct orch_engine *e, struct run *r)
 	eng_actor_restore(e, old);
 	if (r->plan->scheduled)
 		sch_run_ended(e, r);	/* a time queued for it (SPEC §9) */
+	struct sandbox *sb = r->sb;
 	if (r->sb && r->sb->holder == r)
 		r->sb->holder = NULL;
 	r->sb = NULL;
 	r->active = false;
 	list_del(&e->active_head, &e->active_tail, r);
+	if (sb && sb->win)
+		win_run_finished(e, sb);	/* its window's on_end delete may go on */
 	quota_active(e, r, -1);
 	cache_add(e, r);
 	e->sched_all = true;	/* its sandbox may let the next run start */
@@ -1875,6 +1884,8 @@ static bool run_advance(struct orch_engine *e, struct run *r)
 			return true;	/* an earlier run has the sandbox */
 		if (r->sb->stopped)
 			return true;	/* until a restart */
+		if (r->sb->win && win_paused(r->sb))
+			return true;	/* its window's pause: until ctl resume */
 		r->sb->holder = r;
 		/* its plan's health check becomes the sandbox's (core/health.h) */
 		if (r->plan->sandbox.health.set && health_set(e, r->sb, &r->plan->sandbox.health))
@@ -2134,6 +2145,24 @@ static int ctl_resume(struct orch_engine *e, struct run *r)
 	ev_emit(e, "run.resumed", r, NULL, NULL, NULL);
 	r->sched = true;
 	return 0;
+}
+
+void run_freeze(struct orch_engine *e, struct run *r, bool on)
+{
+	if (on && !r->paused && !r->cancelled && !r->aborted)
+		ctl_pause(e, r);
+	else if (!on && r->paused)
+		ctl_resume(e, r);
+	for (size_t i = 0; i < r->dag.n; i++) {
+		struct proc *p = r->steps[i].proc;
+		if (!p || p->kill_sent)
+			continue;
+		/* not proc_signal(): with nothing under bubblewrap yet it kills */
+		if (p->sandboxed)
+			proc_signal_tree(p->pid, on ? SIGSTOP : SIGCONT, "bwrap");
+		else
+			proc_kill_group(p->pid, on ? SIGSTOP : SIGCONT);
+	}
 }
 
 /* retry: a finished run runs its failed, timed-out, cancelled and skipped
@@ -2684,6 +2713,7 @@ void run_resync(struct orch_engine *e)
 		msgq_resync(e, sb);
 	}
 	e->msg_queued = store_int(&e->st, "SELECT count(*) FROM messages WHERE state = 'queued'", 0, NULL);
+	win_resync(e);
 	eng_quota_recount(e);
 	/* every other loaded run: all of its state again */
 	for (size_t h = 0; h < RUN_HASH; h++)

@@ -21,6 +21,7 @@ static void sb_free(struct sandbox *sb)
 	if (!sb)
 		return;
 	activity_sb_gone(sb);
+	win_detach(sb);
 	msgq_forget(sb);
 	health_free(sb->health);
 	orch_free(sb->workspace);
@@ -146,6 +147,7 @@ static struct sandbox *sb_load(struct orch_engine *e, sqlite3_stmt *q)
 	}
 	sb->next = e->sandboxes;
 	e->sandboxes = sb;
+	win_attach(e, sb);
 	return sb;
 }
 
@@ -488,6 +490,8 @@ void sb_forget(struct orch_engine *e, struct sandbox *sb)
 	quota_add(&e->quota, sb->uid, QUOTA_SANDBOXES, -1);
 	quota_add(&e->quota, sb->uid, QUOTA_PORTS, -sb->nports);
 	sd_trash_put(&e->trash, e->sbs_fd, sb->name, sb->uid);
+	if (sb->win)
+		win_sb_deleted(e, sb);
 	sb_free(sb);
 }
 
@@ -602,6 +606,8 @@ int orch_sandbox_render(struct orch_engine *e, int64_t rowid, struct sbuf *out)
 	const char *state = "ready";
 	if (sb->stopped)
 		state = "stopped";
+	else if (sb->win && win_paused(sb))
+		state = "paused";
 	else if (sb->holder && (sb->holder->state == RUN_RUNNING || sb->holder->state == RUN_NEEDS_HUMAN))
 		state = "running";
 	else if (!sb->holder && have_run && !strcmp(rstate, "failed"))
@@ -625,6 +631,8 @@ int orch_sandbox_render(struct orch_engine *e, int64_t rowid, struct sbuf *out)
 		health_render(sb, hbs, o);
 		json_object_set_new(o, "urls", urls ? urls : json_null());
 		activity_render(e, sb, o);
+		if (sb->win)
+			win_render(e, sb, o);
 	} else {
 		json_decref(urls);
 	}
@@ -661,7 +669,8 @@ int sb_save(struct orch_engine *e, struct sandbox *sb)
 /* Posted event types may not pass for the engine's own. */
 static bool reserved_type(const char *t)
 {
-	static const char *const prefixes[] = { "run.", "step.", "sandbox.", "message.", "attention.", "webhook." };
+	static const char *const prefixes[] = { "run.", "step.", "sandbox.", "message.", "attention.", "webhook.",
+						"window." };
 	for (size_t i = 0; i < ARRAY_SIZE(prefixes); i++)
 		if (!strncmp(t, prefixes[i], strlen(prefixes[i])))
 			return true;
@@ -698,6 +707,9 @@ int orch_events_post(struct orch_engine *e, int64_t sbid, const struct line_batc
 		return rc;
 	if (heartbeat)
 		run_heartbeat(e, sb, s);
+	/* its window: activity, and extend_when rules (core/windows.c) */
+	if (sb->win)
+		win_posted(e, sb, b);
 	/* the supervision rules (core/supervise.h): questions, turns, budgets,
 	 * repeated actions; a step they stop may end s's run, so s is not
 	 * used after them */
@@ -793,15 +805,26 @@ static int sb_reset(struct orch_engine *e, struct sandbox *sb)
 
 int orch_sandbox_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size_t len)
 {
-	static const char *const verbs[] = { "stop", "restart", "reset", "delete" };
-	int v = ctl_parse(cmd, len, verbs, ARRAY_SIZE(verbs));
+	int rc;
+	static const char *const verbs[] = { "stop", "restart", "reset", "delete", "extend", "resume" };
+	const char *arg;
+	size_t alen;
+	int v = ctl_parse_arg(cmd, len, verbs, ARRAY_SIZE(verbs), &arg, &alen);
 	if (v < 0)
 		return v;
+	if (alen && v != 4)
+		return -EINVAL;	/* only extend takes words */
 	struct sandbox *sb = sb_get_rowid(e, rowid);
 	if (!sb)
 		return -ENOENT;
+	if (v >= 4) {
+		/* windows (SPEC §9): extend SEC [REASON]; resume a paused one */
+		if ((rc = eng_room(e)))
+			return rc;
+		return v == 4 ? win_ctl_extend(e, sb, arg, alen) : win_ctl_resume(e, sb);
+	}
 	/* stop and delete free the disk; the others must find room first */
-	int rc = (v == 1 || v == 2) ? eng_room(e) : 0;
+	rc = (v == 1 || v == 2) ? eng_room(e) : 0;
 	if (rc)
 		return rc;
 	switch (v) {
@@ -870,6 +893,8 @@ int orch_sandbox_remove(struct orch_engine *e, int64_t rowid)
 		rc = store_exec(&e->st, "DELETE FROM ports WHERE sandbox = ?", "i", rowid);
 	if (!rc)
 		rc = store_exec(&e->st, "DELETE FROM messages WHERE sandbox = ?", "i", rowid);
+	if (!rc && sb->win)
+		win_sb_deleted(e, sb);
 	if (rc)
 		return rc;
 	ev_emit(e, "sandbox.deleted", NULL, NULL, sb, NULL);

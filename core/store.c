@@ -1,6 +1,7 @@
-/* core/store.c — SQLite access for the engine. Schema version 7 (older
+/* core/store.c — SQLite access for the engine. Schema version 8 (older
  * databases are migrated at open: migrate_1_2, migrate_2_3, migrate_3_4,
- * migrate_4_5, migrate_ports_activity to 6, migrate_schedules to 7). */
+ * migrate_4_5, migrate_ports_activity to 6, migrate_schedules to 7,
+ * migrate_windows to 8). */
 #include "core/store.h"
 
 #include <errno.h>
@@ -205,6 +206,19 @@ static const char migrate_schedules[] =
 	"CREATE INDEX IF NOT EXISTS schedules_next ON schedules(next_at);\n"
 	"CREATE INDEX IF NOT EXISTS schedules_queued ON schedules(queued) WHERE queued = 2;\n"
 	"UPDATE meta SET value = 7 WHERE key = 'schema';\n";
+
+/* Version 8, windows (SPEC §9, core/windows.c): one row per sandbox that
+ * has a window, its whole state (wall ms; spec, extensions and hits as
+ * JSON). Self-contained, from version 6 or 7 alike (schedules are 7). */
+#define SCHEMA_WINDOWS 8
+static const char migrate_windows[] =
+	"BEGIN IMMEDIATE;\n"
+	"CREATE TABLE IF NOT EXISTS windows(sandbox INTEGER PRIMARY KEY, name TEXT NOT NULL,"
+	" spec TEXT NOT NULL, opened_at INTEGER NOT NULL, deadline INTEGER NOT NULL,"
+	" max_deadline INTEGER NOT NULL, extensions TEXT, ext_dropped INTEGER NOT NULL DEFAULT 0,"
+	" hits TEXT, ended_at INTEGER, end_reason TEXT, paused INTEGER NOT NULL DEFAULT 0);\n"
+	"UPDATE meta SET value = 8 WHERE key = 'schema';\n"
+	"COMMIT;\n";
 
 /* Unexpected SQLite failures say what and where on stderr (the daemon's log). */
 static void store_complain(struct store *s, int rc, const char *sql)
@@ -411,6 +425,12 @@ int store_open(struct store *s, const char *path, struct sbuf *err)
 			rc = sqlite3_exec(s->db, migrate_schedules, NULL, NULL, &msg);
 		if (rc == SQLITE_OK)
 			rc = sqlite3_exec(s->db, "COMMIT", NULL, NULL, &msg);
+		if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->db))
+			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
+	}
+	if (rc == SQLITE_OK &&
+	    store_int(s, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL) < SCHEMA_WINDOWS) {
+		rc = sqlite3_exec(s->db, migrate_windows, NULL, NULL, &msg);
 		if (rc != SQLITE_OK && !sqlite3_get_autocommit(s->db))
 			sqlite3_exec(s->db, "ROLLBACK", NULL, NULL, NULL);
 	}

@@ -60,9 +60,9 @@ static void test_store__schema_and_wal(void **state)
 	assert_non_null(q);
 	assert_string_equal((const char *)sqlite3_column_text(q, 0), "wal");
 	store_done(q);
-	assert_int_equal(store_int(&f->st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 7);
+	assert_int_equal(store_int(&f->st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 8);
 	static const char *const tables[] = { "runs", "steps", "attempts", "events", "plan_files",
-					      "plan_names", "sandboxes", "ports", "schedules" };
+					      "plan_names", "sandboxes", "ports", "schedules", "windows" };
 	for (size_t i = 0; i < sizeof(tables) / sizeof(tables[0]); i++)
 		assert_int_equal(store_int(&f->st, "SELECT count(*) FROM sqlite_master WHERE name = ?", 0,
 					   "s", tables[i]),
@@ -181,7 +181,7 @@ static void test_store__migrates_events_from_version_1(void **state)
 	struct store st;
 	struct sbuf err = SBUF_INIT;
 	assert_int_equal(store_open(&st, path, &err), 0);
-	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 7);
+	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 8);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM sqlite_master WHERE name = 'events_g'", -1, NULL), 0);
 	assert_int_equal(store_int(&st, "PRAGMA freelist_count", -1, NULL), 0);	/* vacuumed */
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM events", 0, NULL), 3);
@@ -250,7 +250,7 @@ static void test_store__migrates_supervision_from_version_3(void **state)
 	struct store st;
 	struct sbuf err = SBUF_INIT;
 	assert_int_equal(store_open(&st, path, &err), 0);
-	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 7);
+	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 8);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM sqlite_master WHERE name = 'runs_unfinished'", -1, NULL), 0);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM sqlite_master WHERE name = 'runs_unfinished2'", -1, NULL), 1);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM steps WHERE name = 's' AND sup IS NULL", 0, NULL), 1);
@@ -296,7 +296,7 @@ static void test_store__migrates_integration_from_version_4(void **state)
 	struct store st;
 	struct sbuf err = SBUF_INIT;
 	assert_int_equal(store_open(&st, path, &err), 0);
-	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 7);
+	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 8);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM sandboxes WHERE name = 'box' AND health IS NULL", 0, NULL), 1);
 	assert_int_equal(store_exec(&st, "UPDATE sandboxes SET health = '{\"interval_ms\":1000}'", NULL), 0);
 	assert_int_equal(store_exec(&st, "INSERT INTO webhook_subs(url) VALUES('http://a/')", NULL), 0);
@@ -345,7 +345,7 @@ static void test_store__migrates_ports_activity_from_version_4(void **state)
 	struct store st;
 	struct sbuf err = SBUF_INIT;
 	assert_int_equal(store_open(&st, path, &err), 0);
-	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 7);
+	assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 8);
 	assert_int_equal(store_int(&st, "SELECT count(*) FROM sandboxes WHERE port_names IS NULL"
 				   " AND activity_at IS NULL AND activity_changes = 0", 0, NULL), 1);
 	/* version 7: the schedules table, made by its migration */
@@ -363,6 +363,39 @@ static void test_store__migrates_ports_activity_from_version_4(void **state)
 	store_close(&st);
 	sbuf_release(&err);
 	rm_rf(dir);
+}
+
+/* Windows (version 8) from version 6, and from 7 (schedules, made beside
+ * them): the table made, the version 8, the rest untouched. */
+static void test_store__migrates_windows_from_6_and_7(void **state)
+{
+	(void)state;
+	for (int from = 6; from <= 7; from++) {
+		char dir[] = "/tmp/orchfs-test-store-v6.XXXXXX", path[64], sql[160];
+		assert_non_null(mkdtemp(dir));
+		snprintf(path, sizeof(path), "%s/db", dir);
+		struct store st;
+		struct sbuf err = SBUF_INIT;
+		assert_int_equal(store_open(&st, path, &err), 0);
+		/* as an older version left it */
+		snprintf(sql, sizeof(sql), "DROP TABLE windows; UPDATE meta SET value = %d WHERE key = 'schema';", from);
+		assert_int_equal(sqlite3_exec(st.db, sql, NULL, NULL, NULL), SQLITE_OK);
+		assert_int_equal(store_exec(&st, "INSERT INTO sandboxes(name) VALUES('box')", NULL), 0);
+		assert_int_equal(store_commit(&st), 0);
+		store_close(&st);
+		assert_int_equal(store_open(&st, path, &err), 0);
+		assert_int_equal(store_int(&st, "SELECT value FROM meta WHERE key = 'schema'", 0, NULL), 8);
+		assert_int_equal(store_int(&st, "SELECT count(*) FROM sandboxes", 0, NULL), 1);
+		assert_int_equal(store_exec(&st, "INSERT INTO windows(sandbox, name, spec, opened_at, deadline,"
+					    " max_deadline) VALUES(1, 'box', '{}', 1, 2, 3)", NULL), 0);
+		assert_int_equal(store_commit(&st), 0);
+		store_close(&st);
+		assert_int_equal(store_open(&st, path, &err), 0);
+		assert_int_equal(store_int(&st, "SELECT deadline FROM windows WHERE sandbox = 1", 0, NULL), 2);
+		store_close(&st);
+		sbuf_release(&err);
+		rm_rf(dir);
+	}
 }
 
 static void copy_file(const char *from, const char *to)
@@ -454,6 +487,7 @@ int main(void)
 		cmocka_unit_test(test_store__migrates_supervision_from_version_3),
 		cmocka_unit_test(test_store__migrates_integration_from_version_4),
 		cmocka_unit_test(test_store__migrates_ports_activity_from_version_4),
+		cmocka_unit_test(test_store__migrates_windows_from_6_and_7),
 		cmocka_unit_test_setup_teardown(test_store__round_trip_after_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store__uncommitted_batch_is_lost, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_store__savepoint_undo_keeps_batch, setup, teardown),

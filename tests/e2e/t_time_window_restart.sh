@@ -1,0 +1,86 @@
+#!/usr/bin/env bash
+# Sandbox windows (SPEC 9) across kill -9 and restarts: a deadline that
+# passed while orchfs was down fires once at the next start, a window that
+# ended stays ended, and an extend_when rule's count survives kill -9. And
+# on_end pause: the runs paused and their steps stopped (SIGSTOP), the
+# sandbox paused until ctl resume.
+. "$(dirname "$0")/lib.sh"
+start_fs
+
+SLEEP=$(step s 'sleep 60')
+span_ms() { echo $(( $(iso_ms "$(sb_field "$1" window.deadline)") - $(iso_ms "$(sb_field "$1" window.opened_at)") )); }
+
+# ---- on_end pause ------------------------------------------------------------
+must_submit wp "$(plan '{"sandbox": {"id": "wp", "window": {"duration_sec": 2, "on_end": "pause"}}}' \
+  "$(step s 'while :; do echo x >>ticks; sleep 0.1; done')" "$(step t 'sleep 0.5' '{"depends_on": ["s"]}')")"
+wait_for 20 has_events "$M/sandboxes/wp/events" window.ended 1 || fail "wp: the window did not end"
+[ "$(count_events "$M/sandboxes/wp/events" window.ended '.reason == "deadline" and .on_end == "pause"')" = 1 ] \
+  || fail "wp: window.ended: $(grep window.ended "$M/sandboxes/wp/events")"
+wait_for 20 is_sb_field wp state paused || fail "wp: sandbox state $(sb_field wp state)"
+wait_for 20 is_run_state wp-1 paused || fail "wp-1: run state $(run_state wp-1)"
+expect_step wp-1 s running
+stopped_sh() {
+  local p
+  for p in $(procs_of_run wp-1 s); do
+    [ "$(cat /proc/$p/comm 2>/dev/null)" = sh ] || continue
+    [ "$(awk '{print $3}' /proc/$p/stat)" = T ] && return 0
+  done
+  return 1
+}
+wait_for 20 stopped_sh || fail "wp: the step's shell is not stopped"
+n=$(wc -l <"$(ws wp)/ticks")
+sleep 0.5
+[ "$(wc -l <"$(ws wp)/ticks")" = "$n" ] || fail "wp: the stopped step still writes"
+write_fails "$M/sandboxes/wp/ctl" 'extend 10' || fail "extend of a paused (ended) window was taken"
+echo resume >"$M/sandboxes/wp/ctl" || fail "ctl resume refused"
+wait_for 20 is_run_state wp-1 running || fail "wp-1 not running after resume: $(run_state wp-1)"
+[ "$(sb_field wp state)" != paused ] || fail "wp: still paused after resume"
+wait_for 20 bash -c "[ \$(wc -l <'$(ws wp)/ticks') -gt $n ]" || fail "wp: the step did not go on after resume"
+stopped_sh && fail "wp: a process is still stopped after resume"
+write_fails "$M/sandboxes/wp/ctl" resume || fail "a second resume was taken"
+echo cancel >"$M/runs/wp-1/ctl"
+expect_run wp-1 cancelled
+# a paused window's steps end at once when cancelled (not after the grace)
+must_submit wq "$(plan '{"sandbox": {"id": "wq", "window": {"duration_sec": 1, "on_end": "pause"}}, "globals": {"kill_grace_sec": 60}}' "$SLEEP")"
+wait_for 20 is_sb_field wq state paused || fail "wq: sandbox state $(sb_field wq state)"
+wait_for 20 is_run_state wq-1 paused || fail "wq-1: run state $(run_state wq-1)"
+echo cancel >"$M/runs/wq-1/ctl"
+expect_run wq-1 cancelled 20
+# no run starts in a paused sandbox until ctl resume
+must_submit wq2 "$(plan '{"sandbox": {"id": "wq"}}' "$(step s true)")"
+sleep 0.5
+[ "$(run_state wq2-1)" = pending ] || fail "wq2-1 in a paused sandbox: $(run_state wq2-1)"
+echo resume >"$M/sandboxes/wq/ctl" || fail "ctl resume refused"
+expect_run wq2-1 succeeded
+
+# ---- kill -9, then start past a deadline -------------------------------------
+must_submit wk "$(plan '{"sandbox": {"id": "wk", "window": {"duration_sec": 3, "on_end": "stop"}}}' "$SLEEP")"
+must_submit wr "$(plan '{"sandbox": {"id": "wr", "window": {"duration_sec": 60, "max_duration_sec": 600, "extend_sec": 10,
+  "extend_when": [{"event_type": "bug.reported", "count": 2, "within_sec": 600}]}}}' "$SLEEP")"
+echo '{"event_type": "bug.reported"}' >>"$M/sandboxes/wr/events" || fail "post refused"
+[ "$(span_ms wr)" = 60000 ] || fail "wr: one report extended it"
+dl=$(iso_ms "$(sb_field wk window.deadline)")
+crash_fs
+while [ "$(now_ms)" -le $((dl + 300)) ]; do sleep 0.2; done
+start_fs
+expect_run wk-1 cancelled 20
+[ "$(count_events "$M/sandboxes/wk/events" window.ended '.reason == "deadline"')" = 1 ] \
+  || fail "wk: window.ended after the restart: $(grep window "$M/sandboxes/wk/events")"
+[ "$(sb_field wk window.state)" = ended ] || fail "wk: $(sb_field wk window)"
+# its step was not started again first
+[ "$(count_events "$M/runs/wk-1/events" step.started)" = 1 ] || fail "wk-1 started again: $(grep step.started "$M/runs/wk-1/events")"
+# the report counted before kill -9 still counts
+echo '{"event_type": "bug.reported"}' >>"$M/sandboxes/wr/events" || fail "post refused"
+[ "$(span_ms wr)" = 70000 ] || fail "wr: the count did not survive kill -9: $(span_ms wr) ms"
+[ "$(jget "$M/sandboxes/wr/status" '.window.extensions | length')" = 1 ] || fail "wr: $(sb_field wr window)"
+expect_step wr-1 s running
+
+# ---- a window that ended stays ended; extensions stay ------------------------
+stop_fs
+start_fs
+[ "$(count_events "$M/sandboxes/wk/events" window.ended)" = 1 ] || fail "wk: ended again at a restart"
+[ "$(sb_field wk window.state)" = ended ] || fail "wk: $(sb_field wk window)"
+[ "$(span_ms wr)" = 70000 ] && [ "$(sb_field wr window.state)" = open ] || fail "wr after a restart: $(sb_field wr window)"
+echo cancel >"$M/runs/wr-1/ctl"
+expect_run wr-1 cancelled
+exit 0

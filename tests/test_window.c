@@ -1,0 +1,369 @@
+/* tests/test_window.c — the arithmetic of sandbox windows (core/window.h),
+ * the validation of "sandbox.window" (core/plan.c), and the engine's side
+ * of a clock step (core/windows.c, win_clock_stepped). */
+#include <errno.h>
+#include <jansson.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+#include <cmocka.h>
+
+#include "core/engine_i.h"
+#include "core/plan.h"
+#include "core/window.h"
+#include "core/util.h"
+#include "tests/engine_fixture.h"
+
+#define S 1000LL	/* ms */
+#define DAY (86400 * S)
+#define T0 1800000000000LL	/* a wall time, ms */
+
+static struct window_rule rule(const char *type, unsigned count, int64_t within_ms)
+{
+	return (struct window_rule){ (char *)type, count, within_ms };
+}
+
+static void test_window__open_and_cap(void **state)
+{
+	(void)state;
+	/* a 28-day window and a 2-second one: the same arithmetic */
+	struct window_spec spec = { .set = true, .duration_ms = 7 * DAY, .max_ms = 28 * DAY, .extend_ms = 7 * DAY };
+	struct window_state st;
+	assert_int_equal(window_open(&st, &spec, T0), 0);
+	assert_int_equal(st.opened_at, T0);
+	assert_int_equal(st.deadline, T0 + 7 * DAY);
+	assert_int_equal(st.max_deadline, T0 + 28 * DAY);
+	assert_int_equal(window_extend(&st, 7 * DAY), 7 * DAY);
+	assert_int_equal(window_extend(&st, 7 * DAY), 7 * DAY);
+	/* 21 of 28 days: the next 7 fit exactly, then nothing */
+	assert_int_equal(window_extend(&st, 10 * DAY), 7 * DAY);
+	assert_int_equal(st.deadline, T0 + 28 * DAY);
+	assert_int_equal(window_extend(&st, 1), 0);
+	assert_int_equal(st.deadline, st.max_deadline);
+	window_state_release(&st);
+
+	struct window_spec small = { .set = true, .duration_ms = 2 * S, .max_ms = 3 * S };
+	assert_int_equal(window_open(&st, &small, T0), 0);
+	assert_int_equal(st.deadline - st.opened_at, 2 * S);
+	/* a partial extension up to the cap */
+	assert_int_equal(window_extend(&st, 100 * S), 1 * S);
+	assert_int_equal(st.deadline, T0 + 3 * S);
+	assert_int_equal(window_extend(&st, 0), 0);
+	assert_int_equal(window_extend(&st, -5), 0);
+	window_state_release(&st);
+
+	/* no maximum: the duration is the maximum, nothing extends */
+	struct window_spec nomax = { .set = true, .duration_ms = 5 * S };
+	assert_int_equal(window_open(&st, &nomax, T0), 0);
+	assert_int_equal(st.max_deadline, T0 + 5 * S);
+	assert_int_equal(window_extend(&st, S), 0);
+	window_state_release(&st);
+}
+
+static void test_window__rule_within_span(void **state)
+{
+	(void)state;
+	struct window_rule r = rule("bug.reported", 3, 60 * S);
+	struct window_hits h = { 0 };
+	assert_false(window_rule_hit(&h, &r, T0));
+	assert_false(window_rule_hit(&h, &r, T0 + 10 * S));
+	/* the first falls out of the span: two counted, not three */
+	assert_false(window_rule_hit(&h, &r, T0 + 61 * S));
+	assert_int_equal(h.n, 2);
+	/* T0+10, T0+61, T0+65: three within 60 s */
+	assert_true(window_rule_hit(&h, &r, T0 + 65 * S));
+	/* the count starts afresh: those three do not count again */
+	assert_int_equal(h.n, 0);
+	assert_false(window_rule_hit(&h, &r, T0 + 66 * S));
+	assert_false(window_rule_hit(&h, &r, T0 + 67 * S));
+	assert_true(window_rule_hit(&h, &r, T0 + 68 * S));
+	/* exactly at the span's edge still counts */
+	assert_false(window_rule_hit(&h, &r, T0 + 100 * S));
+	assert_false(window_rule_hit(&h, &r, T0 + 130 * S));
+	assert_true(window_rule_hit(&h, &r, T0 + 160 * S));
+	orch_free(h.t);
+
+	/* count 1: every event fires */
+	struct window_rule one = rule("x", 1, S);
+	struct window_hits h1 = { 0 };
+	assert_true(window_rule_hit(&h1, &one, T0));
+	assert_true(window_rule_hit(&h1, &one, T0));
+	assert_int_equal(h1.n, 0);
+	orch_free(h1.t);
+
+	/* a large count never keeps more than count - 1 times */
+	struct window_rule big = rule("x", 1000, DAY);
+	struct window_hits hb = { 0 };
+	for (int i = 0; i < 999; i++)
+		assert_false(window_rule_hit(&hb, &big, T0 + i));
+	assert_int_equal(hb.n, 999);
+	assert_true(hb.cap <= 1000);
+	assert_true(window_rule_hit(&hb, &big, T0 + 999));
+	orch_free(hb.t);
+}
+
+static void test_window__matching(void **state)
+{
+	(void)state;
+	struct window_rule exact = rule("bug.reported", 1, S), glob = rule("bug.*", 1, S);
+	assert_true(window_rule_matches(&exact, "bug.reported"));
+	assert_false(window_rule_matches(&exact, "bug.reported2"));
+	assert_false(window_rule_matches(&exact, "bug"));
+	assert_true(window_rule_matches(&glob, "bug.fixed"));
+	assert_false(window_rule_matches(&glob, "feature.asked"));
+	assert_false(window_rule_matches(&glob, NULL));
+}
+
+/* several rules: each counts its own events, each extends */
+static void test_window__several_rules(void **state)
+{
+	(void)state;
+	struct window_rule rules[2] = { rule("bug.*", 2, 10 * S), rule("deploy", 1, S) };
+	struct window_spec spec = { .set = true, .duration_ms = 10 * S, .max_ms = 100 * S, .extend_ms = 5 * S,
+				    .rules = rules, .nrules = 2 };
+	struct window_state st;
+	assert_int_equal(window_open(&st, &spec, T0), 0);
+	assert_int_equal(st.nhits, 2);
+	const char *types[] = { "bug.a", "deploy", "other", "bug.b", "bug.c" };
+	int fired = 0;
+	for (size_t i = 0; i < 5; i++)
+		for (size_t k = 0; k < 2; k++)
+			if (window_rule_matches(&rules[k], types[i]) &&
+			    window_rule_hit(&st.hits[k], &rules[k], T0 + (int64_t)i * S)) {
+				window_extend(&st, spec.extend_ms);
+				fired++;
+			}
+	/* deploy once, bug.a + bug.b once; bug.c waits for a partner */
+	assert_int_equal(fired, 2);
+	assert_int_equal(st.deadline, T0 + 20 * S);
+	assert_int_equal(st.hits[0].n, 1);
+	assert_int_equal(st.hits[1].n, 0);
+	window_state_release(&st);
+}
+
+static void test_window__clock_step(void **state)
+{
+	(void)state;
+	struct window_rule r = rule("x", 3, 60 * S);
+	struct window_spec spec = { .set = true, .duration_ms = 10 * S, .max_ms = 30 * S, .extend_ms = 5 * S,
+				    .rules = &r, .nrules = 1 };
+	struct window_state st;
+	assert_int_equal(window_open(&st, &spec, T0), 0);
+	assert_false(window_rule_hit(&st.hits[0], &r, T0 + S));
+	/* the clock jumps an hour ahead: the window keeps its remaining time */
+	window_shift(&st, 3600 * S);
+	assert_int_equal(st.opened_at, T0);
+	assert_int_equal(st.deadline, T0 + 3600 * S + 10 * S);
+	assert_int_equal(st.max_deadline, T0 + 3600 * S + 30 * S);
+	assert_int_equal(st.hits[0].t[0], T0 + 3601 * S);
+	/* the event counted before the step still counts right after it */
+	assert_false(window_rule_hit(&st.hits[0], &r, T0 + 3602 * S));
+	assert_int_equal(st.hits[0].n, 2);
+	/* and back a day */
+	window_shift(&st, -DAY);
+	assert_int_equal(st.deadline, T0 + 3610 * S - DAY);
+	assert_int_equal(st.hits[0].t[1], T0 + 3602 * S - DAY);
+	window_state_release(&st);
+}
+
+/* ---- validation ---- */
+
+static char *errs_of(const char *text, struct window_spec *out)
+{
+	struct sbuf errs = SBUF_INIT;
+	struct plan_opts opts = { 0 };
+	struct plan *p = plan_parse(text, strlen(text), "t", &opts, &errs);
+	if (p && out) {
+		*out = p->sandbox.window;
+		memset(&p->sandbox.window, 0, sizeof(p->sandbox.window));
+	}
+	plan_free(p);
+	char *s = strdup(p ? "" : sbuf_str(&errs));
+	sbuf_release(&errs);
+	return s;
+}
+
+#define PLAN(w) "{\"sandbox\":{\"window\":" w "},\"steps\":[{\"id\":\"a\",\"command\":\"true\"}]}"
+
+static void expect_err(const char *text, const char *want)
+{
+	char *got = errs_of(text, NULL);
+	if (!strstr(got, want))
+		fail_msg("plan %s\n  errors: %s\n  wanted: %s", text, got, want);
+	free(got);
+}
+
+static void test_window__validation(void **state)
+{
+	(void)state;
+	struct window_spec w;
+	char *ok = errs_of(PLAN("{\"duration_sec\":604800,\"max_duration_sec\":2419200,\"extend_sec\":604800,"
+				"\"extend_when\":[{\"event_type\":\"bug.reported\",\"count\":3,\"within_sec\":86400}],"
+				"\"idle_sec\":3600,\"on_end\":\"delete\"}"),
+			   &w);
+	assert_string_equal(ok, "");
+	free(ok);
+	assert_true(w.set);
+	assert_int_equal(w.duration_ms, 7 * DAY);
+	assert_int_equal(w.max_ms, 28 * DAY);
+	assert_int_equal(w.extend_ms, 7 * DAY);
+	assert_int_equal(w.idle_ms, 3600 * S);
+	assert_int_equal(w.on_end, WINDOW_END_DELETE);
+	assert_int_equal(w.nrules, 1);
+	assert_string_equal(w.rules[0].event_type, "bug.reported");
+	assert_int_equal(w.rules[0].count, 3);
+	assert_int_equal(w.rules[0].within_ms, DAY);
+	window_spec_release(&w);
+
+	ok = errs_of(PLAN("{\"duration_sec\":2}"), &w);
+	assert_string_equal(ok, "");
+	free(ok);
+	assert_int_equal(w.duration_ms, 2 * S);
+	assert_int_equal(w.max_ms, 2 * S);
+	assert_int_equal(w.on_end, WINDOW_END_STOP);
+	window_spec_release(&w);
+
+	expect_err(PLAN("{}"), "\"sandbox.window\" needs \"duration_sec\"");
+	expect_err(PLAN("3"), "\"sandbox.window\" must be an object");
+	expect_err(PLAN("{\"duration_sec\":0}"), "\"sandbox.window.duration_sec\" must be greater than 0");
+	expect_err(PLAN("{\"duration_sec\":\"7d\"}"), "\"sandbox.window.duration_sec\" must be a number");
+	expect_err(PLAN("{\"duration_sec\":1e9}"), "\"sandbox.window.duration_sec\" must be at most");
+	expect_err(PLAN("{\"duration_sec\":10,\"max_duration_sec\":5}"),
+		   "\"sandbox.window.max_duration_sec\" (5) must be at least \"duration_sec\" (10)");
+	expect_err(PLAN("{\"duration_sec\":10,\"on_end\":\"explode\"}"),
+		   "\"sandbox.window.on_end\" must be \"stop\", \"pause\" or \"delete\"");
+	expect_err(PLAN("{\"duration_sec\":10,\"idle_secs\":5}"), "sandbox.window: unknown field \"idle_secs\" (did you mean \"idle_sec\"?)");
+	expect_err(PLAN("{\"duration_sec\":10,\"extend_when\":[{\"event_type\":\"a\",\"count\":1,\"within_sec\":1}]}"),
+		   "\"sandbox.window.extend_when\" needs \"extend_sec\"");
+	expect_err(PLAN("{\"duration_sec\":10,\"extend_sec\":1,\"extend_when\":{}}"),
+		   "\"sandbox.window.extend_when\" must be a list of rules");
+	expect_err(PLAN("{\"duration_sec\":10,\"extend_sec\":1,\"extend_when\":[{\"event_type\":\"a\"}]}"),
+		   "\"sandbox.window.extend_when[0]\" needs \"event_type\", \"count\" and \"within_sec\"");
+	expect_err(PLAN("{\"duration_sec\":10,\"extend_sec\":1,\"extend_when\":[{\"event_type\":\"a\",\"count\":0,"
+			"\"within_sec\":1}]}"),
+		   "\"sandbox.window.extend_when[0].count\" must be between 1 and 10000");
+	expect_err(PLAN("{\"duration_sec\":10,\"extend_sec\":1,\"extend_when\":[{\"event_type\":\"a\",\"count\":1,"
+			"\"within_secs\":1}]}"),
+		   "sandbox.window.extend_when[0]: unknown field \"within_secs\" (did you mean \"within_sec\"?)");
+	expect_err(PLAN("{\"duration_sec\":10,\"extend_sec\":1,\"extend_when\":[{\"event_type\":\"\",\"count\":1,"
+			"\"within_sec\":1}]}"),
+		   "\"sandbox.window.extend_when[0].event_type\" must be a non-empty string");
+	expect_err("{\"sandbox\":{\"windw\":{}},\"steps\":[{\"id\":\"a\",\"command\":\"true\"}]}",
+		   "sandbox: unknown field \"windw\" (did you mean \"window\"?)");
+}
+
+/* ---- the engine: a clock step ---- */
+
+static int submit(struct orch_engine *e, const char *name, const char *text)
+{
+	char fname[128];
+	struct orch_pentry p;
+	snprintf(fname, sizeof(fname), "%s.json", name);
+	int rc = orch_plans_create(e, fname, 0644, getuid(), getgid(), &p);
+	assert_int_equal(rc, 0);
+	char *path = orch_plans_path(e, p.id);
+	FILE *fp = fopen(path, "w");
+	assert_non_null(fp);
+	fputs(text, fp);
+	fclose(fp);
+	orch_free(path);
+	rc = orch_plans_written(e, p.id, getuid(), getgid());
+	orch_engine_turn(e, 0);
+	return rc;
+}
+
+static json_t *window_of(struct orch_engine *e, const char *name)
+{
+	struct orch_sandbox_attr a;
+	assert_int_equal(orch_sandbox_by_name(e, name, &a), 0);
+	struct sbuf sb = SBUF_INIT;
+	assert_int_equal(orch_sandbox_render(e, a.rowid, &sb), 0);
+	json_t *j = json_loads(sbuf_str(&sb), 0, NULL);
+	sbuf_release(&sb);
+	assert_non_null(j);
+	json_t *w = json_incref(json_object_get(j, "window"));
+	json_decref(j);
+	assert_non_null(w);
+	return w;
+}
+
+static int64_t ms_of(json_t *w, const char *field)
+{
+	const char *t = json_string_value(json_object_get(w, field));
+	assert_non_null(t);
+	struct tm tm = { 0 };
+	int ms = 0;
+	assert_int_equal(sscanf(t, "%d-%d-%dT%d:%d:%d.%dZ", &tm.tm_year, &tm.tm_mon, &tm.tm_mday, &tm.tm_hour,
+				&tm.tm_min, &tm.tm_sec, &ms), 7);
+	tm.tm_year -= 1900;
+	tm.tm_mon -= 1;
+	return (int64_t)timegm(&tm) * 1000 + ms;
+}
+
+static void test_window__engine_clock_step(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(submit(f->e, "p", "{\"sandbox\": {\"id\": \"w\", \"window\": {\"duration_sec\": 100,"
+				" \"max_duration_sec\": 200}}, \"steps\": [{\"id\": \"s\", \"command\": \"true\"}]}"),
+			 0);
+	json_t *w = window_of(f->e, "w");
+	int64_t opened = ms_of(w, "opened_at"), dl = ms_of(w, "deadline"), max = ms_of(w, "max_deadline");
+	assert_int_equal(dl - opened, 100 * S);
+	assert_int_equal(max - opened, 200 * S);
+	json_decref(w);
+
+	/* the clock jumps an hour ahead: the window keeps its remaining time,
+	 * durably (a new engine on the same state sees it) */
+	win_clock_stepped(f->e, 3600 * S);
+	fixture_reopen(f);
+	w = window_of(f->e, "w");
+	assert_int_equal(ms_of(w, "opened_at"), opened);
+	assert_int_equal(ms_of(w, "deadline"), dl + 3600 * S);
+	assert_int_equal(ms_of(w, "max_deadline"), max + 3600 * S);
+	assert_string_equal(json_string_value(json_object_get(w, "state")), "open");
+	json_decref(w);
+
+	/* moved into the past, it ends at the next turn: the timer was armed again */
+	win_clock_stepped(f->e, -3800 * S);
+	for (int i = 0; i < 50; i++)
+		orch_engine_turn(f->e, 10);
+	w = window_of(f->e, "w");
+	assert_string_equal(json_string_value(json_object_get(w, "state")), "ended");
+	assert_string_equal(json_string_value(json_object_get(w, "end_reason")), "deadline");
+	json_decref(w);
+	/* an ended window does not move */
+	win_clock_stepped(f->e, 3600 * S);
+	w = window_of(f->e, "w");
+	assert_int_equal(ms_of(w, "deadline"), dl - 200 * S);
+	json_decref(w);
+}
+
+static int setup(void **state)
+{
+	struct fixture *f = fixture_new("window", 32000, 32099);
+	if (!f)
+		return -1;
+	*state = f;
+	return 0;
+}
+
+static int teardown(void **state) { return fixture_teardown(state); }
+
+int main(int argc, char **argv)
+{
+	FIXTURE_MAIN_PROLOGUE(argc, argv);
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_window__open_and_cap),
+		cmocka_unit_test(test_window__rule_within_span),
+		cmocka_unit_test(test_window__matching),
+		cmocka_unit_test(test_window__several_rules),
+		cmocka_unit_test(test_window__clock_step),
+		cmocka_unit_test(test_window__validation),
+		cmocka_unit_test_setup_teardown(test_window__engine_clock_step, setup, teardown),
+	};
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
