@@ -56,8 +56,14 @@ int64_t schedule_fired(const struct schedule *s, int64_t anchor, int64_t now)
 int64_t schedule_stepped(const struct schedule *s, int64_t anchor, int64_t next_at, int64_t last_at,
 			 int64_t now, int64_t delta)
 {
-	/* (a time due before the step, not fired yet, is still due) */
-	if (delta >= 0 || next_at <= now)
-		return next_at;
+	if (s->every_ms && delta != SCHEDULE_STEP_UNKNOWN) {
+		/* real time: a time due (or not) before the step is after it */
+		int64_t t;
+		if (__builtin_add_overflow(next_at, delta, &t))
+			return delta > 0 ? -1 : 0;
+		return t;
+	}
+	if (next_at <= now || delta >= 0)
+		return next_at;	/* due before the step, or a step forward */
 	return schedule_next(s, anchor, last_at > now ? last_at : now);
 }

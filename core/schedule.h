@@ -42,16 +42,24 @@ int64_t schedule_next(const struct schedule *s, int64_t anchor, int64_t after);
  * after NOW, never one already past. */
 int64_t schedule_fired(const struct schedule *s, int64_t anchor, int64_t now);
 
+/* DELTA of schedule_stepped() when the clock may have gone back by an
+ * unknown amount (orchfs was down): only the backward rule applies. */
+#define SCHEDULE_STEP_UNKNOWN INT64_MIN
+
 /* The wall clock stepped by DELTA ms (NOW is after the step) for S, due at
  * NEXT_AT, last fired at LAST_AT (-1: never), every_sec's from ANCHOR:
  * its next time.
- *  - forward (DELTA > 0): NEXT_AT stays; if the step passed it, it fires
- *    once (schedule_fired() then skips the other times passed), as after
- *    orchfs was down.
- *  - backward: no time already fired comes again: the next time is the
- *    first after max(NOW, LAST_AT) (every_sec's on its anchor's grid, which
- *    stays). A step back of an hour thus waits up to an hour, never
- *    repeats an hour's runs. */
+ *  - every_sec is an interval of real time: its times move with the clock
+ *    (NEXT_AT + DELTA; the caller moves ANCHOR by DELTA too), so a step
+ *    neither fires it nor silences it.
+ *  - cron names wall-clock minutes, forward (DELTA > 0): NEXT_AT stays;
+ *    if the step passed it, it fires once (schedule_fired() then skips
+ *    the other times passed), as after orchfs was down.
+ *  - cron, backward, and any schedule after SCHEDULE_STEP_UNKNOWN: no
+ *    time already fired comes again: the next time is the first after
+ *    max(NOW, LAST_AT) (every_sec's on its anchor's grid). A daily cron
+ *    stepped back an hour past its time waits for the next day.
+ * A time due before the step and not fired yet stays due. */
 int64_t schedule_stepped(const struct schedule *s, int64_t anchor, int64_t next_at, int64_t last_at,
 			 int64_t now, int64_t delta);
 

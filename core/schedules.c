@@ -68,7 +68,7 @@ int sch_open(struct orch_engine *e)
 	/* the clock may have gone back while orchfs was down: a next_at
 	 * further than the schedule's next time after now is brought back
 	 * (a passed one fires at the first turn, once) */
-	sched_clock_stepped(e, -1);
+	sched_clock_stepped(e, SCHEDULE_STEP_UNKNOWN);
 	return 0;
 }
 
@@ -289,28 +289,32 @@ void sched_clock_stepped(struct orch_engine *e, int64_t delta_ms)
 	if (!e->sch_any)
 		return;
 	int64_t now = clock_wall_ms();
+	bool known = delta_ms != SCHEDULE_STEP_UNKNOWN;
 	int rc;
 	/* rare (a clock step, a start): every schedule, in one go */
 	sqlite3_stmt *q = store_query(&e->st,
-				      "SELECT id, name, spec, anchor, next_at, coalesce(last_at, -1) FROM schedules"
-				      " WHERE next_at > ?",
-				      &rc, "i", now);
+				      "SELECT id, name, spec, anchor, next_at, coalesce(last_at, -1) FROM schedules", &rc,
+				      NULL);
 	size_t n = 0, cap = 0;
 	struct upd {
-		int64_t id, next_at;
+		int64_t id, next_at, anchor;
 	} *u = NULL;
 	for (bool more = q != NULL; more; more = store_next(q)) {
 		struct schedule s;
 		if (spec_load(e, (const char *)sqlite3_column_text(q, 1), (const char *)sqlite3_column_text(q, 2),
 			      &s))
 			continue;
-		int64_t next_at = sqlite3_column_int64(q, 4);
-		int64_t want = schedule_stepped(&s, sqlite3_column_int64(q, 3), next_at, sqlite3_column_int64(q, 5),
-						now, delta_ms);
+		int64_t anchor = sqlite3_column_int64(q, 3), next_at = sqlite3_column_int64(q, 4);
+		if (next_at == SCH_NEVER)
+			continue;
+		int64_t want = schedule_stepped(&s, anchor, next_at, sqlite3_column_int64(q, 5), now, delta_ms);
 		if (want < 0)
 			want = SCH_NEVER;
 		if (want == next_at)
 			continue;
+		/* every_sec's grid moves with its times (schedule_stepped()) */
+		if (known && s.every_ms && __builtin_add_overflow(anchor, delta_ms, &anchor))
+			anchor = sqlite3_column_int64(q, 3);
 		if (n == cap) {
 			size_t c = cap ? cap * 2 : 16;
 			struct upd *nu = orch_realloc(u, c * sizeof(*u));
@@ -319,12 +323,13 @@ void sched_clock_stepped(struct orch_engine *e, int64_t delta_ms)
 			u = nu;
 			cap = c;
 		}
-		u[n++] = (struct upd){ sqlite3_column_int64(q, 0), want };
+		u[n++] = (struct upd){ sqlite3_column_int64(q, 0), want, anchor };
 	}
 	if (q)
 		store_done(q);
 	for (size_t i = 0; i < n; i++)
-		store_exec(&e->st, "UPDATE schedules SET next_at = ? WHERE id = ?", "ii", u[i].next_at, u[i].id);
+		store_exec(&e->st, "UPDATE schedules SET next_at = ?, anchor = ? WHERE id = ?", "iii", u[i].next_at,
+			   u[i].anchor, u[i].id);
 	orch_free(u);
 	if (n)
 		orch_need_durable(e);

@@ -664,22 +664,23 @@ static void test_engine__schedule_catch_up_and_clock_steps(void **state)
 	assert_int_equal(store_exec(&f->e->st, "UPDATE schedules SET next_at = ?", "i", anchor + 7 * H), 0);
 	fixture_reopen(f);
 	assert_int_equal(sch_col(f->e, "s", "next_at"), anchor + 4 * H);
-	/* ... and while up: a time already fired (last_at an hour on) is not
-	 * run again */
-	assert_int_equal(store_exec(&f->e->st, "UPDATE schedules SET last_at = ?, next_at = ?", "ii",
-				    anchor + 5 * H, anchor + 6 * H), 0);
+	/* ... and while up, every_sec is real time: a step of the clock
+	 * moves its times and its grid with it, and fires nothing */
+	assert_int_equal(store_exec(&f->e->st, "UPDATE schedules SET next_at = ?", "i", anchor + 6 * H), 0);
 	sched_clock_stepped(f->e, -2 * H);
-	assert_int_equal(sch_col(f->e, "s", "next_at"), anchor + 6 * H);
-	assert_int_equal(store_exec(&f->e->st, "UPDATE schedules SET last_at = ?, next_at = ?", "ii", last,
-				    anchor + 9 * H), 0);
-	sched_clock_stepped(f->e, -5 * H);
 	assert_int_equal(sch_col(f->e, "s", "next_at"), anchor + 4 * H);
+	assert_int_equal(sch_col(f->e, "s", "anchor"), anchor - 2 * H);
+	sched_clock_stepped(f->e, 2 * H);
+	assert_int_equal(sch_col(f->e, "s", "next_at"), anchor + 6 * H);
+	assert_int_equal(sch_col(f->e, "s", "anchor"), anchor);
 	orch_engine_turn(f->e, 0);
 	assert_int_equal(runs_of(f->e, "s"), 1);
+	assert_int_equal(store_exec(&f->e->st, "UPDATE schedules SET next_at = ?", "i", anchor + 4 * H), 0);
 
-	/* a step forward past next_at: one run, then the first time after now */
-	assert_int_equal(store_exec(&f->e->st, "UPDATE schedules SET next_at = ?", "i", anchor + 2 * H), 0);
-	sched_clock_stepped(f->e, 2 * H);
+	/* a time passed (the loop late): one run, then the first time after now */
+	assert_int_equal(store_exec(&f->e->st, "UPDATE schedules SET next_at = ? WHERE name = 's'", "i",
+				    anchor + 2 * H), 0);
+	sched_clock_stepped(f->e, 0);
 	assert_int_equal(sch_col(f->e, "s", "next_at"), anchor + 2 * H);
 	turn_until_runs(f->e, "s", 2);
 	assert_int_equal(sch_col(f->e, "s", "next_at"), anchor + 4 * H);
@@ -694,8 +695,38 @@ static void test_engine__schedule_catch_up_and_clock_steps(void **state)
 	sbuf_release(&out);
 	/* removing the plan ends it, not its runs */
 	assert_int_equal(orch_plans_unlink(f->e, "s.json"), 0);
+	orch_engine_turn(f->e, 0);	/* the commit that unlinks its bytes */
 	assert_int_equal(orch_plans_lookup(f->e, "s.schedule", &p), -ENOENT);
 	assert_int_equal(runs_of(f->e, "s"), 2);
+}
+
+/* A cron schedule names wall-clock times: a step back never repeats a
+ * time fired (last_at), a step forward past its time fires it once. */
+static void test_engine__schedule_cron_clock_steps(void **state)
+{
+	struct fixture *f = *state;
+	const int64_t H = 3600000;
+	assert_int_equal(submit(f->e, "c", "{\"schedule\":{\"cron\":\"0 * * * *\"},"
+				"\"steps\":[{\"id\":\"a\",\"command\":\"true\"}]}"), 0);
+	int64_t c_next = sch_col(f->e, "c", "next_at");
+	assert_int_equal(c_next % H, 0);
+	assert_int_equal(store_exec(&f->e->st, "UPDATE schedules SET last_at = ?, next_at = ? WHERE name = 'c'",
+				    "ii", c_next + 2 * H, c_next + 3 * H), 0);
+	sched_clock_stepped(f->e, -2 * H);
+	assert_int_equal(sch_col(f->e, "c", "next_at"), c_next + 3 * H);
+	assert_int_equal(store_exec(&f->e->st, "UPDATE schedules SET last_at = NULL, next_at = ? WHERE name = 'c'",
+				    "i", c_next + 5 * H), 0);
+	sched_clock_stepped(f->e, -5 * H);
+	assert_int_equal(sch_col(f->e, "c", "next_at"), c_next);
+	assert_int_equal(store_exec(&f->e->st, "UPDATE schedules SET next_at = ? WHERE name = 'c'", "i",
+				    c_next - 2 * H), 0);
+	sched_clock_stepped(f->e, 2 * H);
+	assert_int_equal(sch_col(f->e, "c", "next_at"), c_next - 2 * H);
+	turn_until_runs(f->e, "c", 1);
+	assert_int_equal(sch_col(f->e, "c", "next_at"), c_next);
+	assert_int_equal(orch_plans_unlink(f->e, "c.json"), 0);
+	orch_engine_turn(f->e, 0);	/* the commit that unlinks its bytes */
+
 }
 
 /* A thousand schedules due at once: one turn submits (here: finds gone,
@@ -743,6 +774,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_engine__changes_told_while_waited, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__trigger_fires_once_across_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__schedule_catch_up_and_clock_steps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine__schedule_cron_clock_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__schedules_due_bounded_per_turn, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -167,13 +167,29 @@ static void test_schedule__clock_step(void **state)
 	assert_int_equal(schedule_stepped(&s, 0, at(2026, 12, 3, 8, 0, 0), at(2026, 12, 3, 7, 0, 0),
 					  at(2026, 12, 3, 8, 10, 0), -600000),
 			 at(2026, 12, 3, 8, 0, 0));
-	/* every_sec: on its grid, after max(now, last_at) */
+	/* after orchfs was down (a step of unknown size): the same rule */
+	assert_int_equal(schedule_stepped(&s, 0, at(2026, 12, 4, 11, 0, 0), last, at(2026, 12, 3, 10, 20, 0),
+					  SCHEDULE_STEP_UNKNOWN),
+			 next);
+	assert_int_equal(schedule_stepped(&s, 0, next, last, at(2026, 12, 3, 13, 20, 0), SCHEDULE_STEP_UNKNOWN),
+			 next);
+	/* every_sec is real time: its times move with the clock, both ways;
+	 * neither fired nor silenced by a step */
 	s = load("{\"every_sec\": 60}");
 	const int64_t a = at(2026, 12, 3, 10, 0, 0);
-	assert_int_equal(schedule_stepped(&s, a, a + 600000, a + 540000, a + 60000 + 5, -485000), a + 600000);
-	assert_int_equal(schedule_stepped(&s, a, a + 600000, a + 540000, a + 30000, -3600000), a + 600000);
-	/* back to before the registration: the first time, a + N */
-	assert_int_equal(schedule_stepped(&s, a, a + 120000, -1, a - 3600000, -3700000), a + 60000);
+	assert_int_equal(schedule_stepped(&s, a, a + 600000, a + 540000, a + 60000 + 5, -485000), a + 115000);
+	assert_int_equal(schedule_stepped(&s, a, a + 600000, a + 540000, a + 30000, -3600000), a - 3000000);
+	assert_int_equal(schedule_stepped(&s, a, a + 600000, a + 540000, a + 4200005, 3600000), a + 4200000);
+	/* a time due before a step stays due after it */
+	assert_int_equal(schedule_stepped(&s, a, a + 600000, a + 540000, a + 600005 - 3600000, -3600000),
+			 a + 600000 - 3600000);
+	/* after orchfs was down: on its grid, after max(now, last_at); back
+	 * to before the registration: the first time, a + N */
+	assert_int_equal(schedule_stepped(&s, a, a + 6000000, a + 540000, a + 30000, SCHEDULE_STEP_UNKNOWN),
+			 a + 600000);
+	assert_int_equal(schedule_stepped(&s, a, a + 120000, -1, a - 3600000, SCHEDULE_STEP_UNKNOWN), a + 60000);
+	/* at the end of time: no time left */
+	assert_int_equal(schedule_stepped(&s, a, INT64_MAX - 10, -1, a, 3600000), -1);
 }
 
 /* ---- validation (core/plan.c) ---- */
