@@ -69,6 +69,10 @@ struct proc {
 	struct loop_timer timer;	/* timeout, then the grace period */
 	struct loop_timer hb_timer;	/* heartbeat_ttl_sec without a heartbeat, then its grace */
 	int64_t hb_mono;	/* its last heartbeat, or its start (mono ms) */
+	/* stopped by its window's pause (run_freeze()): since when (mono ms;
+	 * 0: not), and what was left of its timeout and its heartbeat's clock
+	 * (-1: not armed), armed again by the resume */
+	int64_t frozen_at, frozen_timeout_left, frozen_hb_left;
 	bool degraded;		/* past heartbeat_ttl_sec, in heartbeat_grace_sec (counted in its sandbox's) */
 	enum kill_why why;
 	struct actor by;	/* who asked for WHY, when a user did */

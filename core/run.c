@@ -2147,12 +2147,23 @@ static int ctl_resume(struct orch_engine *e, struct run *r)
 	return 0;
 }
 
+/* A timer's time left when it is stopped (-1: not armed). */
+static int64_t timer_left(struct orch_engine *e, struct loop_timer *t, int64_t now)
+{
+	if (!loop_timer_armed(t))
+		return -1;
+	int64_t left = t->deadline - now;
+	loop_timer_cancel(&e->loop, t);
+	return left > 0 ? left : 0;
+}
+
 void run_freeze(struct orch_engine *e, struct run *r, bool on)
 {
 	if (on && !r->paused && !r->cancelled && !r->aborted)
 		ctl_pause(e, r);
 	else if (!on && r->paused)
 		ctl_resume(e, r);
+	int64_t now = clock_mono_ms();
 	for (size_t i = 0; i < r->dag.n; i++) {
 		struct proc *p = r->steps[i].proc;
 		if (!p || p->kill_sent)
@@ -2162,6 +2173,19 @@ void run_freeze(struct orch_engine *e, struct run *r, bool on)
 			proc_signal_tree(p->pid, on ? SIGSTOP : SIGCONT, "bwrap");
 		else
 			proc_kill_group(p->pid, on ? SIGSTOP : SIGCONT);
+		/* a stopped step's timeout and heartbeat clocks stop with it */
+		if (on && !p->frozen_at) {
+			p->frozen_at = now;
+			p->frozen_timeout_left = timer_left(e, &p->timer, now);
+			p->frozen_hb_left = timer_left(e, &p->hb_timer, now);
+		} else if (!on && p->frozen_at) {
+			p->hb_mono += now - p->frozen_at;
+			p->frozen_at = 0;
+			if (p->frozen_timeout_left >= 0)
+				loop_timer_set(&e->loop, &p->timer, now + p->frozen_timeout_left);
+			if (p->frozen_hb_left >= 0)
+				loop_timer_set(&e->loop, &p->hb_timer, now + p->frozen_hb_left);
+		}
 	}
 }
 
@@ -2586,7 +2610,14 @@ static void heartbeat_one(struct orch_engine *e, struct step *s)
 		return;
 	int64_t now = clock_mono_ms(), silent = now - p->hb_mono;
 	p->hb_mono = now;
-	loop_timer_set(&e->loop, &p->hb_timer, now + (int64_t)(ttl * 1000));
+	if (p->frozen_at) {
+		/* stopped by its window's pause: the clock starts again at
+		 * the resume (run_freeze()) */
+		p->frozen_at = now;
+		p->frozen_hb_left = (int64_t)(ttl * 1000);
+	} else {
+		loop_timer_set(&e->loop, &p->hb_timer, now + (int64_t)(ttl * 1000));
+	}
 	if (!p->degraded)
 		return;
 	proc_undegrade(p);

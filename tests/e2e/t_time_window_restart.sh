@@ -53,6 +53,24 @@ sleep 0.5
 echo resume >"$M/sandboxes/wq/ctl" || fail "ctl resume refused"
 expect_run wq2-1 succeeded
 
+# a step stopped by the pause keeps its timeout and heartbeat clocks stopped
+# too: 3 s paused (past its heartbeat_ttl_sec of 1 and the 2 s left of its
+# timeout) neither kills it nor times it out; after resume it beats again
+# and its timeout, what was left of it, ends it
+must_submit wh "$(plan '{"sandbox": {"id": "wh", "window": {"duration_sec": 1, "on_end": "pause"}}}' \
+  "$(step s 'while :; do echo "{\"event_type\": \"heartbeat\"}" >>"$ORCHFS_SANDBOX/events"; sleep 0.2; done' \
+     '{"heartbeat_ttl_sec": 1, "timeout_sec": 3}')")"
+wait_for 20 is_run_state wh-1 paused || fail "wh-1: run state $(run_state wh-1)"
+sleep 3
+expect_step wh-1 s running
+[ "$(step_field wh-1 s attempt)" = 1 ] || fail "wh-1: the paused step was stopped and retried"
+[ "$(count_events "$M/runs/wh-1/events" step.failed)" = 0 ] || fail "wh-1: $(grep step.failed "$M/runs/wh-1/events")"
+echo resume >"$M/sandboxes/wh/ctl" || fail "ctl resume refused"
+expect_run wh-1 failed 20
+expect_step wh-1 s timed_out
+[ "$(count_events "$M/runs/wh-1/events" step.failed '.reason == "missed_heartbeat"')" = 0 ] \
+  || fail "wh-1: killed for a heartbeat missed while paused"
+
 # ---- kill -9, then start past a deadline -------------------------------------
 must_submit wk "$(plan '{"sandbox": {"id": "wk", "window": {"duration_sec": 3, "on_end": "stop"}}}' "$SLEEP")"
 must_submit wr "$(plan '{"sandbox": {"id": "wr", "window": {"duration_sec": 60, "max_duration_sec": 600, "extend_sec": 10,
