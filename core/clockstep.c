@@ -26,11 +26,13 @@ static int arm(int fd)
 
 void clockstep_apply(struct orch_engine *e, int64_t delta_ms)
 {
-	eng_log(e, "the wall clock was set %s by %lld.%03lld s: deadlines keep their real time, schedules"
-		" go by the new clock", delta_ms >= 0 ? "forward" : "back",
+	eng_log(e, "the wall clock was set %s by %lld.%03lld s: windows and every_sec schedules keep their"
+		" real time, cron schedules go by the new clock", delta_ms >= 0 ? "forward" : "back",
 		(long long)(delta_ms >= 0 ? delta_ms : -delta_ms) / 1000,
 		(long long)(delta_ms >= 0 ? delta_ms : -delta_ms) % 1000);
 	e->clock_steps++;
+	sched_clock_stepped(e, delta_ms);
+	win_clock_stepped(e, delta_ms);
 }
 
 static void clock_cb(struct loop_watch *w, uint32_t events)
