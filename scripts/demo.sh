@@ -21,8 +21,10 @@ run() { say "$*"; eval "$@"; }
 # a webhook receiver that checks the signature (examples/webhook-receiver.py),
 # subscribed to the runs' ends through --config
 hook_port=$(python3 -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
-python3 examples/webhook-receiver.py --port "$hook_port" --secret demo-secret >"$work/hooks.out" 2>/dev/null &
+python3 examples/webhook-receiver.py --port "$hook_port" --secret demo-secret >"$work/hooks.out" 2>"$work/hooks.err" &
 hook_pid=$!
+# listening before the first event (a post refused is retried only 30 s on)
+for _ in $(seq 100); do grep -q listening "$work/hooks.err" && break; sleep 0.1; done
 printf '{"webhooks": [{"url": "http://127.0.0.1:%s/orchfs", "secret": "demo-secret", "events": ["run.succeeded", "run.failed"]}]}\n' \
 	"$hook_port" >"$work/config.json"
 "$ORCHFS" --state "$S" --config "$work/config.json" "$M"
@@ -115,6 +117,27 @@ run "jq -c '{ports, urls, health, checks: {passed: .checks.passed}}' $M/sandboxe
 run "curl -s \$(jq -r .urls.api $M/sandboxes/web-svc/status)"
 run "echo cancel > $M/runs/service-1/ctl"
 wait_done service-1
+
+say "# time: a bug-fix phase whose window reported bugs extend (its days made seconds here),"
+say "# handing over to the next phase, a trigger on its window.ended"
+run "cp examples/next-phase.json $M/plans/"
+run "mkdir $M/sandboxes/bugfix && cp examples/workers/bugfix.sh $M/sandboxes/bugfix/workspace/"
+jq '.sandbox.window |= (.duration_sec = 3 | .max_duration_sec = 8 | .extend_sec = 3 | .extend_when[0].within_sec = 60)' \
+	examples/bugfix-phase.json >"$work/bugfix-phase.json"
+run "jq -c .sandbox.window $work/bugfix-phase.json"
+run "cp $work/bugfix-phase.json $M/plans/"
+wait_state "$M/runs/bugfix-phase-1/status" .state running
+run "echo '{\"event_type\":\"bug.reported\",\"event_data\":{\"id\":\"BUG-7\"}}' >> $M/sandboxes/bugfix/events"
+wait_state "$M/sandboxes/bugfix/status" '.window.extensions | length' 1
+run "jq -c '.window | {opened_at, deadline, max_deadline, extensions}' $M/sandboxes/bugfix/status"
+wait_done bugfix-phase-1
+wait_done next-phase-1
+run "cat $M/sandboxes/bugfix/logs"
+run "jq -c 'select(.type | startswith(\"window.\")) | {type, reason, seconds, by}' $M/sandboxes/bugfix/events"
+run "cat $M/runs/next-phase-1/steps/handover/log"
+say "# a schedule: the nightly monitor (cron, UTC) starts no run now; plans/NAME.schedule says when"
+run "cp examples/nightly-monitor.json $M/plans/"
+run "cat $M/plans/nightly-monitor.schedule"
 
 say "# what the webhook receiver got, each post's signature checked"
 for _ in $(seq 100); do [ "$(grep -c . "$work/hooks.out")" -ge 5 ] && break; sleep 0.1; done
