@@ -86,7 +86,8 @@ MANPATH=$inst/usr/share/man man -w 1 orchfs >/dev/null || fail "man -w 1 orchfs 
 MANWIDTH=200 man -l "$inst/usr/share/man/man1/orchfs.1" 2>/dev/null >"$T/orchfs.1.txt"
 for w in README plans/ runs/ sandboxes/ events metrics attention health NAME.json NAME.error NAME.run \
          status summary plan.json graph.dot ctl wait steps/STEP_ID/status steps/STEP_ID/log steps/STEP_ID/ctl \
-         logs messages inbox workspace log_max_bytes limits webhooks port_range EXIT SIGNALS ERRORS; do
+         logs messages inbox workspace log_max_bytes limits webhooks port_range EXIT SIGNALS ERRORS \
+         NAME.trigger NAME.schedule extend resume window; do
   grep -qF -- "$w" "$T/orchfs.1.txt" || fail "orchfs(1) does not mention $w"
 done
 MANWIDTH=200 man -l "$inst/usr/share/man/man5/orchfs-plan.5" 2>/dev/null >"$T/plan.5.txt"
@@ -94,7 +95,8 @@ for w in plan_id version metadata variables env globals max_concurrency default_
          sandbox isolation network ports health unhealthy_after interval_sec steps id name type command args \
          shell depends_on timeout_sec retries retry_delay_sec retry_backoff on_failure critical cwd \
          heartbeat_ttl_sec heartbeat_grace_sec loop same_failures repeated_actions max_turns budget \
-         prompt approvers on_timeout PORT_API; do
+         prompt approvers on_timeout PORT_API window duration_sec max_duration_sec extend_sec extend_when \
+         idle_sec on_end schedule every_sec cron overlap on match TRIGGER_EVENT; do
   grep -qw -- "$w" "$T/plan.5.txt" || fail "orchfs-plan(5) does not mention $w"
 done
 
