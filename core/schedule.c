@@ -38,11 +38,14 @@ int64_t schedule_next(const struct schedule *s, int64_t anchor, int64_t after)
 {
 	if (!s->every_ms)
 		return cron_next(&s->cron, after);
+	int64_t t, d;
 	if (after < anchor)
-		return anchor + s->every_ms;
-	/* the first anchor + k * every_ms > after, k >= 1 */
-	int64_t k = (after - anchor) / s->every_ms + 1;
-	int64_t t;
+		return __builtin_add_overflow(anchor, s->every_ms, &t) ? -1 : t;
+	/* the first anchor + k * every_ms > after, k >= 1 (a stored anchor is
+	 * hostile input: no sum may overflow) */
+	if (__builtin_sub_overflow(after, anchor, &d))
+		return -1;
+	int64_t k = d / s->every_ms + 1;
 	if (__builtin_mul_overflow(k, s->every_ms, &t) || __builtin_add_overflow(t, anchor, &t))
 		return -1;
 	return t;

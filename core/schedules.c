@@ -15,6 +15,7 @@
  * times are folded into it). run_finish() tells sch_run_ended() of the end
  * of a run whose plan has a schedule (a flag test for every other run):
  * the waiting time is then due (queued = 2). */
+#include "core/clockstep.h"
 #include "core/engine_i.h"
 #include "core/schedule.h"
 
@@ -230,8 +231,14 @@ static void fire(struct orch_engine *e, struct due *d, int64_t now)
 	}
 	if (next <= now) {
 		next = schedule_fired(&s, d->anchor, now);
-		if (next < 0)
+		if (next <= now) {
+			/* no time left (or a stored anchor out of this world):
+			 * never again, rather than at every turn */
+			if (next >= 0)
+				eng_log(e, "schedule %s: its next time is not after now: it will not fire again"
+					" (submit plans/%s.json again to start it afresh)", d->name, d->name);
 			next = SCH_NEVER;
+		}
 	}
 	if (busy(e, d->name)) {
 		/* skip: this time is gone; queue: it waits (one at most) */
@@ -242,11 +249,12 @@ static void fire(struct orch_engine *e, struct due *d, int64_t now)
 	}
 	char made[RUN_ID_MAX + 1];
 	int rc = plans_fire(e, PLANS_BY_SCHEDULE, d->name, d->uid, d->gid, NULL, made);
-	if (rc == -ENOENT)
-		return;	/* the plan is gone, and its schedule with it */
 	if (rc) {
-		/* the time is spent all the same: no retry at every turn */
-		eng_log(e, "schedule %s: no run: %s (see plans/%s.error)", d->name, strerror(-rc), d->name);
+		/* the time is spent all the same: no retry at every turn (a
+		 * plan gone took its row with it: then this changes nothing) */
+		if (rc != -ENOENT || store_int(&e->st, "SELECT 1 FROM schedules WHERE name = ?", 0, "s", d->name))
+			eng_log(e, "schedule %s: no run: %s (see plans/%s.error)", d->name, strerror(-rc),
+				d->name);
 		store_exec(&e->st, "UPDATE schedules SET next_at = ?, queued = 0 WHERE name = ?", "is", next,
 			   d->name);
 		return;
@@ -280,6 +288,7 @@ static void sch_pass(struct orch_engine *e)
 static void sch_timer_cb(struct loop_timer *t)
 {
 	struct orch_engine *e = t->data;
+	clockstep_check(e);	/* a step not yet seen moves next_at first */
 	sch_pass(e);
 	sch_arm(e);
 }

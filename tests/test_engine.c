@@ -729,6 +729,49 @@ static void test_engine__schedule_cron_clock_steps(void **state)
 
 }
 
+/* A schedule due whose plan's bytes are gone from the state directory
+ * (hostile or damaged state): its time is spent and logged, never tried
+ * again at every turn; a stored anchor out of this world makes no time
+ * at all (never again), rather than one at every turn. */
+static void test_engine__schedule_hostile_state_never_spins(void **state)
+{
+	struct fixture *f = *state;
+	const char *plan = "{\"schedule\":{\"every_sec\":3600},\"steps\":[{\"id\":\"a\",\"command\":\"true\"}]}";
+	assert_int_equal(submit(f->e, "s", plan), 0);
+	struct orch_pentry p;
+	assert_int_equal(orch_plans_lookup(f->e, "s.json", &p), 0);
+	char *path = orch_plans_path(f->e, p.id);
+	assert_int_equal(unlink(path), 0);
+	orch_free(path);
+	int64_t now = sch_col(f->e, "s", "anchor");
+	assert_int_equal(store_exec(&f->e->st, "UPDATE schedules SET next_at = ?", "i", now - 1000), 0);
+	sched_clock_stepped(f->e, 0);	/* armed for it */
+	for (int i = 0; i < 5; i++)
+		orch_engine_turn(f->e, 10);
+	assert_int_equal(runs_of(f->e, "s"), 0);
+	assert_true(sch_col(f->e, "s", "next_at") > clock_wall_ms());	/* spent, not due */
+	assert_int_equal(orch_plans_lookup(f->e, "s.schedule", &p), 0);	/* still registered */
+
+	/* an anchor at the edge of int64: one run (the time was due), then no
+	 * time after it */
+	assert_int_equal(submit(f->e, "t", plan), 0);
+	assert_int_equal(store_exec(&f->e->st, "UPDATE schedules SET anchor = ?, next_at = ? WHERE name = 't'", "ii",
+				    INT64_MIN + 5, clock_wall_ms() - 1000), 0);
+	sched_clock_stepped(f->e, 0);
+	for (int i = 0; i < 100 && runs_of(f->e, "t") < 1; i++)
+		orch_engine_turn(f->e, 10);
+	for (int i = 0; i < 5; i++)
+		orch_engine_turn(f->e, 10);
+	assert_int_equal(runs_of(f->e, "t"), 1);
+	assert_int_equal(sch_col(f->e, "t", "next_at"), INT64_MAX);
+	assert_int_equal(store_exec(&f->e->st, "UPDATE schedules SET anchor = ?, next_at = ? WHERE name = 't'", "ii",
+				    INT64_MAX - 5, clock_wall_ms() - 1000), 0);
+	sched_clock_stepped(f->e, 0);
+	for (int i = 0; i < 100 && runs_of(f->e, "t") < 2; i++)
+		orch_engine_turn(f->e, 10);
+	assert_int_equal(sch_col(f->e, "t", "next_at"), INT64_MAX);
+}
+
 /* A thousand schedules due at once: one turn submits (here: finds gone,
  * their plan files never written) at most 64 of them; the rest go on in
  * the next turns, none stalls the loop. */
@@ -775,6 +818,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_engine__trigger_fires_once_across_reopen, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__schedule_catch_up_and_clock_steps, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__schedule_cron_clock_steps, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_engine__schedule_hostile_state_never_spins, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_engine__schedules_due_bounded_per_turn, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -192,6 +192,16 @@ static void test_schedule__clock_step(void **state)
 	assert_int_equal(schedule_stepped(&s, a, INT64_MAX - 10, -1, a, 3600000), -1);
 }
 
+/* A stored anchor is hostile input: no overflow (UBSan), no time. */
+static void test_schedule__hostile_anchor(void **state)
+{
+	(void)state;
+	struct schedule s = load("{\"every_sec\": 60}");
+	assert_int_equal(schedule_next(&s, INT64_MIN + 5, at(2026, 12, 3, 10, 0, 0)), -1);
+	assert_int_equal(schedule_next(&s, INT64_MAX - 5, at(2026, 12, 3, 10, 0, 0)), -1);
+	assert_int_equal(schedule_fired(&s, INT64_MIN, INT64_MAX), -1);
+}
+
 /* ---- validation (core/plan.c) ---- */
 
 static char *errs_of(const char *text, bool *scheduled)
@@ -264,6 +274,7 @@ int main(void)
 		cmocka_unit_test(test_schedule__cron),
 		cmocka_unit_test(test_schedule__catch_up),
 		cmocka_unit_test(test_schedule__clock_step),
+		cmocka_unit_test(test_schedule__hostile_anchor),
 		cmocka_unit_test(test_schedule__validation),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
