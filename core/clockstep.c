@@ -16,11 +16,12 @@ static int64_t wall_minus_mono(void)
 	return clock_wall_ms() - clock_mono_ms();
 }
 
-/* Arm the timer at the end of time: it never expires, and a read fails
- * with ECANCELED once the clock is set. */
+/* Arm the timer at the end of time (the year 2242, well within the
+ * kernel's 64-bit nanoseconds): it never expires, and a read fails with
+ * ECANCELED once the clock is set. */
 static int arm(int fd)
 {
-	struct itimerspec its = { .it_value = { .tv_sec = INT32_MAX } };
+	struct itimerspec its = { .it_value = { .tv_sec = (time_t)1 << 33 } };
 	return timerfd_settime(fd, TFD_TIMER_ABSTIME | TFD_TIMER_CANCEL_ON_SET, &its, NULL) ? -errno : 0;
 }
 
@@ -35,16 +36,18 @@ void clockstep_apply(struct orch_engine *e, int64_t delta_ms)
 	win_clock_stepped(e, delta_ms);
 }
 
-static void clock_cb(struct loop_watch *w, uint32_t events)
+void clockstep_check(struct orch_engine *e)
 {
-	struct orch_engine *e = w->data;
+	struct loop_watch *w = &e->clockw;
 	uint64_t n;
-	(void)events;
+	if (w->fd < 0)
+		return;
 	ssize_t got = read(w->fd, &n, sizeof(n));
-	if (got >= 0 || errno != ECANCELED)
-		return;	/* EAGAIN: nothing (the timer never expires) */
-	/* cancelled: the clock was set; arm again before measuring, so that
-	 * a step right after this one is not missed */
+	if (got < 0 && errno != ECANCELED)
+		return;	/* EAGAIN: the clock was not set */
+	/* cancelled: the clock was set (or, the clock set past 2242, the
+	 * timer expired); arm again before measuring, so that a step right
+	 * after this one is not missed */
 	if (arm(w->fd)) {
 		eng_log(e, "cannot re-arm the clock watch: %s: clock steps go unnoticed", strerror(errno));
 		loop_watch_close(&e->loop, w);
@@ -54,6 +57,12 @@ static void clock_cb(struct loop_watch *w, uint32_t events)
 		return;
 	e->clock_off = off;
 	clockstep_apply(e, delta);
+}
+
+static void clock_cb(struct loop_watch *w, uint32_t events)
+{
+	(void)events;
+	clockstep_check(w->data);
 }
 
 void clockstep_open(struct orch_engine *e)

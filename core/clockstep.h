@@ -24,6 +24,11 @@ struct orch_engine;
  * logged, and clock steps then go unnoticed until a restart). */
 void clockstep_open(struct orch_engine *e);
 void clockstep_close(struct orch_engine *e);
+/* Has the clock been set since the last look? Then act on it now. The
+ * callbacks of timers that compare wall-clock deadlines call this first:
+ * a step in the same loop turn, its watch not yet read, must not make
+ * them fire early. One read(2) when nothing happened. */
+void clockstep_check(struct orch_engine *e);
 /* The wall clock moved DELTA_MS (> 0: forward) against the monotonic one:
  * tell every module that keeps wall deadlines. Called by the watch; tests
  * call it directly. */
