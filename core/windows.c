@@ -415,8 +415,9 @@ void win_sb_deleted(struct orch_engine *e, struct sandbox *sb)
 int win_plan(struct orch_engine *e, struct sandbox *sb, const struct window_spec *spec)
 {
 	struct win *old = sb->win;
-	if (!spec->set || (old && !old->ended_at))
-		return 0;	/* a live window is kept as it is */
+	if (!spec->set || (old && (!old->ended_at || old->paused)))
+		return 0;	/* a live window is kept as it is, and a paused one
+			 * (its runs wait for ctl resume of the sandbox) */
 	struct win *w = orch_calloc(1, sizeof(*w));
 	if (!w)
 		return -ENOMEM;

@@ -52,6 +52,21 @@ sleep 0.5
 [ "$(run_state wq2-1)" = pending ] || fail "wq2-1 in a paused sandbox: $(run_state wq2-1)"
 echo resume >"$M/sandboxes/wq/ctl" || fail "ctl resume refused"
 expect_run wq2-1 succeeded
+# a new window on a paused sandbox (the next phase's plan) keeps the paused
+# one: the new run waits in the paused sandbox, ctl resume resumes both
+must_submit wn "$(plan '{"sandbox": {"id": "wn", "window": {"duration_sec": 1, "on_end": "pause"}}}' \
+  "$(step s 'sleep 3; echo one >>done')")"
+wait_for 20 is_sb_field wn state paused || fail "wn: sandbox state $(sb_field wn state)"
+wait_for 20 is_run_state wn-1 paused || fail "wn-1: run state $(run_state wn-1)"
+must_submit wn2 "$(plan '{"sandbox": {"id": "wn", "window": {"duration_sec": 60}}}' "$(step s 'echo two >>done')")"
+sleep 0.5
+[ "$(run_state wn2-1)" = pending ] || fail "wn2-1 in a paused sandbox: $(run_state wn2-1)"
+[ "$(sb_field wn state)" = paused ] || fail "wn: the new plan unpaused the sandbox: $(sb_field wn state)"
+[ "$(sb_field wn window.state)" = ended ] || fail "wn: the paused window was replaced: $(sb_field wn window)"
+echo resume >"$M/sandboxes/wn/ctl" || fail "wn: ctl resume refused after a new plan"
+expect_run wn-1 succeeded 20
+expect_run wn2-1 succeeded 20
+[ "$(cat "$(ws wn)/done" | tr '\n' ' ')" = "one two " ] || fail "wn: $(cat "$(ws wn)/done")"
 
 # a step stopped by the pause keeps its timeout and heartbeat clocks stopped
 # too: 3 s paused (past its heartbeat_ttl_sec of 1 and the 2 s left of its
