@@ -566,9 +566,10 @@ int win_ctl_extend(struct orch_engine *e, struct sandbox *sb, const char *arg, s
 		return -ENOMEM;
 	char by[IDENT_NAME_MAX];
 	snprintf(by, sizeof(by), "%s", ident_user(&e->ident, e->actor.set ? e->actor.uid : 0));
-	/* at the maximum it adds nothing, and says so (seconds 0) */
+	/* at the maximum it adds nothing and records nothing, as a rule does */
 	int64_t added = window_extend(&w->st, (int64_t)sec * 1000);
-	extended(e, w, added, by, why);
+	if (added)
+		extended(e, w, added, by, why);
 	orch_free(why);
 	return 0;
 }
