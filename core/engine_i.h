@@ -434,8 +434,10 @@ void run_forget(struct orch_engine *e, struct run *r);
 void run_interrupt(struct orch_engine *e, struct run *r);	/* stop its attempts; they run again */
 /* A window's on_end pause (core/windows.c), ON, and its end, off: R paused
  * (no step starts) and its running steps' processes stopped (SIGSTOP), or
- * resumed and continued (SIGCONT). Issue 16 puts the cgroup freezer here. */
-void run_freeze(struct orch_engine *e, struct run *r, bool on);
+ * continued (SIGCONT) and, when RESUME, resumed (a run the window paused,
+ * not one a user had paused). True when ON paused R (it was not paused).
+ * Issue 16 puts the cgroup freezer here. */
+bool run_freeze(struct orch_engine *e, struct run *r, bool on, bool resume);
 /* The running step, among the runs active in SB, whose process is WRITER or
  * its nearest ancestor that is one (read from /proc, only while SB has
  * steps running); NULL when none. */

@@ -217,6 +217,8 @@ static const char migrate_windows[] =
 	" spec TEXT NOT NULL, opened_at INTEGER NOT NULL, deadline INTEGER NOT NULL,"
 	" max_deadline INTEGER NOT NULL, extensions TEXT, ext_dropped INTEGER NOT NULL DEFAULT 0,"
 	" hits TEXT, ended_at INTEGER, end_reason TEXT, paused INTEGER NOT NULL DEFAULT 0);\n"
+	/* the runs a window's pause paused (its resume resumes those only) */
+	"CREATE TABLE IF NOT EXISTS window_paused_runs(run INTEGER PRIMARY KEY, sandbox INTEGER NOT NULL);\n"
 	"UPDATE meta SET value = 8 WHERE key = 'schema';\n"
 	"COMMIT;\n";
 

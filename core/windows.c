@@ -196,15 +196,21 @@ static void win_arm(struct orch_engine *e)
 static void sb_freeze(struct orch_engine *e, struct sandbox *sb)
 {
 	for (struct run *r = e->active_head; r; r = r->next)
-		if (r->sb == sb)
-			run_freeze(e, r, true);
+		if (r->sb == sb && run_freeze(e, r, true, false))
+			store_exec(&e->st, "INSERT OR REPLACE INTO window_paused_runs(run, sandbox) VALUES(?, ?)",
+				   "ii", r->rowid, sb->rowid);
 }
 
+/* Its runs' processes continue; the runs the pause paused resume (not
+ * those a user had paused). */
 static void sb_thaw(struct orch_engine *e, struct sandbox *sb)
 {
 	for (struct run *r = e->active_head; r; r = r->next)
 		if (r->sb == sb)
-			run_freeze(e, r, false);
+			run_freeze(e, r, false,
+				   store_int(&e->st, "SELECT 1 FROM window_paused_runs WHERE run = ?", 0, "i",
+					     r->rowid) == 1);
+	store_exec(&e->st, "DELETE FROM window_paused_runs WHERE sandbox = ?", "i", sb->rowid);
 }
 
 /* What on_end does to W's sandbox SB (at the end, and again at a start
@@ -407,6 +413,7 @@ void win_sb_deleted(struct orch_engine *e, struct sandbox *sb)
 	if (!w)
 		return;
 	store_exec(&e->st, "DELETE FROM windows WHERE sandbox = ?", "i", sb->rowid);
+	store_exec(&e->st, "DELETE FROM window_paused_runs WHERE sandbox = ?", "i", sb->rowid);
 	win_unlink(e, w);
 	win_free(w);
 	win_arm(e);

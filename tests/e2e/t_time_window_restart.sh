@@ -67,6 +67,27 @@ echo resume >"$M/sandboxes/wn/ctl" || fail "wn: ctl resume refused after a new p
 expect_run wn-1 succeeded 20
 expect_run wn2-1 succeeded 20
 [ "$(cat "$(ws wn)/done" | tr '\n' ' ')" = "one two " ] || fail "wn: $(cat "$(ws wn)/done")"
+# the window's pause holds: a run's own ctl resume is refused (resume the
+# sandbox), and the sandbox's resume resumes only the runs the window paused,
+# not one a user had paused before
+must_submit wu "$(plan '{"sandbox": {"id": "wu", "window": {"duration_sec": 1, "on_end": "pause"}}}' \
+  "$(step s 'sleep 3')" "$(step t 'echo t >>done' '{"depends_on": ["s"]}')")"
+must_submit wu2 "$(plan '{"sandbox": {"id": "wu"}}' "$(step s true)")"
+echo pause >"$M/runs/wu2-1/ctl" || fail "wu2-1: pause refused"
+wait_for 20 is_sb_field wu state paused || fail "wu: sandbox state $(sb_field wu state)"
+wait_for 20 is_run_state wu-1 paused || fail "wu-1: run state $(run_state wu-1)"
+write_fails "$M/runs/wu-1/ctl" resume || fail "wu-1: a run's resume in a paused sandbox was taken"
+grep -q 'Invalid argument' "$T/write.err" || fail "wu-1 resume: $(cat "$T/write.err")"
+sleep 2
+[ "$(run_state wu-1)" = paused ] || fail "wu-1: $(run_state wu-1) in a paused sandbox"
+[ "$(step_state wu-1 t)" = pending ] || fail "wu-1: step t started in a paused sandbox: $(step_state wu-1 t)"
+[ ! -e "$(ws wu)/done" ] || fail "wu-1: step t ran in a paused sandbox"
+echo resume >"$M/sandboxes/wu/ctl" || fail "wu: ctl resume refused"
+expect_run wu-1 succeeded 20
+sleep 0.5
+[ "$(run_state wu2-1)" = paused ] || fail "wu2-1: the window's resume resumed a run a user paused: $(run_state wu2-1)"
+echo resume >"$M/runs/wu2-1/ctl" || fail "wu2-1: resume refused"
+expect_run wu2-1 succeeded 20
 
 # a step stopped by the pause keeps its timeout and heartbeat clocks stopped
 # too: 3 s paused (past its heartbeat_ttl_sec of 1 and the 2 s left of its
