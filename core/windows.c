@@ -1,6 +1,7 @@
 /* core/windows.c — sandbox windows (SPEC §9), the engine's side: every
- * window in memory (table windows, one row per sandbox that has one, its
- * whole state written at each change), one loop timer for the earliest
+ * window in memory (table windows, one row per sandbox that has one,
+ * written when its own fields change; table window_hits, one row per event
+ * an extend_when rule counted), one loop timer for the earliest
  * deadline or idle end, the window.extended and window.ended events, ctl
  * extend and resume, and what a window's end does to its sandbox. The
  * arithmetic is core/window.c. Engine thread only.
@@ -107,57 +108,23 @@ static int spec_from_json(struct window_spec *s, const char *text)
 	return rc ? rc : s->set ? 0 : -EINVAL;
 }
 
-static json_t *hits_json(const struct window_state *st)
-{
-	json_t *a = json_array();
-	for (size_t i = 0; a && i < st->nhits; i++) {
-		json_t *h = json_array();
-		for (unsigned k = 0; h && k < st->hits[i].n; k++)
-			json_array_append_new(h, json_integer(st->hits[i].t[k]));
-		json_array_append_new(a, h ? h : json_array());
-	}
-	return a;
-}
-
-static void hits_from_json(struct window_state *st, const struct window_spec *spec, const char *text)
-{
-	json_t *a = text ? json_loads(text, 0, NULL) : NULL;
-	for (size_t i = 0; i < st->nhits && i < json_array_size(a); i++) {
-		json_t *h = json_array_get(a, i);
-		size_t n = json_array_size(h);
-		if (!n || n >= spec->rules[i].count)
-			continue;
-		int64_t *t = orch_calloc(n, sizeof(*t));
-		if (!t)
-			break;
-		for (size_t k = 0; k < n; k++)
-			t[k] = json_integer_value(json_array_get(h, k));
-		st->hits[i].t = t;
-		st->hits[i].n = st->hits[i].cap = (unsigned)n;
-	}
-	json_decref(a);
-}
-
-/* Its whole state, in the turn's batch. */
+/* Its row (not its rules' hits: window_hits), in the turn's batch. */
 static int win_save(struct orch_engine *e, struct win *w)
 {
-	json_t *spec = spec_json(&w->spec), *hits = hits_json(&w->st);
+	json_t *spec = spec_json(&w->spec);
 	char *ts = spec ? json_dumps(spec, JSON_COMPACT) : NULL;
-	char *th = hits ? json_dumps(hits, JSON_COMPACT) : NULL;
 	char *te = w->ext ? json_dumps(w->ext, JSON_COMPACT) : NULL;
 	json_decref(spec);
-	json_decref(hits);
 	int rc = -ENOMEM;
-	if (ts && th && te)
+	if (ts && te)
 		rc = store_exec(&e->st,
 				"INSERT OR REPLACE INTO windows(sandbox, name, spec, opened_at, deadline, max_deadline,"
-				" extensions, ext_dropped, hits, ended_at, end_reason, paused)"
-				" VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-				"issiiisisIsi", w->sb_rowid, w->sb_name, ts, w->st.opened_at, w->st.deadline,
-				w->st.max_deadline, te, w->ext_dropped, th, w->ended_at,
+				" extensions, ext_dropped, ended_at, end_reason, paused)"
+				" VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+				"issiiisiIsi", w->sb_rowid, w->sb_name, ts, w->st.opened_at, w->st.deadline,
+				w->st.max_deadline, te, w->ext_dropped, w->ended_at,
 				w->ended_at ? w->end_reason : NULL, (int64_t)w->paused);
 	free(ts);
-	free(th);
 	free(te);
 	if (rc)
 		eng_log(e, "sandbox %s: cannot record its window: %s", w->sb_name, strerror(-rc));
@@ -310,13 +277,46 @@ static struct win *win_find(struct orch_engine *e, int64_t sb_rowid)
 	return NULL;
 }
 
-int win_open_all(struct orch_engine *e)
+/* The rules' counted events of the windows in E->wins, from window_hits
+ * (oldest first; never a rule's count of them, nor a rule it has not). */
+static int hits_load(struct orch_engine *e)
 {
-	e->win_timer = (struct loop_timer)LOOP_TIMER_INIT(timer_cb, e);
+	int rc;
+	sqlite3_stmt *q = store_query(&e->st, "SELECT sandbox, rule, at FROM window_hits ORDER BY sandbox, rule, at",
+				      &rc, NULL);
+	struct win *w = NULL;
+	for (bool more = q != NULL; more; more = store_next(q)) {
+		int64_t sbid = sqlite3_column_int64(q, 0), k = sqlite3_column_int64(q, 1);
+		if (!w || w->sb_rowid != sbid)
+			w = win_find(e, sbid);
+		if (!w || k < 0 || (size_t)k >= w->st.nhits)
+			continue;
+		struct window_hits *h = &w->st.hits[k];
+		if (h->n + 1 >= w->spec.rules[k].count)
+			continue;
+		if (h->n == h->cap) {
+			unsigned cap = h->cap ? h->cap * 2 : 4;
+			int64_t *t = orch_realloc(h->t, cap * sizeof(*t));
+			if (!t) {
+				store_done(q);
+				return -ENOMEM;
+			}
+			h->t = t;
+			h->cap = cap;
+		}
+		h->t[h->n++] = sqlite3_column_int64(q, 2);
+	}
+	return rc;
+}
+
+/* Every window of the store into E->wins (empty), attached to its loaded
+ * sandbox. */
+static int win_load(struct orch_engine *e)
+{
 	int rc;
 	sqlite3_stmt *q = store_query(&e->st,
 				      "SELECT sandbox, name, spec, opened_at, deadline, max_deadline, extensions,"
-				      " ext_dropped, hits, ended_at, end_reason, paused FROM windows ORDER BY sandbox",
+				      " ext_dropped, ended_at, end_reason, paused FROM windows ORDER BY sandbox",
 				      &rc, NULL);
 	int64_t mono = clock_mono_ms();
 	for (bool more = q != NULL; more; more = store_next(q)) {
@@ -342,19 +342,29 @@ int win_open_all(struct orch_engine *e)
 			w->ext = json_array();
 		}
 		w->ext_dropped = sqlite3_column_int64(q, 7);
-		hits_from_json(&w->st, &w->spec, (const char *)sqlite3_column_text(q, 8));
-		w->ended_at = sqlite3_column_int64(q, 9);
-		const char *why = (const char *)sqlite3_column_text(q, 10);
+		w->ended_at = sqlite3_column_int64(q, 8);
+		const char *why = (const char *)sqlite3_column_text(q, 9);
 		snprintf(w->end_reason, sizeof(w->end_reason), "%s", why ? why : "");
-		w->paused = sqlite3_column_int(q, 11) != 0;
+		w->paused = sqlite3_column_int(q, 10) != 0;
 		w->active_mono = mono;	/* idle counts from the start */
 		w->next = e->wins;
 		e->wins = w;
 	}
+	if (!rc)
+		rc = hits_load(e);
 	if (rc)
 		return rc;
 	for (struct sandbox *sb = e->sandboxes; sb; sb = sb->next)
 		win_attach(e, sb);
+	return 0;
+}
+
+int win_open_all(struct orch_engine *e)
+{
+	e->win_timer = (struct loop_timer)LOOP_TIMER_INIT(timer_cb, e);
+	int rc = win_load(e);
+	if (rc)
+		return rc;
 	int64_t now = clock_wall_ms();
 	for (struct win *w = e->wins; w; w = w->next) {
 		if (!w->ended_at && w->st.deadline <= now) {
@@ -413,6 +423,7 @@ void win_sb_deleted(struct orch_engine *e, struct sandbox *sb)
 	if (!w)
 		return;
 	store_exec(&e->st, "DELETE FROM windows WHERE sandbox = ?", "i", sb->rowid);
+	store_exec(&e->st, "DELETE FROM window_hits WHERE sandbox = ?", "i", sb->rowid);
 	store_exec(&e->st, "DELETE FROM window_paused_runs WHERE sandbox = ?", "i", sb->rowid);
 	win_unlink(e, w);
 	win_free(w);
@@ -450,6 +461,8 @@ int win_plan(struct orch_engine *e, struct sandbox *sb, const struct window_spec
 	w->active_mono = clock_mono_ms();
 	if (!rc)
 		rc = win_save(e, w);
+	if (!rc && old)
+		rc = store_exec(&e->st, "DELETE FROM window_hits WHERE sandbox = ?", "i", sb->rowid);
 	if (rc) {
 		win_free(w);
 		return rc;
@@ -510,7 +523,6 @@ void win_posted(struct orch_engine *e, struct sandbox *sb, const struct line_bat
 	w->active_mono = clock_mono_ms();
 	if (w->ended_at || !w->spec.nrules)
 		return;
-	bool counted = false;
 	int64_t now = clock_wall_ms();
 	for (size_t i = 0; i < b->n; i++) {
 		const char *type = json_string_value(json_object_get(b->events[i], "event_type"));
@@ -518,9 +530,26 @@ void win_posted(struct orch_engine *e, struct sandbox *sb, const struct line_bat
 			const struct window_rule *r = &w->spec.rules[k];
 			if (!window_rule_matches(r, type))
 				continue;
-			counted = true;
-			if (!window_rule_hit(&w->st.hits[k], r, now))
+			/* its row in window_hits, and those of the ones that fell
+			 * out of the span (window_rule_hit() forgets them) */
+			struct window_hits *h = &w->st.hits[k];
+			int64_t cutoff = now - r->within_ms;
+			unsigned drop = 0;
+			while (drop < h->n && h->t[drop] < cutoff)
+				drop++;
+			if (drop)
+				store_exec(&e->st, "DELETE FROM window_hits WHERE sandbox = ? AND rule = ? AND at < ?",
+					   "iii", w->sb_rowid, (int64_t)k, cutoff);
+			unsigned kept = h->n - drop;
+			if (!window_rule_hit(h, r, now)) {
+				if (h->n > kept)
+					store_exec(&e->st, "INSERT INTO window_hits(sandbox, rule, at) VALUES(?, ?, ?)",
+						   "iii", w->sb_rowid, (int64_t)k, now);
 				continue;
+			}
+			/* it fired: the events that made it count no more */
+			store_exec(&e->st, "DELETE FROM window_hits WHERE sandbox = ? AND rule = ?", "ii", w->sb_rowid,
+				   (int64_t)k);
 			int64_t added = window_extend(&w->st, w->spec.extend_ms);
 			if (!added)
 				continue;	/* at the maximum: nothing to record */
@@ -533,8 +562,6 @@ void win_posted(struct orch_engine *e, struct sandbox *sb, const struct line_bat
 			eng_actor_restore(e, old);
 		}
 	}
-	if (counted)
-		win_save(e, w);
 }
 
 void win_run_finished(struct orch_engine *e, struct sandbox *sb)
@@ -650,6 +677,9 @@ void win_clock_stepped(struct orch_engine *e, int64_t delta_ms)
 			continue;
 		window_shift(&w->st, delta_ms);
 		win_save(e, w);
+		if (w->spec.nrules)
+			store_exec(&e->st, "UPDATE window_hits SET at = at + ? WHERE sandbox = ?", "ii", delta_ms,
+				   w->sb_rowid);
 		any = true;
 	}
 	if (any) {

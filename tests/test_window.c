@@ -342,6 +342,87 @@ static void test_window__engine_clock_step(void **state)
 	json_decref(w);
 }
 
+/* N events of TYPE posted to sandbox SB, committed. */
+static void post(struct orch_engine *e, const char *sb, const char *type, size_t n)
+{
+	struct sandbox *s = sb_get(e, sb);
+	assert_non_null(s);
+	assert_non_null(s->win);
+	struct line_batch b = { n, NULL, orch_calloc(n, sizeof(json_t *)) };
+	assert_non_null(b.events);
+	for (size_t i = 0; i < n; i++)
+		b.events[i] = json_pack("{s:s}", "event_type", type);
+	win_posted(e, s, &b);
+	line_batch_release(&b);
+	orch_engine_turn(e, 0);
+}
+
+static int64_t db_int(struct orch_engine *e, const char *sql)
+{
+	sqlite3_stmt *q = NULL;
+	assert_int_equal(sqlite3_prepare_v2(e->st.db, sql, -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	return v;
+}
+
+/* A counted event costs a row of window_hits (and the deletion of those that
+ * fell out of the span), not a rewrite of the window's row with all its
+ * rules' events; the counts survive a new engine (kill -9). */
+static void test_window__engine_hits_rows(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(submit(f->e, "h", "{\"sandbox\": {\"id\": \"h\", \"window\": {\"duration_sec\": 100,"
+				" \"max_duration_sec\": 200, \"extend_sec\": 10, \"extend_when\": ["
+				"{\"event_type\": \"a\", \"count\": 10000, \"within_sec\": 3600},"
+				"{\"event_type\": \"b\", \"count\": 3, \"within_sec\": 3600},"
+				"{\"event_type\": \"c\", \"count\": 3, \"within_sec\": 1}]}},"
+				" \"steps\": [{\"id\": \"s\", \"command\": \"true\"}]}"),
+			 0);
+	/* every write of the window's row, counted */
+	assert_int_equal(sqlite3_exec(f->e->st.db,
+				      "CREATE TEMP TABLE wr(n INTEGER); INSERT INTO wr VALUES(0);"
+				      "CREATE TEMP TRIGGER wr_i AFTER INSERT ON main.windows BEGIN"
+				      " UPDATE wr SET n = n + 1; END;"
+				      "CREATE TEMP TRIGGER wr_u AFTER UPDATE ON main.windows BEGIN"
+				      " UPDATE wr SET n = n + 1; END;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	for (int i = 0; i < 10; i++)
+		post(f->e, "h", "a", 50);
+	post(f->e, "h", "b", 2);
+	assert_int_equal(db_int(f->e, "SELECT n FROM wr"), 0);
+	assert_int_equal(db_int(f->e, "SELECT count(*) FROM window_hits WHERE rule = 0"), 500);
+	assert_int_equal(db_int(f->e, "SELECT count(*) FROM window_hits WHERE rule = 1"), 2);
+	json_t *w = window_of(f->e, "h");
+	int64_t opened = ms_of(w, "opened_at");
+	assert_int_equal(ms_of(w, "deadline") - opened, 100 * S);
+	json_decref(w);
+
+	/* a new engine counts them: the third b extends */
+	fixture_reopen(f);
+	post(f->e, "h", "b", 1);
+	w = window_of(f->e, "h");
+	assert_int_equal(ms_of(w, "deadline") - opened, 110 * S);
+	json_decref(w);
+	assert_int_equal(db_int(f->e, "SELECT count(*) FROM window_hits WHERE rule = 1"), 0);
+	assert_int_equal(db_int(f->e, "SELECT count(*) FROM window_hits WHERE rule = 0"), 500);
+	post(f->e, "h", "a", 1);
+	assert_int_equal(db_int(f->e, "SELECT count(*) FROM window_hits WHERE rule = 0"), 501);
+	/* those that fell out of the span go */
+	post(f->e, "h", "c", 2);
+	assert_int_equal(db_int(f->e, "SELECT count(*) FROM window_hits WHERE rule = 2"), 2);
+	int64_t t0 = clock_wall_ms();
+	while (clock_wall_ms() - t0 < 1100)	/* a lower bound: longer changes nothing */
+		usleep(20000);
+	post(f->e, "h", "c", 1);
+	assert_int_equal(db_int(f->e, "SELECT count(*) FROM window_hits WHERE rule = 2"), 1);
+	w = window_of(f->e, "h");
+	assert_int_equal(ms_of(w, "deadline") - opened, 110 * S);
+	json_decref(w);
+}
+
 static int setup(void **state)
 {
 	struct fixture *f = fixture_new("window", 32000, 32099);
@@ -364,6 +445,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_window__clock_step),
 		cmocka_unit_test(test_window__validation),
 		cmocka_unit_test_setup_teardown(test_window__engine_clock_step, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_window__engine_hits_rows, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
