@@ -509,7 +509,7 @@ int win_ctl_resume(struct orch_engine *e, struct sandbox *sb);
 bool win_paused(const struct sandbox *sb);
 /* status "window" into O. */
 void win_render(struct orch_engine *e, struct sandbox *sb, json_t *o);
-void win_resync(struct orch_engine *e);	/* after a failed commit: every window written again */
+void win_resync(struct orch_engine *e);	/* after a failed commit: every window read again from the store */
 /* The wall clock stepped by DELTA_MS (a detector saw it): every live
  * window keeps its remaining real time (deadlines, maxima and counted
  * events' times move by DELTA_MS), written and the timer armed again. */

@@ -657,14 +657,31 @@ void win_render(struct orch_engine *e, struct sandbox *sb, json_t *o)
 
 void win_resync(struct orch_engine *e)
 {
-	for (struct win *w = e->wins, *next; w; w = next) {
-		next = w->next;
-		if (!store_int(&e->st, "SELECT 1 FROM sandboxes WHERE id = ?", 0, "i", w->sb_rowid)) {
-			win_unlink(e, w);
-			win_free(w);
-			continue;
+	/* memory holds what the undone batch did, which its users were told
+	 * failed: the windows again as the store has them (a window made in it
+	 * goes, an extension goes, an end it recorded comes again) */
+	struct win *old = e->wins;
+	e->wins = NULL;
+	for (struct win *w = old; w; w = w->next)
+		if (w->sb) {
+			w->sb->win = NULL;
+			w->sb = NULL;
 		}
-		win_save(e, w);
+	int rc = win_load(e);
+	if (rc)
+		eng_log(e, "windows: cannot read them again: %s", strerror(-rc));
+	for (struct win *w = e->wins; w; w = w->next)
+		for (struct win *o = old; o; o = o->next)
+			if (o->sb_rowid == w->sb_rowid) {
+				w->active_mono = o->active_mono;
+				if (o->delete_pending && o->ended_at == w->ended_at)
+					w->delete_pending = w->delete_check = true;
+				break;
+			}
+	while (old) {
+		struct win *w = old;
+		old = w->next;
+		win_free(w);
 	}
 	win_arm(e);
 }

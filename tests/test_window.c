@@ -258,7 +258,7 @@ static void test_window__validation(void **state)
 
 /* ---- the engine: a clock step ---- */
 
-static int submit(struct orch_engine *e, const char *name, const char *text)
+static int submit_uncommitted(struct orch_engine *e, const char *name, const char *text)
 {
 	char fname[128];
 	struct orch_pentry p;
@@ -271,7 +271,12 @@ static int submit(struct orch_engine *e, const char *name, const char *text)
 	fputs(text, fp);
 	fclose(fp);
 	orch_free(path);
-	rc = orch_plans_written(e, p.id, getuid(), getgid());
+	return orch_plans_written(e, p.id, getuid(), getgid());
+}
+
+static int submit(struct orch_engine *e, const char *name, const char *text)
+{
+	int rc = submit_uncommitted(e, name, text);
 	orch_engine_turn(e, 0);
 	return rc;
 }
@@ -423,6 +428,66 @@ static void test_window__engine_hits_rows(void **state)
 	json_decref(w);
 }
 
+/* The commit of a turn fails (SQLite rolled it back): the windows are what
+ * the store has, not what the undone turn did. */
+static void fail_commit(struct orch_engine *e)
+{
+	store_rollback(&e->st);
+	e->resync = true;
+	orch_engine_turn(e, 0);
+}
+
+static void test_window__engine_failed_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct orch_engine *e = f->e;
+	assert_int_equal(submit(e, "d", "{\"sandbox\": {\"id\": \"d\", \"window\": {\"duration_sec\": 100,"
+				" \"max_duration_sec\": 200}}, \"steps\": [{\"id\": \"s\", \"command\": \"true\"}]}"),
+			 0);
+	json_t *w = window_of(e, "d");
+	int64_t opened = ms_of(w, "opened_at");
+	json_decref(w);
+	/* a ctl extend whose commit failed is not applied */
+	struct orch_sandbox_attr a;
+	assert_int_equal(orch_sandbox_by_name(e, "d", &a), 0);
+	assert_int_equal(orch_sandbox_ctl(e, a.rowid, "extend 50", 9), 0);
+	fail_commit(e);
+	w = window_of(e, "d");
+	assert_int_equal(ms_of(w, "deadline") - opened, 100 * S);
+	assert_int_equal(json_array_size(json_object_get(w, "extensions")), 0);
+	json_decref(w);
+	/* ... and the next one is, once */
+	assert_int_equal(orch_sandbox_ctl(e, a.rowid, "extend 20", 9), 0);
+	orch_engine_turn(e, 0);
+	fixture_reopen(f);
+	e = f->e;
+	w = window_of(e, "d");
+	assert_int_equal(ms_of(w, "deadline") - opened, 120 * S);
+	assert_int_equal(json_array_size(json_object_get(w, "extensions")), 1);
+	json_decref(w);
+
+	/* a refused submission leaves no window on a sandbox that exists */
+	assert_int_equal(submit(e, "p", "{\"sandbox\": {\"id\": \"p\"}, \"steps\": [{\"id\": \"s\", \"command\": \"true\"}]}"), 0);
+	assert_int_equal(submit_uncommitted(e, "pw", "{\"sandbox\": {\"id\": \"p\", \"window\": {\"duration_sec\": 100}},"
+					     " \"steps\": [{\"id\": \"s\", \"command\": \"true\"}]}"),
+			 0);
+	struct sandbox *sb = sb_get(e, "p");
+	assert_non_null(sb);
+	assert_non_null(sb->win);
+	fail_commit(e);
+	sb = sb_get(e, "p");
+	assert_non_null(sb);
+	assert_null(sb->win);
+	struct sbuf out = SBUF_INIT;
+	assert_int_equal(orch_sandbox_by_name(e, "p", &a), 0);
+	assert_int_equal(orch_sandbox_render(e, a.rowid, &out), 0);
+	json_t *j = json_loads(sbuf_str(&out), 0, NULL);
+	sbuf_release(&out);
+	assert_non_null(j);
+	assert_true(json_is_null(json_object_get(j, "window")) || !json_object_get(j, "window"));
+	json_decref(j);
+}
+
 static int setup(void **state)
 {
 	struct fixture *f = fixture_new("window", 32000, 32099);
@@ -446,6 +511,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_window__validation),
 		cmocka_unit_test_setup_teardown(test_window__engine_clock_step, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_window__engine_hits_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_window__engine_failed_commit, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
