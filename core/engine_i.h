@@ -354,7 +354,6 @@ struct orch_engine {
 	/* windows (SPEC §9, core/windows.c): every sandbox's that has one,
 	 * and the one timer for the earliest deadline or idle end */
 	struct win *wins;
-	struct loop_timer win_timer;
 };
 
 /* May steps of user UID run under bubblewrap here? */

@@ -1,8 +1,8 @@
 /* core/windows.c — sandbox windows (SPEC §9), the engine's side: every
  * window in memory (table windows, one row per sandbox that has one,
  * written when its own fields change; table window_hits, one row per event
- * an extend_when rule counted), one loop timer for the earliest
- * deadline or idle end, the window.extended and window.ended events, ctl
+ * an extend_when rule counted), one loop timer per window for its next
+ * deadline or idle end (the loop's heap orders them), the window.extended and window.ended events, ctl
  * extend and resume, and what a window's end does to its sandbox. The
  * arithmetic is core/window.c. Engine thread only.
  *
@@ -44,11 +44,26 @@ struct win {
 	bool delete_pending;	/* ended with on_end delete: the sandbox goes once its runs end */
 	bool delete_check;	/* ... and may have none left: the timer looks at once */
 	int64_t active_mono;	/* its last activity (mono ms) */
+	struct orch_engine *e;
+	struct loop_timer timer;	/* its next deadline, idle end or delete check */
 	struct win *next;
 };
 
+static void timer_cb(struct loop_timer *t);
+
+static struct win *win_new(struct orch_engine *e)
+{
+	struct win *w = orch_calloc(1, sizeof(*w));
+	if (w) {
+		w->e = e;
+		w->timer = (struct loop_timer)LOOP_TIMER_INIT(timer_cb, w);
+	}
+	return w;
+}
+
 static void win_free(struct win *w)
 {
+	loop_timer_cancel(&w->e->loop, &w->timer);
 	if (w->sb)
 		w->sb->win = NULL;
 	window_spec_release(&w->spec);
@@ -141,18 +156,14 @@ static int64_t due_mono(const struct win *w)
 	return at;
 }
 
-static void win_arm(struct orch_engine *e)
+/* W's timer, for its next due time (none once it ended, but a delete check). */
+static void win_arm(struct orch_engine *e, struct win *w)
 {
-	int64_t at = INT64_MAX;
-	for (struct win *w = e->wins; w; w = w->next) {
-		int64_t d = w->delete_check ? clock_mono_ms() : w->ended_at ? INT64_MAX : due_mono(w);
-		if (d < at)
-			at = d;
-	}
+	int64_t at = w->delete_check ? clock_mono_ms() : w->ended_at ? INT64_MAX : due_mono(w);
 	if (at == INT64_MAX)
-		loop_timer_cancel(&e->loop, &e->win_timer);
-	else if (loop_timer_set(&e->loop, &e->win_timer, at))
-		eng_log(e, "windows: cannot arm the timer (no memory)");
+		loop_timer_cancel(&e->loop, &w->timer);
+	else if (loop_timer_set(&e->loop, &w->timer, at))
+		eng_log(e, "sandbox %s: cannot arm its window's timer (no memory)", w->sb_name);
 }
 
 /* ---- the end ---- */
@@ -223,48 +234,40 @@ static void win_end(struct orch_engine *e, struct win *w, const char *reason)
 	orch_need_durable(e);
 }
 
-/* on_end delete, once the sandbox's runs ended: as ctl delete does. */
-static void win_delete(struct orch_engine *e, struct win *w)
+/* on_end delete, once the sandbox's runs ended: as ctl delete does. True
+ * when W was freed (with its sandbox). */
+static bool win_delete(struct orch_engine *e, struct win *w)
 {
+	w->delete_check = false;
 	struct sandbox *sb = sb_get_rowid(e, w->sb_rowid);
 	if (!sb) {
 		w->delete_pending = false;
-		return;
+		return false;
 	}
 	if (sb_in_use(e, sb))
-		return;	/* win_run_finished() calls again */
+		return false;	/* win_run_finished() calls again */
 	int rc = orch_sandbox_remove(e, sb->rowid);	/* frees w */
 	if (rc) {
 		eng_log(e, "sandbox %s: its window ended, cannot delete it: %s", w->sb_name, strerror(-rc));
 		w->delete_pending = false;
+		return false;
 	}
+	return true;
 }
 
 static void timer_cb(struct loop_timer *t)
 {
-	struct orch_engine *e = t->data;
-	int64_t now = clock_wall_ms(), mono = clock_mono_ms();
-	for (struct win *w = e->wins, *next; w; w = next) {
-		next = w->next;
-		if (w->delete_pending) {
-			w->delete_check = false;
-			win_delete(e, w);
-			continue;
-		}
-		if (w->ended_at)
-			continue;
-		if (w->st.deadline <= now)
+	struct win *w = t->data;
+	struct orch_engine *e = w->e;
+	if (!w->ended_at) {
+		if (w->st.deadline <= clock_wall_ms())
 			win_end(e, w, "deadline");
-		else if (w->spec.idle_ms && w->active_mono + w->spec.idle_ms <= mono)
+		else if (w->spec.idle_ms && w->active_mono + w->spec.idle_ms <= clock_mono_ms())
 			win_end(e, w, "idle");
-		else
-			continue;
-		if (w->delete_pending) {
-			w->delete_check = false;
-			win_delete(e, w);
-		}
 	}
-	win_arm(e);
+	if (w->delete_pending && win_delete(e, w))
+		return;
+	win_arm(e, w);
 }
 
 /* ---- lifecycle ---- */
@@ -320,7 +323,7 @@ static int win_load(struct orch_engine *e)
 				      &rc, NULL);
 	int64_t mono = clock_mono_ms();
 	for (bool more = q != NULL; more; more = store_next(q)) {
-		struct win *w = orch_calloc(1, sizeof(*w));
+		struct win *w = win_new(e);
 		if (!w) {
 			store_done(q);
 			return -ENOMEM;
@@ -361,7 +364,6 @@ static int win_load(struct orch_engine *e)
 
 int win_open_all(struct orch_engine *e)
 {
-	e->win_timer = (struct loop_timer)LOOP_TIMER_INIT(timer_cb, e);
 	int rc = win_load(e);
 	if (rc)
 		return rc;
@@ -377,14 +379,13 @@ int win_open_all(struct orch_engine *e)
 			if (sb)
 				end_action(e, w, sb);
 		}
+		win_arm(e, w);
 	}
-	win_arm(e);
 	return 0;
 }
 
 void win_close_all(struct orch_engine *e)
 {
-	loop_timer_cancel(&e->loop, &e->win_timer);
 	while (e->wins) {
 		struct win *w = e->wins;
 		e->wins = w->next;
@@ -427,7 +428,6 @@ void win_sb_deleted(struct orch_engine *e, struct sandbox *sb)
 	store_exec(&e->st, "DELETE FROM window_paused_runs WHERE sandbox = ?", "i", sb->rowid);
 	win_unlink(e, w);
 	win_free(w);
-	win_arm(e);
 }
 
 int win_plan(struct orch_engine *e, struct sandbox *sb, const struct window_spec *spec)
@@ -436,7 +436,7 @@ int win_plan(struct orch_engine *e, struct sandbox *sb, const struct window_spec
 	if (!spec->set || (old && (!old->ended_at || old->paused)))
 		return 0;	/* a live window is kept as it is, and a paused one
 			 * (its runs wait for ctl resume of the sandbox) */
-	struct win *w = orch_calloc(1, sizeof(*w));
+	struct win *w = win_new(e);
 	if (!w)
 		return -ENOMEM;
 	w->sb_rowid = sb->rowid;
@@ -480,7 +480,7 @@ int win_plan(struct orch_engine *e, struct sandbox *sb, const struct window_spec
 	char at[ISO8601_LEN];
 	fmt_iso8601(w->st.deadline, at);
 	ev_emit(e, "window.opened", NULL, NULL, sb, json_pack("{s:s}", "deadline", at));
-	win_arm(e);
+	win_arm(e, w);
 	return 0;
 }
 
@@ -513,7 +513,7 @@ static void extended(struct orch_engine *e, struct win *w, int64_t added, const 
 				  dl));
 	else
 		json_decref(secs);
-	win_arm(e);
+	win_arm(e, w);
 	orch_need_durable(e);
 }
 
@@ -568,7 +568,7 @@ void win_run_finished(struct orch_engine *e, struct sandbox *sb)
 {
 	if (sb->win->delete_pending) {
 		sb->win->delete_check = true;
-		win_arm(e);
+		win_arm(e, sb->win);
 	}
 }
 
@@ -683,7 +683,8 @@ void win_resync(struct orch_engine *e)
 		old = w->next;
 		win_free(w);
 	}
-	win_arm(e);
+	for (struct win *w = e->wins; w; w = w->next)
+		win_arm(e, w);
 }
 
 void win_clock_stepped(struct orch_engine *e, int64_t delta_ms)
@@ -697,10 +698,10 @@ void win_clock_stepped(struct orch_engine *e, int64_t delta_ms)
 		if (w->spec.nrules)
 			store_exec(&e->st, "UPDATE window_hits SET at = at + ? WHERE sandbox = ?", "ii", delta_ms,
 				   w->sb_rowid);
+		win_arm(e, w);
 		any = true;
 	}
 	if (any) {
 		orch_need_durable(e);
-		win_arm(e);
 	}
 }

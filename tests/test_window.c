@@ -488,6 +488,56 @@ static void test_window__engine_failed_commit(void **state)
 	json_decref(j);
 }
 
+/* The loop timer of sandbox NAME's window: its deadline (mono ms), or -1. */
+static int64_t timer_of(struct orch_engine *e, const char *name)
+{
+	struct sandbox *sb = sb_get(e, name);
+	assert_non_null(sb);
+	assert_non_null(sb->win);
+	int64_t at = -1;
+	for (size_t i = 0; i < e->loop.nheap; i++)
+		if (e->loop.heap[i]->data == sb->win) {
+			assert_int_equal(at, -1);
+			at = e->loop.heap[i]->deadline;
+		}
+	return at;
+}
+
+/* Each window has its own timer, for its own next due time: the loop's
+ * heap orders them (no walk of every window per extension or wakeup). */
+static void test_window__engine_timer_per_window(void **state)
+{
+	struct fixture *f = *state;
+	struct orch_engine *e = f->e;
+	const char *names[] = { "t1", "t2", "t3" };
+	for (int i = 0; i < 3; i++) {
+		char plan[256];
+		snprintf(plan, sizeof(plan),
+			 "{\"sandbox\": {\"id\": \"%s\", \"window\": {\"duration_sec\": %d, \"max_duration_sec\": 900%s}},"
+			 " \"steps\": [{\"id\": \"s\", \"command\": \"true\"}]}",
+			 names[i], 100 * (i + 1), i == 2 ? ", \"idle_sec\": 50" : "");
+		assert_int_equal(submit(e, names[i], plan), 0);
+	}
+	int64_t at[3];
+	for (int i = 0; i < 3; i++) {
+		json_t *w = window_of(e, names[i]);
+		int64_t due = clock_wall_to_mono_ms(ms_of(w, "deadline"));
+		json_decref(w);
+		at[i] = timer_of(e, names[i]);
+		if (i < 2)
+			assert_in_range(at[i], due - 50, due + 50);
+		else	/* its idle end comes first */
+			assert_in_range(at[i], clock_mono_ms() + 40 * S, clock_mono_ms() + 50 * S);
+	}
+	/* an extension moves its window's timer, no other */
+	struct orch_sandbox_attr a;
+	assert_int_equal(orch_sandbox_by_name(e, "t1", &a), 0);
+	assert_int_equal(orch_sandbox_ctl(e, a.rowid, "extend 30", 9), 0);
+	orch_engine_turn(e, 0);
+	assert_in_range(timer_of(e, "t1"), at[0] + 30 * S - 5, at[0] + 30 * S + 5);
+	assert_int_equal(timer_of(e, "t2"), at[1]);
+}
+
 static int setup(void **state)
 {
 	struct fixture *f = fixture_new("window", 32000, 32099);
@@ -512,6 +562,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_window__engine_clock_step, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_window__engine_hits_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_window__engine_failed_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_window__engine_timer_per_window, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
