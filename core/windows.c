@@ -87,6 +87,11 @@ static json_t *spec_json(const struct window_spec *s)
 			 rules ? rules : json_null());
 }
 
+/* V within [LO, HI] (a stored row may hold anything). */
+static int64_t clamp(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* A stored spec, within the plan's limits: a duration that is not
+ * positive is refused, the other times are brought within a year. */
 static int spec_from_json(struct window_spec *s, const char *text)
 {
 	json_t *o = json_loads(text ? text : "", 0, NULL);
@@ -95,14 +100,18 @@ static int spec_from_json(struct window_spec *s, const char *text)
 		return -EINVAL;
 	}
 	s->duration_ms = json_integer_value(json_object_get(o, "duration_ms"));
-	s->max_ms = json_integer_value(json_object_get(o, "max_ms"));
-	s->extend_ms = json_integer_value(json_object_get(o, "extend_ms"));
-	s->idle_ms = json_integer_value(json_object_get(o, "idle_ms"));
+	bool positive = s->duration_ms > 0;
+	s->duration_ms = clamp(s->duration_ms, 1, WINDOW_MAX_MS);
+	s->max_ms = clamp(json_integer_value(json_object_get(o, "max_ms")), s->duration_ms, WINDOW_MAX_MS);
+	s->extend_ms = clamp(json_integer_value(json_object_get(o, "extend_ms")), 0, WINDOW_MAX_MS);
+	s->idle_ms = clamp(json_integer_value(json_object_get(o, "idle_ms")), 0, WINDOW_MAX_MS);
 	const char *oe = json_string_value(json_object_get(o, "on_end"));
 	s->on_end = oe && !strcmp(oe, "pause") ? WINDOW_END_PAUSE
 		    : oe && !strcmp(oe, "delete") ? WINDOW_END_DELETE : WINDOW_END_STOP;
 	json_t *rules = json_object_get(o, "rules");
 	size_t n = json_array_size(rules);
+	if (n > WINDOW_MAX_RULES)
+		n = WINDOW_MAX_RULES;
 	int rc = 0;
 	if (n && !(s->rules = orch_calloc(n, sizeof(*s->rules))))
 		rc = -ENOMEM;
@@ -110,15 +119,14 @@ static int spec_from_json(struct window_spec *s, const char *text)
 		json_t *r = json_array_get(rules, i);
 		const char *t = json_string_value(json_object_get(r, "event_type"));
 		s->rules[i].event_type = orch_strdup(t ? t : "");
-		s->rules[i].count = (unsigned)json_integer_value(json_object_get(r, "count"));
-		s->rules[i].within_ms = json_integer_value(json_object_get(r, "within_ms"));
+		s->rules[i].count =
+			(unsigned)clamp(json_integer_value(json_object_get(r, "count")), 1, WINDOW_MAX_COUNT);
+		s->rules[i].within_ms = clamp(json_integer_value(json_object_get(r, "within_ms")), 1, WINDOW_MAX_MS);
 		if (!s->rules[i].event_type)
 			rc = -ENOMEM;
-		if (!s->rules[i].count)
-			s->rules[i].count = 1;
 		s->nrules = i + 1;
 	}
-	s->set = !rc && s->duration_ms > 0;
+	s->set = !rc && positive;
 	json_decref(o);
 	return rc ? rc : s->set ? 0 : -EINVAL;
 }
@@ -151,8 +159,9 @@ static int win_save(struct orch_engine *e, struct win *w)
 static int64_t due_mono(const struct win *w)
 {
 	int64_t at = clock_wall_to_mono_ms(w->st.deadline);
-	if (w->spec.idle_ms && w->active_mono + w->spec.idle_ms < at)
-		at = w->active_mono + w->spec.idle_ms;
+	int64_t idle_end = window_add(w->active_mono, w->spec.idle_ms);
+	if (w->spec.idle_ms && idle_end < at)
+		at = idle_end;
 	return at;
 }
 
@@ -262,7 +271,7 @@ static void timer_cb(struct loop_timer *t)
 	if (!w->ended_at) {
 		if (w->st.deadline <= clock_wall_ms())
 			win_end(e, w, "deadline");
-		else if (w->spec.idle_ms && w->active_mono + w->spec.idle_ms <= clock_mono_ms())
+		else if (w->spec.idle_ms && window_add(w->active_mono, w->spec.idle_ms) <= clock_mono_ms())
 			win_end(e, w, "idle");
 	}
 	if (w->delete_pending && win_delete(e, w))
@@ -307,7 +316,7 @@ static int hits_load(struct orch_engine *e)
 			h->t = t;
 			h->cap = cap;
 		}
-		h->t[h->n++] = sqlite3_column_int64(q, 2);
+		h->t[h->n++] = clamp(sqlite3_column_int64(q, 2), 0, WINDOW_WALL_MAX_MS);
 	}
 	return rc;
 }
@@ -329,23 +338,25 @@ static int win_load(struct orch_engine *e)
 			return -ENOMEM;
 		}
 		w->sb_rowid = sqlite3_column_int64(q, 0);
-		snprintf(w->sb_name, sizeof(w->sb_name), "%s", (const char *)sqlite3_column_text(q, 1));
+		const char *name = (const char *)sqlite3_column_text(q, 1);
+		snprintf(w->sb_name, sizeof(w->sb_name), "%s", name ? name : "");
 		if (spec_from_json(&w->spec, (const char *)sqlite3_column_text(q, 2)) ||
 		    window_open(&w->st, &w->spec, 0)) {
 			eng_log(e, "sandbox %s: its window cannot be read: ignored", w->sb_name);
 			win_free(w);
 			continue;
 		}
-		w->st.opened_at = sqlite3_column_int64(q, 3);
-		w->st.deadline = sqlite3_column_int64(q, 4);
-		w->st.max_deadline = sqlite3_column_int64(q, 5);
+		/* wall times within 1970 .. 9999, the maximum not before the deadline */
+		w->st.opened_at = clamp(sqlite3_column_int64(q, 3), 0, WINDOW_WALL_MAX_MS);
+		w->st.deadline = clamp(sqlite3_column_int64(q, 4), 0, WINDOW_WALL_MAX_MS);
+		w->st.max_deadline = clamp(sqlite3_column_int64(q, 5), w->st.deadline, WINDOW_WALL_MAX_MS);
 		w->ext = json_loads((const char *)sqlite3_column_text(q, 6), 0, NULL);
 		if (!json_is_array(w->ext)) {
 			json_decref(w->ext);
 			w->ext = json_array();
 		}
 		w->ext_dropped = sqlite3_column_int64(q, 7);
-		w->ended_at = sqlite3_column_int64(q, 8);
+		w->ended_at = clamp(sqlite3_column_int64(q, 8), 0, WINDOW_WALL_MAX_MS);
 		const char *why = (const char *)sqlite3_column_text(q, 9);
 		snprintf(w->end_reason, sizeof(w->end_reason), "%s", why ? why : "");
 		w->paused = sqlite3_column_int(q, 10) != 0;
@@ -533,7 +544,7 @@ void win_posted(struct orch_engine *e, struct sandbox *sb, const struct line_bat
 			/* its row in window_hits, and those of the ones that fell
 			 * out of the span (window_rule_hit() forgets them) */
 			struct window_hits *h = &w->st.hits[k];
-			int64_t cutoff = now - r->within_ms;
+			int64_t cutoff = window_add(now, -r->within_ms);
 			unsigned drop = 0;
 			while (drop < h->n && h->t[drop] < cutoff)
 				drop++;

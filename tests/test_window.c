@@ -538,6 +538,68 @@ static void test_window__engine_timer_per_window(void **state)
 	assert_int_equal(timer_of(e, "t2"), at[1]);
 }
 
+/* Stored rows are hostile input: times at the int64_t limits neither
+ * overflow (the asan build traps signed overflow) nor crash; they are
+ * brought within the plan's limits. */
+static void test_window__engine_hostile_rows(void **state)
+{
+	struct fixture *f = *state;
+	for (int i = 0; i < 2; i++) {
+		char plan[512], name[16];
+		snprintf(name, sizeof(name), "x%d", i);
+		snprintf(plan, sizeof(plan),
+			 "{\"sandbox\": {\"id\": \"%s\", \"window\": {\"duration_sec\": 100, \"max_duration_sec\": 200,"
+			 " \"extend_sec\": 10, \"idle_sec\": 50, \"extend_when\": [{\"event_type\": \"a\", \"count\": 2,"
+			 " \"within_sec\": 60}]}}, \"steps\": [{\"id\": \"s\", \"command\": \"true\"}]}",
+			 name);
+		assert_int_equal(submit(f->e, name, plan), 0);
+	}
+	post(f->e, "x0", "a", 1);
+	post(f->e, "x1", "a", 1);
+	orch_engine_turn(f->e, 0);
+	orch_engine_close(f->e);
+	sqlite3 *db = NULL;
+	char path[256];
+	snprintf(path, sizeof(path), "%s/orchfs.db", f->state);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "UPDATE windows SET spec = '{\"duration_ms\": 9223372036854775807,"
+			     " \"max_ms\": -9223372036854775808, \"extend_ms\": 9223372036854775807,"
+			     " \"idle_ms\": 9223372036854775807, \"on_end\": \"stop\", \"rules\": [{\"event_type\": \"a\","
+			     " \"count\": -1, \"within_ms\": 9223372036854775807}]}',"
+			     " opened_at = -9223372036854775808, deadline = 9223372036854775807,"
+			     " max_deadline = -9223372036854775808 WHERE name = 'x0';"
+			     "UPDATE windows SET spec = '{\"duration_ms\": 1000, \"max_ms\": 9223372036854775807,"
+			     " \"extend_ms\": 9223372036854775807, \"idle_ms\": -5, \"rules\": [{\"event_type\": \"a\","
+			     " \"count\": 4294967297, \"within_ms\": -9223372036854775808}]}',"
+			     " deadline = 9223372036854775000, max_deadline = 9223372036854775807 WHERE name = 'x1';"
+			     "UPDATE window_hits SET at = -9223372036854775808;",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+	f->e = fixture_open(f);
+	for (int i = 0; i < 3; i++)
+		orch_engine_turn(f->e, 10);
+	const char *names[] = { "x0", "x1" };
+	for (int i = 0; i < 2; i++) {
+		post(f->e, names[i], "a", 3);
+		struct orch_sandbox_attr a;
+		assert_int_equal(orch_sandbox_by_name(f->e, names[i], &a), 0);
+		orch_sandbox_ctl(f->e, a.rowid, "extend 31536000", 15);
+		orch_engine_turn(f->e, 0);
+		json_t *w = window_of(f->e, names[i]);
+		int64_t dl = ms_of(w, "deadline"), max = ms_of(w, "max_deadline");
+		assert_true(dl <= max);
+		assert_true(max <= 253402300799999LL);	/* the end of 9999 */
+		json_decref(w);
+	}
+	win_clock_stepped(f->e, INT64_MAX / 2);
+	win_clock_stepped(f->e, INT64_MIN / 2);
+	for (int i = 0; i < 3; i++)
+		orch_engine_turn(f->e, 10);
+}
+
 static int setup(void **state)
 {
 	struct fixture *f = fixture_new("window", 32000, 32099);
@@ -563,6 +625,7 @@ int main(int argc, char **argv)
 		cmocka_unit_test_setup_teardown(test_window__engine_hits_rows, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_window__engine_failed_commit, setup, teardown),
 		cmocka_unit_test_setup_teardown(test_window__engine_timer_per_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_window__engine_hostile_rows, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }
