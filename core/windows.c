@@ -673,26 +673,23 @@ void win_resync(struct orch_engine *e)
 	 * goes, an extension goes, an end it recorded comes again) */
 	struct win *old = e->wins;
 	e->wins = NULL;
-	for (struct win *w = old; w; w = w->next)
-		if (w->sb) {
-			w->sb->win = NULL;
-			w->sb = NULL;
-		}
-	int rc = win_load(e);
+	for (struct win *o = old; o; o = o->next)
+		if (o->sb)
+			o->sb->win = NULL;
+	int rc = win_load(e);	/* attaches the new ones to their sandboxes */
 	if (rc)
 		eng_log(e, "windows: cannot read them again: %s", strerror(-rc));
-	for (struct win *w = e->wins; w; w = w->next)
-		for (struct win *o = old; o; o = o->next)
-			if (o->sb_rowid == w->sb_rowid) {
-				w->active_mono = o->active_mono;
-				if (o->delete_pending && o->ended_at == w->ended_at)
-					w->delete_pending = w->delete_check = true;
-				break;
-			}
 	while (old) {
-		struct win *w = old;
-		old = w->next;
-		win_free(w);
+		struct win *o = old, *w = o->sb ? o->sb->win : NULL;
+		old = o->next;
+		/* what memory alone knows: its last activity, a delete waiting */
+		if (w && w->sb_rowid == o->sb_rowid) {
+			w->active_mono = o->active_mono;
+			if (o->delete_pending && o->ended_at == w->ended_at)
+				w->delete_pending = w->delete_check = true;
+		}
+		o->sb = NULL;
+		win_free(o);
 	}
 	for (struct win *w = e->wins; w; w = w->next)
 		win_arm(e, w);
