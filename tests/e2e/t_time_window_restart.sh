@@ -129,9 +129,26 @@ echo '{"event_type": "bug.reported"}' >>"$M/sandboxes/wr/events" || fail "post r
 [ "$(jget "$M/sandboxes/wr/status" '.window.extensions | length')" = 1 ] || fail "wr: $(sb_field wr window)"
 expect_step wr-1 s running
 
+# a window's pause across a restart: its resume still resumes only the runs
+# it paused
+must_submit wv "$(plan '{"sandbox": {"id": "wv", "window": {"duration_sec": 1, "on_end": "pause"}}}' "$SLEEP")"
+must_submit wv2 "$(plan '{"sandbox": {"id": "wv"}}' "$(step s true)")"
+echo pause >"$M/runs/wv2-1/ctl" || fail "wv2-1: pause refused"
+wait_for 20 is_run_state wv-1 paused || fail "wv-1: run state $(run_state wv-1)"
+
 # ---- a window that ended stays ended; extensions stay ------------------------
 stop_fs
 start_fs
+[ "$(sb_field wv state)" = paused ] && [ "$(run_state wv-1)" = paused ] && [ "$(run_state wv2-1)" = paused ] \
+  || fail "wv after a restart: $(sb_field wv state) $(run_state wv-1) $(run_state wv2-1)"
+echo resume >"$M/sandboxes/wv/ctl" || fail "wv: ctl resume refused after a restart"
+wait_for 20 is_run_state wv-1 running || fail "wv-1 after resume: $(run_state wv-1)"
+sleep 0.5
+[ "$(run_state wv2-1)" = paused ] || fail "wv2-1: resumed by the window: $(run_state wv2-1)"
+echo cancel >"$M/runs/wv-1/ctl"
+echo cancel >"$M/runs/wv2-1/ctl"
+expect_run wv-1 cancelled
+expect_run wv2-1 cancelled
 [ "$(count_events "$M/sandboxes/wk/events" window.ended)" = 1 ] || fail "wk: ended again at a restart"
 [ "$(sb_field wk window.state)" = ended ] || fail "wk: $(sb_field wk window)"
 [ "$(span_ms wr)" = 70000 ] && [ "$(sb_field wr window.state)" = open ] || fail "wr after a restart: $(sb_field wr window)"
