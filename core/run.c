@@ -1899,7 +1899,7 @@ static bool run_advance(struct orch_engine *e, struct run *r)
 		ev_emit(e, "run.started", r, NULL, NULL, NULL);
 	}
 	/* no step starts while its sandbox's window is paused */
-	if (run_may_start(r) && !r->aborted && !r->cancelled && !(r->sb->win && win_paused(r->sb))) {
+	if (run_may_start(r) && !r->aborted && !r->cancelled && !(r->sb && r->sb->win && win_paused(r->sb))) {
 		size_t i;
 		while (r->nrunning < r->max_conc && (!e->cfg.jobs || e->running < e->cfg.jobs) &&
 		       ready_pop(r, &i))
