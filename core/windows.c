@@ -1,10 +1,12 @@
 /* core/windows.c — sandbox windows (SPEC §9), the engine's side: every
  * window in memory (table windows, one row per sandbox that has one,
  * written when its own fields change; table window_hits, one row per event
- * an extend_when rule counted), one loop timer per window for its next
- * deadline or idle end (the loop's heap orders them), the window.extended and window.ended events, ctl
- * extend and resume, and what a window's end does to its sandbox. The
- * arithmetic is core/window.c. Engine thread only.
+ * an extend_when rule counted; table window_paused_runs, the runs an
+ * on_end pause paused, which its ctl resume resumes), one loop timer per
+ * window for its next deadline or idle end (the loop's heap orders them),
+ * the window.extended and window.ended events, ctl extend and resume, and
+ * what a window's end does to its sandbox. The arithmetic is
+ * core/window.c. Engine thread only.
  *
  * Reached from core/sandbox.c (load, free, delete, events posted, ctl,
  * status), core/run.c (step output, a run's end), core/msgq.c (a message
