@@ -354,7 +354,6 @@ struct orch_engine {
 	/* windows (SPEC §9, core/windows.c): every sandbox's that has one,
 	 * and the one timer for the earliest deadline or idle end */
 	struct win *wins;
-	struct loop_timer win_timer;
 };
 
 /* May steps of user UID run under bubblewrap here? */
@@ -434,8 +433,10 @@ void run_forget(struct orch_engine *e, struct run *r);
 void run_interrupt(struct orch_engine *e, struct run *r);	/* stop its attempts; they run again */
 /* A window's on_end pause (core/windows.c), ON, and its end, off: R paused
  * (no step starts) and its running steps' processes stopped (SIGSTOP), or
- * resumed and continued (SIGCONT). Issue 16 puts the cgroup freezer here. */
-void run_freeze(struct orch_engine *e, struct run *r, bool on);
+ * continued (SIGCONT) and, when RESUME, resumed (a run the window paused,
+ * not one a user had paused). True when ON paused R (it was not paused).
+ * Issue 16 puts the cgroup freezer here. */
+bool run_freeze(struct orch_engine *e, struct run *r, bool on, bool resume);
 /* The running step, among the runs active in SB, whose process is WRITER or
  * its nearest ancestor that is one (read from /proc, only while SB has
  * steps running); NULL when none. */
@@ -507,7 +508,7 @@ int win_ctl_resume(struct orch_engine *e, struct sandbox *sb);
 bool win_paused(const struct sandbox *sb);
 /* status "window" into O. */
 void win_render(struct orch_engine *e, struct sandbox *sb, json_t *o);
-void win_resync(struct orch_engine *e);	/* after a failed commit: every window written again */
+void win_resync(struct orch_engine *e);	/* after a failed commit: every window read again from the store */
 /* The wall clock stepped by DELTA_MS (a detector saw it): every live
  * window keeps its remaining real time (deadlines, maxima and counted
  * events' times move by DELTA_MS), written and the timer armed again. */

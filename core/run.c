@@ -1898,7 +1898,8 @@ static bool run_advance(struct orch_engine *e, struct run *r)
 			   r->sb->rowid);
 		ev_emit(e, "run.started", r, NULL, NULL, NULL);
 	}
-	if (run_may_start(r) && !r->aborted && !r->cancelled) {
+	/* no step starts while its sandbox's window is paused */
+	if (run_may_start(r) && !r->aborted && !r->cancelled && !(r->sb && r->sb->win && win_paused(r->sb))) {
 		size_t i;
 		while (r->nrunning < r->max_conc && (!e->cfg.jobs || e->running < e->cfg.jobs) &&
 		       ready_pop(r, &i))
@@ -2157,11 +2158,12 @@ static int64_t timer_left(struct orch_engine *e, struct loop_timer *t, int64_t n
 	return left > 0 ? left : 0;
 }
 
-void run_freeze(struct orch_engine *e, struct run *r, bool on)
+bool run_freeze(struct orch_engine *e, struct run *r, bool on, bool resume)
 {
+	bool paused = false;
 	if (on && !r->paused && !r->cancelled && !r->aborted)
-		ctl_pause(e, r);
-	else if (!on && r->paused)
+		paused = ctl_pause(e, r) == 0;
+	else if (!on && r->paused && resume)
 		ctl_resume(e, r);
 	int64_t now = clock_mono_ms();
 	for (size_t i = 0; i < r->dag.n; i++) {
@@ -2187,6 +2189,7 @@ void run_freeze(struct orch_engine *e, struct run *r, bool on)
 				loop_timer_set(&e->loop, &p->hb_timer, now + p->frozen_hb_left);
 		}
 	}
+	return paused;
 }
 
 /* retry: a finished run runs its failed, timed-out, cancelled and skipped
@@ -2270,6 +2273,11 @@ int orch_run_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size_t l
 	struct run *r = run_get(e, rowid);
 	if (!r)
 		return -ENOENT;
+	if (v == 2 && r->active && r->sb && r->sb->win && win_paused(r->sb)) {
+		eng_log(e, "run %s: not resumed: its sandbox %s is paused by its window; resume the sandbox"
+			   " (ctl resume of sandboxes/%s)", r->name, r->sb->name, r->sb->name);
+		return -EINVAL;
+	}
 	/* a cancel stops what fills the disk: it needs no room first */
 	int rc = v ? eng_room(e) : 0;
 	if (!rc)

@@ -216,7 +216,13 @@ static const char migrate_windows[] =
 	"CREATE TABLE IF NOT EXISTS windows(sandbox INTEGER PRIMARY KEY, name TEXT NOT NULL,"
 	" spec TEXT NOT NULL, opened_at INTEGER NOT NULL, deadline INTEGER NOT NULL,"
 	" max_deadline INTEGER NOT NULL, extensions TEXT, ext_dropped INTEGER NOT NULL DEFAULT 0,"
-	" hits TEXT, ended_at INTEGER, end_reason TEXT, paused INTEGER NOT NULL DEFAULT 0);\n"
+	" ended_at INTEGER, end_reason TEXT, paused INTEGER NOT NULL DEFAULT 0);\n"
+	/* the events an extend_when rule of a window counted: one row each */
+	"CREATE TABLE IF NOT EXISTS window_hits(id INTEGER PRIMARY KEY, sandbox INTEGER NOT NULL,"
+	" rule INTEGER NOT NULL, at INTEGER NOT NULL);\n"
+	"CREATE INDEX IF NOT EXISTS window_hits_rule ON window_hits(sandbox, rule, at);\n"
+	/* the runs a window's pause paused (its resume resumes those only) */
+	"CREATE TABLE IF NOT EXISTS window_paused_runs(run INTEGER PRIMARY KEY, sandbox INTEGER NOT NULL);\n"
 	"UPDATE meta SET value = 8 WHERE key = 'schema';\n"
 	"COMMIT;\n";
 

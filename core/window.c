@@ -11,6 +11,14 @@ const char *window_on_end_name(enum window_on_end e)
 	return e == WINDOW_END_PAUSE ? "pause" : e == WINDOW_END_DELETE ? "delete" : "stop";
 }
 
+int64_t window_add(int64_t a, int64_t b)
+{
+	int64_t r;
+	if (__builtin_add_overflow(a, b, &r))
+		return b > 0 ? INT64_MAX : INT64_MIN;
+	return r;
+}
+
 void window_spec_release(struct window_spec *s)
 {
 	for (size_t i = 0; i < s->nrules; i++)
@@ -26,8 +34,8 @@ int window_open(struct window_state *st, const struct window_spec *spec, int64_t
 		return -ENOMEM;
 	st->nhits = spec->nrules;
 	st->opened_at = now;
-	st->deadline = now + spec->duration_ms;
-	st->max_deadline = now + (spec->max_ms > spec->duration_ms ? spec->max_ms : spec->duration_ms);
+	st->deadline = window_add(now, spec->duration_ms);
+	st->max_deadline = window_add(now, spec->max_ms > spec->duration_ms ? spec->max_ms : spec->duration_ms);
 	return 0;
 }
 
@@ -43,7 +51,7 @@ int64_t window_extend(struct window_state *st, int64_t by_ms)
 {
 	if (by_ms <= 0 || st->deadline >= st->max_deadline)
 		return 0;
-	int64_t room = st->max_deadline - st->deadline;
+	int64_t room = window_add(st->max_deadline, -st->deadline);
 	int64_t add = by_ms < room ? by_ms : room;
 	st->deadline += add;
 	return add;
@@ -58,7 +66,8 @@ bool window_rule_hit(struct window_hits *h, const struct window_rule *rule, int6
 {
 	/* forget what fell out of the span (oldest first) */
 	unsigned keep = 0;
-	while (keep < h->n && h->t[keep] < now - rule->within_ms)
+	int64_t cutoff = rule->within_ms > 0 ? window_add(now, -rule->within_ms) : now;
+	while (keep < h->n && h->t[keep] < cutoff)
 		keep++;
 	if (keep) {
 		memmove(h->t, h->t + keep, (h->n - keep) * sizeof(*h->t));
@@ -84,9 +93,9 @@ bool window_rule_hit(struct window_hits *h, const struct window_rule *rule, int6
 
 void window_shift(struct window_state *st, int64_t delta_ms)
 {
-	st->deadline += delta_ms;
-	st->max_deadline += delta_ms;
+	st->deadline = window_add(st->deadline, delta_ms);
+	st->max_deadline = window_add(st->max_deadline, delta_ms);
 	for (size_t i = 0; i < st->nhits; i++)
 		for (unsigned k = 0; k < st->hits[i].n; k++)
-			st->hits[i].t[k] += delta_ms;
+			st->hits[i].t[k] = window_add(st->hits[i].t[k], delta_ms);
 }

@@ -14,6 +14,14 @@
 #define WINDOW_MAX_COUNT 10000	/* a rule's count */
 #define WINDOW_EVENT_TYPE_MAX 128	/* bytes of a rule's event_type */
 
+#define WINDOW_MAX_MS (31536000LL * 1000)	/* a duration, span or extension: a year */
+/* wall times (ms) a window keeps: 1970 to the end of year 9999 */
+#define WINDOW_WALL_MAX_MS 253402300799999LL
+
+/* A + B, saturated at the int64_t limits (times read from the store may be
+ * anything). */
+int64_t window_add(int64_t a, int64_t b);
+
 enum window_on_end { WINDOW_END_STOP, WINDOW_END_PAUSE, WINDOW_END_DELETE };
 const char *window_on_end_name(enum window_on_end e);	/* stop, pause, delete */
 

@@ -1,9 +1,12 @@
 /* core/windows.c — sandbox windows (SPEC §9), the engine's side: every
- * window in memory (table windows, one row per sandbox that has one, its
- * whole state written at each change), one loop timer for the earliest
- * deadline or idle end, the window.extended and window.ended events, ctl
- * extend and resume, and what a window's end does to its sandbox. The
- * arithmetic is core/window.c. Engine thread only.
+ * window in memory (table windows, one row per sandbox that has one,
+ * written when its own fields change; table window_hits, one row per event
+ * an extend_when rule counted; table window_paused_runs, the runs an
+ * on_end pause paused, which its ctl resume resumes), one loop timer per
+ * window for its next deadline or idle end (the loop's heap orders them),
+ * the window.extended and window.ended events, ctl extend and resume, and
+ * what a window's end does to its sandbox. The arithmetic is
+ * core/window.c. Engine thread only.
  *
  * Reached from core/sandbox.c (load, free, delete, events posted, ctl,
  * status), core/run.c (step output, a run's end), core/msgq.c (a message
@@ -43,11 +46,26 @@ struct win {
 	bool delete_pending;	/* ended with on_end delete: the sandbox goes once its runs end */
 	bool delete_check;	/* ... and may have none left: the timer looks at once */
 	int64_t active_mono;	/* its last activity (mono ms) */
+	struct orch_engine *e;
+	struct loop_timer timer;	/* its next deadline, idle end or delete check */
 	struct win *next;
 };
 
+static void timer_cb(struct loop_timer *t);
+
+static struct win *win_new(struct orch_engine *e)
+{
+	struct win *w = orch_calloc(1, sizeof(*w));
+	if (w) {
+		w->e = e;
+		w->timer = (struct loop_timer)LOOP_TIMER_INIT(timer_cb, w);
+	}
+	return w;
+}
+
 static void win_free(struct win *w)
 {
+	loop_timer_cancel(&w->e->loop, &w->timer);
 	if (w->sb)
 		w->sb->win = NULL;
 	window_spec_release(&w->spec);
@@ -71,6 +89,11 @@ static json_t *spec_json(const struct window_spec *s)
 			 rules ? rules : json_null());
 }
 
+/* V within [LO, HI] (a stored row may hold anything). */
+static int64_t clamp(int64_t v, int64_t lo, int64_t hi) { return v < lo ? lo : v > hi ? hi : v; }
+
+/* A stored spec, within the plan's limits: a duration that is not
+ * positive is refused, the other times are brought within a year. */
 static int spec_from_json(struct window_spec *s, const char *text)
 {
 	json_t *o = json_loads(text ? text : "", 0, NULL);
@@ -79,14 +102,18 @@ static int spec_from_json(struct window_spec *s, const char *text)
 		return -EINVAL;
 	}
 	s->duration_ms = json_integer_value(json_object_get(o, "duration_ms"));
-	s->max_ms = json_integer_value(json_object_get(o, "max_ms"));
-	s->extend_ms = json_integer_value(json_object_get(o, "extend_ms"));
-	s->idle_ms = json_integer_value(json_object_get(o, "idle_ms"));
+	bool positive = s->duration_ms > 0;
+	s->duration_ms = clamp(s->duration_ms, 1, WINDOW_MAX_MS);
+	s->max_ms = clamp(json_integer_value(json_object_get(o, "max_ms")), s->duration_ms, WINDOW_MAX_MS);
+	s->extend_ms = clamp(json_integer_value(json_object_get(o, "extend_ms")), 0, WINDOW_MAX_MS);
+	s->idle_ms = clamp(json_integer_value(json_object_get(o, "idle_ms")), 0, WINDOW_MAX_MS);
 	const char *oe = json_string_value(json_object_get(o, "on_end"));
 	s->on_end = oe && !strcmp(oe, "pause") ? WINDOW_END_PAUSE
 		    : oe && !strcmp(oe, "delete") ? WINDOW_END_DELETE : WINDOW_END_STOP;
 	json_t *rules = json_object_get(o, "rules");
 	size_t n = json_array_size(rules);
+	if (n > WINDOW_MAX_RULES)
+		n = WINDOW_MAX_RULES;
 	int rc = 0;
 	if (n && !(s->rules = orch_calloc(n, sizeof(*s->rules))))
 		rc = -ENOMEM;
@@ -94,70 +121,35 @@ static int spec_from_json(struct window_spec *s, const char *text)
 		json_t *r = json_array_get(rules, i);
 		const char *t = json_string_value(json_object_get(r, "event_type"));
 		s->rules[i].event_type = orch_strdup(t ? t : "");
-		s->rules[i].count = (unsigned)json_integer_value(json_object_get(r, "count"));
-		s->rules[i].within_ms = json_integer_value(json_object_get(r, "within_ms"));
+		s->rules[i].count =
+			(unsigned)clamp(json_integer_value(json_object_get(r, "count")), 1, WINDOW_MAX_COUNT);
+		s->rules[i].within_ms = clamp(json_integer_value(json_object_get(r, "within_ms")), 1, WINDOW_MAX_MS);
 		if (!s->rules[i].event_type)
 			rc = -ENOMEM;
-		if (!s->rules[i].count)
-			s->rules[i].count = 1;
 		s->nrules = i + 1;
 	}
-	s->set = !rc && s->duration_ms > 0;
+	s->set = !rc && positive;
 	json_decref(o);
 	return rc ? rc : s->set ? 0 : -EINVAL;
 }
 
-static json_t *hits_json(const struct window_state *st)
-{
-	json_t *a = json_array();
-	for (size_t i = 0; a && i < st->nhits; i++) {
-		json_t *h = json_array();
-		for (unsigned k = 0; h && k < st->hits[i].n; k++)
-			json_array_append_new(h, json_integer(st->hits[i].t[k]));
-		json_array_append_new(a, h ? h : json_array());
-	}
-	return a;
-}
-
-static void hits_from_json(struct window_state *st, const struct window_spec *spec, const char *text)
-{
-	json_t *a = text ? json_loads(text, 0, NULL) : NULL;
-	for (size_t i = 0; i < st->nhits && i < json_array_size(a); i++) {
-		json_t *h = json_array_get(a, i);
-		size_t n = json_array_size(h);
-		if (!n || n >= spec->rules[i].count)
-			continue;
-		int64_t *t = orch_calloc(n, sizeof(*t));
-		if (!t)
-			break;
-		for (size_t k = 0; k < n; k++)
-			t[k] = json_integer_value(json_array_get(h, k));
-		st->hits[i].t = t;
-		st->hits[i].n = st->hits[i].cap = (unsigned)n;
-	}
-	json_decref(a);
-}
-
-/* Its whole state, in the turn's batch. */
+/* Its row (not its rules' hits: window_hits), in the turn's batch. */
 static int win_save(struct orch_engine *e, struct win *w)
 {
-	json_t *spec = spec_json(&w->spec), *hits = hits_json(&w->st);
+	json_t *spec = spec_json(&w->spec);
 	char *ts = spec ? json_dumps(spec, JSON_COMPACT) : NULL;
-	char *th = hits ? json_dumps(hits, JSON_COMPACT) : NULL;
 	char *te = w->ext ? json_dumps(w->ext, JSON_COMPACT) : NULL;
 	json_decref(spec);
-	json_decref(hits);
 	int rc = -ENOMEM;
-	if (ts && th && te)
+	if (ts && te)
 		rc = store_exec(&e->st,
 				"INSERT OR REPLACE INTO windows(sandbox, name, spec, opened_at, deadline, max_deadline,"
-				" extensions, ext_dropped, hits, ended_at, end_reason, paused)"
-				" VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-				"issiiisisIsi", w->sb_rowid, w->sb_name, ts, w->st.opened_at, w->st.deadline,
-				w->st.max_deadline, te, w->ext_dropped, th, w->ended_at,
+				" extensions, ext_dropped, ended_at, end_reason, paused)"
+				" VALUES(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+				"issiiisiIsi", w->sb_rowid, w->sb_name, ts, w->st.opened_at, w->st.deadline,
+				w->st.max_deadline, te, w->ext_dropped, w->ended_at,
 				w->ended_at ? w->end_reason : NULL, (int64_t)w->paused);
 	free(ts);
-	free(th);
 	free(te);
 	if (rc)
 		eng_log(e, "sandbox %s: cannot record its window: %s", w->sb_name, strerror(-rc));
@@ -169,23 +161,20 @@ static int win_save(struct orch_engine *e, struct win *w)
 static int64_t due_mono(const struct win *w)
 {
 	int64_t at = clock_wall_to_mono_ms(w->st.deadline);
-	if (w->spec.idle_ms && w->active_mono + w->spec.idle_ms < at)
-		at = w->active_mono + w->spec.idle_ms;
+	int64_t idle_end = window_add(w->active_mono, w->spec.idle_ms);
+	if (w->spec.idle_ms && idle_end < at)
+		at = idle_end;
 	return at;
 }
 
-static void win_arm(struct orch_engine *e)
+/* W's timer, for its next due time (none once it ended, but a delete check). */
+static void win_arm(struct orch_engine *e, struct win *w)
 {
-	int64_t at = INT64_MAX;
-	for (struct win *w = e->wins; w; w = w->next) {
-		int64_t d = w->delete_check ? clock_mono_ms() : w->ended_at ? INT64_MAX : due_mono(w);
-		if (d < at)
-			at = d;
-	}
+	int64_t at = w->delete_check ? clock_mono_ms() : w->ended_at ? INT64_MAX : due_mono(w);
 	if (at == INT64_MAX)
-		loop_timer_cancel(&e->loop, &e->win_timer);
-	else if (loop_timer_set(&e->loop, &e->win_timer, at))
-		eng_log(e, "windows: cannot arm the timer (no memory)");
+		loop_timer_cancel(&e->loop, &w->timer);
+	else if (loop_timer_set(&e->loop, &w->timer, at))
+		eng_log(e, "sandbox %s: cannot arm its window's timer (no memory)", w->sb_name);
 }
 
 /* ---- the end ---- */
@@ -196,15 +185,21 @@ static void win_arm(struct orch_engine *e)
 static void sb_freeze(struct orch_engine *e, struct sandbox *sb)
 {
 	for (struct run *r = e->active_head; r; r = r->next)
-		if (r->sb == sb)
-			run_freeze(e, r, true);
+		if (r->sb == sb && run_freeze(e, r, true, false))
+			store_exec(&e->st, "INSERT OR REPLACE INTO window_paused_runs(run, sandbox) VALUES(?, ?)",
+				   "ii", r->rowid, sb->rowid);
 }
 
+/* Its runs' processes continue; the runs the pause paused resume (not
+ * those a user had paused). */
 static void sb_thaw(struct orch_engine *e, struct sandbox *sb)
 {
 	for (struct run *r = e->active_head; r; r = r->next)
 		if (r->sb == sb)
-			run_freeze(e, r, false);
+			run_freeze(e, r, false,
+				   store_int(&e->st, "SELECT 1 FROM window_paused_runs WHERE run = ?", 0, "i",
+					     r->rowid) == 1);
+	store_exec(&e->st, "DELETE FROM window_paused_runs WHERE sandbox = ?", "i", sb->rowid);
 }
 
 /* What on_end does to W's sandbox SB (at the end, and again at a start
@@ -250,48 +245,40 @@ static void win_end(struct orch_engine *e, struct win *w, const char *reason)
 	orch_need_durable(e);
 }
 
-/* on_end delete, once the sandbox's runs ended: as ctl delete does. */
-static void win_delete(struct orch_engine *e, struct win *w)
+/* on_end delete, once the sandbox's runs ended: as ctl delete does. True
+ * when W was freed (with its sandbox). */
+static bool win_delete(struct orch_engine *e, struct win *w)
 {
+	w->delete_check = false;
 	struct sandbox *sb = sb_get_rowid(e, w->sb_rowid);
 	if (!sb) {
 		w->delete_pending = false;
-		return;
+		return false;
 	}
 	if (sb_in_use(e, sb))
-		return;	/* win_run_finished() calls again */
+		return false;	/* win_run_finished() calls again */
 	int rc = orch_sandbox_remove(e, sb->rowid);	/* frees w */
 	if (rc) {
 		eng_log(e, "sandbox %s: its window ended, cannot delete it: %s", w->sb_name, strerror(-rc));
 		w->delete_pending = false;
+		return false;
 	}
+	return true;
 }
 
 static void timer_cb(struct loop_timer *t)
 {
-	struct orch_engine *e = t->data;
-	int64_t now = clock_wall_ms(), mono = clock_mono_ms();
-	for (struct win *w = e->wins, *next; w; w = next) {
-		next = w->next;
-		if (w->delete_pending) {
-			w->delete_check = false;
-			win_delete(e, w);
-			continue;
-		}
-		if (w->ended_at)
-			continue;
-		if (w->st.deadline <= now)
+	struct win *w = t->data;
+	struct orch_engine *e = w->e;
+	if (!w->ended_at) {
+		if (w->st.deadline <= clock_wall_ms())
 			win_end(e, w, "deadline");
-		else if (w->spec.idle_ms && w->active_mono + w->spec.idle_ms <= mono)
+		else if (w->spec.idle_ms && window_add(w->active_mono, w->spec.idle_ms) <= clock_mono_ms())
 			win_end(e, w, "idle");
-		else
-			continue;
-		if (w->delete_pending) {
-			w->delete_check = false;
-			win_delete(e, w);
-		}
 	}
-	win_arm(e);
+	if (w->delete_pending && win_delete(e, w))
+		return;
+	win_arm(e, w);
 }
 
 /* ---- lifecycle ---- */
@@ -304,51 +291,95 @@ static struct win *win_find(struct orch_engine *e, int64_t sb_rowid)
 	return NULL;
 }
 
-int win_open_all(struct orch_engine *e)
+/* The rules' counted events of the windows in E->wins, from window_hits
+ * (oldest first; never a rule's count of them, nor a rule it has not). */
+static int hits_load(struct orch_engine *e)
 {
-	e->win_timer = (struct loop_timer)LOOP_TIMER_INIT(timer_cb, e);
+	int rc;
+	sqlite3_stmt *q = store_query(&e->st, "SELECT sandbox, rule, at FROM window_hits ORDER BY sandbox, rule, at",
+				      &rc, NULL);
+	struct win *w = NULL;
+	for (bool more = q != NULL; more; more = store_next(q)) {
+		int64_t sbid = sqlite3_column_int64(q, 0), k = sqlite3_column_int64(q, 1);
+		if (!w || w->sb_rowid != sbid)
+			w = win_find(e, sbid);
+		if (!w || k < 0 || (size_t)k >= w->st.nhits)
+			continue;
+		struct window_hits *h = &w->st.hits[k];
+		if (h->n + 1 >= w->spec.rules[k].count)
+			continue;
+		if (h->n == h->cap) {
+			unsigned cap = h->cap ? h->cap * 2 : 4;
+			int64_t *t = orch_realloc(h->t, cap * sizeof(*t));
+			if (!t) {
+				store_done(q);
+				return -ENOMEM;
+			}
+			h->t = t;
+			h->cap = cap;
+		}
+		h->t[h->n++] = clamp(sqlite3_column_int64(q, 2), 0, WINDOW_WALL_MAX_MS);
+	}
+	return rc;
+}
+
+/* Every window of the store into E->wins (empty), attached to its loaded
+ * sandbox. */
+static int win_load(struct orch_engine *e)
+{
 	int rc;
 	sqlite3_stmt *q = store_query(&e->st,
 				      "SELECT sandbox, name, spec, opened_at, deadline, max_deadline, extensions,"
-				      " ext_dropped, hits, ended_at, end_reason, paused FROM windows ORDER BY sandbox",
+				      " ext_dropped, ended_at, end_reason, paused FROM windows ORDER BY sandbox",
 				      &rc, NULL);
 	int64_t mono = clock_mono_ms();
 	for (bool more = q != NULL; more; more = store_next(q)) {
-		struct win *w = orch_calloc(1, sizeof(*w));
+		struct win *w = win_new(e);
 		if (!w) {
 			store_done(q);
 			return -ENOMEM;
 		}
 		w->sb_rowid = sqlite3_column_int64(q, 0);
-		snprintf(w->sb_name, sizeof(w->sb_name), "%s", (const char *)sqlite3_column_text(q, 1));
+		const char *name = (const char *)sqlite3_column_text(q, 1);
+		snprintf(w->sb_name, sizeof(w->sb_name), "%s", name ? name : "");
 		if (spec_from_json(&w->spec, (const char *)sqlite3_column_text(q, 2)) ||
 		    window_open(&w->st, &w->spec, 0)) {
 			eng_log(e, "sandbox %s: its window cannot be read: ignored", w->sb_name);
 			win_free(w);
 			continue;
 		}
-		w->st.opened_at = sqlite3_column_int64(q, 3);
-		w->st.deadline = sqlite3_column_int64(q, 4);
-		w->st.max_deadline = sqlite3_column_int64(q, 5);
+		/* wall times within 1970 .. 9999, the maximum not before the deadline */
+		w->st.opened_at = clamp(sqlite3_column_int64(q, 3), 0, WINDOW_WALL_MAX_MS);
+		w->st.deadline = clamp(sqlite3_column_int64(q, 4), 0, WINDOW_WALL_MAX_MS);
+		w->st.max_deadline = clamp(sqlite3_column_int64(q, 5), w->st.deadline, WINDOW_WALL_MAX_MS);
 		w->ext = json_loads((const char *)sqlite3_column_text(q, 6), 0, NULL);
 		if (!json_is_array(w->ext)) {
 			json_decref(w->ext);
 			w->ext = json_array();
 		}
 		w->ext_dropped = sqlite3_column_int64(q, 7);
-		hits_from_json(&w->st, &w->spec, (const char *)sqlite3_column_text(q, 8));
-		w->ended_at = sqlite3_column_int64(q, 9);
-		const char *why = (const char *)sqlite3_column_text(q, 10);
+		w->ended_at = clamp(sqlite3_column_int64(q, 8), 0, WINDOW_WALL_MAX_MS);
+		const char *why = (const char *)sqlite3_column_text(q, 9);
 		snprintf(w->end_reason, sizeof(w->end_reason), "%s", why ? why : "");
-		w->paused = sqlite3_column_int(q, 11) != 0;
+		w->paused = sqlite3_column_int(q, 10) != 0;
 		w->active_mono = mono;	/* idle counts from the start */
 		w->next = e->wins;
 		e->wins = w;
 	}
+	if (!rc)
+		rc = hits_load(e);
 	if (rc)
 		return rc;
 	for (struct sandbox *sb = e->sandboxes; sb; sb = sb->next)
 		win_attach(e, sb);
+	return 0;
+}
+
+int win_open_all(struct orch_engine *e)
+{
+	int rc = win_load(e);
+	if (rc)
+		return rc;
 	int64_t now = clock_wall_ms();
 	for (struct win *w = e->wins; w; w = w->next) {
 		if (!w->ended_at && w->st.deadline <= now) {
@@ -361,14 +392,13 @@ int win_open_all(struct orch_engine *e)
 			if (sb)
 				end_action(e, w, sb);
 		}
+		win_arm(e, w);
 	}
-	win_arm(e);
 	return 0;
 }
 
 void win_close_all(struct orch_engine *e)
 {
-	loop_timer_cancel(&e->loop, &e->win_timer);
 	while (e->wins) {
 		struct win *w = e->wins;
 		e->wins = w->next;
@@ -407,17 +437,19 @@ void win_sb_deleted(struct orch_engine *e, struct sandbox *sb)
 	if (!w)
 		return;
 	store_exec(&e->st, "DELETE FROM windows WHERE sandbox = ?", "i", sb->rowid);
+	store_exec(&e->st, "DELETE FROM window_hits WHERE sandbox = ?", "i", sb->rowid);
+	store_exec(&e->st, "DELETE FROM window_paused_runs WHERE sandbox = ?", "i", sb->rowid);
 	win_unlink(e, w);
 	win_free(w);
-	win_arm(e);
 }
 
 int win_plan(struct orch_engine *e, struct sandbox *sb, const struct window_spec *spec)
 {
 	struct win *old = sb->win;
-	if (!spec->set || (old && !old->ended_at))
-		return 0;	/* a live window is kept as it is */
-	struct win *w = orch_calloc(1, sizeof(*w));
+	if (!spec->set || (old && (!old->ended_at || old->paused)))
+		return 0;	/* a live window is kept as it is, and a paused one
+			 * (its runs wait for ctl resume of the sandbox) */
+	struct win *w = win_new(e);
 	if (!w)
 		return -ENOMEM;
 	w->sb_rowid = sb->rowid;
@@ -442,6 +474,8 @@ int win_plan(struct orch_engine *e, struct sandbox *sb, const struct window_spec
 	w->active_mono = clock_mono_ms();
 	if (!rc)
 		rc = win_save(e, w);
+	if (!rc && old)
+		rc = store_exec(&e->st, "DELETE FROM window_hits WHERE sandbox = ?", "i", sb->rowid);
 	if (rc) {
 		win_free(w);
 		return rc;
@@ -459,7 +493,7 @@ int win_plan(struct orch_engine *e, struct sandbox *sb, const struct window_spec
 	char at[ISO8601_LEN];
 	fmt_iso8601(w->st.deadline, at);
 	ev_emit(e, "window.opened", NULL, NULL, sb, json_pack("{s:s}", "deadline", at));
-	win_arm(e);
+	win_arm(e, w);
 	return 0;
 }
 
@@ -492,7 +526,7 @@ static void extended(struct orch_engine *e, struct win *w, int64_t added, const 
 				  dl));
 	else
 		json_decref(secs);
-	win_arm(e);
+	win_arm(e, w);
 	orch_need_durable(e);
 }
 
@@ -502,7 +536,6 @@ void win_posted(struct orch_engine *e, struct sandbox *sb, const struct line_bat
 	w->active_mono = clock_mono_ms();
 	if (w->ended_at || !w->spec.nrules)
 		return;
-	bool counted = false;
 	int64_t now = clock_wall_ms();
 	for (size_t i = 0; i < b->n; i++) {
 		const char *type = json_string_value(json_object_get(b->events[i], "event_type"));
@@ -510,9 +543,26 @@ void win_posted(struct orch_engine *e, struct sandbox *sb, const struct line_bat
 			const struct window_rule *r = &w->spec.rules[k];
 			if (!window_rule_matches(r, type))
 				continue;
-			counted = true;
-			if (!window_rule_hit(&w->st.hits[k], r, now))
+			/* its row in window_hits, and those of the ones that fell
+			 * out of the span (window_rule_hit() forgets them) */
+			struct window_hits *h = &w->st.hits[k];
+			int64_t cutoff = window_add(now, -r->within_ms);
+			unsigned drop = 0;
+			while (drop < h->n && h->t[drop] < cutoff)
+				drop++;
+			if (drop)
+				store_exec(&e->st, "DELETE FROM window_hits WHERE sandbox = ? AND rule = ? AND at < ?",
+					   "iii", w->sb_rowid, (int64_t)k, cutoff);
+			unsigned kept = h->n - drop;
+			if (!window_rule_hit(h, r, now)) {
+				if (h->n > kept)
+					store_exec(&e->st, "INSERT INTO window_hits(sandbox, rule, at) VALUES(?, ?, ?)",
+						   "iii", w->sb_rowid, (int64_t)k, now);
 				continue;
+			}
+			/* it fired: the events that made it count no more */
+			store_exec(&e->st, "DELETE FROM window_hits WHERE sandbox = ? AND rule = ?", "ii", w->sb_rowid,
+				   (int64_t)k);
 			int64_t added = window_extend(&w->st, w->spec.extend_ms);
 			if (!added)
 				continue;	/* at the maximum: nothing to record */
@@ -525,15 +575,13 @@ void win_posted(struct orch_engine *e, struct sandbox *sb, const struct line_bat
 			eng_actor_restore(e, old);
 		}
 	}
-	if (counted)
-		win_save(e, w);
 }
 
 void win_run_finished(struct orch_engine *e, struct sandbox *sb)
 {
 	if (sb->win->delete_pending) {
 		sb->win->delete_check = true;
-		win_arm(e);
+		win_arm(e, sb->win);
 	}
 }
 
@@ -565,9 +613,10 @@ int win_ctl_extend(struct orch_engine *e, struct sandbox *sb, const char *arg, s
 		return -ENOMEM;
 	char by[IDENT_NAME_MAX];
 	snprintf(by, sizeof(by), "%s", ident_user(&e->ident, e->actor.set ? e->actor.uid : 0));
-	/* at the maximum it adds nothing, and says so (seconds 0) */
+	/* at the maximum it adds nothing and records nothing, as a rule does */
 	int64_t added = window_extend(&w->st, (int64_t)sec * 1000);
-	extended(e, w, added, by, why);
+	if (added)
+		extended(e, w, added, by, why);
 	orch_free(why);
 	return 0;
 }
@@ -621,16 +670,31 @@ void win_render(struct orch_engine *e, struct sandbox *sb, json_t *o)
 
 void win_resync(struct orch_engine *e)
 {
-	for (struct win *w = e->wins, *next; w; w = next) {
-		next = w->next;
-		if (!store_int(&e->st, "SELECT 1 FROM sandboxes WHERE id = ?", 0, "i", w->sb_rowid)) {
-			win_unlink(e, w);
-			win_free(w);
-			continue;
+	/* memory holds what the undone batch did, which its users were told
+	 * failed: the windows again as the store has them (a window made in it
+	 * goes, an extension goes, an end it recorded comes again) */
+	struct win *old = e->wins;
+	e->wins = NULL;
+	for (struct win *o = old; o; o = o->next)
+		if (o->sb)
+			o->sb->win = NULL;
+	int rc = win_load(e);	/* attaches the new ones to their sandboxes */
+	if (rc)
+		eng_log(e, "windows: cannot read them again: %s", strerror(-rc));
+	while (old) {
+		struct win *o = old, *w = o->sb ? o->sb->win : NULL;
+		old = o->next;
+		/* what memory alone knows: its last activity, a delete waiting */
+		if (w && w->sb_rowid == o->sb_rowid) {
+			w->active_mono = o->active_mono;
+			if (o->delete_pending && o->ended_at == w->ended_at)
+				w->delete_pending = w->delete_check = true;
 		}
-		win_save(e, w);
+		o->sb = NULL;
+		win_free(o);
 	}
-	win_arm(e);
+	for (struct win *w = e->wins; w; w = w->next)
+		win_arm(e, w);
 }
 
 void win_clock_stepped(struct orch_engine *e, int64_t delta_ms)
@@ -641,10 +705,13 @@ void win_clock_stepped(struct orch_engine *e, int64_t delta_ms)
 			continue;
 		window_shift(&w->st, delta_ms);
 		win_save(e, w);
+		if (w->spec.nrules)
+			store_exec(&e->st, "UPDATE window_hits SET at = at + ? WHERE sandbox = ?", "ii", delta_ms,
+				   w->sb_rowid);
+		win_arm(e, w);
 		any = true;
 	}
 	if (any) {
 		orch_need_durable(e);
-		win_arm(e);
 	}
 }

@@ -258,7 +258,7 @@ static void test_window__validation(void **state)
 
 /* ---- the engine: a clock step ---- */
 
-static int submit(struct orch_engine *e, const char *name, const char *text)
+static int submit_uncommitted(struct orch_engine *e, const char *name, const char *text)
 {
 	char fname[128];
 	struct orch_pentry p;
@@ -271,7 +271,12 @@ static int submit(struct orch_engine *e, const char *name, const char *text)
 	fputs(text, fp);
 	fclose(fp);
 	orch_free(path);
-	rc = orch_plans_written(e, p.id, getuid(), getgid());
+	return orch_plans_written(e, p.id, getuid(), getgid());
+}
+
+static int submit(struct orch_engine *e, const char *name, const char *text)
+{
+	int rc = submit_uncommitted(e, name, text);
 	orch_engine_turn(e, 0);
 	return rc;
 }
@@ -342,6 +347,259 @@ static void test_window__engine_clock_step(void **state)
 	json_decref(w);
 }
 
+/* N events of TYPE posted to sandbox SB, committed. */
+static void post(struct orch_engine *e, const char *sb, const char *type, size_t n)
+{
+	struct sandbox *s = sb_get(e, sb);
+	assert_non_null(s);
+	assert_non_null(s->win);
+	struct line_batch b = { n, NULL, orch_calloc(n, sizeof(json_t *)) };
+	assert_non_null(b.events);
+	for (size_t i = 0; i < n; i++)
+		b.events[i] = json_pack("{s:s}", "event_type", type);
+	win_posted(e, s, &b);
+	line_batch_release(&b);
+	orch_engine_turn(e, 0);
+}
+
+static int64_t db_int(struct orch_engine *e, const char *sql)
+{
+	sqlite3_stmt *q = NULL;
+	assert_int_equal(sqlite3_prepare_v2(e->st.db, sql, -1, &q, NULL), SQLITE_OK);
+	assert_int_equal(sqlite3_step(q), SQLITE_ROW);
+	int64_t v = sqlite3_column_int64(q, 0);
+	sqlite3_finalize(q);
+	return v;
+}
+
+/* A counted event costs a row of window_hits (and the deletion of those that
+ * fell out of the span), not a rewrite of the window's row with all its
+ * rules' events; the counts survive a new engine (kill -9). */
+static void test_window__engine_hits_rows(void **state)
+{
+	struct fixture *f = *state;
+	assert_int_equal(submit(f->e, "h", "{\"sandbox\": {\"id\": \"h\", \"window\": {\"duration_sec\": 100,"
+				" \"max_duration_sec\": 200, \"extend_sec\": 10, \"extend_when\": ["
+				"{\"event_type\": \"a\", \"count\": 10000, \"within_sec\": 3600},"
+				"{\"event_type\": \"b\", \"count\": 3, \"within_sec\": 3600},"
+				"{\"event_type\": \"c\", \"count\": 3, \"within_sec\": 1}]}},"
+				" \"steps\": [{\"id\": \"s\", \"command\": \"true\"}]}"),
+			 0);
+	/* every write of the window's row, counted */
+	assert_int_equal(sqlite3_exec(f->e->st.db,
+				      "CREATE TEMP TABLE wr(n INTEGER); INSERT INTO wr VALUES(0);"
+				      "CREATE TEMP TRIGGER wr_i AFTER INSERT ON main.windows BEGIN"
+				      " UPDATE wr SET n = n + 1; END;"
+				      "CREATE TEMP TRIGGER wr_u AFTER UPDATE ON main.windows BEGIN"
+				      " UPDATE wr SET n = n + 1; END;",
+				      NULL, NULL, NULL),
+			 SQLITE_OK);
+	for (int i = 0; i < 10; i++)
+		post(f->e, "h", "a", 50);
+	post(f->e, "h", "b", 2);
+	assert_int_equal(db_int(f->e, "SELECT n FROM wr"), 0);
+	assert_int_equal(db_int(f->e, "SELECT count(*) FROM window_hits WHERE rule = 0"), 500);
+	assert_int_equal(db_int(f->e, "SELECT count(*) FROM window_hits WHERE rule = 1"), 2);
+	json_t *w = window_of(f->e, "h");
+	int64_t opened = ms_of(w, "opened_at");
+	assert_int_equal(ms_of(w, "deadline") - opened, 100 * S);
+	json_decref(w);
+
+	/* a new engine counts them: the third b extends */
+	fixture_reopen(f);
+	post(f->e, "h", "b", 1);
+	w = window_of(f->e, "h");
+	assert_int_equal(ms_of(w, "deadline") - opened, 110 * S);
+	json_decref(w);
+	assert_int_equal(db_int(f->e, "SELECT count(*) FROM window_hits WHERE rule = 1"), 0);
+	assert_int_equal(db_int(f->e, "SELECT count(*) FROM window_hits WHERE rule = 0"), 500);
+	post(f->e, "h", "a", 1);
+	assert_int_equal(db_int(f->e, "SELECT count(*) FROM window_hits WHERE rule = 0"), 501);
+	/* those that fell out of the span go */
+	post(f->e, "h", "c", 2);
+	assert_int_equal(db_int(f->e, "SELECT count(*) FROM window_hits WHERE rule = 2"), 2);
+	int64_t t0 = clock_wall_ms();
+	while (clock_wall_ms() - t0 < 1100)	/* a lower bound: longer changes nothing */
+		usleep(20000);
+	post(f->e, "h", "c", 1);
+	assert_int_equal(db_int(f->e, "SELECT count(*) FROM window_hits WHERE rule = 2"), 1);
+	w = window_of(f->e, "h");
+	assert_int_equal(ms_of(w, "deadline") - opened, 110 * S);
+	json_decref(w);
+}
+
+/* The commit of a turn fails (SQLite rolled it back): the windows are what
+ * the store has, not what the undone turn did. */
+static void fail_commit(struct orch_engine *e)
+{
+	store_rollback(&e->st);
+	e->resync = true;
+	orch_engine_turn(e, 0);
+}
+
+static void test_window__engine_failed_commit(void **state)
+{
+	struct fixture *f = *state;
+	struct orch_engine *e = f->e;
+	assert_int_equal(submit(e, "d", "{\"sandbox\": {\"id\": \"d\", \"window\": {\"duration_sec\": 100,"
+				" \"max_duration_sec\": 200}}, \"steps\": [{\"id\": \"s\", \"command\": \"true\"}]}"),
+			 0);
+	json_t *w = window_of(e, "d");
+	int64_t opened = ms_of(w, "opened_at");
+	json_decref(w);
+	/* a ctl extend whose commit failed is not applied */
+	struct orch_sandbox_attr a;
+	assert_int_equal(orch_sandbox_by_name(e, "d", &a), 0);
+	assert_int_equal(orch_sandbox_ctl(e, a.rowid, "extend 50", 9), 0);
+	fail_commit(e);
+	w = window_of(e, "d");
+	assert_int_equal(ms_of(w, "deadline") - opened, 100 * S);
+	assert_int_equal(json_array_size(json_object_get(w, "extensions")), 0);
+	json_decref(w);
+	/* ... and the next one is, once */
+	assert_int_equal(orch_sandbox_ctl(e, a.rowid, "extend 20", 9), 0);
+	orch_engine_turn(e, 0);
+	fixture_reopen(f);
+	e = f->e;
+	w = window_of(e, "d");
+	assert_int_equal(ms_of(w, "deadline") - opened, 120 * S);
+	assert_int_equal(json_array_size(json_object_get(w, "extensions")), 1);
+	json_decref(w);
+
+	/* a refused submission leaves no window on a sandbox that exists */
+	assert_int_equal(submit(e, "p", "{\"sandbox\": {\"id\": \"p\"}, \"steps\": [{\"id\": \"s\", \"command\": \"true\"}]}"), 0);
+	assert_int_equal(submit_uncommitted(e, "pw", "{\"sandbox\": {\"id\": \"p\", \"window\": {\"duration_sec\": 100}},"
+					     " \"steps\": [{\"id\": \"s\", \"command\": \"true\"}]}"),
+			 0);
+	struct sandbox *sb = sb_get(e, "p");
+	assert_non_null(sb);
+	assert_non_null(sb->win);
+	fail_commit(e);
+	sb = sb_get(e, "p");
+	assert_non_null(sb);
+	assert_null(sb->win);
+	struct sbuf out = SBUF_INIT;
+	assert_int_equal(orch_sandbox_by_name(e, "p", &a), 0);
+	assert_int_equal(orch_sandbox_render(e, a.rowid, &out), 0);
+	json_t *j = json_loads(sbuf_str(&out), 0, NULL);
+	sbuf_release(&out);
+	assert_non_null(j);
+	assert_true(json_is_null(json_object_get(j, "window")) || !json_object_get(j, "window"));
+	json_decref(j);
+}
+
+/* The loop timer of sandbox NAME's window: its deadline (mono ms), or -1. */
+static int64_t timer_of(struct orch_engine *e, const char *name)
+{
+	struct sandbox *sb = sb_get(e, name);
+	assert_non_null(sb);
+	assert_non_null(sb->win);
+	int64_t at = -1;
+	for (size_t i = 0; i < e->loop.nheap; i++)
+		if (e->loop.heap[i]->data == sb->win) {
+			assert_int_equal(at, -1);
+			at = e->loop.heap[i]->deadline;
+		}
+	return at;
+}
+
+/* Each window has its own timer, for its own next due time: the loop's
+ * heap orders them (no walk of every window per extension or wakeup). */
+static void test_window__engine_timer_per_window(void **state)
+{
+	struct fixture *f = *state;
+	struct orch_engine *e = f->e;
+	const char *names[] = { "t1", "t2", "t3" };
+	for (int i = 0; i < 3; i++) {
+		char plan[256];
+		snprintf(plan, sizeof(plan),
+			 "{\"sandbox\": {\"id\": \"%s\", \"window\": {\"duration_sec\": %d, \"max_duration_sec\": 900%s}},"
+			 " \"steps\": [{\"id\": \"s\", \"command\": \"true\"}]}",
+			 names[i], 100 * (i + 1), i == 2 ? ", \"idle_sec\": 50" : "");
+		assert_int_equal(submit(e, names[i], plan), 0);
+	}
+	int64_t at[3];
+	for (int i = 0; i < 3; i++) {
+		json_t *w = window_of(e, names[i]);
+		int64_t due = clock_wall_to_mono_ms(ms_of(w, "deadline"));
+		json_decref(w);
+		at[i] = timer_of(e, names[i]);
+		if (i < 2)
+			assert_in_range(at[i], due - 50, due + 50);
+		else	/* its idle end comes first */
+			assert_in_range(at[i], clock_mono_ms() + 40 * S, clock_mono_ms() + 50 * S);
+	}
+	/* an extension moves its window's timer, no other */
+	struct orch_sandbox_attr a;
+	assert_int_equal(orch_sandbox_by_name(e, "t1", &a), 0);
+	assert_int_equal(orch_sandbox_ctl(e, a.rowid, "extend 30", 9), 0);
+	orch_engine_turn(e, 0);
+	assert_in_range(timer_of(e, "t1"), at[0] + 30 * S - 5, at[0] + 30 * S + 5);
+	assert_int_equal(timer_of(e, "t2"), at[1]);
+}
+
+/* Stored rows are hostile input: times at the int64_t limits neither
+ * overflow (the asan build traps signed overflow) nor crash; they are
+ * brought within the plan's limits. */
+static void test_window__engine_hostile_rows(void **state)
+{
+	struct fixture *f = *state;
+	for (int i = 0; i < 2; i++) {
+		char plan[512], name[16];
+		snprintf(name, sizeof(name), "x%d", i);
+		snprintf(plan, sizeof(plan),
+			 "{\"sandbox\": {\"id\": \"%s\", \"window\": {\"duration_sec\": 100, \"max_duration_sec\": 200,"
+			 " \"extend_sec\": 10, \"idle_sec\": 50, \"extend_when\": [{\"event_type\": \"a\", \"count\": 2,"
+			 " \"within_sec\": 60}]}}, \"steps\": [{\"id\": \"s\", \"command\": \"true\"}]}",
+			 name);
+		assert_int_equal(submit(f->e, name, plan), 0);
+	}
+	post(f->e, "x0", "a", 1);
+	post(f->e, "x1", "a", 1);
+	orch_engine_turn(f->e, 0);
+	orch_engine_close(f->e);
+	sqlite3 *db = NULL;
+	char path[256];
+	snprintf(path, sizeof(path), "%s/orchfs.db", f->state);
+	assert_int_equal(sqlite3_open(path, &db), SQLITE_OK);
+	assert_int_equal(
+		sqlite3_exec(db,
+			     "UPDATE windows SET spec = '{\"duration_ms\": 9223372036854775807,"
+			     " \"max_ms\": -9223372036854775808, \"extend_ms\": 9223372036854775807,"
+			     " \"idle_ms\": 9223372036854775807, \"on_end\": \"stop\", \"rules\": [{\"event_type\": \"a\","
+			     " \"count\": -1, \"within_ms\": 9223372036854775807}]}',"
+			     " opened_at = -9223372036854775808, deadline = 9223372036854775807,"
+			     " max_deadline = -9223372036854775808 WHERE name = 'x0';"
+			     "UPDATE windows SET spec = '{\"duration_ms\": 1000, \"max_ms\": 9223372036854775807,"
+			     " \"extend_ms\": 9223372036854775807, \"idle_ms\": -5, \"rules\": [{\"event_type\": \"a\","
+			     " \"count\": 4294967297, \"within_ms\": -9223372036854775808}]}',"
+			     " deadline = 9223372036854775000, max_deadline = 9223372036854775807 WHERE name = 'x1';"
+			     "UPDATE window_hits SET at = -9223372036854775808;",
+			     NULL, NULL, NULL),
+		SQLITE_OK);
+	sqlite3_close(db);
+	f->e = fixture_open(f);
+	for (int i = 0; i < 3; i++)
+		orch_engine_turn(f->e, 10);
+	const char *names[] = { "x0", "x1" };
+	for (int i = 0; i < 2; i++) {
+		post(f->e, names[i], "a", 3);
+		struct orch_sandbox_attr a;
+		assert_int_equal(orch_sandbox_by_name(f->e, names[i], &a), 0);
+		orch_sandbox_ctl(f->e, a.rowid, "extend 31536000", 15);
+		orch_engine_turn(f->e, 0);
+		json_t *w = window_of(f->e, names[i]);
+		int64_t dl = ms_of(w, "deadline"), max = ms_of(w, "max_deadline");
+		assert_true(dl <= max);
+		assert_true(max <= 253402300799999LL);	/* the end of 9999 */
+		json_decref(w);
+	}
+	win_clock_stepped(f->e, INT64_MAX / 2);
+	win_clock_stepped(f->e, INT64_MIN / 2);
+	for (int i = 0; i < 3; i++)
+		orch_engine_turn(f->e, 10);
+}
+
 static int setup(void **state)
 {
 	struct fixture *f = fixture_new("window", 32000, 32099);
@@ -364,6 +622,10 @@ int main(int argc, char **argv)
 		cmocka_unit_test(test_window__clock_step),
 		cmocka_unit_test(test_window__validation),
 		cmocka_unit_test_setup_teardown(test_window__engine_clock_step, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_window__engine_hits_rows, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_window__engine_failed_commit, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_window__engine_timer_per_window, setup, teardown),
+		cmocka_unit_test_setup_teardown(test_window__engine_hostile_rows, setup, teardown),
 	};
 	return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -30,7 +30,9 @@ wait_for 20 bash -c "[ \$(jq '.window.extensions | length' '$M/sandboxes/bugfix/
   || fail "the bug report did not extend the window: $(jq -c .window "$M/sandboxes/bugfix/status")"
 [ $(( $(iso_ms "$(sb_field bugfix window.deadline)") - opened )) = 8000 ] || fail "window after one report: $(jq -c .window "$M/sandboxes/bugfix/status")"
 wait_for 20 grep -qx BUG-7 "$M/sandboxes/bugfix/workspace/fixed.log" || fail "the worker did not fix BUG-7: $(cat "$M/sandboxes/bugfix/logs")"
-[ "$(count_events "$M/sandboxes/bugfix/events" bug.fixed '.event_data.id == "BUG-7"')" = 1 ] || fail "no bug.fixed event for BUG-7"
+# the worker writes fixed.log, then posts bug.fixed: wait for the event too
+wait_for 20 has_events "$M/sandboxes/bugfix/events" bug.fixed 1 '.event_data.id == "BUG-7"' || fail "no bug.fixed event for BUG-7"
+[ "$(count_events "$M/sandboxes/bugfix/events" bug.fixed '.event_data.id == "BUG-7"')" = 1 ] || fail "more than one bug.fixed event for BUG-7"
 # a second report extends to the maximum (10 s), not past it
 echo '{"event_type": "bug.reported", "event_data": {"id": "BUG-8"}}' >>"$M/sandboxes/bugfix/events" || fail "post refused"
 wait_for 20 bash -c "[ \$(jq '.window.extensions | length' '$M/sandboxes/bugfix/status') = 2 ]" || fail "BUG-8 did not extend"

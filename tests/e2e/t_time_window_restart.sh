@@ -52,6 +52,42 @@ sleep 0.5
 [ "$(run_state wq2-1)" = pending ] || fail "wq2-1 in a paused sandbox: $(run_state wq2-1)"
 echo resume >"$M/sandboxes/wq/ctl" || fail "ctl resume refused"
 expect_run wq2-1 succeeded
+# a new window on a paused sandbox (the next phase's plan) keeps the paused
+# one: the new run waits in the paused sandbox, ctl resume resumes both
+must_submit wn "$(plan '{"sandbox": {"id": "wn", "window": {"duration_sec": 1, "on_end": "pause"}}}' \
+  "$(step s 'sleep 3; echo one >>done')")"
+wait_for 20 is_sb_field wn state paused || fail "wn: sandbox state $(sb_field wn state)"
+wait_for 20 is_run_state wn-1 paused || fail "wn-1: run state $(run_state wn-1)"
+must_submit wn2 "$(plan '{"sandbox": {"id": "wn", "window": {"duration_sec": 60}}}' "$(step s 'echo two >>done')")"
+sleep 0.5
+[ "$(run_state wn2-1)" = pending ] || fail "wn2-1 in a paused sandbox: $(run_state wn2-1)"
+[ "$(sb_field wn state)" = paused ] || fail "wn: the new plan unpaused the sandbox: $(sb_field wn state)"
+[ "$(sb_field wn window.state)" = ended ] || fail "wn: the paused window was replaced: $(sb_field wn window)"
+echo resume >"$M/sandboxes/wn/ctl" || fail "wn: ctl resume refused after a new plan"
+expect_run wn-1 succeeded 20
+expect_run wn2-1 succeeded 20
+[ "$(cat "$(ws wn)/done" | tr '\n' ' ')" = "one two " ] || fail "wn: $(cat "$(ws wn)/done")"
+# the window's pause holds: a run's own ctl resume is refused (resume the
+# sandbox), and the sandbox's resume resumes only the runs the window paused,
+# not one a user had paused before
+must_submit wu "$(plan '{"sandbox": {"id": "wu", "window": {"duration_sec": 1, "on_end": "pause"}}}' \
+  "$(step s 'sleep 3')" "$(step t 'echo t >>done' '{"depends_on": ["s"]}')")"
+must_submit wu2 "$(plan '{"sandbox": {"id": "wu"}}' "$(step s true)")"
+echo pause >"$M/runs/wu2-1/ctl" || fail "wu2-1: pause refused"
+wait_for 20 is_sb_field wu state paused || fail "wu: sandbox state $(sb_field wu state)"
+wait_for 20 is_run_state wu-1 paused || fail "wu-1: run state $(run_state wu-1)"
+write_fails "$M/runs/wu-1/ctl" resume || fail "wu-1: a run's resume in a paused sandbox was taken"
+grep -q 'Invalid argument' "$T/write.err" || fail "wu-1 resume: $(cat "$T/write.err")"
+sleep 2
+[ "$(run_state wu-1)" = paused ] || fail "wu-1: $(run_state wu-1) in a paused sandbox"
+[ "$(step_state wu-1 t)" = pending ] || fail "wu-1: step t started in a paused sandbox: $(step_state wu-1 t)"
+[ ! -e "$(ws wu)/done" ] || fail "wu-1: step t ran in a paused sandbox"
+echo resume >"$M/sandboxes/wu/ctl" || fail "wu: ctl resume refused"
+expect_run wu-1 succeeded 20
+sleep 0.5
+[ "$(run_state wu2-1)" = paused ] || fail "wu2-1: the window's resume resumed a run a user paused: $(run_state wu2-1)"
+echo resume >"$M/runs/wu2-1/ctl" || fail "wu2-1: resume refused"
+expect_run wu2-1 succeeded 20
 
 # a step stopped by the pause keeps its timeout and heartbeat clocks stopped
 # too: 3 s paused (past its heartbeat_ttl_sec of 1 and the 2 s left of its
@@ -93,9 +129,26 @@ echo '{"event_type": "bug.reported"}' >>"$M/sandboxes/wr/events" || fail "post r
 [ "$(jget "$M/sandboxes/wr/status" '.window.extensions | length')" = 1 ] || fail "wr: $(sb_field wr window)"
 expect_step wr-1 s running
 
+# a window's pause across a restart: its resume still resumes only the runs
+# it paused
+must_submit wv "$(plan '{"sandbox": {"id": "wv", "window": {"duration_sec": 1, "on_end": "pause"}}}' "$SLEEP")"
+must_submit wv2 "$(plan '{"sandbox": {"id": "wv"}}' "$(step s true)")"
+echo pause >"$M/runs/wv2-1/ctl" || fail "wv2-1: pause refused"
+wait_for 20 is_run_state wv-1 paused || fail "wv-1: run state $(run_state wv-1)"
+
 # ---- a window that ended stays ended; extensions stay ------------------------
 stop_fs
 start_fs
+[ "$(sb_field wv state)" = paused ] && [ "$(run_state wv-1)" = paused ] && [ "$(run_state wv2-1)" = paused ] \
+  || fail "wv after a restart: $(sb_field wv state) $(run_state wv-1) $(run_state wv2-1)"
+echo resume >"$M/sandboxes/wv/ctl" || fail "wv: ctl resume refused after a restart"
+wait_for 20 is_run_state wv-1 running || fail "wv-1 after resume: $(run_state wv-1)"
+sleep 0.5
+[ "$(run_state wv2-1)" = paused ] || fail "wv2-1: resumed by the window: $(run_state wv2-1)"
+echo cancel >"$M/runs/wv-1/ctl"
+echo cancel >"$M/runs/wv2-1/ctl"
+expect_run wv-1 cancelled
+expect_run wv2-1 cancelled
 [ "$(count_events "$M/sandboxes/wk/events" window.ended)" = 1 ] || fail "wk: ended again at a restart"
 [ "$(sb_field wk window.state)" = ended ] || fail "wk: $(sb_field wk window)"
 [ "$(span_ms wr)" = 70000 ] && [ "$(sb_field wr window.state)" = open ] || fail "wr after a restart: $(sb_field wr window)"
