@@ -19,6 +19,7 @@
  * fires at the first turn after the start, once (ended_at is durable).
  * Idle time is counted on the monotonic clock, in memory only: a restart
  * counts it afresh from the start. */
+#include "core/clockstep.h"
 #include "core/engine_i.h"
 #include "core/lines.h"
 #include "core/window.h"
@@ -270,6 +271,7 @@ static void timer_cb(struct loop_timer *t)
 {
 	struct win *w = t->data;
 	struct orch_engine *e = w->e;
+	clockstep_check(e);	/* a step not yet seen moves the deadline first */
 	if (!w->ended_at) {
 		if (w->st.deadline <= clock_wall_ms())
 			win_end(e, w, "deadline");
