@@ -88,6 +88,15 @@ must_submit cpus "$(plan '{"sandbox": {"isolation": "none"}}' "$(step q "$quota"
 expect_run cpus-1 succeeded
 grep -qx 50000 "$M/runs/cpus-1/steps/q/log" || fail "cpus 0.5: $(cat "$M/runs/cpus-1/steps/q/log")"
 
+# under bubblewrap (the default isolation): the same limits, the trampoline
+# starting bubblewrap inside the groups
+must_submit bw "$(plan '{"sandbox": {"isolation": "bwrap"}}' "$(step n 'ulimit -n' '{"limits": {"open_files": 48}}')" \
+  "$(step hog "$hog" '{"limits": {"memory_mb": 64}, "depends_on": ["n"]}')")"
+expect_run bw-1 failed 30
+expect_step bw-1 n succeeded
+grep -qx 48 "$M/runs/bw-1/steps/n/log" || fail "open_files under bwrap: $(cat "$M/runs/bw-1/steps/n/log")"
+[ "$(step_field bw-1 hog reason)" = limit:memory ] || fail "memory under bwrap: $(step_field bw-1 hog reason)"
+
 # a sandbox's limit holds for its steps together: two steps of 40 MB each
 # fit in 64 MB one at a time, not side by side
 two="$PY -c 'import time; b = bytearray(40 * 1024 * 1024); time.sleep(3)'"
