@@ -1445,6 +1445,8 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 					strerror(-rc));
 				goto spawn_failed;
 			}
+			if (rc)
+				cg_attempt_end(&e->cg, &p->cg);
 			rc = 0;	/* only the usage is missing */
 		} else if (plan_limits_cgroup(sl) || plan_limits_cgroup(sbl)) {
 			/* a plan from before cgroups went away (a restart) */
