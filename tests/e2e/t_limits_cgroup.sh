@@ -116,6 +116,8 @@ wait_for 10 bash -c "[ -n \"\$(find '$mem/$tag' -mindepth 2 -type d 2>/dev/null)
 leaf=$(find "$mem/$tag" -mindepth 2 -type d | head -1)
 wait_for 10 bash -c "[ \$(wc -l <'$leaf/cgroup.procs') -ge 3 ]" || fail "the step's processes are not in its group: $(cat "$leaf/cgroup.procs")"
 pids=$(cat "$leaf/cgroup.procs")
+# while it runs, its usage is read from its group
+expect_field left-1 s '.state == "running" and .usage.memory_peak_mb > 0 and .usage.cpu_sec >= 0'
 crash_fs
 start_fs
 wait_for 10 bash -c "[ ! -d '$leaf' ]" || fail "the group of a step of the killed daemon was left: $leaf"
