@@ -778,6 +778,7 @@ struct orch_engine *orch_engine_open(const struct orch_config *cfg, struct sbuf 
 	clockstep_open(e);
 	sch_open(e);
 	run_kill_stale(e);
+	cg_open(&e->cg, e->state_dir, &e->loop);	/* and the groups of the stale steps go */
 	sb_repair_all(e);
 	if ((r = run_load_unfinished(e))) {
 		sbuf_addf(err, "cannot resume runs: %s", strerror(-r));
@@ -828,6 +829,7 @@ void orch_engine_close(struct orch_engine *e)
 	webhook_close(e);
 	run_unload_all(e);
 	free_dead(e);
+	cg_close(&e->cg);
 	orch_free(e->spawnq);
 	win_close_all(e);
 	sb_free_all(e);

@@ -8,6 +8,7 @@
 #include <pthread.h>
 #include <unistd.h>
 
+#include "core/cgroup.h"
 #include "core/engine.h"
 #include "core/health.h"
 #include "core/http.h"
@@ -87,6 +88,7 @@ struct proc {
 	unsigned spawn_attempt;
 	int64_t start_mono;
 	const char *stop_reason;	/* KILL_STOP: the step's reason (static) */
+	struct cg_group cg;	/* its cgroups (SPEC §10 limits); cg.rel NULL: none */
 	bool track_last;	/* keep last_line: loop detection may need it */
 	char last_line[512];	/* the attempt's last non-empty output line */
 	struct proc *next_dead;
@@ -111,6 +113,10 @@ struct step {
 	struct logw logw;	/* its log's cap (core/logfile.h), over all its attempts */
 	bool hdr_pending;	/* started, its separator not yet written (step_spawn) */
 	struct sup *sup;	/* its supervision (core/supervise.h); NULL: none used yet */
+	/* its last attempt's usage, read from its cgroup as it ended (SPEC
+	 * §10); only for an attempt that had one, and not kept across a restart */
+	bool usage_set, usage_mem_set, usage_cpu_set;
+	int64_t usage_mem, usage_cpu_ns;
 };
 
 /* Every open inbox's lease by its id, so that a close finds its own in one
@@ -248,6 +254,7 @@ struct orch_engine {
 	int64_t log_cap;	/* bytes a step's log (a sandbox's logs) keeps; 0: no cap */
 	struct loop loop;
 	struct spawner spawner;	/* starts step processes (core/spawner.h) */
+	struct cg cg;		/* the cgroups of limits (core/cgroup.h) */
 	struct syncer syncer;	/* syncs the WAL (core/syncer.h), once the thread runs */
 	uint64_t synced_gen;	/* the syncer's generations done so far */
 	uint64_t sync_asked;	/* the newest generation asked of it */

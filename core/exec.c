@@ -16,6 +16,7 @@
 #include <string.h>
 #include <sys/mman.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -153,18 +154,42 @@ static char **hide_fuse(char **argv, size_t at)
 
 int orch_exec_step(int argc, char **argv)
 {
-	/* argv: HELPER --exec-step PPID UID GID WORKSPACE CWD HIDE -- ARGV... */
-	if (argc < 10 || strcmp(argv[8], "--")) {
-		dprintf(2, "orchfs: %s: usage: PPID UID GID WORKSPACE CWD HIDE -- COMMAND...\n",
+	/* argv: HELPER --exec-step PPID UID GID WORKSPACE CWD HIDE [OPTION...] -- ARGV... */
+	int dd = 8;
+	while (dd < argc && strcmp(argv[dd], "--"))
+		dd++;
+	if (argc < 10 || dd + 1 >= argc) {
+		dprintf(2, "orchfs: %s: usage: PPID UID GID WORKSPACE CWD HIDE [OPTION...] -- COMMAND...\n",
 			EXEC_STEP_FLAG);
 		_exit(126);
 	}
 	const char *ppid = argv[2], *uid = argv[3], *gid = argv[4], *ws = argv[5], *cwd = argv[6],
 		   *hide = argv[7];
-	char **cmd = argv + 9;
+	char **cmd = argv + dd + 1;
+	long rl_cpu = -1, rl_nofile = -1;
 
 	/* nothing of the daemon's but what orchfs handed over */
 	close_range(EXEC_ENV_FD + 1, ~0U, 0);
+	/* into the step's groups first, with the privilege to (SPEC §10): the
+	 * step never runs outside them */
+	for (int k = 8; k < dd; k += 2) {
+		if (k + 1 >= dd)
+			fail("option without a value", argv[k], EINVAL);
+		if (!strcmp(argv[k], EXEC_OPT_CGROUP)) {
+			int fd = open(argv[k + 1], O_WRONLY | O_CLOEXEC);
+			if (fd < 0 || write(fd, "0", 1) != 1)
+				fail("cannot join the step's cgroup", argv[k + 1], errno ? errno : EIO);
+			close(fd);
+		} else if (!strcmp(argv[k], EXEC_OPT_RLIMIT_CPU)) {
+			if ((rl_cpu = num(argv[k + 1], LONG_MAX)) < 0)
+				fail("bad limit", argv[k + 1], EINVAL);
+		} else if (!strcmp(argv[k], EXEC_OPT_RLIMIT_NOFILE)) {
+			if ((rl_nofile = num(argv[k + 1], LONG_MAX)) < 0)
+				fail("bad limit", argv[k + 1], EINVAL);
+		} else {
+			fail("unknown option", argv[k], EINVAL);
+		}
+	}
 	char *home = NULL, *name = NULL;
 	if (strcmp(uid, "-")) {
 		long u = num(uid, ID_MAX), g = num(gid, ID_MAX);
@@ -203,6 +228,14 @@ int orch_exec_step(int argc, char **argv)
 	 * since the close_range at the start (as root: NSS, initgroups) */
 	fcntl(EXEC_ERR_FD, F_SETFD, FD_CLOEXEC);
 	close_range(EXEC_ERR_FD + 1, ~0U, CLOSE_RANGE_CLOEXEC);
+	/* the setrlimit() limits last, for the step alone: soft and hard
+	 * alike, which a user cannot raise again; RLIMIT_CPU's SIGXCPU at
+	 * cpu_sec, SIGKILL a second later for a step that ignores it */
+	if (rl_nofile >= 0 && setrlimit(RLIMIT_NOFILE, &(struct rlimit){ (rlim_t)rl_nofile, (rlim_t)rl_nofile }) < 0)
+		fail("cannot limit open files", "open_files", errno);
+	if (rl_cpu >= 0 &&
+	    setrlimit(RLIMIT_CPU, &(struct rlimit){ (rlim_t)rl_cpu, (rlim_t)rl_cpu + 1 }) < 0)
+		fail("cannot limit CPU time", "cpu_sec", errno);
 	execvp(cmd[0], cmd);
 	fail("cannot run", cmd[0], errno);
 }

@@ -3,7 +3,7 @@
  * privileges, so the spawner (core/spawner.h) starts this fixed program
  * instead, which runs in the child:
  *
- *   HELPER --exec-step PPID UID GID WORKSPACE CWD HIDE -- ARGV...
+ *   HELPER --exec-step PPID UID GID WORKSPACE CWD HIDE [OPTION...] -- ARGV...
  *
  * It starts as root, so it gets nothing of the step's: its environment is
  * orchfs's own (exec_clean_env()), and the step's arrives on fd EXEC_ENV_FD
@@ -15,8 +15,9 @@
  * CWD (relative; "." for the workspace itself) beneath WORKSPACE, never
  * leaving it (openat2 RESOLVE_BENEATH, as the user); when HIDE is a number
  * N, puts "--tmpfs MOUNTPOINT" for each FUSE mount the user can reach
- * (core/mounts.h) before ARGV[N] (ARGV is bubblewrap's command line); and
- * execs ARGV[0] along the PATH of the step's environment. When anything
+ * (core/mounts.h) before ARGV[N] (ARGV is bubblewrap's command line);
+ * sets "--rlimit-cpu N" (RLIMIT_CPU, soft N, hard N+1) and "--rlimit-nofile
+ * N" (RLIMIT_NOFILE, soft and hard); and execs ARGV[0] along the PATH of the step's environment. When anything
  * fails it says why on stderr (the step's log), writes the errno to fd
  * EXEC_ERR_FD and exits 127 (not found) or 126. */
 #ifndef ORCH_EXEC_H
@@ -27,6 +28,9 @@
 #define EXEC_STEP_FLAG "--exec-step"
 #define EXEC_ERR_FD 3
 #define EXEC_ENV_FD 4
+#define EXEC_OPT_CGROUP "--cgroup"
+#define EXEC_OPT_RLIMIT_CPU "--rlimit-cpu"
+#define EXEC_OPT_RLIMIT_NOFILE "--rlimit-nofile"
 
 /* The PATH of every process orchfs starts with privilege, before the switch. */
 #define EXEC_CLEAN_PATH "PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin"

@@ -32,7 +32,7 @@ static const char *const step_fields[] = {
 	"id", "name", "command", "args", "shell", "env", "cwd", "depends_on", "timeout_sec",
 	"retries", "retry_delay_sec", "retry_backoff", "on_failure", "critical",
 	"heartbeat_ttl_sec", "kill_grace_sec", "heartbeat_grace_sec", "type", "prompt", "approvers",
-	"on_timeout", "loop", "max_turns", "budget",
+	"on_timeout", "loop", "max_turns", "budget", "limits",
 };
 static const char *const globals_fields[] = {
 	"max_concurrency", "default_timeout_sec", "kill_grace_sec", "loop",
@@ -43,10 +43,13 @@ static const char *const budget_fields[] = { "cost_usd", "tokens" };
 static const char *const command_only[] = {
 	"command", "args", "shell", "env", "cwd", "retries", "retry_delay_sec", "retry_backoff",
 	"heartbeat_ttl_sec", "heartbeat_grace_sec", "kill_grace_sec", "loop", "max_turns", "budget",
+	"limits",
 };
 /* fields that only an approval step takes */
 static const char *const approval_only[] = { "prompt", "approvers", "on_timeout" };
-static const char *const sandbox_fields[] = { "id", "isolation", "network", "ports", "health", "window" };
+static const char *const sandbox_fields[] = { "id", "isolation", "network", "ports", "health", "window",
+					      "limits" };
+static const char *const limits_fields[] = { "memory_mb", "pids", "cpu_sec", "open_files", "cpus" };
 static const char *const window_fields[] = { "duration_sec", "max_duration_sec", "extend_sec", "extend_when",
 					     "idle_sec", "on_end" };
 static const char *const window_rule_fields[] = { "event_type", "count", "within_sec" };
@@ -879,6 +882,56 @@ static void parse_window(struct ctx *c, struct window_spec *w, json_t *obj)
 
 /* "sandbox", then what it asks for against what this host and the named
  * sandbox (INFO, when it exists) have. */
+/* "limits" (SPEC §10) at PFX ("" or a step's "steps[i] (id): "), WHAT
+ * ("limits" or "sandbox.limits"): each a positive integer (cpus a number)
+ * within its bounds (plan.h); one that needs a cgroup the machine does not
+ * give orchfs makes the plan invalid, saying why. */
+static void parse_limits(struct ctx *c, const char *pfx, const char *what, json_t *obj,
+			 const struct plan_opts *opts, struct plan_limits *l)
+{
+	const char *key;
+	json_t *val;
+	long long n;
+	char f[64];
+
+	if (!json_is_object(obj)) {
+		type_err(c, pfx, what, "an object of memory_mb, pids, cpu_sec, open_files, cpus");
+		return;
+	}
+	json_object_foreach(obj, key, val) {
+		unsigned need = 0;
+		snprintf(f, sizeof(f), "%s.%s", what, key);
+		if (!strcmp(key, "memory_mb")) {
+			if (get_int(c, pfx, f, val, 4, PLAN_LIMIT_MEMORY_MB_MAX, &n))
+				l->memory_mb = n;
+			need = PLAN_LIMIT_MEMORY;
+		} else if (!strcmp(key, "pids")) {
+			if (get_int(c, pfx, f, val, 1, PLAN_LIMIT_PIDS_MAX, &n))
+				l->pids = n;
+			need = PLAN_LIMIT_PIDS;
+		} else if (!strcmp(key, "cpu_sec")) {
+			if (get_int(c, pfx, f, val, 1, (long long)TIME_MAX_SEC, &n))
+				l->cpu_sec = n;
+		} else if (!strcmp(key, "open_files")) {
+			if (get_int(c, pfx, f, val, PLAN_LIMIT_OPEN_FILES_MIN, PLAN_LIMIT_OPEN_FILES_MAX, &n))
+				l->open_files = n;
+		} else if (!strcmp(key, "cpus")) {
+			double x;
+			if (get_num(c, pfx, f, val, 0.01, PLAN_LIMIT_CPUS_MAX, &x))
+				l->cpus = x;
+			need = PLAN_LIMIT_CPUS;
+		} else {
+			char where[STEP_ID_MAX + 64];
+			snprintf(where, sizeof(where), "%s%s: ", pfx, what);
+			unknown_field(c, where, key, limits_fields, ARRAY_SIZE(limits_fields));
+		}
+		if (need && !opts->literal && !(opts->limits_available & need))
+			report(c, "%s\"%s\" needs a cgroup, and orchfs has none to manage here: %s", pfx, f,
+			       opts->limits_unavailable_reason ? opts->limits_unavailable_reason
+							       : "the machine offers no cgroup controller for it");
+	}
+}
+
 static void parse_sandbox(struct ctx *c, struct plan *p, json_t *obj,
 			  const struct plan_opts *opts, const struct plan_sandbox_info *info)
 {
@@ -924,6 +977,8 @@ static void parse_sandbox(struct ctx *c, struct plan *p, json_t *obj,
 			/* parse_health(), once the walk knows the variables */
 		} else if (!strcmp(key, "window")) {
 			parse_window(c, &sb->window, val);
+		} else if (!strcmp(key, "limits")) {
+			parse_limits(c, "", "sandbox.limits", val, opts, &sb->limits);
 		} else {
 			unknown_field(c, "sandbox: ", key, sandbox_fields, ARRAY_SIZE(sandbox_fields));
 		}
@@ -1416,6 +1471,8 @@ static void parse_step(struct ctx *c, struct plan *p, size_t i, json_t *o, struc
 				ps->max_turns = (unsigned)n;
 		} else if (!strcmp(key, "budget")) {
 			parse_budget(c, pfx, val, ps);
+		} else if (!strcmp(key, "limits")) {
+			parse_limits(c, pfx, "limits", val, v.opts, &ps->limits);
 		} else {
 			unknown_field(c, pfx, key, step_fields, ARRAY_SIZE(step_fields));
 		}

@@ -22,6 +22,35 @@ enum isolation { ISOLATION_UNSET = -1, ISOLATION_NONE = 0, ISOLATION_BWRAP = 1 }
 /* An approval step's decision when its timeout_sec passes (SPEC §8). */
 enum on_timeout { ON_TIMEOUT_REJECT, ON_TIMEOUT_APPROVE };
 
+/* "limits" (SPEC §10, core/cgroup.h) of a step or of a sandbox (all its
+ * steps together); 0 in a field is "no limit". memory_mb, pids and cpus
+ * need a cgroup; cpu_sec and open_files are setrlimit()'s. */
+struct plan_limits {
+	long long memory_mb;	/* 4..PLAN_LIMIT_MEMORY_MB_MAX */
+	long long pids;		/* 1..PLAN_LIMIT_PIDS_MAX */
+	long long cpu_sec;	/* 1..31536000 (a year): RLIMIT_CPU */
+	long long open_files;	/* PLAN_LIMIT_OPEN_FILES_MIN..PLAN_LIMIT_OPEN_FILES_MAX: RLIMIT_NOFILE */
+	double cpus;		/* 0.01..PLAN_LIMIT_CPUS_MAX: a CPU bandwidth quota */
+};
+#define PLAN_LIMIT_MEMORY_MB_MAX (1LL << 30)	/* a petabyte */
+#define PLAN_LIMIT_PIDS_MAX 4194304LL		/* the kernel's PID_MAX_LIMIT */
+#define PLAN_LIMIT_OPEN_FILES_MIN 16LL	/* the trampoline and a shell need a few */
+#define PLAN_LIMIT_OPEN_FILES_MAX 1048576LL	/* the kernel's default nr_open */
+#define PLAN_LIMIT_CPUS_MAX 1024.0
+/* the limits that need a cgroup controller, as plan_opts.limits_available has them */
+#define PLAN_LIMIT_MEMORY 1u
+#define PLAN_LIMIT_PIDS 2u
+#define PLAN_LIMIT_CPUS 4u
+/* Any limit at all? One that needs a cgroup? */
+static inline bool plan_limits_any(const struct plan_limits *l)
+{
+	return l->memory_mb || l->pids || l->cpu_sec || l->open_files || l->cpus > 0;
+}
+static inline bool plan_limits_cgroup(const struct plan_limits *l)
+{
+	return l->memory_mb || l->pids || l->cpus > 0;
+}
+
 #define PLAN_LOOP_SAME_FAILURES 3	/* "loop": {"same_failures"} by default */
 #define PLAN_MAX_APPROVERS 256
 
@@ -55,6 +84,7 @@ struct plan_step {
 	unsigned max_turns;	/* agent.turn events allowed; 0: no limit */
 	double budget_cost_usd;	/* sum of agent.usage cost_usd allowed; 0: no limit */
 	long long budget_tokens;	/* sum of agent.usage tokens allowed; 0: no limit */
+	struct plan_limits limits;	/* its own (SPEC §10); the sandbox's apply too */
 	size_t *deps;		/* indexes into plan->steps, duplicates removed, in plan order */
 	size_t ndeps;
 };
@@ -86,6 +116,8 @@ struct plan_sandbox {
 	char **port_names;
 	/* "window" (SPEC §9, core/window.h): set when the plan gives one */
 	struct window_spec window;
+	/* "limits" (SPEC §10): for all the steps of the sandbox together */
+	struct plan_limits limits;
 };
 #define PLAN_MAX_PORTS 64
 #define PLAN_PORT_NAME_MAX 32	/* a port name: [a-z][a-z0-9_]{0,31} */
@@ -129,6 +161,11 @@ struct plan_opts {
 	size_t nvar_defaults;
 	bool bwrap_available;		/* may "bwrap" be asked for? */
 	const char *bwrap_unavailable_reason;	/* for the message when it may not */
+	/* PLAN_LIMIT_* bits: the limits that need a cgroup which the machine
+	 * gives orchfs (core/cgroup.h); a plan asking for another is invalid,
+	 * with limits_unavailable_reason (NULL: "no cgroup controller for it") */
+	unsigned limits_available;
+	const char *limits_unavailable_reason;
 	/* Describe an existing sandbox (info->exists false when there is none).
 	 * May be NULL: then no sandbox exists. */
 	void (*sandbox_info)(void *ctx, const char *id, struct plan_sandbox_info *info);

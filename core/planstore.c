@@ -523,6 +523,8 @@ static const struct plan_opts *submit_opts(struct orch_engine *e, uid_t uid, str
 		.bwrap_available = eng_bwrap_for(e, uid),
 		.bwrap_unavailable_reason = !e->bwrap_ok ? "bubblewrap (bwrap) is not installed or cannot create namespaces"
 							 : ENG_BWRAP_USERS_WHY,
+		.limits_available = e->cg.avail,
+		.limits_unavailable_reason = e->cg.why,
 		.sandbox_info = sandbox_info_cb,
 		.ctx = e,
 	};

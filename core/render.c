@@ -100,9 +100,32 @@ static void render_step_supervision(const struct step *s, json_t *o)
 	}
 }
 
+/* "usage" (SPEC §10) of a step with a cgroup: its running attempt's, read
+ * now (two small cgroupfs files), else its last attempt's, kept as it ended. */
+static void render_step_usage(struct orch_engine *e, const struct step *s, json_t *o)
+{
+	bool mem = s->usage_mem_set, cpu = s->usage_cpu_set;
+	int64_t peak = s->usage_mem, ns = s->usage_cpu_ns;
+	if (s->proc && s->proc->cg.rel) {
+		struct cg_usage u;
+		cg_usage_read(&e->cg, &s->proc->cg, &u);
+		mem = u.have_mem;
+		cpu = u.have_cpu;
+		peak = u.memory_peak;
+		ns = u.cpu_ns;
+	} else if (!s->usage_set) {
+		return;
+	}
+	/* beside an agent's usage (cost_usd, tokens: SPEC §8) when it has one */
+	json_t *u = json_object_get(o, "usage");
+	if (!json_is_object(u) && (!(u = json_object()) || json_object_set_new(o, "usage", u)))
+		return;
+	json_object_set_new(u, "memory_peak_mb", mem ? json_real((double)(peak * 10 / (1 << 20)) / 10) : json_null());
+	json_object_set_new(u, "cpu_sec", cpu ? json_real((double)(ns / 1000000) / 1000) : json_null());
+}
+
 int render_step_status(struct orch_engine *e, struct step *s, struct sbuf *out)
 {
-	(void)e;
 	struct run *r = s->run;
 	const struct plan_step *ps = &r->plan->steps[s->idx];
 	json_t *deps = json_array();
@@ -125,6 +148,8 @@ int render_step_status(struct orch_engine *e, struct step *s, struct sbuf *out)
 		json_object_set_new(o, "next_attempt_at", time_or_null(s->retry_at));
 	if (o)
 		render_step_supervision(s, o);
+	if (o)
+		render_step_usage(e, s, o);
 	return sbuf_put_json(out, o);
 }
 

@@ -206,7 +206,11 @@ static void ready_rebuild(struct run *r)
 
 static const char *const reasons[] = { "exit", "signal", "timeout", "missed_heartbeat",
 				       "spawn_failed", "cancelled", "interrupted", "aborted",
-				       "rejected", "max_turns", "budget", "failed_by_user" };
+				       "rejected", "max_turns", "budget", "failed_by_user",
+				       "limit:memory", "limit:pids", "limit:cpu" };
+
+/* The lesser of two limits, 0 being none. */
+static long long min_set(long long a, long long b) { return !a ? b : !b ? a : a < b ? a : b; }
 
 static const char *reason_intern(const char *s)
 {
@@ -745,6 +749,50 @@ static void proc_close(struct orch_engine *e, struct proc *p)
 	p->logfd = p->sblogfd = p->errfd = -1;
 	p->log_wanted = false;
 	sbuf_release(&p->partial);
+	cg_attempt_end(&e->cg, &p->cg);
+}
+
+/* An attempt with limits ended with STATUS (SPEC §10): its usage, from its
+ * cgroup, and when it failed by a limit (not by orchfs's doing) the reason
+ * and a policy.violation event naming the limit. */
+static void limits_ended(struct orch_engine *e, struct step *s, struct proc *p, int status)
+{
+	struct run *r = s->run;
+	const struct plan_step *ps = &r->plan->steps[s->idx];
+	struct cg_usage u = { .have_mem = false };
+	cg_usage_read(&e->cg, &p->cg, &u);
+	s->usage_set = p->cg.rel != NULL;
+	s->usage_mem_set = u.have_mem;
+	s->usage_cpu_set = u.have_cpu;
+	s->usage_mem = u.memory_peak;
+	s->usage_cpu_ns = u.cpu_ns;
+	if (p->why != KILL_NONE || s->reason || (WIFEXITED(status) && WEXITSTATUS(status) == 0))
+		return;
+	long long cpu_sec = min_set(ps->limits.cpu_sec, r->plan->sandbox.limits.cpu_sec);
+	int sig = WIFSIGNALED(status) ? WTERMSIG(status) : 0;
+	const char *limit = NULL;
+	if (u.oom)
+		limit = "memory";
+	else if (cpu_sec && (sig == SIGXCPU || (WIFEXITED(status) && WEXITSTATUS(status) == 128 + SIGXCPU) ||
+			     (sig == SIGKILL && u.have_cpu && u.cpu_ns >= cpu_sec * 1000000000LL)))
+		limit = "cpu";
+	else if (u.pids_max)
+		limit = "pids";
+	if (!limit)
+		return;
+	s->reason = !strcmp(limit, "memory") ? "limit:memory" : !strcmp(limit, "cpu") ? "limit:cpu" : "limit:pids";
+	struct actor old = eng_actor_set(e, ACTOR_NONE);	/* the engine's doing */
+	json_t *x = json_pack("{s:s, s:s, s:i}", "limit", limit, "reason", s->reason, "attempt",
+			      (json_int_t)s->attempt);
+	const struct plan_limits *sl = &ps->limits, *sbl = &r->plan->sandbox.limits;
+	long long v = !strcmp(limit, "memory") ? min_set(sl->memory_mb, sbl->memory_mb)
+		    : !strcmp(limit, "cpu")  ? cpu_sec
+					      : min_set(sl->pids, sbl->pids);
+	if (x && v)
+		json_object_set_new(x, !strcmp(limit, "memory") ? "memory_mb" : !strcmp(limit, "cpu") ? "cpu_sec" : "pids",
+				    json_integer(v));
+	ev_emit(e, "policy.violation", r, s, r->sb, x);
+	eng_actor_restore(e, old);
 }
 
 static void pid_cb(struct loop_watch *w, uint32_t events)
@@ -780,6 +828,9 @@ static void pid_cb(struct loop_watch *w, uint32_t events)
 	if (p->errfd >= 0 && read(p->errfd, &err, sizeof(err)) == sizeof(err))
 		s->reason = "spawn_failed";	/* the trampoline could not exec: it said why in the log */
 	enum kill_why why = p->why;
+	if (p->cg.rel || plan_limits_any(&r->plan->steps[s->idx].limits) ||
+	    plan_limits_any(&r->plan->sandbox.limits))
+		limits_ended(e, s, p, status);
 	proc_close(e, p);
 	s->proc = NULL;
 	p->next_dead = e->dead;	/* the loop may still hold its watches this turn */
@@ -1046,22 +1097,55 @@ static void step_argv_release(struct step_argv *a)
 	orch_free(a->v);
 }
 
-/* Build the fixed part (TRAMP: through the trampoline, as the run's user).
- * 0 or -ENOMEM. */
+/* What the trampoline enforces of an attempt's limits (SPEC §10): the
+ * cgroup.procs files it joins, the setrlimit() ones (0: none). */
+struct step_limits {
+	char **procs;
+	size_t nprocs;
+	long long cpu_sec, open_files;
+};
+
+static void step_limits_release(struct step_limits *l)
+{
+	for (size_t k = 0; k < l->nprocs; k++)
+		orch_free(l->procs[k]);
+	orch_free(l->procs);
+	l->procs = NULL;
+	l->nprocs = 0;
+}
+
+/* Build the fixed part (TRAMP: through the trampoline, as the run's user),
+ * with LIM (NULL: none). 0 or -ENOMEM. */
 static int step_argv_build(struct orch_engine *e, struct run *r, const struct plan_step *ps, bool sandboxed,
-			   bool tramp, struct step_argv *a)
+			   bool tramp, const struct step_limits *lim, struct step_argv *a)
 {
 	struct sandbox *sb = r->sb;
 	size_t hide = 0, base = 0;
 	a->n = 0;
 	if (tramp) {
+		/* as the run's user, where the daemon may switch; else (limits
+		 * alone bring the trampoline in) as the daemon's */
+		bool as_user = geteuid() == 0 && r->uid != 0;
 		const char *t[] = { e->exec_helper, EXEC_STEP_FLAG,
 				    own(a, orch_asprintf("%d", (int)getpid())),
-				    own(a, orch_asprintf("%u", (unsigned)r->uid)),
-				    own(a, orch_asprintf("%u", (unsigned)r->gid)),
-				    sb->workspace, ps->cwd ? ps->cwd : ".", "-", "--" };
+				    as_user ? own(a, orch_asprintf("%u", (unsigned)r->uid)) : "-",
+				    as_user ? own(a, orch_asprintf("%u", (unsigned)r->gid)) : "-",
+				    sb->workspace, ps->cwd ? ps->cwd : ".", "-" };
 		av_addv(a, t, ARRAY_SIZE(t));
-		hide = a->n - 2;	/* the HIDE argument, set below */
+		hide = a->n - 1;	/* the HIDE argument, set below */
+		for (size_t k = 0; lim && k < lim->nprocs; k++) {
+			av_add(a, EXEC_OPT_CGROUP);
+			av_add(a, lim->procs[k]);
+		}
+		if (lim && lim->cpu_sec) {
+			av_add(a, EXEC_OPT_RLIMIT_CPU);
+			av_add(a, own(a, orch_asprintf("%lld", lim->cpu_sec)));
+		}
+		if (lim && lim->open_files) {
+			av_add(a, EXEC_OPT_RLIMIT_NOFILE);
+			av_add(a, own(a, orch_asprintf("%lld", lim->open_files)));
+		}
+		av_add(a, "--");
 		base = a->n;
 	}
 	if (sandboxed) {
@@ -1132,12 +1216,12 @@ static int step_argv_build(struct orch_engine *e, struct run *r, const struct pl
  * the trampoline as R's user with TRAMP, under bubblewrap with SANDBOXED),
  * its environment, its cwd. 0 or -errno. */
 static int job_fill(struct orch_engine *e, struct run *r, const struct plan_step *ps, unsigned attempt,
-		    bool sandboxed, bool tramp, struct spawn_job *j)
+		    bool sandboxed, bool tramp, const struct step_limits *lim, struct spawn_job *j)
 {
 	struct envv ev = { 0 };
 	struct step_argv sa = { .v = NULL };
 	int rc;
-	if ((rc = step_argv_build(e, r, ps, sandboxed, tramp, &sa)) || (rc = step_env(e, r, ps, attempt, &ev)))
+	if ((rc = step_argv_build(e, r, ps, sandboxed, tramp, lim, &sa)) || (rc = step_env(e, r, ps, attempt, &ev)))
 		goto out;
 	j->argv = orch_calloc(sa.n + ps->nargs + 1, sizeof(char *));
 	if (!j->argv) {
@@ -1295,6 +1379,7 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	const struct plan_step *ps = &r->plan->steps[i];
 	int outp[2] = { -1, -1 }, errp[2] = { -1, -1 };
 	int rc = 0;
+	struct step_limits lim = { .procs = NULL };
 	struct proc *p = orch_calloc(1, sizeof(*p));
 	struct spawn_job *j = orch_calloc(1, sizeof(*j));
 
@@ -1342,6 +1427,34 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	 * switch (submit() refuses other users' plans otherwise), through the
 	 * trampoline; otherwise the command (or bubblewrap) is exec'd directly */
 	bool tramp = geteuid() == 0 && r->uid != 0;
+	/* limits (SPEC §10): the trampoline enforces them, a cgroup where the
+	 * machine gives orchfs one (also for the usage); nothing of this for
+	 * a step without limits */
+	const struct plan_limits *sbl = &r->plan->sandbox.limits, *sl = &ps->limits;
+	bool limited = plan_limits_any(sl) || plan_limits_any(sbl);
+	if (limited) {
+		tramp = true;
+		lim.cpu_sec = min_set(sl->cpu_sec, sbl->cpu_sec);
+		lim.open_files = min_set(sl->open_files, sbl->open_files);
+		if (e->cg.version) {
+			rc = cg_attempt_make(&e->cg, r->sb->rowid, sbl, s->rowid, s->attempt, sl, &p->cg);
+			if (!rc && !(lim.procs = cg_procs_files(&e->cg, &p->cg, &lim.nprocs)))
+				rc = -ENOMEM;
+			if (rc && (plan_limits_cgroup(sl) || plan_limits_cgroup(sbl))) {
+				eng_log(e, "run %s step %s: cannot make its cgroup: %s", r->name, ps->id,
+					strerror(-rc));
+				goto spawn_failed;
+			}
+			if (rc)
+				cg_attempt_end(&e->cg, &p->cg);
+			rc = 0;	/* only the usage is missing */
+		} else if (plan_limits_cgroup(sl) || plan_limits_cgroup(sbl)) {
+			/* a plan from before cgroups went away (a restart) */
+			rc = -ENOTSUP;
+			eng_log(e, "run %s step %s: its limits need a cgroup: %s", r->name, ps->id, e->cg.why);
+			goto spawn_failed;
+		}
+	}
 	if (sandboxed && !eng_bwrap_for(e, r->uid)) {
 		/* a bwrap sandbox of a user, from when it could run them (or
 		 * another machine): not run unconfined behind the user's back */
@@ -1353,7 +1466,9 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 		eng_log(e, "run %s step %s: %s", r->name, ps->id, ENG_BWRAP_USERS_WHY);
 		goto spawn_failed;
 	}
-	if ((rc = job_fill(e, r, ps, s->attempt, sandboxed, tramp, j)))
+	rc = job_fill(e, r, ps, s->attempt, sandboxed, tramp, limited ? &lim : NULL, j);
+	step_limits_release(&lim);
+	if (rc)
 		goto spawn_failed;
 	/* the output; and for the trampoline, where it says why it could not exec */
 	if (pipe2(outp, O_CLOEXEC) < 0 || (tramp && pipe2(errp, O_CLOEXEC) < 0)) {
@@ -1382,6 +1497,7 @@ static void step_spawn(struct orch_engine *e, struct run *r, size_t i)
 	return;
 
 spawn_failed:
+	step_limits_release(&lim);
 	if (p && proc_logfd(p) >= 0) {
 		char msg[512];
 		int m = snprintf(msg, sizeof(msg), "orchfs: cannot start the step: %s\n", strerror(-rc));
@@ -1456,7 +1572,7 @@ int run_spawn_check(struct orch_engine *e, struct run *holder, char *const *argv
 	j->err_fd = j->env_fd = -1;
 	/* a step without id, env or cwd of its own: argv as it is */
 	struct plan_step ps = { .command = argv[0], .args = (char **)argv + 1, .nargs = argc - 1 };
-	int rc = job_fill(e, r, &ps, 0, sandboxed, tramp, j);
+	int rc = job_fill(e, r, &ps, 0, sandboxed, tramp, NULL, j);
 	if (rc) {
 		spawn_job_free(j);
 		return rc;

@@ -1752,6 +1752,79 @@ static void test_plan__alloc_failures(void **state)
 	assert_true(sub_ok > 0);
 }
 
+/* "limits" (SPEC §10): bounds, types, unknown fields, and the cgroup ones
+ * refused with the reason where the machine gives orchfs no cgroup. */
+static void test_plan__limits(void **state)
+{
+	(void)state;
+	struct plan_opts cg = base_opts;
+	cg.limits_available = PLAN_LIMIT_MEMORY | PLAN_LIMIT_PIDS | PLAN_LIMIT_CPUS;
+	struct plan *p = expect_ok_opts("{\"sandbox\": {\"limits\": {\"memory_mb\": 512, \"cpus\": 1.5}},"
+					" \"steps\": [{\"id\": \"a\", \"command\": \"true\", \"limits\": {\"memory_mb\": 64,"
+					" \"pids\": 16, \"cpu_sec\": 10, \"open_files\": 64, \"cpus\": 0.5}}]}",
+					&cg);
+	assert_int_equal(p->sandbox.limits.memory_mb, 512);
+	assert_true(p->sandbox.limits.cpus == 1.5);
+	assert_int_equal(p->sandbox.limits.pids, 0);
+	assert_int_equal(p->steps[0].limits.memory_mb, 64);
+	assert_int_equal(p->steps[0].limits.pids, 16);
+	assert_int_equal(p->steps[0].limits.cpu_sec, 10);
+	assert_int_equal(p->steps[0].limits.open_files, 64);
+	assert_true(p->steps[0].limits.cpus == 0.5);
+	assert_true(plan_limits_cgroup(&p->steps[0].limits));
+	plan_free(p);
+	p = expect_ok(STEP1(""));
+	assert_false(plan_limits_any(&p->steps[0].limits));
+	assert_false(plan_limits_any(&p->sandbox.limits));
+	plan_free(p);
+	/* setrlimit()'s need no cgroup */
+	p = expect_ok(STEP1(", \"limits\": {\"cpu_sec\": 5, \"open_files\": 16}"));
+	assert_false(plan_limits_cgroup(&p->steps[0].limits));
+	assert_true(plan_limits_any(&p->steps[0].limits));
+	plan_free(p);
+
+	expect_errs_opts(STEP1(", \"limits\": {\"memory_mb\": 2}"), &cg,
+			 "step \"a\": \"limits.memory_mb\" must be between 4 and 1073741824\n");
+	expect_errs_opts(STEP1(", \"limits\": {\"pids\": 0}"), &cg,
+			 "step \"a\": \"limits.pids\" must be between 1 and 4194304\n");
+	expect_errs_opts(STEP1(", \"limits\": {\"cpu_sec\": 1.5}"), &cg,
+			 "step \"a\": \"limits.cpu_sec\" must be an integer\n");
+	expect_errs_opts(STEP1(", \"limits\": {\"open_files\": 8}"), &cg,
+			 "step \"a\": \"limits.open_files\" must be between 16 and 1048576\n");
+	expect_errs_opts(STEP1(", \"limits\": {\"cpus\": 0}"), &cg,
+			 "step \"a\": \"limits.cpus\" must be between 0.01 and 1024\n");
+	expect_errs_opts(STEP1(", \"limits\": {\"memroy_mb\": 64}"), &cg,
+			 "step \"a\": limits: unknown field \"memroy_mb\" (did you mean \"memory_mb\"?)\n");
+	expect_errs_opts(STEP1(", \"limits\": 5"), &cg,
+			 "step \"a\": \"limits\" must be an object of memory_mb, pids, cpu_sec, open_files, cpus\n");
+	expect_errs_opts("{\"sandbox\": {\"limits\": {\"pids\": -1}}, \"steps\": [{\"id\": \"a\", \"command\": \"true\"}]}",
+			 &cg, "\"sandbox.limits.pids\" must be between 1 and 4194304\n");
+
+	/* no cgroup: the message says why */
+	struct plan_opts none = base_opts;
+	none.limits_unavailable_reason = "cgroups are turned off";
+	expect_errs_opts(STEP1(", \"limits\": {\"memory_mb\": 64, \"cpu_sec\": 5}"), &none,
+			 "step \"a\": \"limits.memory_mb\" needs a cgroup, and orchfs has none to manage here:"
+			 " cgroups are turned off\n");
+	expect_errs_opts("{\"sandbox\": {\"limits\": {\"cpus\": 2}}, \"steps\": [{\"id\": \"a\", \"command\": \"true\"}]}",
+			 &none, "\"sandbox.limits.cpus\" needs a cgroup, and orchfs has none to manage here:"
+				" cgroups are turned off\n");
+	/* memory but no pids controller */
+	struct plan_opts mem = base_opts;
+	mem.limits_available = PLAN_LIMIT_MEMORY;
+	expect_errs_opts(STEP1(", \"limits\": {\"memory_mb\": 64, \"pids\": 5}"), &mem,
+			 "step \"a\": \"limits.pids\" needs a cgroup, and orchfs has none to manage here:"
+			 " the machine offers no cgroup controller for it\n");
+	/* a plan as run (resume) is taken as it is */
+	struct plan_opts lit = none;
+	lit.literal = true;
+	p = expect_ok_opts(STEP1(", \"limits\": {\"memory_mb\": 64}"), &lit);
+	plan_free(p);
+	/* an approval step takes no limits */
+	expect_errs_opts("{\"steps\": [{\"id\": \"a\", \"type\": \"approval\", \"limits\": {\"pids\": 4}}]}", &cg,
+			 "step \"a\": an approval step takes no \"limits\"\n");
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -1832,6 +1905,7 @@ int main(void)
 		cmocka_unit_test(test_plan__long_chain),
 		cmocka_unit_test(test_plan__long_cycle),
 		cmocka_unit_test(test_plan__alloc_failures),
+		cmocka_unit_test(test_plan__limits),
 	};
 
 	orch_alloc_setup_jansson();
