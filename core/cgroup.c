@@ -399,13 +399,40 @@ void cg_open(struct cg *cg, const char *state_dir, struct loop *loop)
 		why(cg, "no cgroup v2 with memory and pids for the daemon's group, nor a v1 controller mounted");
 	else
 		why(cg, "the machine's cgroup v%d has no such controller for orchfs", cg->version);
+	cg->gen = (uint64_t)clock_wall_ms();
 	/* what a daemon of this state directory left (run_kill_stale kills its
-	 * steps' processes: the groups go too) */
+	 * steps' processes: the groups go too): its leaves, each removed or
+	 * tried again later, then its sandboxes' groups when empty. Never the
+	 * base nor a sandbox's group as a whole: this daemon's resumed steps
+	 * make their leaves there (under names no old leaf has: gen) before a
+	 * pending removal comes round again. */
 	for (int c = 0; c < CG_NCTRL; c++) {
 		if (!cg->base[c] || (c > 0 && cg->base[c - 1] && !strcmp(cg->base[c], cg->base[c - 1])))
 			continue;
-		if (remove_tree(cg->base[c]) < 0)
-			pending_add(cg, cg->base[c]);
+		DIR *d = opendir(cg->base[c]);
+		struct dirent *de;
+		while (d && (de = readdir(d))) {
+			if (de->d_type != DT_DIR || strncmp(de->d_name, "sb-", 3))
+				continue;
+			char *sb = orch_asprintf("%s/%s", cg->base[c], de->d_name);
+			DIR *sd = sb ? opendir(sb) : NULL;
+			struct dirent *le;
+			while (sd && (le = readdir(sd))) {
+				if (le->d_type != DT_DIR || le->d_name[0] != 's')
+					continue;
+				char *leaf = orch_asprintf("%s/%s", sb, le->d_name);
+				if (leaf && remove_tree(leaf) < 0)
+					pending_add(cg, leaf);
+				orch_free(leaf);
+			}
+			if (sd)
+				closedir(sd);
+			if (sb)
+				rmdir(sb);	/* busy: its last pending leaf's removal takes it */
+			orch_free(sb);
+		}
+		if (d)
+			closedir(d);
 	}
 }
 
@@ -492,7 +519,10 @@ static void v2_delegate(const struct cg *cg, const char *dir)
 int cg_attempt_make(struct cg *cg, int64_t sb, const struct plan_limits *sbl, int64_t step, unsigned attempt,
 		    const struct plan_limits *l, struct cg_group *g)
 {
-	g->rel = orch_asprintf("sb-%lld/s%lld-%u", (long long)sb, (long long)step, attempt);
+	/* a leaf of its own: no leftover of a killed daemon, nor of a run
+	 * undone by a failed commit whose rowids came back, has this name */
+	g->rel = orch_asprintf("sb-%lld/s%lld-%u-%llx-%llx", (long long)sb, (long long)step, attempt,
+			       (unsigned long long)cg->gen, (unsigned long long)cg->seq++);
 	g->sb = sb;
 	if (!g->rel)
 		return -ENOMEM;
@@ -501,6 +531,11 @@ int cg_attempt_make(struct cg *cg, int64_t sb, const struct plan_limits *sbl, in
 		g->rel = NULL;
 		return -ENOTSUP;
 	}
+	/* v1 refuses a child's cpu quota above its parent's (v2 takes it and
+	 * holds the parent's): the leaf gets the lesser */
+	struct plan_limits eff = *l;
+	if (sbl->cpus > 0 && eff.cpus > sbl->cpus)
+		eff.cpus = sbl->cpus;
 	int rc = 0;
 	for (int c = 0; c < CG_NCTRL && !rc; c++) {
 		if (!ctrl_used(cg, c))
@@ -516,8 +551,8 @@ int cg_attempt_make(struct cg *cg, int64_t sb, const struct plan_limits *sbl, in
 				v2_delegate(cg, sbdir);
 			rc = set_limits(cg, c, sbdir, sbl);
 		}
-		if (!rc && !(rc = mkgroup(leaf)))
-			rc = set_limits(cg, c, leaf, l);
+		if (!rc && !(rc = mkdir(leaf, 0755) < 0 ? -errno : 0))
+			rc = set_limits(cg, c, leaf, &eff);
 		orch_free(sbdir);
 		orch_free(leaf);
 	}
@@ -546,6 +581,15 @@ char **cg_procs_files(const struct cg *cg, const struct cg_group *g, size_t *n)
 	return v;
 }
 
+/* v1: did group DIR's memory reach its limit (its peak within 4 MiB of
+ * it)? memory.failcnt does not count the charge the OOM kill answers. */
+static bool v1_at_limit(const char *dir)
+{
+	long long lim = get_num(dir, "memory.limit_in_bytes", NULL);
+	long long peak = get_num(dir, "memory.max_usage_in_bytes", NULL);
+	return lim > 0 && peak >= 0 && lim < (1LL << 50) && peak >= lim - (4LL << 20);
+}
+
 void cg_usage_read(const struct cg *cg, const struct cg_group *g, struct cg_usage *u)
 {
 	memset(u, 0, sizeof(*u));
@@ -560,7 +604,17 @@ void cg_usage_read(const struct cg *cg, const struct cg_group *g, struct cg_usag
 			u->have_mem = true;
 			u->memory_peak = v;
 		}
-		u->oom = get_num(dir, cg->version == 2 ? "memory.events" : "memory.oom_control", "oom_kill") > 0;
+		/* an OOM kill in the leaf that a limit of ours caused: the leaf's
+		 * or its sandbox's group reached its limit (v2 "oom", v1 its
+		 * peak at the limit); a kill of the machine's or an outer group's OOM
+		 * is no limit:memory */
+		if (get_num(dir, cg->version == 2 ? "memory.events" : "memory.oom_control", "oom_kill") > 0) {
+			char sbdir[4096];
+			snprintf(sbdir, sizeof(sbdir), "%s/sb-%lld", cg->base[CG_MEMORY], (long long)g->sb);
+			u->oom = cg->version == 2 ? get_num(dir, "memory.events", "oom") > 0 ||
+							    get_num(sbdir, "memory.events", "oom") > 0
+						  : v1_at_limit(dir) || v1_at_limit(sbdir);
+		}
 	}
 	if (cg->base[CG_PIDS]) {
 		snprintf(dir, sizeof(dir), "%s/%s", cg->base[CG_PIDS], g->rel);
@@ -587,7 +641,6 @@ void cg_attempt_end(struct cg *cg, struct cg_group *g)
 {
 	if (!g->rel)
 		return;
-	pending_retry(cg);
 	for (int c = 0; c < CG_NCTRL; c++) {
 		if (!ctrl_used(cg, c))
 			continue;

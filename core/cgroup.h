@@ -64,6 +64,8 @@ struct cg {
 	struct loop *loop;
 	struct loop_timer retry;
 	unsigned tries;		/* retries since the last success */
+	uint64_t gen;		/* this open's mark in leaf names (never a leftover's) */
+	uint64_t seq;		/* leaves made since */
 };
 #define CG_RETRY_MS 250
 #define CG_RETRY_MAX 240	/* then at the next attempt's end, or the next open */

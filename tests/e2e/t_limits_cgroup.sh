@@ -122,6 +122,17 @@ crash_fs
 start_fs
 wait_for 10 bash -c "[ ! -d '$leaf' ]" || fail "the group of a step of the killed daemon was left: $leaf"
 for p in $pids; do wait_for 10 bash -c "! kill -0 $p 2>/dev/null" || fail "process $p of the killed daemon's step is alive"; done
+# the step runs again, in a group of its own that the removal of what the
+# killed daemon left never touches (it once retried the whole tree every
+# 250 ms and killed it)
+wait_for 20 bash -c "[ -n \"\$(find '$mem/$tag' -mindepth 2 -type d 2>/dev/null)\" ]" || fail "no group for the resumed step"
+att=$(step_field left-1 s attempt)
+expect_field left-1 s '.state == "running"'
+sleep 2	# eight retry periods
+expect_field left-1 s '.state == "running"'
+[ "$(step_field left-1 s attempt)" = "$att" ] || fail "the resumed step was killed and retried: attempt $(step_field left-1 s attempt)"
+echo cancel >"$M/runs/left-1/ctl"
+expect_run left-1 cancelled 20
 stop_fs
 
 # a step of another user, limited too
