@@ -17,7 +17,7 @@ NAMES=${*:-plan msgline eventline ctl cron}
 # the core module each harness needs beside core/util.c
 module() {
 	case $1 in
-	plan) echo core/plan.c ;;
+	plan) echo core/plan.c core/window.c core/cron.c ;;
 	msgline|eventline) echo core/lines.c ;;
 	ctl) echo core/ctl.c ;;
 	cron) echo core/cron.c ;;
