@@ -14,7 +14,7 @@
 
 #include "core/util.h"
 
-static const char *const ctrl_names[CG_NCTRL] = { "memory", "pids", "cpu", "cpuacct" };
+static const char *const ctrl_names[CG_NCTRL] = { "memory", "pids", "cpu", "cpuacct", "freezer" };
 
 /* ---- pure ---- */
 
@@ -221,9 +221,13 @@ static long long get_num(const char *dir, const char *file, const char *key)
 	return key ? cg_keyed(buf, key) : strtoll(buf, NULL, 10);
 }
 
-/* Kill every process of group DIR (v1 and v2 alike: each pid of cgroup.procs). */
+/* Kill every process of group DIR (v1 and v2 alike: each pid of
+ * cgroup.procs), thawed first if a pause froze it (a frozen v1 process
+ * dies only once thawed; the files of other controllers are not there). */
 static void kill_all(const char *dir)
 {
+	put(dir, "freezer.state", "THAWED");
+	put(dir, "cgroup.freeze", "0");
 	char path[4096];
 	if ((size_t)snprintf(path, sizeof(path), "%s/cgroup.procs", dir) >= sizeof(path))
 		return;
@@ -635,6 +639,25 @@ void cg_usage_read(const struct cg *cg, const struct cg_group *g, struct cg_usag
 			u->cpu_ns = v;
 		}
 	}
+}
+
+int cg_freeze(const struct cg *cg, const struct cg_group *g, bool on)
+{
+	if (!g->rel)
+		return -ENOTSUP;
+	int c = cg->version == 2 ? -1 : CG_FREEZER;
+	for (int k = 0; c < 0 && k < CG_NCTRL; k++)
+		if (ctrl_used(cg, k))
+			c = k;	/* v2: the one hierarchy */
+	if (c < 0 || !cg->base[c])
+		return -ENOTSUP;
+	char dir[4096];
+	if ((size_t)snprintf(dir, sizeof(dir), "%s/%s", cg->base[c], g->rel) >= sizeof(dir))
+		return -ENAMETOOLONG;
+	int rc = cg->version == 2 ? put(dir, "cgroup.freeze", on ? "1" : "0")
+				  : put(dir, "freezer.state", on ? "FROZEN" : "THAWED");
+	/* a kernel without v2's cgroup.freeze (before 5.2) has no freezer */
+	return rc == -ENOENT ? -ENOTSUP : rc;
 }
 
 void cg_attempt_end(struct cg *cg, struct cg_group *g)

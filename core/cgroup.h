@@ -9,7 +9,8 @@
  *
  *   <own group>/orchfs-XXXX/sb-<sandbox rowid>/s<step rowid>-<attempt>
  *
- * A step attempt gets a group (its leaf) when it or its sandbox has limits;
+ * A step attempt gets a group (its leaf) when it or its sandbox has limits
+ * (v1: also a leaf in the freezer hierarchy, for a sandbox's pause);
  * the sandbox's group carries the sandbox's limits (all its steps
  * together), the leaf the step's own, and it is where the usage and the
  * limit events are read when the attempt ends. The trampoline (core/exec.h)
@@ -35,7 +36,9 @@
 #include "core/loop.h"
 #include "core/plan.h"
 
-enum cg_ctrl { CG_MEMORY, CG_PIDS, CG_CPU, CG_CPUACCT, CG_NCTRL };
+/* CG_FREEZER: v1's freezer hierarchy (v2 has cgroup.freeze in every
+ * group): a sandbox's pause freezes its attempts' leaves (cg_freeze) */
+enum cg_ctrl { CG_MEMORY, CG_PIDS, CG_CPU, CG_CPUACCT, CG_FREEZER, CG_NCTRL };
 
 /* The daemon's own group in each hierarchy, from /proc/self/cgroup and
  * /proc/self/mountinfo: v1[c] the directory of controller c's (NULL: not
@@ -103,6 +106,11 @@ int cg_attempt_make(struct cg *cg, int64_t sb, const struct plan_limits *sbl, in
 char **cg_procs_files(const struct cg *cg, const struct cg_group *g, size_t *n);
 /* Read G's usage (small reads; fine while it runs). */
 void cg_usage_read(const struct cg *cg, const struct cg_group *g, struct cg_usage *u);
+/* Freeze (ON) or thaw G's processes, all at once (v1 freezer.state, v2
+ * cgroup.freeze): 0, -ENOTSUP without a freezer for G (the caller stops
+ * them with signals instead), or -errno. Freezing completes in the kernel
+ * after the write returns. */
+int cg_freeze(const struct cg *cg, const struct cg_group *g, bool on);
 /* The attempt ended: kill whatever is left in G, remove G (and its
  * sandbox's group if no other attempt uses it); what cannot be removed yet
  * is tried again at a later end. G is released. */

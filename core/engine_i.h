@@ -70,10 +70,12 @@ struct proc {
 	struct loop_timer timer;	/* timeout, then the grace period */
 	struct loop_timer hb_timer;	/* heartbeat_ttl_sec without a heartbeat, then its grace */
 	int64_t hb_mono;	/* its last heartbeat, or its start (mono ms) */
-	/* stopped by its window's pause (run_freeze()): since when (mono ms;
+	/* stopped by its sandbox's pause (run_freeze()): since when (mono ms;
 	 * 0: not), and what was left of its timeout and its heartbeat's clock
-	 * (-1: not armed), armed again by the resume */
+	 * (-1: not armed), armed again by the resume. cg_frozen: by the cgroup
+	 * freezer (its leaf), else by SIGSTOP */
 	int64_t frozen_at, frozen_timeout_left, frozen_hb_left;
+	bool cg_frozen;
 	bool degraded;		/* past heartbeat_ttl_sec, in heartbeat_grace_sec (counted in its sandbox's) */
 	enum kill_why why;
 	struct actor by;	/* who asked for WHY, when a user did */
@@ -168,6 +170,7 @@ struct sandbox {
 	bool missed;		/* an attempt missed its heartbeat, none came since */
 	unsigned degraded;	/* its attempts that are degraded (struct proc) */
 	bool stopped;		/* ctl stop: no run starts until restart */
+	bool paused;		/* ctl pause: frozen until resume (core/freeze.c) */
 	int64_t msg_queued, msg_delivered;
 	int64_t msg_bytes;	/* size of the messages view */
 	struct logw logw;	/* its logs' cap (core/logfile.h), over all its steps */
@@ -520,6 +523,17 @@ void win_resync(struct orch_engine *e);	/* after a failed commit: every window r
  * window keeps its remaining real time (deadlines, maxima and counted
  * events' times move by DELTA_MS), written and the timer armed again. */
 void win_clock_stepped(struct orch_engine *e, int64_t delta_ms);
+
+/* freeze.c (SPEC §10): a sandbox's pause, by ctl or by its window. */
+bool sb_frozen(const struct sandbox *sb);	/* paused: no step starts, its processes stopped */
+/* Freeze SB: its runs paused (those it paused recorded) and their live
+ * attempts stopped, clocks with them; thaw: the reverse. */
+void sb_freeze(struct orch_engine *e, struct sandbox *sb);
+void sb_thaw(struct orch_engine *e, struct sandbox *sb);
+/* Sandbox ctl pause and resume (resume lifts a window's pause too): 0 or
+ * -errno (EINVAL: not running-or-ready / not paused). */
+int sb_ctl_pause(struct orch_engine *e, struct sandbox *sb);
+int sb_ctl_resume(struct orch_engine *e, struct sandbox *sb);
 
 /* planstore.c */
 enum plans_by { PLANS_BY_TRIGGER, PLANS_BY_SCHEDULE };

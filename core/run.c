@@ -512,6 +512,7 @@ struct run *run_get(struct orch_engine *e, int64_t rowid)
 /* ---- attempts ---- */
 
 static void proc_term(struct orch_engine *e, struct proc *p, enum kill_why why);
+static void proc_thaw(struct orch_engine *e, struct proc *p);
 static void step_final(struct orch_engine *e, struct step *s, enum step_state st);
 static void attempt_not_started(struct orch_engine *e, struct run *r, struct step *s, int rc);
 
@@ -926,10 +927,10 @@ static void proc_term(struct orch_engine *e, struct proc *p, enum kill_why why)
 		proc_signal(p, SIGKILL);	/* no grace period (or no way to time one) */
 	} else {
 		proc_signal(p, SIGTERM);
-		/* stopped by its window's pause (run_freeze): it must run to end */
-		if (p->step->run->sb && win_paused(p->step->run->sb))
-			proc_signal(p, SIGCONT);
 	}
+	/* frozen by its sandbox's pause (run_freeze): it must run to its end */
+	if (p->frozen_at)
+		proc_thaw(e, p);
 }
 
 /* "KEY=VALUE" list with later entries replacing earlier ones of the same KEY.
@@ -2000,8 +2001,8 @@ static bool run_advance(struct orch_engine *e, struct run *r)
 			return true;	/* an earlier run has the sandbox */
 		if (r->sb->stopped)
 			return true;	/* until a restart */
-		if (r->sb->win && win_paused(r->sb))
-			return true;	/* its window's pause: until ctl resume */
+		if (sb_frozen(r->sb))
+			return true;	/* its sandbox's pause: until ctl resume */
 		r->sb->holder = r;
 		/* its plan's health check becomes the sandbox's (core/health.h) */
 		if (r->plan->sandbox.health.set && health_set(e, r->sb, &r->plan->sandbox.health))
@@ -2014,8 +2015,8 @@ static bool run_advance(struct orch_engine *e, struct run *r)
 			   r->sb->rowid);
 		ev_emit(e, "run.started", r, NULL, NULL, NULL);
 	}
-	/* no step starts while its sandbox's window is paused */
-	if (run_may_start(r) && !r->aborted && !r->cancelled && !(r->sb && r->sb->win && win_paused(r->sb))) {
+	/* no step starts while its sandbox is paused (by ctl or its window) */
+	if (run_may_start(r) && !r->aborted && !r->cancelled && !(r->sb && sb_frozen(r->sb))) {
 		size_t i;
 		while (r->nrunning < r->max_conc && (!e->cfg.jobs || e->running < e->cfg.jobs) &&
 		       ready_pop(r, &i))
@@ -2274,6 +2275,29 @@ static int64_t timer_left(struct orch_engine *e, struct loop_timer *t, int64_t n
 	return left > 0 ? left : 0;
 }
 
+/* P's processes stopped (ON) or let go on: all at once by the cgroup
+ * freezer where P has a leaf with one, else by signals (SIGSTOP to each
+ * process of the step's tree). */
+static void proc_stop(struct orch_engine *e, struct proc *p, bool on)
+{
+	if (on ? cg_freeze(&e->cg, &p->cg, true) == 0 : p->cg_frozen) {
+		if (!on)
+			cg_freeze(&e->cg, &p->cg, false);
+		p->cg_frozen = on;
+		return;
+	}
+	/* not proc_signal(): with nothing under bubblewrap yet it kills */
+	if (p->sandboxed)
+		proc_signal_tree(p->pid, on ? SIGSTOP : SIGCONT, "bwrap");
+	else
+		proc_kill_group(p->pid, on ? SIGSTOP : SIGCONT);
+}
+
+static void proc_thaw(struct orch_engine *e, struct proc *p)
+{
+	proc_stop(e, p, false);
+}
+
 bool run_freeze(struct orch_engine *e, struct run *r, bool on, bool resume)
 {
 	bool paused = false;
@@ -2286,11 +2310,7 @@ bool run_freeze(struct orch_engine *e, struct run *r, bool on, bool resume)
 		struct proc *p = r->steps[i].proc;
 		if (!p || p->kill_sent)
 			continue;
-		/* not proc_signal(): with nothing under bubblewrap yet it kills */
-		if (p->sandboxed)
-			proc_signal_tree(p->pid, on ? SIGSTOP : SIGCONT, "bwrap");
-		else
-			proc_kill_group(p->pid, on ? SIGSTOP : SIGCONT);
+		proc_stop(e, p, on);
 		/* a stopped step's timeout and heartbeat clocks stop with it */
 		if (on && !p->frozen_at) {
 			p->frozen_at = now;
@@ -2389,9 +2409,10 @@ int orch_run_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size_t l
 	struct run *r = run_get(e, rowid);
 	if (!r)
 		return -ENOENT;
-	if (v == 2 && r->active && r->sb && r->sb->win && win_paused(r->sb)) {
-		eng_log(e, "run %s: not resumed: its sandbox %s is paused by its window; resume the sandbox"
-			   " (ctl resume of sandboxes/%s)", r->name, r->sb->name, r->sb->name);
+	if (v == 2 && r->active && r->sb && sb_frozen(r->sb)) {
+		eng_log(e, "run %s: not resumed: its sandbox %s is paused%s; resume the sandbox"
+			   " (ctl resume of sandboxes/%s)", r->name, r->sb->name,
+			r->sb->paused ? "" : " by its window", r->sb->name);
 		return -EINVAL;
 	}
 	/* a cancel stops what fills the disk: it needs no room first */

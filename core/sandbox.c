@@ -88,6 +88,7 @@ static struct sandbox *sb_from_row(struct orch_engine *e, sqlite3_stmt *q)
 	sb->restarts = sqlite3_column_int64(q, 9);
 	const char *state = (const char *)sqlite3_column_text(q, 10);
 	sb->stopped = state && !strcmp(state, "stopped");
+	sb->paused = state && !strcmp(state, "paused");
 	char *dir = sb_dir(e, sb->name);
 	sb->workspace = dir ? orch_asprintf("%s/workspace", dir) : NULL;
 	orch_free(dir);
@@ -606,7 +607,7 @@ int orch_sandbox_render(struct orch_engine *e, int64_t rowid, struct sbuf *out)
 	const char *state = "ready";
 	if (sb->stopped)
 		state = "stopped";
-	else if (sb->win && win_paused(sb))
+	else if (sb_frozen(sb))
 		state = "paused";
 	else if (sb->holder && (sb->holder->state == RUN_RUNNING || sb->holder->state == RUN_NEEDS_HUMAN))
 		state = "running";
@@ -662,7 +663,8 @@ int sb_save(struct orch_engine *e, struct sandbox *sb)
 {
 	return store_exec(&e->st,
 			  "UPDATE sandboxes SET state = ?, last_heartbeat = ?, restarts = ? WHERE id = ?",
-			  "siii", sb->stopped ? "stopped" : "ready", sb->last_heartbeat, sb->restarts,
+			  "siii", sb->stopped ? "stopped" : sb->paused ? "paused" : "ready", sb->last_heartbeat,
+			  sb->restarts,
 			  sb->rowid);
 }
 
@@ -806,7 +808,7 @@ static int sb_reset(struct orch_engine *e, struct sandbox *sb)
 int orch_sandbox_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size_t len)
 {
 	int rc;
-	static const char *const verbs[] = { "stop", "restart", "reset", "delete", "extend", "resume" };
+	static const char *const verbs[] = { "stop", "restart", "reset", "delete", "extend", "resume", "pause" };
 	const char *arg;
 	size_t alen;
 	int v = ctl_parse_arg(cmd, len, verbs, ARRAY_SIZE(verbs), &arg, &alen);
@@ -818,10 +820,12 @@ int orch_sandbox_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size
 	if (!sb)
 		return -ENOENT;
 	if (v >= 4) {
-		/* windows (SPEC §9): extend SEC [REASON]; resume a paused one */
 		if ((rc = eng_room(e)))
 			return rc;
-		return v == 4 ? win_ctl_extend(e, sb, arg, alen) : win_ctl_resume(e, sb);
+		/* windows (SPEC §9): extend SEC [REASON]; pause and resume
+		 * (SPEC §10, core/freeze.c), the latter also of a window's pause */
+		return v == 4 ? win_ctl_extend(e, sb, arg, alen) : v == 5 ? sb_ctl_resume(e, sb)
+								: sb_ctl_pause(e, sb);
 	}
 	/* stop and delete free the disk; the others must find room first */
 	rc = (v == 1 || v == 2) ? eng_room(e) : 0;
@@ -832,6 +836,12 @@ int orch_sandbox_ctl(struct orch_engine *e, int64_t rowid, const char *cmd, size
 		if (sb->stopped)
 			return -EINVAL;
 		sb->stopped = true;
+		if (sb->paused) {
+			/* its runs end: nothing stays frozen (but by its window) */
+			sb->paused = false;
+			if (!(sb->win && win_paused(sb)))
+				sb_thaw(e, sb);
+		}
 		if (sb->holder)
 			run_cancel(e, sb->holder);
 		rc = sb_save(e, sb);

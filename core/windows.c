@@ -1,11 +1,11 @@
 /* core/windows.c — sandbox windows (SPEC §9), the engine's side: every
  * window in memory (table windows, one row per sandbox that has one,
  * written when its own fields change; table window_hits, one row per event
- * an extend_when rule counted; table window_paused_runs, the runs an
- * on_end pause paused, which its ctl resume resumes), one loop timer per
+ * an extend_when rule counted), one loop timer per
  * window for its next deadline or idle end (the loop's heap orders them),
  * the window.extended and window.ended events, ctl extend and resume, and
- * what a window's end does to its sandbox. The arithmetic is
+ * what a window's end does to its sandbox (an on_end pause is the
+ * sandbox's freeze, core/freeze.c). The arithmetic is
  * core/window.c. Engine thread only.
  *
  * Reached from core/sandbox.c (load, free, delete, events posted, ctl,
@@ -179,29 +179,6 @@ static void win_arm(struct orch_engine *e, struct win *w)
 }
 
 /* ---- the end ---- */
-
-/* on_end pause: the sandbox's runs pause (no step starts) and its running
- * steps' processes stop (SIGSTOP), until ctl resume. Issue 16 replaces
- * these two with the cgroup freezer. */
-static void sb_freeze(struct orch_engine *e, struct sandbox *sb)
-{
-	for (struct run *r = e->active_head; r; r = r->next)
-		if (r->sb == sb && run_freeze(e, r, true, false))
-			store_exec(&e->st, "INSERT OR REPLACE INTO window_paused_runs(run, sandbox) VALUES(?, ?)",
-				   "ii", r->rowid, sb->rowid);
-}
-
-/* Its runs' processes continue; the runs the pause paused resume (not
- * those a user had paused). */
-static void sb_thaw(struct orch_engine *e, struct sandbox *sb)
-{
-	for (struct run *r = e->active_head; r; r = r->next)
-		if (r->sb == sb)
-			run_freeze(e, r, false,
-				   store_int(&e->st, "SELECT 1 FROM window_paused_runs WHERE run = ?", 0, "i",
-					     r->rowid) == 1);
-	store_exec(&e->st, "DELETE FROM window_paused_runs WHERE sandbox = ?", "i", sb->rowid);
-}
 
 /* What on_end does to W's sandbox SB (at the end, and again at a start
  * that finds a delete undone). */

@@ -36,6 +36,7 @@ static void test_cgroup__layout_v1(void **state)
 	assert_string_equal(l.v1[CG_PIDS], "/sys/fs/cgroup/pids");
 	assert_string_equal(l.v1[CG_CPU], "/sys/fs/cgroup/cpu");
 	assert_string_equal(l.v1[CG_CPUACCT], "/sys/fs/cgroup/cpuacct");
+	assert_string_equal(l.v1[CG_FREEZER], "/sys/fs/cgroup/freezer");
 	assert_string_equal(l.v2, "/sys/fs/cgroup/unified");
 	cg_layout_release(&l);
 	assert_null(l.v2);
